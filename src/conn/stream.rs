@@ -1,0 +1,257 @@
+//! One connection to one server: a blocking socket whose every wait is bounded by the server's
+//! timeout, and a read buffer that the protocol's reply reader consumes in place.
+
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::Endpoint;
+use crate::protocol::{Event, ProtoError, ReplyReader};
+
+/// Why an exchange with a server failed. Every variant leaves the stream in an unknown state:
+/// the caller drops the connection so no later command can read a stale reply.
+#[derive(Debug)]
+pub enum Fail {
+    Timeout,
+    /// The server closed the connection (`read` returned 0).
+    Closed,
+    Io(io::Error),
+    Proto(ProtoError),
+}
+
+impl From<ProtoError> for Fail {
+    fn from(e: ProtoError) -> Fail {
+        Fail::Proto(e)
+    }
+}
+
+impl Fail {
+    fn from_io(e: io::Error) -> Fail {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Fail::Timeout,
+            _ => Fail::Io(e),
+        }
+    }
+
+    /// The errno to show in error reports, 0 when there is none.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Fail::Io(e) => e.raw_os_error().unwrap_or(0),
+            Fail::Timeout => libc::ETIMEDOUT,
+            _ => 0,
+        }
+    }
+}
+
+const READ_BUF: usize = 16 * 1024;
+
+pub struct Conn {
+    sock: Socket,
+    rbuf: Vec<u8>,
+    start: usize,
+    end: usize,
+    reader: ReplyReader,
+}
+
+impl Conn {
+    /// Connects to the first address of `ep` that accepts within `timeout` each. TCP sockets get
+    /// `TCP_NODELAY` (requests are small and latency-bound). Returns the last address's error.
+    pub fn connect(ep: &Endpoint, timeout: Duration) -> io::Result<Conn> {
+        let timeout = nonzero(timeout);
+        let sock = match ep {
+            Endpoint::Unix(path) => {
+                let sock = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+                sock.connect_timeout(&SockAddr::unix(path)?, timeout)?;
+                sock
+            }
+            Endpoint::Tcp(addrs) => {
+                let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+                let mut connected = None;
+                for addr in addrs {
+                    let attempt = Socket::new(Domain::for_address(*addr), Type::STREAM, None)
+                        .and_then(|s| s.connect_timeout(&(*addr).into(), timeout).map(|_| s));
+                    match attempt {
+                        Ok(s) => {
+                            connected = Some(s);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                let sock = connected.ok_or(last)?;
+                sock.set_nodelay(true)?;
+                sock
+            }
+        };
+        sock.set_cloexec(true)?;
+        let conn = Conn {
+            sock,
+            rbuf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+            reader: ReplyReader::new(),
+        };
+        conn.set_timeout(timeout)?;
+        Ok(conn)
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Bounds every later wait for the socket to accept or deliver bytes.
+    pub fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
+        let timeout = Some(nonzero(timeout));
+        self.sock.set_read_timeout(timeout)?;
+        self.sock.set_write_timeout(timeout)
+    }
+
+    /// Sends all of `data`. `MSG_NOSIGNAL`: a server that went away yields EPIPE, never SIGPIPE.
+    pub fn send(&mut self, data: &[u8]) -> Result<(), Fail> {
+        let mut sent = 0;
+        while sent < data.len() {
+            match self.sock.send_with_flags(&data[sent..], libc::MSG_NOSIGNAL) {
+                Ok(0) => return Err(Fail::Closed),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Fail::from_io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next event of the reply stream, reading from the socket as needed. Data events borrow
+    /// the read buffer: copy them before asking for the next event.
+    pub fn next_event(&mut self) -> Result<Event<'_>, Fail> {
+        while self.reader.needs_more(&self.rbuf[self.start..self.end]) {
+            self.fill()?;
+        }
+        let Conn { rbuf, start, end, reader, .. } = self;
+        match reader.next(&rbuf[*start..*end])? {
+            Some((event, used)) => {
+                *start += used;
+                Ok(event)
+            }
+            // needs_more() said the bytes were enough; a reader that disagrees is a bug, which
+            // we surface as a protocol failure rather than a loop.
+            None => Err(Fail::Proto(ProtoError::UnknownReply)),
+        }
+    }
+
+    /// True when no reply byte is waiting and no value is half read: the stream is at a
+    /// command boundary and safe to reuse.
+    pub fn is_idle(&self) -> bool {
+        self.start == self.end && self.reader.at_boundary()
+    }
+
+    fn fill(&mut self) -> Result<(), Fail> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.rbuf.len() {
+            // Only a partial line can be pending here (data is consumed as it arrives), and a
+            // line is at most MAX_LINE_LEN, far below the buffer size: move it to the front.
+            self.rbuf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        loop {
+            match (&self.sock).read(&mut self.rbuf[self.end..]) {
+                Ok(0) => return Err(Fail::Closed),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Fail::from_io(e)),
+            }
+        }
+    }
+}
+
+/// A zero timeout would mean "wait forever" to setsockopt; the shortest real wait is 1 µs.
+fn nonzero(timeout: Duration) -> Duration {
+    timeout.max(Duration::from_micros(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Reply;
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::thread;
+
+    fn endpoint(listener: &TcpListener) -> Endpoint {
+        Endpoint::Tcp(vec![listener.local_addr().unwrap()])
+    }
+
+    #[test]
+    fn reads_replies_that_arrive_in_pieces() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ep = endpoint(&listener);
+        let server = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 64];
+            let n = s.read(&mut req).unwrap();
+            assert_eq!(&req[..n], b"get k\r\n");
+            for piece in [&b"VAL"[..], b"UE k 3 5\r\nhel", b"lo\r", b"\nEND\r\n"] {
+                s.write_all(piece).unwrap();
+                s.flush().unwrap();
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let mut conn = Conn::connect(&ep, Duration::from_secs(2)).unwrap();
+        conn.send(b"get k\r\n").unwrap();
+        assert!(matches!(
+            conn.next_event().unwrap(),
+            Event::Reply(Reply::Value { key: b"k", flags: 3, bytes: 5, cas: None })
+        ));
+        let mut value = Vec::new();
+        loop {
+            match conn.next_event().unwrap() {
+                Event::Data(d) => value.extend_from_slice(d),
+                Event::DataEnd => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(value, b"hello");
+        assert!(matches!(conn.next_event().unwrap(), Event::Reply(Reply::End)));
+        assert!(conn.is_idle());
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_silent_server_times_out_and_a_closed_one_is_reported() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ep = endpoint(&listener);
+        let mut conn = Conn::connect(&ep, Duration::from_millis(50)).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        conn.send(b"get k\r\n").unwrap();
+        assert!(matches!(conn.next_event(), Err(Fail::Timeout)));
+        // Read the request so the close is an orderly FIN, not a reset for unread data.
+        peer.read_exact(&mut [0u8; 7]).unwrap();
+        drop(peer);
+        assert!(matches!(conn.next_event(), Err(Fail::Closed)));
+        // Writing to the closed peer must fail with an error, never kill us with SIGPIPE.
+        let mut failed = false;
+        for _ in 0..100 {
+            if conn.send(&[b'x'; 4096]).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed);
+    }
+
+    #[test]
+    fn refused_connection_is_an_error() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        assert!(Conn::connect(&Endpoint::Tcp(vec![port]), Duration::from_millis(200)).is_err());
+    }
+}

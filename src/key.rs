@@ -1,0 +1,61 @@
+//! Key validation: the one check every key passes before a server is chosen or a byte is sent.
+#![forbid(unsafe_code)]
+
+/// Longest key memcached accepts (`MAX_KEY_LEN` in memcache.h).
+pub const MAX_KEY_LEN: usize = 250;
+
+/// Why a key was refused; the message is what the error handler reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyError {
+    Empty,
+    TooLong,
+    /// Whitespace or a control byte at this 0-based position: it would split or end the command.
+    BadByte(usize),
+}
+
+impl KeyError {
+    pub fn message(self) -> &'static str {
+        match self {
+            KeyError::Empty => "invalid key: empty",
+            KeyError::TooLong => "invalid key: longer than 250 bytes",
+            KeyError::BadByte(_) => "invalid key: contains whitespace or a control byte",
+        }
+    }
+}
+
+/// A key is 1..=250 bytes with no byte in 0x00..=0x20 or 0x7F; bytes 0x80..=0xFF are fine.
+pub fn check(key: &[u8]) -> Result<(), KeyError> {
+    if key.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(KeyError::TooLong);
+    }
+    match key.iter().position(|&b| b <= 0x20 || b == 0x7f) {
+        Some(at) => Err(KeyError::BadByte(at)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_printable_and_high_bytes() {
+        assert_eq!(check(b"foo"), Ok(()));
+        assert_eq!(check(b"\x80\xff!~"), Ok(()));
+        assert_eq!(check(&[b'k'; 250]), Ok(()));
+    }
+
+    #[test]
+    fn refuses_what_would_break_the_command_line() {
+        assert_eq!(check(b""), Err(KeyError::Empty));
+        assert_eq!(check(&[b'k'; 251]), Err(KeyError::TooLong));
+        assert_eq!(check(b"a b"), Err(KeyError::BadByte(1)));
+        assert_eq!(check(b"ab\r\nset x"), Err(KeyError::BadByte(2)));
+        assert_eq!(check(b"\0"), Err(KeyError::BadByte(0)));
+        assert_eq!(check(b"ab\x7f"), Err(KeyError::BadByte(2)));
+        assert_eq!(check(b"tab\t"), Err(KeyError::BadByte(3)));
+    }
+}

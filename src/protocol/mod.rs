@@ -1,0 +1,14 @@
+//! The memcached text protocol as pure functions on bytes: no sockets, no clocks.
+//!
+//! Requests are appended to a caller's buffer so one allocation serves every command on a
+//! connection; replies are read by [`ReplyReader`], which is fed whatever bytes have arrived and
+//! yields one [`Event`] at a time, so a reply split at any byte boundary parses the same.
+#![forbid(unsafe_code)]
+
+mod reply;
+mod request;
+
+pub use reply::{Event, ProtoError, Reply, ReplyReader, MAX_LINE_LEN, MAX_VALUE_LEN};
+pub use request::{
+    encode_arith, encode_delete, encode_get, encode_simple, encode_store, encode_touch, StoreCmd,
+};

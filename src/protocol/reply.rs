@@ -1,0 +1,368 @@
+//! Reply parsing. Server replies are untrusted: every length is bounded and anything that is not
+//! exactly the protocol is a [`ProtoError`], after which the caller must drop the connection.
+
+/// Longest reply line accepted (a `VALUE` line with a 250-byte key is about 310 bytes; `STAT`
+/// lines are shorter). A longer line means the stream is not memcached's.
+pub const MAX_LINE_LEN: usize = 4096;
+
+/// Largest value accepted in a `VALUE` line: memcached's own ceiling (`-I 1024m`).
+pub const MAX_VALUE_LEN: usize = 1 << 30;
+
+/// One reply line, borrowing from the bytes it was parsed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// `VALUE <key> <flags> <bytes>[ <cas>]`: `bytes` of data and a CRLF follow.
+    Value {
+        key: &'a [u8],
+        flags: u32,
+        bytes: usize,
+        cas: Option<u64>,
+    },
+    End,
+    Stored,
+    NotStored,
+    Exists,
+    NotFound,
+    Deleted,
+    Touched,
+    Ok,
+    /// The new value after `incr`/`decr`.
+    Number(u64),
+    Stat {
+        name: &'a [u8],
+        value: &'a [u8],
+    },
+    Version(&'a [u8]),
+    Error,
+    ClientError(&'a [u8]),
+    ServerError(&'a [u8]),
+}
+
+/// What went wrong with the byte stream. Every variant means the connection is in an unknown
+/// state and must not be reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtoError {
+    LineTooLong,
+    LineNotCrlf,
+    UnknownReply,
+    BadValueLine,
+    ValueTooLarge,
+    BadNumber,
+    BadStatLine,
+    DataNotCrlf,
+}
+
+impl ProtoError {
+    pub fn message(self) -> &'static str {
+        match self {
+            ProtoError::LineTooLong => "reply line too long",
+            ProtoError::LineNotCrlf => "reply line not terminated by CRLF",
+            ProtoError::UnknownReply => "unrecognised reply line",
+            ProtoError::BadValueLine => "malformed VALUE line",
+            ProtoError::ValueTooLarge => "VALUE larger than 1 GiB",
+            ProtoError::BadNumber => "malformed number",
+            ProtoError::BadStatLine => "malformed STAT line",
+            ProtoError::DataNotCrlf => "value data not followed by CRLF",
+        }
+    }
+}
+
+/// What [`ReplyReader::next`] yields: a reply line, then for a `VALUE` one or more chunks of its
+/// data and a `DataEnd` once the data and its CRLF have been consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    Reply(Reply<'a>),
+    Data(&'a [u8]),
+    DataEnd,
+}
+
+/// Incremental reader over a stream of replies. It keeps only where it is (between lines or
+/// inside a value); the caller keeps the bytes and advances by what each event consumed.
+#[derive(Clone, Debug, Default)]
+pub struct ReplyReader {
+    /// Data bytes of the current value still to come; `Some(0)` means its CRLF is next.
+    in_value: Option<usize>,
+}
+
+impl ReplyReader {
+    pub fn new() -> ReplyReader {
+        ReplyReader::default()
+    }
+
+    /// True between replies: no value is half read.
+    pub fn at_boundary(&self) -> bool {
+        self.in_value.is_none()
+    }
+
+    /// True when `buf` is too short for [`next`](Self::next) to yield an event or an error.
+    pub fn needs_more(&self, buf: &[u8]) -> bool {
+        match self.in_value {
+            Some(0) => buf.len() < 2,
+            Some(_) => buf.is_empty(),
+            None => buf.len() <= MAX_LINE_LEN && find_newline(buf).is_none(),
+        }
+    }
+
+    /// The next event in `buf` and how many bytes it used, or `None` when `buf` holds too little
+    /// to say (read more and call again with the unconsumed bytes first).
+    pub fn next<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(Event<'a>, usize)>, ProtoError> {
+        match self.in_value {
+            Some(0) => {
+                if buf.len() < 2 {
+                    return Ok(None);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(ProtoError::DataNotCrlf);
+                }
+                self.in_value = None;
+                Ok(Some((Event::DataEnd, 2)))
+            }
+            Some(remaining) => {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                let n = remaining.min(buf.len());
+                self.in_value = Some(remaining - n);
+                Ok(Some((Event::Data(&buf[..n]), n)))
+            }
+            None => {
+                let Some(nl) = find_newline(buf) else {
+                    return if buf.len() > MAX_LINE_LEN {
+                        Err(ProtoError::LineTooLong)
+                    } else {
+                        Ok(None)
+                    };
+                };
+                if nl == 0 || buf[nl - 1] != b'\r' {
+                    return Err(ProtoError::LineNotCrlf);
+                }
+                if nl > MAX_LINE_LEN {
+                    return Err(ProtoError::LineTooLong);
+                }
+                let reply = parse_line(&buf[..nl - 1])?;
+                if let Reply::Value { bytes, .. } = reply {
+                    self.in_value = Some(bytes);
+                }
+                Ok(Some((Event::Reply(reply), nl + 1)))
+            }
+        }
+    }
+}
+
+fn find_newline(buf: &[u8]) -> Option<usize> {
+    buf.iter().take(MAX_LINE_LEN + 1).position(|&b| b == b'\n')
+}
+
+/// Parses one reply line without its CRLF.
+pub fn parse_line(line: &[u8]) -> Result<Reply<'_>, ProtoError> {
+    let (word, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(sp) => (&line[..sp], Some(&line[sp + 1..])),
+        None => (line, None),
+    };
+    let reply = match (word, rest) {
+        (b"VALUE", Some(args)) => parse_value(args)?,
+        (b"END", None) => Reply::End,
+        (b"STORED", None) => Reply::Stored,
+        (b"NOT_STORED", None) => Reply::NotStored,
+        (b"EXISTS", None) => Reply::Exists,
+        (b"NOT_FOUND", None) => Reply::NotFound,
+        (b"DELETED", None) => Reply::Deleted,
+        (b"TOUCHED", None) => Reply::Touched,
+        (b"OK", None) => Reply::Ok,
+        (b"ERROR", _) => Reply::Error,
+        (b"CLIENT_ERROR", msg) => Reply::ClientError(msg.unwrap_or_default()),
+        (b"SERVER_ERROR", msg) => Reply::ServerError(msg.unwrap_or_default()),
+        (b"VERSION", Some(v)) => Reply::Version(v),
+        (b"STAT", Some(args)) => {
+            let sp = args
+                .iter()
+                .position(|&b| b == b' ')
+                .ok_or(ProtoError::BadStatLine)?;
+            if sp == 0 {
+                return Err(ProtoError::BadStatLine);
+            }
+            Reply::Stat {
+                name: &args[..sp],
+                value: &args[sp + 1..],
+            }
+        }
+        (digits, None) if !digits.is_empty() && digits[0].is_ascii_digit() => {
+            Reply::Number(parse_u64(digits)?)
+        }
+        _ => return Err(ProtoError::UnknownReply),
+    };
+    Ok(reply)
+}
+
+fn parse_value(args: &[u8]) -> Result<Reply<'_>, ProtoError> {
+    let mut fields = args.split(|&b| b == b' ');
+    let key = fields.next().filter(|k| !k.is_empty());
+    let flags = fields.next().map(parse_u64);
+    let bytes = fields.next().map(parse_u64);
+    let cas = fields.next().map(parse_u64);
+    if fields.next().is_some() {
+        return Err(ProtoError::BadValueLine);
+    }
+    let (Some(key), Some(Ok(flags)), Some(Ok(bytes))) = (key, flags, bytes) else {
+        return Err(ProtoError::BadValueLine);
+    };
+    let flags = u32::try_from(flags).map_err(|_| ProtoError::BadValueLine)?;
+    if bytes > MAX_VALUE_LEN as u64 {
+        return Err(ProtoError::ValueTooLarge);
+    }
+    let cas = match cas {
+        None => None,
+        Some(Ok(unique)) => Some(unique),
+        Some(Err(_)) => return Err(ProtoError::BadValueLine),
+    };
+    Ok(Reply::Value {
+        key,
+        flags,
+        bytes: bytes as usize,
+        cas,
+    })
+}
+
+/// Strict unsigned decimal: 1 to 20 digits, no sign, no spaces, no overflow.
+pub fn parse_u64(digits: &[u8]) -> Result<u64, ProtoError> {
+    if digits.is_empty() || digits.len() > 20 {
+        return Err(ProtoError::BadNumber);
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        if !b.is_ascii_digit() {
+            return Err(ProtoError::BadNumber);
+        }
+        acc.checked_mul(10)
+            .and_then(|v| v.checked_add((b - b'0') as u64))
+            .ok_or(ProtoError::BadNumber)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Owned copy of an event so a test can collect a whole stream.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Owned {
+        Reply(String),
+        Data(Vec<u8>),
+        DataEnd,
+    }
+
+    /// Feeds `stream` to a reader the way a socket would, `chunk` bytes at a time, and merges
+    /// adjacent data chunks so results are comparable across chunk sizes.
+    fn run(stream: &[u8], chunk: usize) -> Result<Vec<Owned>, ProtoError> {
+        let mut reader = ReplyReader::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut out: Vec<Owned> = Vec::new();
+        let mut fed = 0;
+        loop {
+            match reader.next(&pending)? {
+                Some((event, used)) => {
+                    match event {
+                        Event::Reply(r) => out.push(Owned::Reply(format!("{r:?}"))),
+                        Event::Data(d) => match out.last_mut() {
+                            Some(Owned::Data(acc)) => acc.extend_from_slice(d),
+                            _ => out.push(Owned::Data(d.to_vec())),
+                        },
+                        Event::DataEnd => out.push(Owned::DataEnd),
+                    }
+                    pending.drain(..used);
+                }
+                None if fed < stream.len() => {
+                    let end = (fed + chunk).min(stream.len());
+                    pending.extend_from_slice(&stream[fed..end]);
+                    fed = end;
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    const MULTI: &[u8] = b"VALUE foo 5 3\r\nbar\r\nVALUE \xffk 0 0\r\n\r\nVALUE z 1 4 77\r\n\r\n\0\n\r\nEND\r\n";
+
+    #[test]
+    fn every_split_point_gives_the_same_events() {
+        let whole = run(MULTI, MULTI.len()).unwrap();
+        // An empty value has no Data event, only its DataEnd.
+        assert_eq!(whole.len(), 9);
+        assert_eq!(whole[1], Owned::Data(b"bar".to_vec()));
+        assert_eq!(whole[4], Owned::DataEnd);
+        assert_eq!(whole[6], Owned::Data(b"\r\n\0\n".to_vec()));
+        assert_eq!(whole[8], Owned::Reply("End".into()));
+        for chunk in 1..MULTI.len() {
+            assert_eq!(run(MULTI, chunk).unwrap(), whole, "chunk size {chunk}");
+        }
+        let stored = run(b"STORED\r\n", 1).unwrap();
+        assert_eq!(stored, vec![Owned::Reply("Stored".into())]);
+    }
+
+    #[test]
+    fn value_lines() {
+        assert_eq!(
+            parse_line(b"VALUE k 65535 10 12345").unwrap(),
+            Reply::Value { key: b"k", flags: 65535, bytes: 10, cas: Some(12345) }
+        );
+        assert_eq!(
+            parse_line(b"VALUE k 4294967295 0").unwrap(),
+            Reply::Value { key: b"k", flags: u32::MAX, bytes: 0, cas: None }
+        );
+        for bad in [
+            &b"VALUE k 1"[..],
+            b"VALUE k 1 2 3 4",
+            b"VALUE  1 2",
+            b"VALUE k -1 2",
+            b"VALUE k 1 x",
+            b"VALUE k 4294967296 1",
+            b"VALUE k 1 2 ",
+        ] {
+            assert_eq!(parse_line(bad), Err(ProtoError::BadValueLine), "{bad:?}");
+        }
+        assert_eq!(parse_line(b"VALUE k 0 1073741825"), Err(ProtoError::ValueTooLarge));
+        assert_eq!(parse_line(b"VALUE k 0 99999999999999999999999"), Err(ProtoError::BadValueLine));
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_line(b"NOT_STORED").unwrap(), Reply::NotStored);
+        assert_eq!(parse_line(b"DELETED").unwrap(), Reply::Deleted);
+        assert_eq!(parse_line(b"TOUCHED").unwrap(), Reply::Touched);
+        assert_eq!(parse_line(b"EXISTS").unwrap(), Reply::Exists);
+        assert_eq!(parse_line(b"OK").unwrap(), Reply::Ok);
+        assert_eq!(parse_line(b"ERROR").unwrap(), Reply::Error);
+        assert_eq!(parse_line(b"18446744073709551615").unwrap(), Reply::Number(u64::MAX));
+        assert_eq!(parse_line(b"18446744073709551616"), Err(ProtoError::BadNumber));
+        assert_eq!(parse_line(b"12a"), Err(ProtoError::BadNumber));
+        assert_eq!(
+            parse_line(b"CLIENT_ERROR bad command line format").unwrap(),
+            Reply::ClientError(b"bad command line format")
+        );
+        assert_eq!(parse_line(b"SERVER_ERROR").unwrap(), Reply::ServerError(b""));
+        assert_eq!(parse_line(b"VERSION 1.6.18").unwrap(), Reply::Version(b"1.6.18"));
+        assert_eq!(
+            parse_line(b"STAT rusage_user 0.123456").unwrap(),
+            Reply::Stat { name: b"rusage_user", value: b"0.123456" }
+        );
+        assert_eq!(parse_line(b"STAT x").unwrap_err(), ProtoError::BadStatLine);
+        for garbage in [&b""[..], b"stored", b"END x", b"HTTP/1.1 400 Bad Request", b"\0\0\0"] {
+            assert!(parse_line(garbage).is_err(), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_streams_are_errors_not_hangs() {
+        assert_eq!(run(b"END\n", 1), Err(ProtoError::LineNotCrlf));
+        assert_eq!(run(b"\n", 1), Err(ProtoError::LineNotCrlf));
+        assert_eq!(run(&[b'A'; MAX_LINE_LEN + 2], 64), Err(ProtoError::LineTooLong));
+        assert_eq!(run(b"VALUE k 0 3\r\nabcXY", 1), Err(ProtoError::DataNotCrlf));
+        assert_eq!(run(b"garbage\r\n", 3), Err(ProtoError::UnknownReply));
+        // A truncated reply is not an error by itself: the reader asks for more bytes.
+        let mut reader = ReplyReader::new();
+        let (ev, used) = reader.next(b"VALUE k 0 10\r\nab").unwrap().unwrap();
+        assert!(matches!(ev, Event::Reply(Reply::Value { bytes: 10, .. })));
+        assert!(!reader.at_boundary());
+        assert_eq!(reader.next(&b"VALUE k 0 10\r\nab"[used..]).unwrap().unwrap().1, 2);
+        assert_eq!(reader.next(b"").unwrap(), None);
+    }
+}
