@@ -1,0 +1,40 @@
+# Build, install and test entry points. `make test` is the one command that runs every test.
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DESTDIR    ?=
+CARGO      ?= cargo
+# Where `make test` installs the library for the C tests, as a user would.
+TEST_PREFIX := $(CURDIR)/target/test-prefix
+
+.PHONY: all build install uninstall test demo bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release --lib --bins
+
+install: build
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/memcache
+	install -m 755 target/release/libmemcache.so $(DESTDIR)$(LIBDIR)/libmemcache.so.0.4.0
+	ln -sf libmemcache.so.0.4.0 $(DESTDIR)$(LIBDIR)/libmemcache.so.0
+	ln -sf libmemcache.so.0 $(DESTDIR)$(LIBDIR)/libmemcache.so
+	install -m 644 target/release/libmemcache.a $(DESTDIR)$(LIBDIR)/libmemcache.a
+	install -m 644 include/memcache.h $(DESTDIR)$(INCLUDEDIR)/memcache.h
+	install -m 644 include/memcache/buffer.h include/memcache/_buffer.h $(DESTDIR)$(INCLUDEDIR)/memcache/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		pkgconfig/libmemcache.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libmemcache.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libmemcache.so* $(DESTDIR)$(LIBDIR)/libmemcache.a \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/libmemcache.pc $(DESTDIR)$(INCLUDEDIR)/memcache.h
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/memcache
+
+test:
+	$(MAKE) install PREFIX=$(TEST_PREFIX)
+	LIBMEMCACHE_PREFIX=$(TEST_PREFIX) $(CARGO) test --release
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

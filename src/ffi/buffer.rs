@@ -1,0 +1,1779 @@
+//! The buffer API of `memcache/buffer.h` (spec §4.4): a growable byte buffer whose storage is
+//! always NUL-terminated, with a read cursor. No known client calls it; it is exported because
+//! 1.4 exported it, so every function is total: NULL arguments and allocation failures return the
+//! function's failure value.
+//!
+//! Every buffer this file creates or accepts keeps one invariant: `ptr` is either NULL (a structure
+//! zeroed by hand: no storage, empty) or a block of at least `size + 1` bytes from the context's
+//! allocator, with `len <= size`, `off <= len` and `ptr[len] == 0`. The structure comes from
+//! `mcMalloc`, the storage from `mcMallocAtomic`, growth from `mcRealloc` (spec §5.2).
+//!
+//! Conventions shared by the whole family:
+//! - `ctxt` may be NULL: libc's `malloc`/`realloc`/`free` are then used. A buffer must always be
+//!   used with the context (or NULL) it was created with.
+//! - Any other NULL pointer argument makes the call return its failure value and change nothing.
+//! - `int` results are 1 for success and 0 for failure, except the comparisons.
+//! - Byte arguments (a `const char *` and a length, a C string, a source buffer) are only read
+//!   during the call and may point into the destination buffer itself.
+//! - A pointer into a buffer (`ptr`, `mcm_buf_find()`, `mcm_buf_tail()`, ...) is invalidated by
+//!   any call that writes to that buffer.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::ffi::CStr;
+use std::{mem, ptr, slice};
+
+use libc::{c_char, c_int, c_void, size_t};
+
+use super::context::Alloc;
+use super::types::*;
+
+/// The `flags` bit set once the read cursor `off` has been advanced (`MCM_BUF_OFF_USED`).
+pub const MCM_BUF_OFF_USED: c_char = 0x1;
+
+/// The capacity of `mcm_buf_new()` and the smallest capacity growth produces.
+const MIN_CAPACITY: usize = 32;
+
+// ---- byte logic, no pointers ----
+
+/// memcmp order on the common prefix, then the shorter sorts first; -1, 0 or 1.
+fn compare(a: &[u8], b: &[u8]) -> c_int {
+    match a.cmp(b) {
+        Ordering::Less => -1,
+        Ordering::Equal => 0,
+        Ordering::Greater => 1,
+    }
+}
+
+/// 1 if `hay` ends with `suffix` (always for an empty suffix), else 0.
+fn ends_with(hay: &[u8], suffix: &[u8]) -> c_int {
+    c_int::from(hay.ends_with(suffix))
+}
+
+/// The index of the first occurrence of `needle` in `hay`; an empty needle is found at 0.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `hay` with every occurrence of `pat`, scanning left to right without overlap, replaced by
+/// `rep`. An empty `pat` matches nothing.
+fn replace_all(hay: &[u8], pat: &[u8], rep: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut rest = hay;
+    if !pat.is_empty() {
+        while let Some(at) = find(rest, pat) {
+            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(rep);
+            rest = &rest[at + pat.len()..];
+        }
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The offset just past the first `\n` at or after `from` (so past a whole `\r\n` too).
+fn line_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let from = from.min(bytes.len());
+    bytes[from..]
+        .iter()
+        .position(|&c| c == b'\n')
+        .map(|at| from + at + 1)
+}
+
+/// Whether the address ranges `[a, a + alen)` and `[b, b + blen)` share a byte.
+fn overlaps(a: usize, alen: usize, b: usize, blen: usize) -> bool {
+    alen > 0 && blen > 0 && a < b.saturating_add(blen) && b < a.saturating_add(alen)
+}
+
+// ---- views of C memory: the only places raw pointers become slices ----
+
+/// `len` bytes passed by a C caller.
+///
+/// # Safety
+/// `data` is readable for `len` bytes (it may be NULL only when `len` is 0) and is not modified
+/// during `'a`.
+unsafe fn caller_bytes<'a>(data: *const c_char, len: usize) -> &'a [u8] {
+    if data.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: per the contract data is readable for len bytes and unmodified during 'a.
+    unsafe { slice::from_raw_parts(data as *const u8, len) }
+}
+
+/// The bytes of a C string, without its NUL.
+///
+/// # Safety
+/// `s` is non-NULL, NUL-terminated and not modified during `'a`.
+unsafe fn cstr_bytes<'a>(s: *const c_char) -> &'a [u8] {
+    // SAFETY: per the contract s is a valid C string for 'a.
+    unsafe { CStr::from_ptr(s) }.to_bytes()
+}
+
+/// A buffer's storage and used length, `(NULL, 0)` when it has no storage.
+///
+/// # Safety
+/// `buf` is non-NULL and points to a live `memcache_buf`.
+unsafe fn parts(buf: *const memcache_buf) -> (*const c_char, usize) {
+    // SAFETY: per the contract buf is valid; two fields are copied out, no reference is kept.
+    let (data, len) = unsafe { ((*buf).ptr, (*buf).len) };
+    if data.is_null() {
+        (ptr::null(), 0)
+    } else {
+        (data, len)
+    }
+}
+
+/// The used bytes `ptr[0..len]` of a buffer; empty when it has no storage.
+///
+/// # Safety
+/// `buf` is non-NULL, satisfies the module invariant and is not modified during `'a`.
+unsafe fn used_bytes<'a>(buf: *const memcache_buf) -> &'a [u8] {
+    // SAFETY: buf is valid per the contract; by the invariant its storage holds len + 1 bytes,
+    // unmodified during 'a.
+    unsafe {
+        let (data, len) = parts(buf);
+        caller_bytes(data, len)
+    }
+}
+
+/// Bytes about to be written into `dst`: borrowed, or copied first when they lie inside `dst`'s
+/// structure or storage, which the write may move or overwrite.
+///
+/// # Safety
+/// `dst` is non-NULL and satisfies the invariant; `data` is readable for `len` bytes (NULL only
+/// when `len` is 0) and, unless it lies inside `dst`, not modified during `'a`.
+unsafe fn source<'a>(dst: *const memcache_buf, data: *const c_char, len: usize) -> Cow<'a, [u8]> {
+    // SAFETY: per the contract data is readable for len bytes; a view inside dst is copied below
+    // before anything writes to dst.
+    let bytes = unsafe { caller_bytes(data, len) };
+    // SAFETY: dst is a live buffer per the contract; two fields are copied out.
+    let (storage, size) = unsafe { ((*dst).ptr, (*dst).size) };
+    let storage_len = if storage.is_null() {
+        0
+    } else {
+        size.saturating_add(1)
+    };
+    let at = bytes.as_ptr() as usize;
+    let inside = overlaps(at, bytes.len(), storage as usize, storage_len)
+        || overlaps(
+            at,
+            bytes.len(),
+            dst as usize,
+            mem::size_of::<memcache_buf>(),
+        );
+    if inside {
+        Cow::Owned(bytes.to_vec())
+    } else {
+        Cow::Borrowed(bytes)
+    }
+}
+
+// ---- the buffer itself ----
+
+/// Exclusive access to a buffer that satisfies the module invariant, with the allocator that owns
+/// its storage. Every method keeps the invariant; a method that fails leaves the buffer unchanged.
+struct BufMut<'a> {
+    buf: &'a mut memcache_buf,
+    alloc: &'a Alloc,
+}
+
+impl<'a> BufMut<'a> {
+    /// # Safety
+    /// `buf` is non-NULL, satisfies the module invariant with storage from `alloc`, and nothing
+    /// else reads or writes it (structure or storage) during `'a`.
+    unsafe fn new(alloc: &'a Alloc, buf: *mut memcache_buf) -> Self {
+        // SAFETY: per the contract buf is valid and exclusively ours for 'a.
+        let buf = unsafe { &mut *buf };
+        if buf.ptr.is_null() {
+            // No storage means empty, whatever a structure filled in by hand says.
+            buf.len = 0;
+            buf.size = 0;
+            buf.off = 0;
+        }
+        BufMut { buf, alloc }
+    }
+
+    fn used(&self) -> &[u8] {
+        // SAFETY: self.buf satisfies the invariant and stays borrowed from self, so it is not
+        // modified while the slice lives.
+        unsafe { used_bytes(&*self.buf) }
+    }
+
+    fn used_mut(&mut self) -> &mut [u8] {
+        if self.buf.ptr.is_null() || self.buf.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: by the invariant the storage holds len + 1 bytes; &mut self makes the access
+        // exclusive while the slice lives.
+        unsafe { slice::from_raw_parts_mut(self.buf.ptr as *mut u8, self.buf.len) }
+    }
+
+    /// Writes the NUL at `ptr[len]`.
+    fn terminate(&mut self) {
+        if !self.buf.ptr.is_null() {
+            // SAFETY: the storage holds size + 1 >= len + 1 bytes.
+            unsafe { *self.buf.ptr.add(self.buf.len) = 0 };
+        }
+    }
+
+    fn rewind(&mut self) {
+        self.buf.off = 0;
+        self.buf.flags &= !MCM_BUF_OFF_USED;
+    }
+
+    /// Sets the capacity to exactly `max(cap, len)`, allocating storage if there is none.
+    fn set_capacity(&mut self, cap: usize) -> bool {
+        let cap = cap.max(self.buf.len);
+        let Some(total) = cap.checked_add(1) else {
+            return false;
+        };
+        let block = if self.buf.ptr.is_null() {
+            self.alloc.bytes(total)
+        } else {
+            self.alloc.realloc(self.buf.ptr as *mut c_void, total) as *mut u8
+        };
+        if block.is_null() {
+            return false;
+        }
+        self.buf.ptr = block as *mut c_char;
+        self.buf.size = cap;
+        self.terminate();
+        true
+    }
+
+    /// Makes the capacity at least `needed`, doubling it (and at least `MIN_CAPACITY`), so that
+    /// n appends cost O(log n) reallocations; also gives a buffer without storage its storage.
+    fn reserve(&mut self, needed: usize) -> bool {
+        if !self.buf.ptr.is_null() && needed <= self.buf.size {
+            return true;
+        }
+        let doubled = self.buf.size.saturating_mul(2);
+        self.set_capacity(needed.max(doubled).max(MIN_CAPACITY))
+    }
+
+    /// `src` must not lie inside this buffer (see [`source`]).
+    fn append(&mut self, src: &[u8]) -> bool {
+        let Some(needed) = self.buf.len.checked_add(src.len()) else {
+            return false;
+        };
+        if !self.reserve(needed) {
+            return false;
+        }
+        // SAFETY: reserve left at least len + src.len() bytes of storage (plus the NUL's), and
+        // src does not overlap it: source() copies bytes that would.
+        unsafe {
+            let tail = (self.buf.ptr as *mut u8).add(self.buf.len);
+            ptr::copy_nonoverlapping(src.as_ptr(), tail, src.len());
+        }
+        self.buf.len = needed;
+        self.terminate();
+        true
+    }
+
+    /// Replaces the contents with `src` (which must not lie inside this buffer) and rewinds.
+    fn assign(&mut self, src: &[u8]) -> bool {
+        // Room first, so that a failure leaves the old contents.
+        if !self.reserve(src.len()) {
+            return false;
+        }
+        self.buf.len = 0;
+        self.rewind();
+        self.append(src)
+    }
+
+    /// Drops the bytes before the cursor and rewinds it.
+    fn compact(&mut self) {
+        let off = self.buf.off.min(self.buf.len);
+        if off > 0 {
+            self.used_mut().copy_within(off.., 0);
+            self.buf.len -= off;
+        }
+        self.rewind();
+        self.terminate();
+    }
+
+    /// Moves the cursor past the next line end, if there is a whole line after it.
+    fn eat_line(&mut self) {
+        if let Some(end) = line_end(self.used(), self.buf.off) {
+            self.buf.off = end;
+            self.buf.flags |= MCM_BUF_OFF_USED;
+        }
+    }
+
+    fn reset(&mut self) {
+        self.buf.len = 0;
+        self.buf.off = 0;
+        self.buf.flags = 0;
+        self.terminate();
+    }
+
+    /// The storage, allocating it for a buffer that has none; NULL if that fails.
+    fn storage(&mut self) -> *mut c_char {
+        if self.reserve(self.buf.len) {
+            self.buf.ptr
+        } else {
+            ptr::null_mut()
+        }
+    }
+
+    /// One read(2) into the free space. A full buffer first drops the bytes its cursor has
+    /// consumed (when `MCM_BUF_OFF_USED` is set), then grows if it is still full.
+    fn read_from(&mut self, fd: c_int) -> usize {
+        if self.buf.len >= self.buf.size && self.buf.flags & MCM_BUF_OFF_USED != 0 {
+            self.compact();
+        }
+        let Some(needed) = self.buf.len.checked_add(1) else {
+            return 0;
+        };
+        if !self.reserve(needed) {
+            return 0;
+        }
+        let spare = self.buf.size - self.buf.len;
+        // SAFETY: the storage holds size + 1 bytes, so the spare bytes [len, size) are ours to
+        // write, and read(2) writes at most `spare` of them.
+        let got = unsafe {
+            let tail = self.buf.ptr.add(self.buf.len) as *mut c_void;
+            libc::read(fd, tail, spare)
+        };
+        if got <= 0 {
+            return 0;
+        }
+        let got = got as usize;
+        self.buf.len += got;
+        self.terminate();
+        got
+    }
+}
+
+/// A new buffer holding `content`, with capacity `max(capacity, content.len())`; NULL when the
+/// allocator fails.
+fn create(alloc: &Alloc, content: &[u8], capacity: usize) -> *mut memcache_buf {
+    let raw: *mut memcache_buf = alloc.new_zeroed();
+    if raw.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: raw is a fresh zeroed structure from alloc (no storage, so the invariant holds)
+    // that nothing else can reach yet; content is a separate slice.
+    let mut buf = unsafe { BufMut::new(alloc, raw) };
+    if buf.set_capacity(capacity) && buf.append(content) {
+        return raw;
+    }
+    // SAFETY: raw came from alloc and is not returned.
+    unsafe { destroy(alloc, raw) };
+    ptr::null_mut()
+}
+
+/// Frees a buffer's storage, then its structure.
+///
+/// # Safety
+/// `buf` is non-NULL, was allocated (with its storage) by `alloc`, and is not used afterwards.
+unsafe fn destroy(alloc: &Alloc, buf: *mut memcache_buf) {
+    // SAFETY: per the contract buf is a live buffer whose storage is NULL or from alloc.
+    alloc.free(unsafe { (*buf).ptr });
+    alloc.free(buf);
+}
+
+/// What a write of caller bytes does to the destination.
+#[derive(Clone, Copy)]
+enum Write {
+    Append,
+    Replace,
+}
+
+/// The core of the append and replace families.
+///
+/// # Safety
+/// `ctxt` is NULL or the live context `buf` belongs to; `buf` is non-NULL and satisfies the
+/// invariant; `data` is readable for `len` bytes (NULL only when `len` is 0).
+unsafe fn write(
+    ctxt: *const memcache_ctxt,
+    buf: *mut memcache_buf,
+    data: *const c_char,
+    len: usize,
+    how: Write,
+) -> c_int {
+    // SAFETY: per the contract; source() copies bytes lying inside buf, so src no longer aliases
+    // buf when BufMut takes it over.
+    let (alloc, src) = unsafe { (Alloc::of(ctxt), source(buf, data, len)) };
+    // SAFETY: as above: buf is valid and src does not alias it.
+    let mut dst = unsafe { BufMut::new(&alloc, buf) };
+    let done = match how {
+        Write::Append => dst.append(&src),
+        Write::Replace => dst.assign(&src),
+    };
+    c_int::from(done)
+}
+
+/// The pointer to the first occurrence of `needle` in `buf`'s used bytes, or NULL.
+///
+/// # Safety
+/// `buf` is non-NULL and satisfies the invariant.
+unsafe fn find_in(buf: *const memcache_buf, needle: &[u8]) -> *mut c_char {
+    // SAFETY: per the contract; the view ends before this function returns.
+    let (found, base) = unsafe { (find(used_bytes(buf), needle), (*buf).ptr) };
+    match found {
+        Some(at) => base.wrapping_add(at),
+        None => ptr::null_mut(),
+    }
+}
+
+/// The core of the find-and-replace pair.
+///
+/// # Safety
+/// `ctxt` is NULL or a live context; `buf` and `rep` are non-NULL and satisfy the invariant.
+unsafe fn find_replace_in(
+    ctxt: *const memcache_ctxt,
+    buf: *const memcache_buf,
+    pat: &[u8],
+    rep: *const memcache_buf,
+) -> *mut memcache_buf {
+    // SAFETY: per the contract; the views end before this function returns.
+    let (alloc, out) = unsafe {
+        let out = replace_all(used_bytes(buf), pat, used_bytes(rep));
+        (Alloc::of(ctxt), out)
+    };
+    create(&alloc, &out, out.len())
+}
+
+/// Runs `f` on `buf` with its context's allocator.
+///
+/// # Safety
+/// `ctxt` is NULL or the live context `buf` belongs to; `buf` is non-NULL, satisfies the invariant
+/// and is not accessed elsewhere during the call.
+unsafe fn with_buf<T>(
+    ctxt: *const memcache_ctxt,
+    buf: *mut memcache_buf,
+    f: impl FnOnce(&mut BufMut<'_>) -> T,
+) -> T {
+    // SAFETY: per the contract.
+    let alloc = unsafe { Alloc::of(ctxt) };
+    // SAFETY: per the contract buf is valid, exclusively ours, with storage from alloc.
+    let mut buf = unsafe { BufMut::new(&alloc, buf) };
+    f(&mut buf)
+}
+
+// ---- creation and release ----
+
+/// Creates an empty buffer with room for 32 bytes.
+///
+/// Returns the buffer, or NULL when the allocator fails. Caller owns the returned buffer; release
+/// it with mcm_buf_free().
+///
+/// # Safety
+/// `ctxt` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_new(ctxt: *mut memcache_ctxt) -> *mut memcache_buf {
+    ffi_body!(ptr::null_mut(), {
+        // SAFETY: ctxt is NULL or live per the contract.
+        let alloc = unsafe { Alloc::of(ctxt) };
+        create(&alloc, &[], MIN_CAPACITY)
+    })
+}
+
+/// Creates a buffer holding a copy of the `len` bytes at `data` (which may include NULs), with
+/// capacity `len`.
+///
+/// Returns the buffer, or NULL when `data` is NULL or the allocator fails. Caller owns the
+/// returned buffer; release it with mcm_buf_free().
+///
+/// # Safety
+/// `ctxt` is NULL or a live context; `data` is NULL or readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_new2(
+    ctxt: *mut memcache_ctxt,
+    data: *const c_char,
+    len: u32,
+) -> *mut memcache_buf {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); data);
+        // SAFETY: ctxt is NULL or live; data is non-NULL and readable for len bytes.
+        let (alloc, bytes) = unsafe { (Alloc::of(ctxt), caller_bytes(data, len as usize)) };
+        create(&alloc, bytes, bytes.len())
+    })
+}
+
+/// Creates a buffer holding a copy of the C string `cstr` (without its NUL), with capacity
+/// `strlen(cstr)`.
+///
+/// Returns the buffer, or NULL when `cstr` is NULL or the allocator fails. Caller owns the
+/// returned buffer; release it with mcm_buf_free().
+///
+/// # Safety
+/// `ctxt` is NULL or a live context; `cstr` is NULL or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_new3(
+    ctxt: *mut memcache_ctxt,
+    cstr: *const c_char,
+) -> *mut memcache_buf {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); cstr);
+        // SAFETY: ctxt is NULL or live; cstr is a non-NULL C string.
+        let (alloc, bytes) = unsafe { (Alloc::of(ctxt), cstr_bytes(cstr)) };
+        create(&alloc, bytes, bytes.len())
+    })
+}
+
+/// Creates a buffer with the same contents, read cursor and flags as `buf`, with capacity
+/// `buf->len`.
+///
+/// Returns the copy, or NULL when `buf` is NULL or the allocator fails. Caller owns the returned
+/// buffer; release it with mcm_buf_free().
+///
+/// # Safety
+/// `ctxt` is NULL or a live context; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_copy(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+) -> *mut memcache_buf {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); buf);
+        // SAFETY: ctxt is NULL or live; buf is a live buffer, only read here, and the copy is a
+        // fresh structure no one else can reach.
+        unsafe {
+            let alloc = Alloc::of(ctxt);
+            let bytes = used_bytes(buf);
+            let copy = create(&alloc, bytes, bytes.len());
+            if !copy.is_null() {
+                (*copy).off = (*buf).off.min(bytes.len());
+                (*copy).flags = (*buf).flags;
+            }
+            copy
+        }
+    })
+}
+
+/// Releases `*buf` (its storage, then the structure) and sets `*buf` to NULL.
+///
+/// Returns 1 when a buffer was released, 0 when `buf` or `*buf` is NULL. Takes ownership of
+/// `*buf`.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `*buf` was created with; `buf` is NULL or points to NULL or to
+/// a live buffer that is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_free(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut *mut memcache_buf,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        // SAFETY: buf is a valid pointer to a buffer pointer; a non-NULL *buf is a live buffer
+        // from ctxt's allocator, which the caller gives up.
+        unsafe {
+            let victim = *buf;
+            check_null!(0; victim);
+            destroy(&Alloc::of(ctxt), victim);
+            *buf = ptr::null_mut();
+        }
+        1
+    })
+}
+
+// ---- appending ----
+
+/// Appends the `len` bytes at `data` to `buf`, growing its storage by doubling as needed; the
+/// contents stay NUL-terminated and the read cursor is kept.
+///
+/// Returns 1 on success, 0 when `buf` or `data` is NULL or the storage cannot grow (`buf` is then
+/// unchanged). Borrowed: `data` is only read, and may point into `buf`.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer; `data`
+/// is NULL or readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_append(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    data: *const c_char,
+    len: u32,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf, data);
+        // SAFETY: buf is a live buffer of ctxt; data is readable for len bytes.
+        unsafe { write(ctxt, buf, data, len as usize, Write::Append) }
+    })
+}
+
+/// Appends the C string `cstr` (without its NUL) to `buf`, as mcm_buf_append().
+///
+/// Returns 1 on success, 0 when `buf` or `cstr` is NULL or the storage cannot grow. Borrowed:
+/// `cstr` is only read, and may point into `buf`.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer; `cstr`
+/// is NULL or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_append2(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    cstr: *const c_char,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf, cstr);
+        // SAFETY: cstr is a C string, so readable for its length; buf is a live buffer of ctxt.
+        unsafe {
+            let len = cstr_bytes(cstr).len();
+            write(ctxt, buf, cstr, len, Write::Append)
+        }
+    })
+}
+
+/// Appends the used bytes of `src` to `dst`, as mcm_buf_append(); `src` may be `dst`.
+///
+/// Returns 1 on success, 0 when `dst` or `src` is NULL or the storage cannot grow. Borrowed:
+/// `src` is only read.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `dst` was created with; `dst` and `src` are NULL or live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_append_buf(
+    ctxt: *mut memcache_ctxt,
+    dst: *mut memcache_buf,
+    src: *mut memcache_buf,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; dst, src);
+        // SAFETY: src is a live buffer whose storage holds len bytes; dst is a live buffer of ctxt.
+        unsafe {
+            let (data, len) = parts(src);
+            write(ctxt, dst, data, len, Write::Append)
+        }
+    })
+}
+
+/// Appends the byte `c` (which may be NUL) to `buf`, as mcm_buf_append().
+///
+/// Returns 1 on success, 0 when `buf` is NULL or the storage cannot grow.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_append_char(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    c: c_char,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        // SAFETY: &c is a local byte, readable for 1 byte; buf is a live buffer of ctxt.
+        unsafe { write(ctxt, buf, &c, 1, Write::Append) }
+    })
+}
+
+// ---- replacing ----
+
+/// Sets the contents of `buf` to the `len` bytes at `data` and rewinds the read cursor (`off` 0,
+/// `MCM_BUF_OFF_USED` cleared); grows the storage if needed, never shrinks it.
+///
+/// Returns 1 on success, 0 when `buf` or `data` is NULL or the storage cannot grow (`buf` is then
+/// unchanged). Borrowed: `data` is only read, and may point into `buf`.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer; `data`
+/// is NULL or readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_replace(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    data: *const c_char,
+    len: u32,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf, data);
+        // SAFETY: buf is a live buffer of ctxt; data is readable for len bytes.
+        unsafe { write(ctxt, buf, data, len as usize, Write::Replace) }
+    })
+}
+
+/// Sets the contents of `buf` to the C string `cstr` (without its NUL), as mcm_buf_replace().
+///
+/// Returns 1 on success, 0 when `buf` or `cstr` is NULL or the storage cannot grow. Borrowed:
+/// `cstr` is only read, and may point into `buf`.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer; `cstr`
+/// is NULL or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_replace2(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    cstr: *const c_char,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf, cstr);
+        // SAFETY: cstr is a C string, so readable for its length; buf is a live buffer of ctxt.
+        unsafe {
+            let len = cstr_bytes(cstr).len();
+            write(ctxt, buf, cstr, len, Write::Replace)
+        }
+    })
+}
+
+/// Sets the contents of `dst` to the used bytes of `src`, as mcm_buf_replace(); `src` may be
+/// `dst`.
+///
+/// Returns 1 on success, 0 when `dst` or `src` is NULL or the storage cannot grow. Borrowed:
+/// `src` is only read.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `dst` was created with; `dst` and `src` are NULL or live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_replace_buf(
+    ctxt: *mut memcache_ctxt,
+    dst: *mut memcache_buf,
+    src: *mut memcache_buf,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; dst, src);
+        // SAFETY: src is a live buffer whose storage holds len bytes; dst is a live buffer of ctxt.
+        unsafe {
+            let (data, len) = parts(src);
+            write(ctxt, dst, data, len, Write::Replace)
+        }
+    })
+}
+
+// ---- comparing ----
+
+/// Compares the used bytes of `buf` with the `len` bytes at `data`: memcmp order on the common
+/// prefix, then the shorter sorts first.
+///
+/// Returns -1, 0 or 1 as `buf` sorts before, equal to or after `data`; -1 when `buf` or `data` is
+/// NULL (a NULL argument never compares equal).
+///
+/// # Safety
+/// `buf` is NULL or a live buffer; `data` is NULL or readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_cmp(
+    _ctxt: *mut memcache_ctxt,
+    buf: *const memcache_buf,
+    data: *const c_char,
+    len: size_t,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; buf, data);
+        // SAFETY: buf is a live buffer; data is readable for len bytes; both only read.
+        unsafe { compare(used_bytes(buf), caller_bytes(data, len)) }
+    })
+}
+
+/// Compares the used bytes of `buf` with the C string `cstr` (without its NUL), as
+/// mcm_buf_cmp().
+///
+/// Returns -1, 0 or 1; -1 when `buf` or `cstr` is NULL.
+///
+/// # Safety
+/// `buf` is NULL or a live buffer; `cstr` is NULL or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_cmp2(
+    _ctxt: *mut memcache_ctxt,
+    buf: *const memcache_buf,
+    cstr: *const c_char,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; buf, cstr);
+        // SAFETY: buf is a live buffer; cstr is a C string; both only read.
+        unsafe { compare(used_bytes(buf), cstr_bytes(cstr)) }
+    })
+}
+
+/// Compares the used bytes of `a` and `b`, as mcm_buf_cmp().
+///
+/// Returns -1, 0 or 1; -1 when `a` or `b` is NULL.
+///
+/// # Safety
+/// `a` and `b` are NULL or live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_cmp_buf(
+    _ctxt: *mut memcache_ctxt,
+    a: *const memcache_buf,
+    b: *const memcache_buf,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; a, b);
+        // SAFETY: a and b are live buffers, only read.
+        unsafe { compare(used_bytes(a), used_bytes(b)) }
+    })
+}
+
+/// Tells whether the used bytes of `buf` end with the `len` bytes at `data`.
+///
+/// Returns 1 if they do (always for `len` 0), 0 if not or when `buf` or `data` is NULL.
+///
+/// # Safety
+/// `buf` is NULL or a live buffer; `data` is NULL or readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_end(
+    _ctxt: *mut memcache_ctxt,
+    buf: *const memcache_buf,
+    data: *const c_char,
+    len: size_t,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf, data);
+        // SAFETY: buf is a live buffer; data is readable for len bytes; both only read.
+        unsafe { ends_with(used_bytes(buf), caller_bytes(data, len)) }
+    })
+}
+
+/// Tells whether the used bytes of `buf` end with the C string `cstr`, as mcm_buf_end().
+///
+/// Returns 1 or 0; 0 when `buf` or `cstr` is NULL.
+///
+/// # Safety
+/// `buf` is NULL or a live buffer; `cstr` is NULL or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_end2(
+    _ctxt: *mut memcache_ctxt,
+    buf: *const memcache_buf,
+    cstr: *const c_char,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf, cstr);
+        // SAFETY: buf is a live buffer; cstr is a C string; both only read.
+        unsafe { ends_with(used_bytes(buf), cstr_bytes(cstr)) }
+    })
+}
+
+/// Tells whether the used bytes of `buf` end with the used bytes of `suffix`, as mcm_buf_end().
+///
+/// Returns 1 or 0; 0 when `buf` or `suffix` is NULL.
+///
+/// # Safety
+/// `buf` and `suffix` are NULL or live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_end_buf(
+    _ctxt: *mut memcache_ctxt,
+    buf: *const memcache_buf,
+    suffix: *mut memcache_buf,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf, suffix);
+        // SAFETY: buf and suffix are live buffers, only read.
+        unsafe { ends_with(used_bytes(buf), used_bytes(suffix)) }
+    })
+}
+
+// ---- searching ----
+
+/// Finds the first occurrence of the used bytes of `needle` in the used bytes of `buf` (the whole
+/// contents, ignoring the read cursor).
+///
+/// Returns a pointer to it inside `buf` (`buf->ptr` for an empty needle), NULL when there is none
+/// or `buf` or `needle` is NULL. Borrowed: points into `buf`, valid until `buf` is next written
+/// or freed.
+///
+/// # Safety
+/// `buf` and `needle` are NULL or live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_find_buf(
+    _ctxt: *mut memcache_ctxt,
+    buf: *const memcache_buf,
+    needle: *const memcache_buf,
+) -> *mut c_char {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); buf, needle);
+        // SAFETY: buf and needle are live buffers, only read.
+        unsafe { find_in(buf, used_bytes(needle)) }
+    })
+}
+
+/// Finds the first occurrence of the C string `cstr` (without its NUL) in the used bytes of
+/// `buf`, as mcm_buf_find_buf().
+///
+/// Returns a pointer into `buf`, or NULL when there is none or `buf` or `cstr` is NULL.
+/// Borrowed: points into `buf`, valid until `buf` is next written or freed.
+///
+/// # Safety
+/// `buf` is NULL or a live buffer; `cstr` is NULL or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_find(
+    _ctxt: *mut memcache_ctxt,
+    buf: *const memcache_buf,
+    cstr: *const c_char,
+) -> *mut c_char {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); buf, cstr);
+        // SAFETY: buf is a live buffer; cstr is a C string; both only read.
+        unsafe { find_in(buf, cstr_bytes(cstr)) }
+    })
+}
+
+/// Finds the first occurrence of the `len` bytes at `data` in the used bytes of `buf`, as
+/// mcm_buf_find_buf().
+///
+/// Returns a pointer into `buf`, or NULL when there is none or `buf` or `data` is NULL.
+/// Borrowed: points into `buf`, valid until `buf` is next written or freed.
+///
+/// # Safety
+/// `buf` is NULL or a live buffer; `data` is NULL or readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_find2(
+    _ctxt: *mut memcache_ctxt,
+    buf: *const memcache_buf,
+    data: *const c_char,
+    len: size_t,
+) -> *mut c_char {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); buf, data);
+        // SAFETY: buf is a live buffer; data is readable for len bytes; both only read.
+        unsafe { find_in(buf, caller_bytes(data, len)) }
+    })
+}
+
+/// Builds a NEW buffer: the used bytes of `buf` with every occurrence of the used bytes of `find`
+/// replaced by the used bytes of `replace`, scanning left to right without overlap. `buf` is left
+/// unchanged; an empty `find` matches nothing (the result is a copy).
+///
+/// Returns the new buffer, or NULL when an argument is NULL or the allocator fails. Caller owns
+/// the returned buffer; release it with mcm_buf_free().
+///
+/// # Safety
+/// `ctxt` is NULL or a live context; `buf`, `find` and `replace` are NULL or live buffers.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_find_replace(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    find: *mut memcache_buf,
+    replace: *mut memcache_buf,
+) -> *mut memcache_buf {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); buf, find, replace);
+        // SAFETY: ctxt is NULL or live; the three buffers are live and only read.
+        unsafe { find_replace_in(ctxt, buf, used_bytes(find), replace) }
+    })
+}
+
+/// Builds a NEW buffer from `buf` with every occurrence of the C string `find` replaced by the
+/// used bytes of `replace`, as mcm_buf_find_replace().
+///
+/// Returns the new buffer, or NULL when an argument is NULL or the allocator fails. Caller owns
+/// the returned buffer; release it with mcm_buf_free().
+///
+/// # Safety
+/// `ctxt` is NULL or a live context; `buf` and `replace` are NULL or live buffers; `find` is NULL
+/// or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_find_replace2(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    find: *const c_char,
+    replace: *mut memcache_buf,
+) -> *mut memcache_buf {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); buf, find, replace);
+        // SAFETY: ctxt is NULL or live; buf and replace are live buffers and find a C string, all
+        // only read.
+        unsafe { find_replace_in(ctxt, buf, cstr_bytes(find), replace) }
+    })
+}
+
+// ---- sizes and the read cursor ----
+
+/// The number of used bytes of `buf`.
+///
+/// Returns `buf->len` (saturated at 4294967295), or 0 when `buf` is NULL.
+///
+/// # Safety
+/// `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_len(_ctxt: *const memcache_ctxt, buf: *const memcache_buf) -> u32 {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        // SAFETY: buf is a live buffer; one field is read.
+        let (_, len) = unsafe { parts(buf) };
+        u32::try_from(len).unwrap_or(u32::MAX)
+    })
+}
+
+/// The free space of `buf`: how many bytes can be added before it must grow.
+///
+/// Returns `buf->size - buf->len`, or 0 when `buf` is NULL.
+///
+/// # Safety
+/// `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_remain(
+    _ctxt: *const memcache_ctxt,
+    buf: *const memcache_buf,
+) -> size_t {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        // SAFETY: buf is a live buffer; two fields are read.
+        let (size, len) = unsafe { ((*buf).size, (*buf).len) };
+        size.saturating_sub(len)
+    })
+}
+
+/// The number of used bytes after the read cursor. The buffer is `const`, so this only reads
+/// (`MCM_BUF_OFF_USED` is set by the calls that move the cursor).
+///
+/// Returns `buf->len - buf->off`, or 0 when `buf` is NULL.
+///
+/// # Safety
+/// `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_remain_off(
+    _ctxt: *const memcache_ctxt,
+    buf: *const memcache_buf,
+) -> size_t {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        // SAFETY: buf is a live buffer; two fields are read.
+        let (len, off) = unsafe { ((*buf).len, (*buf).off) };
+        len.saturating_sub(off)
+    })
+}
+
+/// Moves the read cursor of `buf` past the next line end (`\n`, which ends `\r\n` too) at or after
+/// it, and sets `MCM_BUF_OFF_USED`. Without a whole line after the cursor nothing changes.
+///
+/// Returns nothing; a NULL `buf` is ignored.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+#[allow(clippy::unused_unit)] // check_null!((); ..) is how a void function fails
+pub unsafe extern "C" fn mcm_buf_eat_line(ctxt: *mut memcache_ctxt, buf: *mut memcache_buf) {
+    ffi_body!((), {
+        check_null!((); buf);
+        // SAFETY: buf is a live buffer of ctxt, ours for the call.
+        unsafe { with_buf(ctxt, buf, |b| b.eat_line()) }
+    })
+}
+
+/// Drops the bytes before the read cursor: the rest moves to the front, `off` becomes 0 and
+/// `MCM_BUF_OFF_USED` is cleared. The capacity is kept.
+///
+/// Returns 1, or 0 when `buf` is NULL.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_compact(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        // SAFETY: buf is a live buffer of ctxt, ours for the call.
+        unsafe { with_buf(ctxt, buf, |b| b.compact()) };
+        1
+    })
+}
+
+/// Empties `buf`: `len` and `off` become 0, `flags` is cleared and `ptr[0]` is NUL. The capacity
+/// is kept.
+///
+/// Returns 1, or 0 when `buf` is NULL.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_reset(ctxt: *mut memcache_ctxt, buf: *mut memcache_buf) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        // SAFETY: buf is a live buffer of ctxt, ours for the call.
+        unsafe { with_buf(ctxt, buf, |b| b.reset()) };
+        1
+    })
+}
+
+/// Calls read(2) once on `fd`, appending what it returns to `buf`. A full buffer first drops the
+/// bytes before the read cursor (when `MCM_BUF_OFF_USED` is set, as mcm_buf_compact()), then
+/// grows by doubling if it is still full.
+///
+/// Returns the number of bytes read; 0 on end of file, on a read(2) error (`errno` is left as
+/// read(2) set it), when `buf` is NULL or when the storage cannot grow.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_read(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    fd: c_int,
+) -> size_t {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        // SAFETY: buf is a live buffer of ctxt, ours for the call.
+        unsafe { with_buf(ctxt, buf, |b| b.read_from(fd)) }
+    })
+}
+
+/// Sets the capacity of `buf` to exactly `size` bytes (never below `buf->len`, which is kept),
+/// growing or shrinking its storage; the contents stay NUL-terminated.
+///
+/// Returns 1 on success, 0 when `buf` is NULL or the allocator fails (`buf` is then unchanged).
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_realloc(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    size: u32,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        // SAFETY: buf is a live buffer of ctxt, ours for the call.
+        let done = unsafe { with_buf(ctxt, buf, |b| b.set_capacity(size as usize)) };
+        c_int::from(done)
+    })
+}
+
+/// Makes the capacity of `buf` at least `size` bytes, growing its storage to exactly `size` if it
+/// is smaller; never shrinks.
+///
+/// Returns 1 on success, 0 when `buf` is NULL or the allocator fails (`buf` is then unchanged).
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_resize(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+    size: u32,
+) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; buf);
+        let size = size as usize;
+        // SAFETY: buf is a live buffer of ctxt, ours for the call.
+        let done = unsafe {
+            with_buf(ctxt, buf, |b| {
+                (!b.buf.ptr.is_null() && b.buf.size >= size) || b.set_capacity(size)
+            })
+        };
+        c_int::from(done)
+    })
+}
+
+// ---- access ----
+
+/// The NUL that ends the contents of `buf`: `buf->ptr + buf->len`, where the next bytes go.
+/// A buffer without storage is given some first.
+///
+/// Returns that pointer, or NULL when `buf` is NULL or the allocator fails. Borrowed: points into
+/// `buf`, valid until `buf` is next written or freed.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_tail(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+) -> *mut c_char {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); buf);
+        // SAFETY: buf is a live buffer of ctxt, ours for the call.
+        unsafe {
+            with_buf(ctxt, buf, |b| {
+                let base = b.storage();
+                if base.is_null() {
+                    base
+                } else {
+                    base.wrapping_add(b.buf.len)
+                }
+            })
+        }
+    })
+}
+
+/// The contents of `buf` as a NUL-terminated string (`buf->ptr`; it may hold earlier NULs).
+/// A buffer without storage is given some first.
+///
+/// Returns `buf->ptr`, or NULL when `buf` is NULL or the allocator fails. Borrowed: points into
+/// `buf`, valid until `buf` is next written or freed.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_to_cstr(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+) -> *mut c_char {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); buf);
+        // SAFETY: buf is a live buffer of ctxt, ours for the call.
+        unsafe { with_buf(ctxt, buf, |b| b.storage()) }
+    })
+}
+
+/// Converts the used bytes of `buf` to upper case in place (ASCII letters only; other bytes are
+/// kept).
+///
+/// Returns `buf`, or NULL when `buf` is NULL.
+///
+/// # Safety
+/// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_buf_to_upper(
+    ctxt: *mut memcache_ctxt,
+    buf: *mut memcache_buf,
+) -> *mut memcache_buf {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); buf);
+        // SAFETY: buf is a live buffer of ctxt, ours for the call.
+        unsafe { with_buf(ctxt, buf, |b| b.used_mut().make_ascii_uppercase()) };
+        buf
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    const LIBC: *mut memcache_ctxt = ptr::null_mut();
+
+    /// The used bytes of `b`, after checking the invariant: storage present, `len <= size`,
+    /// `off <= len` and the NUL at `ptr[len]`.
+    ///
+    /// # Safety
+    /// `b` is a live buffer.
+    unsafe fn contents(b: *const memcache_buf) -> Vec<u8> {
+        // SAFETY: b is a live buffer per the contract; its storage holds size + 1 bytes.
+        unsafe {
+            let r = &*b;
+            assert!(!r.ptr.is_null(), "no storage");
+            assert!(r.len <= r.size, "len {} > size {}", r.len, r.size);
+            assert!(r.off <= r.len, "off {} > len {}", r.off, r.len);
+            assert_eq!(*r.ptr.add(r.len), 0, "not NUL-terminated");
+            slice::from_raw_parts(r.ptr as *const u8, r.len).to_vec()
+        }
+    }
+
+    /// Frees `b` and checks that the pointer was cleared.
+    ///
+    /// # Safety
+    /// `b` is a live buffer of `ctxt`, not used afterwards.
+    unsafe fn release(ctxt: *mut memcache_ctxt, mut b: *mut memcache_buf) {
+        // SAFETY: per the contract.
+        assert_eq!(unsafe { mcm_buf_free(ctxt, &mut b) }, 1);
+        assert!(b.is_null());
+    }
+
+    #[test]
+    fn byte_logic() {
+        assert_eq!(compare(b"abc", b"abc"), 0);
+        assert_eq!(compare(b"abc", b"abd"), -1);
+        assert_eq!(compare(b"abd", b"abc"), 1);
+        assert_eq!(compare(b"ab", b"abc"), -1);
+        assert_eq!(compare(b"abc", b"ab"), 1);
+        assert_eq!(compare(b"", b""), 0);
+        assert_eq!(find(b"hello", b"ll"), Some(2));
+        assert_eq!(find(b"hello", b""), Some(0));
+        assert_eq!(find(b"", b"x"), None);
+        assert_eq!(find(b"ab", b"abc"), None);
+        assert_eq!(replace_all(b"aaaa", b"aa", b"b"), b"bb");
+        assert_eq!(replace_all(b"aaa", b"aa", b"xyz"), b"xyza");
+        assert_eq!(replace_all(b"abc", b"", b"x"), b"abc");
+        assert_eq!(line_end(b"ab\r\ncd\n", 0), Some(4));
+        assert_eq!(line_end(b"ab\r\ncd\n", 4), Some(7));
+        assert_eq!(line_end(b"ab\r\ncd\n", 7), None);
+        assert_eq!(line_end(b"ab", 99), None);
+        assert!(overlaps(10, 5, 14, 1));
+        assert!(!overlaps(10, 5, 15, 1));
+        assert!(!overlaps(10, 0, 10, 5));
+    }
+
+    #[test]
+    fn growth_across_many_appends() {
+        // SAFETY: every buffer here comes from mcm_buf_new* with the libc allocator, every byte
+        // pointer is a live Rust slice or C string, and each buffer is freed once.
+        unsafe {
+            let b = mcm_buf_new(LIBC);
+            assert!(!b.is_null());
+            assert_eq!(contents(b), b"");
+            assert_eq!((*b).size, MIN_CAPACITY);
+            let mut model = Vec::new();
+            let mut sizes = vec![(*b).size];
+            for i in 0..5000u32 {
+                let chunk = format!("{i},");
+                match i % 3 {
+                    0 => {
+                        let n = chunk.len() as u32;
+                        assert_eq!(mcm_buf_append(LIBC, b, chunk.as_ptr().cast(), n), 1);
+                        model.extend_from_slice(chunk.as_bytes());
+                    }
+                    1 => {
+                        let c = std::ffi::CString::new(chunk.clone()).unwrap();
+                        assert_eq!(mcm_buf_append2(LIBC, b, c.as_ptr()), 1);
+                        model.extend_from_slice(chunk.as_bytes());
+                    }
+                    _ => {
+                        assert_eq!(mcm_buf_append_char(LIBC, b, b'x' as c_char), 1);
+                        model.push(b'x');
+                    }
+                }
+                assert_eq!(contents(b), model);
+                if *sizes.last().unwrap() != (*b).size {
+                    sizes.push((*b).size);
+                }
+            }
+            // Doubling: each new capacity is at least twice the previous one.
+            assert!(sizes.windows(2).all(|w| w[1] >= 2 * w[0]), "{sizes:?}");
+            assert!(sizes.len() < 16, "{sizes:?}");
+            assert_eq!(mcm_buf_len(LIBC, b) as usize, model.len());
+            assert_eq!(mcm_buf_remain(LIBC, b), (*b).size - model.len());
+            // A NUL byte is content like any other.
+            assert_eq!(mcm_buf_append_char(LIBC, b, 0), 1);
+            model.push(0);
+            assert_eq!(contents(b), model);
+            release(LIBC, b);
+        }
+    }
+
+    #[test]
+    fn new_variants_and_copy() {
+        // SAFETY: as in growth_across_many_appends.
+        unsafe {
+            let b2 = mcm_buf_new2(LIBC, b"a\0b".as_ptr().cast(), 3);
+            assert_eq!(contents(b2), b"a\0b");
+            assert_eq!((*b2).size, 3);
+            let b3 = mcm_buf_new3(LIBC, c"hello".as_ptr());
+            assert_eq!(contents(b3), b"hello");
+            let empty = mcm_buf_new2(LIBC, c"".as_ptr(), 0);
+            assert_eq!(contents(empty), b"");
+
+            mcm_buf_eat_line(LIBC, b3); // no line: unchanged
+            assert_eq!((*b3).off, 0);
+            assert_eq!(mcm_buf_append2(LIBC, b3, c"\nrest".as_ptr()), 1);
+            mcm_buf_eat_line(LIBC, b3);
+            let copy = mcm_buf_copy(LIBC, b3);
+            assert_eq!(contents(copy), b"hello\nrest");
+            assert_eq!((*copy).off, 6);
+            assert_eq!((*copy).flags, MCM_BUF_OFF_USED);
+            assert_ne!((*copy).ptr, (*b3).ptr);
+            // Independent storage.
+            assert_eq!(mcm_buf_append_char(LIBC, copy, b'!' as c_char), 1);
+            assert_eq!(contents(b3), b"hello\nrest");
+            assert_eq!(contents(copy), b"hello\nrest!");
+            for b in [b2, b3, empty, copy] {
+                release(LIBC, b);
+            }
+        }
+    }
+
+    #[test]
+    fn compare_and_end() {
+        // SAFETY: as in growth_across_many_appends.
+        unsafe {
+            let b = mcm_buf_new3(LIBC, c"VALUE key 0 5\r\n".as_ptr());
+            let same = mcm_buf_new3(LIBC, c"VALUE key 0 5\r\n".as_ptr());
+            let suffix = mcm_buf_new3(LIBC, c"\r\n".as_ptr());
+            assert_eq!(mcm_buf_cmp(LIBC, b, c"VALUE key 0 5\r\n".as_ptr(), 15), 0);
+            assert_eq!(mcm_buf_cmp(LIBC, b, c"VALUE".as_ptr(), 5), 1);
+            assert_eq!(mcm_buf_cmp(LIBC, b, c"W".as_ptr(), 1), -1);
+            assert_eq!(mcm_buf_cmp2(LIBC, b, c"VALUE key 0 5\r\n".as_ptr()), 0);
+            assert_eq!(mcm_buf_cmp2(LIBC, b, c"VALUE key 0 5\r\nmore".as_ptr()), -1);
+            assert_eq!(mcm_buf_cmp_buf(LIBC, b, same), 0);
+            assert_eq!(mcm_buf_cmp_buf(LIBC, b, b), 0);
+            assert_eq!(mcm_buf_cmp_buf(LIBC, suffix, b), -1);
+            assert_eq!(mcm_buf_end(LIBC, b, c"5\r\n".as_ptr(), 3), 1);
+            assert_eq!(mcm_buf_end(LIBC, b, c"".as_ptr(), 0), 1);
+            assert_eq!(mcm_buf_end(LIBC, b, c"5\r".as_ptr(), 2), 0);
+            assert_eq!(mcm_buf_end2(LIBC, b, c"\r\n".as_ptr()), 1);
+            assert_eq!(mcm_buf_end2(LIBC, b, c"x VALUE key 0 5\r\n".as_ptr()), 0);
+            assert_eq!(mcm_buf_end_buf(LIBC, b, suffix), 1);
+            assert_eq!(mcm_buf_end_buf(LIBC, suffix, b), 0);
+            for b in [b, same, suffix] {
+                release(LIBC, b);
+            }
+        }
+    }
+
+    #[test]
+    fn find_family() {
+        // SAFETY: as in growth_across_many_appends.
+        unsafe {
+            let b = mcm_buf_new2(LIBC, b"ab\0cd\0cd".as_ptr().cast(), 8);
+            let base = (*b).ptr;
+            assert_eq!(mcm_buf_find(LIBC, b, c"b".as_ptr()), base.add(1));
+            assert_eq!(mcm_buf_find(LIBC, b, c"".as_ptr()), base);
+            assert!(mcm_buf_find(LIBC, b, c"x".as_ptr()).is_null());
+            // find2 sees past embedded NULs.
+            assert_eq!(
+                mcm_buf_find2(LIBC, b, b"\0cd".as_ptr().cast(), 3),
+                base.add(2)
+            );
+            assert!(mcm_buf_find2(LIBC, b, b"cd\0cdx".as_ptr().cast(), 6).is_null());
+            let needle = mcm_buf_new3(LIBC, c"cd".as_ptr());
+            assert_eq!(mcm_buf_find_buf(LIBC, b, needle), base.add(3));
+            assert_eq!(mcm_buf_find_buf(LIBC, b, b), base);
+            release(LIBC, needle);
+            release(LIBC, b);
+        }
+    }
+
+    #[test]
+    fn find_replace() {
+        // SAFETY: as in growth_across_many_appends.
+        unsafe {
+            let b = mcm_buf_new3(LIBC, c"get a\r\nget b\r\nget".as_ptr());
+            let find = mcm_buf_new3(LIBC, c"get".as_ptr());
+            let longer = mcm_buf_new3(LIBC, c"gets".as_ptr());
+            let empty = mcm_buf_new(LIBC);
+
+            let r = mcm_buf_find_replace(LIBC, b, find, longer);
+            assert_eq!(contents(r), b"gets a\r\ngets b\r\ngets");
+            let r2 = mcm_buf_find_replace2(LIBC, b, c"\r\n".as_ptr(), empty);
+            assert_eq!(contents(r2), b"get aget bget");
+            let none = mcm_buf_find_replace2(LIBC, b, c"zzz".as_ptr(), longer);
+            assert_eq!(contents(none), b"get a\r\nget b\r\nget");
+            let empty_pat = mcm_buf_find_replace(LIBC, b, empty, longer);
+            assert_eq!(contents(empty_pat), b"get a\r\nget b\r\nget");
+            // Arguments may alias: replacing the whole buffer by itself.
+            let same = mcm_buf_find_replace(LIBC, b, b, b);
+            assert_eq!(contents(same), b"get a\r\nget b\r\nget");
+            // The source is untouched.
+            assert_eq!(contents(b), b"get a\r\nget b\r\nget");
+            assert!(mcm_buf_find_replace(LIBC, b, find, ptr::null_mut()).is_null());
+            assert!(mcm_buf_find_replace2(LIBC, b, ptr::null(), longer).is_null());
+            for x in [b, find, longer, empty, r, r2, none, empty_pat, same] {
+                release(LIBC, x);
+            }
+        }
+    }
+
+    #[test]
+    fn eat_line_with_off_and_compact() {
+        // SAFETY: as in growth_across_many_appends.
+        unsafe {
+            let b = mcm_buf_new3(LIBC, c"VALUE k 0 1\r\nx\nEND".as_ptr());
+            assert_eq!(mcm_buf_remain_off(LIBC, b), 18);
+            mcm_buf_eat_line(LIBC, b);
+            assert_eq!((*b).off, 13);
+            assert_eq!((*b).flags & MCM_BUF_OFF_USED, MCM_BUF_OFF_USED);
+            assert_eq!(mcm_buf_remain_off(LIBC, b), 5);
+            mcm_buf_eat_line(LIBC, b);
+            assert_eq!((*b).off, 15);
+            // "END" has no line end yet: the cursor stays.
+            mcm_buf_eat_line(LIBC, b);
+            assert_eq!((*b).off, 15);
+            assert_eq!(contents(b), b"VALUE k 0 1\r\nx\nEND");
+            let size = (*b).size;
+            assert_eq!(mcm_buf_compact(LIBC, b), 1);
+            assert_eq!(contents(b), b"END");
+            assert_eq!((*b).off, 0);
+            assert_eq!((*b).flags & MCM_BUF_OFF_USED, 0);
+            assert_eq!((*b).size, size);
+            assert_eq!(mcm_buf_remain_off(LIBC, b), 3);
+            assert_eq!(mcm_buf_append2(LIBC, b, c"\r\n".as_ptr()), 1);
+            mcm_buf_eat_line(LIBC, b);
+            assert_eq!(mcm_buf_remain_off(LIBC, b), 0);
+            assert_eq!(mcm_buf_compact(LIBC, b), 1);
+            assert_eq!(contents(b), b"");
+            // Compacting at off 0 changes nothing.
+            assert_eq!(mcm_buf_replace2(LIBC, b, c"abc".as_ptr()), 1);
+            assert_eq!(mcm_buf_compact(LIBC, b), 1);
+            assert_eq!(contents(b), b"abc");
+            release(LIBC, b);
+        }
+    }
+
+    #[test]
+    fn replace_family_and_self_aliasing() {
+        // SAFETY: as in growth_across_many_appends; aliasing arguments point into live buffers.
+        unsafe {
+            let b = mcm_buf_new3(LIBC, c"0123456789".as_ptr());
+            mcm_buf_eat_line(LIBC, b); // no line: off stays 0
+            assert_eq!(mcm_buf_replace(LIBC, b, c"abc".as_ptr(), 3), 1);
+            assert_eq!(contents(b), b"abc");
+            assert_eq!(mcm_buf_replace2(LIBC, b, c"line\nrest".as_ptr()), 1);
+            mcm_buf_eat_line(LIBC, b);
+            assert_eq!((*b).off, 5);
+            // Replace rewinds the cursor.
+            let other = mcm_buf_new3(LIBC, c"other".as_ptr());
+            assert_eq!(mcm_buf_replace_buf(LIBC, b, other), 1);
+            assert_eq!(contents(b), b"other");
+            assert_eq!(((*b).off, (*b).flags), (0, 0));
+            // Sources inside the destination itself.
+            assert_eq!(mcm_buf_replace(LIBC, b, (*b).ptr.add(2), 3), 1);
+            assert_eq!(contents(b), b"her");
+            assert_eq!(mcm_buf_replace_buf(LIBC, b, b), 1);
+            assert_eq!(contents(b), b"her");
+            for _ in 0..6 {
+                assert_eq!(mcm_buf_append_buf(LIBC, b, b), 1); // doubles, growing past capacity
+            }
+            assert_eq!(contents(b), b"her".repeat(64));
+            let n = (*b).len as u32;
+            assert_eq!(mcm_buf_append(LIBC, b, (*b).ptr, n), 1);
+            assert_eq!(contents(b), b"her".repeat(128));
+            assert_eq!(mcm_buf_append2(LIBC, b, (*b).ptr.add(382)), 1);
+            assert_eq!(contents(b), [b"her".repeat(128), b"er".to_vec()].concat());
+            release(LIBC, other);
+            release(LIBC, b);
+        }
+    }
+
+    #[test]
+    fn realloc_resize_reset_tail_cstr_upper() {
+        // SAFETY: as in growth_across_many_appends.
+        unsafe {
+            let b = mcm_buf_new3(LIBC, c"Hello, wOrld! \xe9\x01z".as_ptr());
+            assert_eq!(mcm_buf_to_upper(LIBC, b), b);
+            assert_eq!(contents(b), b"HELLO, WORLD! \xe9\x01Z");
+            assert_eq!(mcm_buf_tail(LIBC, b), (*b).ptr.add(17));
+            assert_eq!(*mcm_buf_tail(LIBC, b), 0);
+            assert_eq!(mcm_buf_to_cstr(LIBC, b), (*b).ptr);
+            assert_eq!(
+                CStr::from_ptr(mcm_buf_to_cstr(LIBC, b)).to_bytes().len(),
+                17
+            );
+
+            assert_eq!(mcm_buf_realloc(LIBC, b, 1000), 1);
+            assert_eq!((*b).size, 1000);
+            assert_eq!(mcm_buf_remain(LIBC, b), 983);
+            assert_eq!(mcm_buf_realloc(LIBC, b, 2), 1); // never below len
+            assert_eq!((*b).size, 17);
+            assert_eq!(contents(b), b"HELLO, WORLD! \xe9\x01Z");
+            assert_eq!(mcm_buf_resize(LIBC, b, 100), 1);
+            assert_eq!((*b).size, 100);
+            assert_eq!(mcm_buf_resize(LIBC, b, 50), 1); // never shrinks
+            assert_eq!((*b).size, 100);
+            assert_eq!(contents(b), b"HELLO, WORLD! \xe9\x01Z");
+
+            mcm_buf_eat_line(LIBC, b);
+            assert_eq!(mcm_buf_append2(LIBC, b, c"\nx".as_ptr()), 1);
+            mcm_buf_eat_line(LIBC, b);
+            assert_ne!((*b).off, 0);
+            assert_eq!(mcm_buf_reset(LIBC, b), 1);
+            assert_eq!(contents(b), b"");
+            assert_eq!(((*b).off, (*b).flags, (*b).size), (0, 0, 100));
+            assert_eq!(*(*b).ptr, 0);
+            assert_eq!(mcm_buf_tail(LIBC, b), (*b).ptr);
+            assert_eq!(mcm_buf_to_upper(LIBC, b), b);
+            release(LIBC, b);
+        }
+    }
+
+    #[test]
+    fn structure_zeroed_by_hand_gets_storage() {
+        // SAFETY: the structure is zeroed (no storage), a valid empty buffer; its storage comes
+        // from the libc allocator and is freed with it.
+        unsafe {
+            let b: *mut memcache_buf = libc::calloc(1, mem::size_of::<memcache_buf>()).cast();
+            assert!(!b.is_null());
+            assert_eq!(mcm_buf_len(LIBC, b), 0);
+            assert!(mcm_buf_find(LIBC, b, c"x".as_ptr()).is_null());
+            assert_eq!(mcm_buf_cmp2(LIBC, b, c"".as_ptr()), 0);
+            let s = mcm_buf_to_cstr(LIBC, b);
+            assert!(!s.is_null());
+            assert_eq!(*s, 0);
+            assert_eq!(mcm_buf_append2(LIBC, b, c"abc".as_ptr()), 1);
+            assert_eq!(contents(b), b"abc");
+            release(LIBC, b);
+        }
+    }
+
+    #[test]
+    fn read_from_fd() {
+        // SAFETY: as in growth_across_many_appends; fds come from pipe(2) and are closed here.
+        unsafe {
+            let mut fds = [0 as c_int; 2];
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            let [rd, wr] = fds;
+            let data = b"line one\r\nline two\r\n".repeat(10);
+            assert_eq!(
+                libc::write(wr, data.as_ptr().cast(), data.len()),
+                data.len() as isize
+            );
+            assert_eq!(libc::close(wr), 0);
+
+            // A full buffer (capacity == len) grows before reading.
+            let b = mcm_buf_new2(LIBC, c"abc".as_ptr(), 3);
+            let mut model = b"abc".to_vec();
+            loop {
+                let before = (*b).len;
+                let got = mcm_buf_read(LIBC, b, rd);
+                if got == 0 {
+                    break;
+                }
+                assert_eq!((*b).len, before + got);
+                model.extend_from_slice(&data[model.len() - 3..][..got]);
+                assert_eq!(contents(b), model);
+            }
+            assert_eq!(contents(b), [b"abc".to_vec(), data].concat());
+            assert_eq!(mcm_buf_read(LIBC, b, rd), 0); // EOF
+            assert_eq!(libc::close(rd), 0);
+            assert_eq!(mcm_buf_read(LIBC, b, -1), 0); // read(2) error
+            release(LIBC, b);
+
+            // A full buffer whose cursor has consumed a line drops it instead of growing.
+            let mut fds = [0 as c_int; 2];
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            let [rd, wr] = fds;
+            assert_eq!(libc::write(wr, b"0123456789".as_ptr().cast(), 10), 10);
+            let b = mcm_buf_new3(LIBC, c"done\nrest".as_ptr());
+            mcm_buf_eat_line(LIBC, b);
+            assert_eq!(mcm_buf_read(LIBC, b, rd), 5);
+            assert_eq!(contents(b), b"rest01234");
+            assert_eq!(((*b).off, (*b).size), (0, 9));
+            assert_eq!(libc::close(rd), 0);
+            assert_eq!(libc::close(wr), 0);
+            release(LIBC, b);
+        }
+    }
+
+    #[test]
+    fn null_arguments_return_the_failure_value() {
+        let nb: *mut memcache_buf = ptr::null_mut();
+        let ns: *const c_char = ptr::null();
+        // SAFETY: every call gets at least one NULL pointer and must return before using any;
+        // the other arguments are valid.
+        unsafe {
+            let b = mcm_buf_new3(LIBC, c"abc".as_ptr());
+            let s = c"abc".as_ptr();
+            assert!(mcm_buf_new2(LIBC, ns, 3).is_null());
+            assert!(mcm_buf_new3(LIBC, ns).is_null());
+            assert!(mcm_buf_copy(LIBC, nb).is_null());
+            assert_eq!(mcm_buf_free(LIBC, ptr::null_mut()), 0);
+            let mut none = nb;
+            assert_eq!(mcm_buf_free(LIBC, &mut none), 0);
+            assert_eq!(mcm_buf_append(LIBC, nb, s, 3), 0);
+            assert_eq!(mcm_buf_append(LIBC, b, ns, 3), 0);
+            assert_eq!(mcm_buf_append2(LIBC, nb, s), 0);
+            assert_eq!(mcm_buf_append2(LIBC, b, ns), 0);
+            assert_eq!(mcm_buf_append_buf(LIBC, nb, b), 0);
+            assert_eq!(mcm_buf_append_buf(LIBC, b, nb), 0);
+            assert_eq!(mcm_buf_append_char(LIBC, nb, 1), 0);
+            assert_eq!(mcm_buf_replace(LIBC, nb, s, 3), 0);
+            assert_eq!(mcm_buf_replace(LIBC, b, ns, 0), 0);
+            assert_eq!(mcm_buf_replace2(LIBC, b, ns), 0);
+            assert_eq!(mcm_buf_replace_buf(LIBC, b, nb), 0);
+            assert_eq!(mcm_buf_replace_buf(LIBC, nb, b), 0);
+            assert_eq!(mcm_buf_cmp(LIBC, nb, s, 3), -1);
+            assert_eq!(mcm_buf_cmp(LIBC, b, ns, 0), -1);
+            assert_eq!(mcm_buf_cmp2(LIBC, b, ns), -1);
+            assert_eq!(mcm_buf_cmp_buf(LIBC, nb, nb), -1);
+            assert_eq!(mcm_buf_end(LIBC, nb, s, 0), 0);
+            assert_eq!(mcm_buf_end2(LIBC, b, ns), 0);
+            assert_eq!(mcm_buf_end_buf(LIBC, b, nb), 0);
+            assert!(mcm_buf_find(LIBC, nb, s).is_null());
+            assert!(mcm_buf_find(LIBC, b, ns).is_null());
+            assert!(mcm_buf_find2(LIBC, b, ns, 0).is_null());
+            assert!(mcm_buf_find_buf(LIBC, nb, b).is_null());
+            assert!(mcm_buf_find_replace(LIBC, nb, b, b).is_null());
+            assert!(mcm_buf_find_replace2(LIBC, b, s, nb).is_null());
+            assert_eq!(mcm_buf_len(LIBC, nb), 0);
+            assert_eq!(mcm_buf_remain(LIBC, nb), 0);
+            assert_eq!(mcm_buf_remain_off(LIBC, nb), 0);
+            mcm_buf_eat_line(LIBC, nb);
+            assert_eq!(mcm_buf_compact(LIBC, nb), 0);
+            assert_eq!(mcm_buf_reset(LIBC, nb), 0);
+            assert_eq!(mcm_buf_read(LIBC, nb, 0), 0);
+            assert_eq!(mcm_buf_realloc(LIBC, nb, 10), 0);
+            assert_eq!(mcm_buf_resize(LIBC, nb, 10), 0);
+            assert!(mcm_buf_tail(LIBC, nb).is_null());
+            assert!(mcm_buf_to_cstr(LIBC, nb).is_null());
+            assert!(mcm_buf_to_upper(LIBC, nb).is_null());
+            // b was never touched.
+            assert_eq!(contents(b), b"abc");
+            release(LIBC, b);
+        }
+    }
+
+    static MALLOCS: AtomicUsize = AtomicUsize::new(0);
+    static REALLOCS: AtomicUsize = AtomicUsize::new(0);
+    static FREES: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn counting_malloc(n: size_t) -> *mut c_void {
+        MALLOCS.fetch_add(1, SeqCst);
+        // SAFETY: plain malloc.
+        unsafe { libc::malloc(n) }
+    }
+
+    unsafe extern "C" fn counting_realloc(p: *mut c_void, n: size_t) -> *mut c_void {
+        REALLOCS.fetch_add(1, SeqCst);
+        // SAFETY: p came from counting_malloc/realloc, i.e. libc.
+        unsafe { libc::realloc(p, n) }
+    }
+
+    unsafe extern "C" fn counting_free(p: *mut c_void) {
+        FREES.fetch_add(1, SeqCst);
+        // SAFETY: p came from counting_malloc/realloc, i.e. libc.
+        unsafe { libc::free(p) }
+    }
+
+    unsafe extern "C" fn failing_realloc(_p: *mut c_void, _n: size_t) -> *mut c_void {
+        ptr::null_mut()
+    }
+
+    fn ctxt_with(
+        realloc: unsafe extern "C" fn(*mut c_void, size_t) -> *mut c_void,
+    ) -> memcache_ctxt {
+        memcache_ctxt {
+            mcFree: Some(counting_free),
+            mcMalloc: Some(counting_malloc),
+            mcMallocAtomic: Some(counting_malloc),
+            mcRealloc: Some(realloc),
+            mcErr: None,
+            mcKeyValid: None,
+            mcHashKey: None,
+            mcServerFind: None,
+            errnum: 0,
+            _rbuf: ptr::null_mut(),
+            _wbuf: ptr::null_mut(),
+            _last_hash: 0,
+            ectxt: ptr::null_mut(),
+            md5fc9f4e2249ad88de0081136fef04defa: 0,
+        }
+    }
+
+    /// The only test using the counting allocator, so the counters are its own.
+    #[test]
+    fn allocates_through_the_context() {
+        let mut ctxt = ctxt_with(counting_realloc);
+        let c = &mut ctxt as *mut memcache_ctxt;
+        // SAFETY: c is a live context; every buffer here is created and freed with it.
+        unsafe {
+            let b = mcm_buf_new(c);
+            assert_eq!(MALLOCS.load(SeqCst), 2); // structure and storage
+            for _ in 0..100_000 {
+                assert_eq!(mcm_buf_append_char(c, b, b'a' as c_char), 1);
+            }
+            let reallocs = REALLOCS.load(SeqCst);
+            assert!((1..=12).contains(&reallocs), "{reallocs} reallocations");
+            let copy = mcm_buf_copy(c, b);
+            let pat = mcm_buf_new3(c, c"aa".as_ptr());
+            let rep = mcm_buf_new2(c, c"b".as_ptr(), 1);
+            let r = mcm_buf_find_replace(c, b, pat, rep);
+            assert_eq!(contents(r), b"b".repeat(50_000));
+            for x in [b, copy, pat, rep, r] {
+                release(c, x);
+            }
+            assert_eq!(MALLOCS.load(SeqCst), 10);
+            assert_eq!(FREES.load(SeqCst), 10);
+        }
+    }
+
+    #[test]
+    fn allocation_failure_leaves_the_buffer_unchanged() {
+        let mut ctxt = ctxt_with(failing_realloc);
+        ctxt.mcMalloc = Some(libc::malloc);
+        ctxt.mcMallocAtomic = Some(libc::malloc);
+        ctxt.mcFree = Some(libc::free);
+        let c = &mut ctxt as *mut memcache_ctxt;
+        // SAFETY: c is a live context whose realloc always fails; the buffer is created and
+        // freed with it.
+        unsafe {
+            let b = mcm_buf_new2(c, c"abc".as_ptr(), 3);
+            assert_eq!(mcm_buf_append(c, b, c"d".as_ptr(), 1), 0);
+            assert_eq!(mcm_buf_append_char(c, b, b'd' as c_char), 0);
+            assert_eq!(mcm_buf_replace2(c, b, c"abcd".as_ptr()), 0);
+            assert_eq!(mcm_buf_realloc(c, b, 64), 0);
+            assert_eq!(mcm_buf_resize(c, b, 64), 0);
+            assert_eq!(contents(b), b"abc");
+            assert_eq!((*b).size, 3);
+            // What fits needs no reallocation.
+            assert_eq!(mcm_buf_replace2(c, b, c"xy".as_ptr()), 1);
+            assert_eq!(contents(b), b"xy");
+            release(c, b);
+        }
+    }
+}

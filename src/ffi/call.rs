@@ -1,0 +1,102 @@
+//! What every key operation shares: the D2 key check, one request/reply exchange on the routed
+//! server with the connection closed on any failure, and the epilogue that records the handle's
+//! last error and delivers reports once nothing is locked.
+
+use libc::{c_char, size_t};
+
+use super::error::{report, Delivered, Scope};
+use super::server::{drop_conn, hash_key, key_bytes, route, Failure};
+use super::state::{HandleInner, HandleState};
+use super::types::*;
+use crate::conn::Conn;
+use crate::key;
+
+/// Runs the client's `mcKeyValid` hook (it may rewrite the key in place), then the built-in
+/// check, which always runs (D2). `Err` carries the value the storage calls return: the hook's
+/// non-zero result, or -9 for the built-in check.
+///
+/// # Safety
+/// `ctxt` is live; `key` is NULL or `len` bytes, writable if a hook is installed.
+pub unsafe fn validate_key<'a>(
+    ctxt: *const memcache_ctxt,
+    key_ptr: *mut c_char,
+    len: size_t,
+) -> Result<&'a [u8], i32> {
+    // SAFETY: per the contract.
+    if let Some(hook) = unsafe { (*ctxt).mcKeyValid } {
+        if !key_ptr.is_null() {
+            // SAFETY: the client's validator with the documented arguments.
+            let rc = unsafe { hook(ctxt as _, key_ptr, len) };
+            if rc != 0 {
+                report!(ctxt, MCM_ERR_PROTO, MCM_ERR_LVL_ERR, 0, "key rejected by mcKeyValid");
+                return Err(rc);
+            }
+        }
+    }
+    // SAFETY: per the contract.
+    let bytes = unsafe { key_bytes(key_ptr, len) };
+    match key::check(bytes) {
+        Ok(()) => Ok(bytes),
+        Err(e) => {
+            report!(ctxt, MCM_ERR_PROTO, MCM_ERR_LVL_ERR, 0, e.message());
+            Err(-9)
+        }
+    }
+}
+
+/// How an exchange ended.
+pub enum Outcome<T> {
+    Done(T),
+    /// No server could be chosen or reached (reported).
+    NoServer,
+    /// The exchange failed and the connection was closed (reported).
+    Failed,
+}
+
+/// Routes `key` to its server and runs `exchange` there with the handle's write buffer
+/// (cleared). Any failure closes that connection.
+///
+/// # Safety
+/// `ctxt` and `mc` are live.
+pub unsafe fn on_server_for<T>(
+    ctxt: *const memcache_ctxt,
+    mc: *mut memcache,
+    st: &HandleState,
+    key: &[u8],
+    exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+) -> Outcome<T> {
+    let mut inner = st.lock();
+    // SAFETY: per the contract.
+    let hash = unsafe { hash_key(ctxt, mc, st, key) };
+    // SAFETY: per the contract; inner is mc's locked state.
+    let Some(at) = (unsafe { route(ctxt, mc, st, &mut inner, hash) }) else {
+        return Outcome::NoServer;
+    };
+    let HandleInner { servers, wbuf, .. } = &mut *inner;
+    wbuf.clear();
+    let side = &mut servers[at];
+    let Some(conn) = side.conn.as_mut() else {
+        return Outcome::NoServer;
+    };
+    match exchange(conn, wbuf) {
+        Ok(v) => Outcome::Done(v),
+        Err(failure) => {
+            // SAFETY: ctxt is live and side.ms a server of the locked handle.
+            unsafe { drop_conn(ctxt, side, failure) };
+            Outcome::Failed
+        }
+    }
+}
+
+/// Sends the request in `wbuf` and returns the first reply line's event.
+pub fn send(conn: &mut Conn, wbuf: &[u8]) -> Result<(), Failure> {
+    conn.send(wbuf).map_err(Failure::Send)
+}
+
+/// Ends a call: records the handle's last error, then delivers the queued reports.
+pub fn finish(scope: Scope, ctxt: *const memcache_ctxt, st: Option<&HandleState>) -> Delivered {
+    if let Some(st) = st {
+        st.set_last_error(scope.last());
+    }
+    scope.deliver(ctxt)
+}

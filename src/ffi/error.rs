@@ -1,0 +1,443 @@
+//! The error-reporting pipeline of spec §6 with the D1 and D5 changes: a handler is called with a
+//! fully filled `memcache_err_ctxt`, may set `retcode`, and only a user handler that explicitly
+//! asks for `exit`/`abort` ends the process.
+//!
+//! Library code never calls a handler while it holds a lock or is half-way through a change: it
+//! queues a [`Report`] in a per-thread list, and the exported function delivers the queue
+//! ([`Scope::deliver`]) after it has released everything, so a handler that longjmps out leaves
+//! every handle and context usable.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::io::Write;
+use std::ptr;
+
+use libc::{c_char, c_void};
+
+use super::lock::OwnerLock;
+use super::types::*;
+
+struct ErrInfo {
+    text: &'static CStr,
+    severity: u32,
+    sysexit: i32,
+}
+
+/// Description, default severity and `<sysexits.h>` status of each code (spec §6.2).
+fn info(code: u32) -> ErrInfo {
+    let (text, severity, sysexit): (&'static CStr, u32, i32) = match code {
+        MCM_ERR_NONE => (c"no error", MCM_ERR_LVL_NONE, 0),
+        MCM_ERR_ASSERT => (c"internal memcache(3) assertion", MCM_ERR_LVL_FATAL, 70),
+        MCM_ERR_LIB_SNPRINTF => (c"snprintf(3) failed", MCM_ERR_LVL_ERR, 65),
+        MCM_ERR_LIB_STRTOL => (c"strtol(3) failed", MCM_ERR_LVL_ERR, 65),
+        MCM_ERR_LIB_STRTOLL => (c"strtoll(3) failed", MCM_ERR_LVL_ERR, 65),
+        MCM_ERR_MC_RECONN => (c"connection re-established with server", MCM_ERR_LVL_INFO, 0),
+        MCM_ERR_MC_SEND_CMD => (
+            c"failed to send command to the memcache server",
+            MCM_ERR_LVL_NOTICE,
+            74,
+        ),
+        MCM_ERR_MC_SERV_LIST => (c"no available servers in server list", MCM_ERR_LVL_WARN, 65),
+        MCM_ERR_MC_STORE => (c"unable to store value", MCM_ERR_LVL_NOTICE, 73),
+        MCM_ERR_MC_VALID_SERVER => (
+            c"unable to find a server to connect to",
+            MCM_ERR_LVL_NOTICE,
+            69,
+        ),
+        MCM_ERR_MEM_MALLOC => (c"malloc(3) failed", MCM_ERR_LVL_ERR, 71),
+        MCM_ERR_MEM_REALLOC => (c"realloc(3) failed", MCM_ERR_LVL_ERR, 71),
+        MCM_ERR_NET_CONNECT => (c"unable to connect to a server", MCM_ERR_LVL_NOTICE, 75),
+        MCM_ERR_NET_HOST => (c"unable to lookup/resolve host", MCM_ERR_LVL_WARN, 68),
+        MCM_ERR_PROTO => (c"memcache(4) protocol error", MCM_ERR_LVL_FATAL, 76),
+        MCM_ERR_SYS_CLOSE => (c"close(2) failed", MCM_ERR_LVL_ERR, 71),
+        MCM_ERR_SYS_CONNECT => (c"connect(2) failed", MCM_ERR_LVL_NOTICE, 71),
+        MCM_ERR_SYS_FCNTL => (c"fcntl(2) failed", MCM_ERR_LVL_ERR, 71),
+        MCM_ERR_SYS_READ => (c"read(2) failed", MCM_ERR_LVL_ERR, 71),
+        MCM_ERR_SYS_SELECT => (c"select(2) failed", MCM_ERR_LVL_ERR, 71),
+        MCM_ERR_SYS_SETSOCKOPT => (c"setsockopt(2) failed", MCM_ERR_LVL_ERR, 71),
+        MCM_ERR_SYS_SOCKET => (c"socket(2) failed", MCM_ERR_LVL_ERR, 71),
+        // 1.4 shares the TEST entry for SYS_WRITEV; kept.
+        MCM_ERR_SYS_WRITEV | MCM_ERR_TEST => {
+            (c"internal memcache(3) test message", MCM_ERR_LVL_WARN, 0)
+        }
+        MCM_ERR_TIMEOUT => (c"timeout", MCM_ERR_LVL_WARN, 69),
+        MCM_ERR_TRACE => (c"trace", MCM_ERR_LVL_INFO, 0),
+        MCM_ERR_UNKNOWN_STAT => (c"unknown stat variable", MCM_ERR_LVL_WARN, 76),
+        _ => (c"unknown error code", MCM_ERR_LVL_FATAL, 70),
+    };
+    ErrInfo { text, severity, sysexit }
+}
+
+/// Serializes handler calls so one context's `ectxt` is filled and read by one report at a time.
+static DELIVERY: OwnerLock = OwnerLock::new();
+
+/// Everything `mcm_err` needs, owned, so it can wait in the queue until locks are released.
+pub struct Report {
+    pub ctxt: *const memcache_ctxt,
+    pub code: u32,
+    /// 0 keeps the code's default severity.
+    pub level: u32,
+    pub errnum: u32,
+    pub funcname: &'static CStr,
+    pub line: u32,
+    pub msg: Cow<'static, str>,
+}
+
+thread_local! {
+    static QUEUE: RefCell<Vec<Report>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Queues a report for delivery when the current exported call finishes.
+pub fn queue(report: Report) {
+    QUEUE.with(|q| q.borrow_mut().push(report));
+}
+
+/// `report!(ctxt, CODE, level, errnum, msg)`: queue a report naming this module and line.
+macro_rules! report {
+    ($ctxt:expr, $code:expr, $level:expr, $errnum:expr, $msg:expr) => {
+        $crate::ffi::error::queue($crate::ffi::error::Report {
+            ctxt: $ctxt as *const $crate::ffi::types::memcache_ctxt,
+            code: $code,
+            level: $level,
+            errnum: $errnum as u32,
+            funcname: match ::std::ffi::CStr::from_bytes_with_nul(
+                concat!(module_path!(), "\0").as_bytes(),
+            ) {
+                Ok(name) => name,
+                Err(_) => c"libmemcache",
+            },
+            line: line!(),
+            msg: ::std::borrow::Cow::from($msg),
+        })
+    };
+}
+pub(crate) use report;
+
+/// The span of one exported call: reports queued during it are delivered by [`Scope::deliver`].
+pub struct Scope {
+    start: usize,
+}
+
+/// What delivery left behind: the handler's `retcode` if a report reached the call's context.
+#[derive(Clone, Copy)]
+pub struct Delivered {
+    retcode: Option<i32>,
+}
+
+impl Delivered {
+    /// `MCM_RET_CODE(v)`: the handler's non-zero `retcode` replaces the failure value `v`.
+    pub fn ret(self, v: i32) -> i32 {
+        match self.retcode {
+            Some(rc) if rc != 0 => rc,
+            _ => v,
+        }
+    }
+
+    pub fn reported(self) -> bool {
+        self.retcode.is_some()
+    }
+}
+
+impl Scope {
+    pub fn enter() -> Scope {
+        Scope {
+            start: QUEUE.with(|q| q.borrow().len()),
+        }
+    }
+
+    /// Code and message of the last report queued during this call, if any.
+    pub fn last(&self) -> Option<(u32, String)> {
+        QUEUE.with(|q| {
+            q.borrow()
+                .get(self.start..)
+                .and_then(|mine| mine.last())
+                .map(|r| (r.code, r.msg.to_string()))
+        })
+    }
+
+    /// Delivers this call's reports in order. Call it after every lock has been released.
+    pub fn deliver(self, ctxt: *const memcache_ctxt) -> Delivered {
+        let mine: Vec<Report> = QUEUE.with(|q| {
+            let mut q = q.borrow_mut();
+            let start = self.start.min(q.len());
+            q.drain(start..).collect()
+        });
+        let mut retcode = None;
+        for r in &mine {
+            // SAFETY: r.ctxt was a valid context pointer when the report was queued during this
+            // call; contexts outlive the calls that use them.
+            unsafe {
+                deliver_one(r.ctxt, r.code, r.level, r.errnum, r.funcname.as_ptr(), r.line, &r.msg)
+            };
+            if r.ctxt == ctxt && !ctxt.is_null() {
+                // SAFETY: ctxt is non-NULL and valid for this call; ectxt is read only if set.
+                retcode = Some(unsafe { (*ctxt).ectxt.as_ref() }.map_or(0, |e| e.retcode));
+            }
+        }
+        Delivered { retcode }
+    }
+}
+
+/// Steps 1-8 of spec §6.1 with D1.
+///
+/// # Safety
+/// `ctxt` is NULL or a live context; `funcname` is NULL or a C string valid for the call.
+unsafe fn deliver_one(
+    ctxt: *const memcache_ctxt,
+    code: u32,
+    level: u32,
+    errnum: u32,
+    funcname: *const c_char,
+    line: u32,
+    msg: &str,
+) {
+    // SAFETY: per the function contract ctxt is NULL or valid.
+    let Some(c) = (unsafe { ctxt.as_ref() }) else { return };
+    if c.ectxt.is_null() {
+        return;
+    }
+    let _serial = DELIVERY.lock();
+    let e = c.ectxt;
+    let info = info(code);
+    let severity = if level != 0 { level } else { info.severity };
+    // SAFETY: e is the context's non-NULL error record, a live memcache_err_ctxt.
+    unsafe {
+        ptr::write_bytes(e, 0, 1);
+        let e = &mut *e;
+        e.ctxt = ctxt as *const c_void;
+        e.funcname = funcname;
+        e.lineno = line;
+        e.errcode = code;
+        e.errmsg = if msg.is_empty() { ptr::null() } else { msg.as_ptr() as *const c_char };
+        e.errlen = msg.len();
+        e.errnum = errnum;
+        e.errstr = info.text.as_ptr();
+        e.severity = severity as c_char;
+        e.sysexit = info.sysexit;
+    }
+    if c.md5fc9f4e2249ad88de0081136fef04defa & severity != 0 {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { (*e).cont = b'y' as c_char };
+    let handler = c.mcErr;
+    if let Some(h) = handler {
+        // SAFETY: calling the client's handler with the context and its filled error record,
+        // the documented mcErrFunc contract.
+        unsafe { h(ctxt as *const c_void, e as *mut c_void) };
+    }
+    let user_handler = handler.is_some_and(|h| h as usize != default_err_handler as usize);
+    // SAFETY: as above; the handler may have changed cont.
+    let cont = unsafe { (*e).cont } as u8;
+    let sysexit = unsafe { (*e).sysexit };
+    if !user_handler || code == MCM_ERR_MC_SERV_LIST && cont == b'n' {
+        return;
+    }
+    match cont {
+        b'n' => {
+            drop(_serial);
+            // SAFETY: the client's handler explicitly asked for exit(sysexit) (spec D1).
+            unsafe { libc::exit(sysexit) }
+        }
+        // SAFETY: the client's handler explicitly asked for abort() (spec D1).
+        b'a' => unsafe { libc::abort() },
+        _ => {}
+    }
+}
+
+fn level_name(severity: u32) -> &'static str {
+    match severity {
+        MCM_ERR_LVL_INFO => "INFO",
+        MCM_ERR_LVL_NOTICE => "NOTICE",
+        MCM_ERR_LVL_WARN => "WARN",
+        MCM_ERR_LVL_ERR => "ERROR",
+        _ => "FATAL",
+    }
+}
+
+/// The default handler: one line on stderr (never stdout, D10), written with a single write so
+/// lines from several threads do not interleave.
+///
+/// # Safety
+/// `ectxt` is NULL or a filled `memcache_err_ctxt`.
+pub unsafe extern "C" fn default_err_handler(_ctxt: *const c_void, ectxt: *mut c_void) -> i32 {
+    ffi_body!(0, {
+        // SAFETY: called by the pipeline with the context's error record, or by a client with
+        // NULL or a valid record.
+        let Some(e) = (unsafe { (ectxt as *const memcache_err_ctxt).as_ref() }) else {
+            return 0;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut line: Vec<u8> = Vec::with_capacity(160);
+        let _ = write!(
+            line,
+            "[{}@{}.{:06}] ",
+            level_name(e.severity as u8 as u32),
+            now.as_secs(),
+            now.subsec_micros()
+        );
+        // SAFETY: funcname and errstr are NULL or NUL-terminated strings set by the pipeline.
+        let text = |p: *const c_char| unsafe { p.as_ref().map(|_| CStr::from_ptr(p).to_bytes()) };
+        line.extend_from_slice(text(e.funcname).unwrap_or(b"?"));
+        let _ = write!(line, "():{}: ", e.lineno);
+        line.extend_from_slice(text(e.errstr).unwrap_or(b"?"));
+        if e.errnum != 0 {
+            let _ = write!(line, ": {}", std::io::Error::from_raw_os_error(e.errnum as i32));
+        }
+        if !e.errmsg.is_null() && e.errlen > 0 {
+            line.extend_from_slice(b": ");
+            // SAFETY: errmsg points to errlen readable bytes, per the err_ctxt contract.
+            line.extend_from_slice(unsafe {
+                std::slice::from_raw_parts(e.errmsg as *const u8, e.errlen)
+            });
+        }
+        line.push(b'\n');
+        // SAFETY: writing an owned buffer to fd 2.
+        let _ = unsafe { libc::write(2, line.as_ptr() as *const c_void, line.len()) };
+        0
+    })
+}
+
+/// Reports an error through `ctxt`'s pipeline (spec §6.1). `msg` need not be NUL-terminated.
+///
+/// # Safety
+/// `ctxt` is NULL (nothing happens) or a live context; `funcname` is NULL or a C string; `msg`
+/// is NULL or `msglen` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_err(
+    ctxt: *const memcache_ctxt,
+    flags: u32,
+    funcname: *const c_char,
+    lineno: u32,
+    errcode: u32,
+    msg: *const c_char,
+    msglen: u32,
+    errlvl: u32,
+) {
+    ffi_body!((), {
+        check_null!((); ctxt);
+        let errnum = if flags & NO_ERRNO_FLAG != 0 {
+            0
+        } else {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as u32
+        };
+        let text = if msg.is_null() {
+            String::new()
+        } else {
+            // SAFETY: the caller guarantees msglen readable bytes at msg.
+            let bytes = unsafe { std::slice::from_raw_parts(msg as *const u8, msglen as usize) };
+            String::from_utf8_lossy(bytes).into_owned()
+        };
+        // SAFETY: contract of this function.
+        unsafe { deliver_one(ctxt, errcode, errlvl, errnum, funcname, lineno, &text) }
+    })
+}
+
+/// Reports `MCM_ERR_TEST` at WARN without errno, to exercise a handler.
+///
+/// # Safety
+/// `ctxt` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_err_test(ctxt: *const memcache_ctxt) {
+    ffi_body!((), {
+        check_null!((); ctxt);
+        let msg = "per-error message specific to this line of code";
+        // SAFETY: ctxt is non-NULL and, per the contract, live.
+        unsafe { deliver_one(ctxt, MCM_ERR_TEST, 0, 0, c"mcm_err_test".as_ptr(), line!(), msg) }
+    })
+}
+
+/// Adds levels to the filter mask (`mask |= m`, D5). 0 on success, 1 for a NULL context.
+///
+/// # Safety
+/// `ctxt` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_err_filter_add(ctxt: *mut memcache_ctxt, err_mask: u32) -> i32 {
+    ffi_body!(1, {
+        check_null!(1; ctxt);
+        // SAFETY: non-NULL live context.
+        unsafe { (*ctxt).md5fc9f4e2249ad88de0081136fef04defa |= err_mask };
+        0
+    })
+}
+
+/// Removes levels from the filter mask (`mask &= ~m`, D5). 0 on success, 1 for a NULL context.
+///
+/// # Safety
+/// `ctxt` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_err_filter_del(ctxt: *mut memcache_ctxt, err_mask: u32) -> i32 {
+    ffi_body!(1, {
+        check_null!(1; ctxt);
+        // SAFETY: non-NULL live context.
+        unsafe { (*ctxt).md5fc9f4e2249ad88de0081136fef04defa &= !err_mask };
+        0
+    })
+}
+
+/// The filter mask; 0 for a NULL context.
+///
+/// # Safety
+/// `ctxt` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_err_filter_get(ctxt: *const memcache_ctxt) -> u32 {
+    ffi_body!(0, {
+        check_null!(0; ctxt);
+        // SAFETY: non-NULL live context.
+        unsafe { (*ctxt).md5fc9f4e2249ad88de0081136fef04defa }
+    })
+}
+
+/// 1 if reports of level `err_lvl` are filtered out, else 0.
+///
+/// # Safety
+/// `ctxt` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_err_filter_test(ctxt: *const memcache_ctxt, err_lvl: u32) -> i32 {
+    ffi_body!(0, {
+        check_null!(0; ctxt);
+        // SAFETY: non-NULL live context.
+        (unsafe { (*ctxt).md5fc9f4e2249ad88de0081136fef04defa } & err_lvl != 0) as i32
+    })
+}
+
+/// Sets `ctxt`'s error handler. 1 if either argument is NULL, else 0.
+///
+/// # Safety
+/// `ctxt` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn mcErrSetupCtxt(ctxt: *mut memcache_ctxt, errFunc: mcErrFunc) -> i32 {
+    ffi_body!(1, {
+        check_null!(1; ctxt);
+        if errFunc.is_none() {
+            return 1;
+        }
+        // SAFETY: non-NULL live context.
+        unsafe { (*ctxt).mcErr = errFunc };
+        0
+    })
+}
+
+/// Sets the global context's error handler. 1 if `errFunc` is NULL, else 0.
+#[no_mangle]
+pub extern "C" fn mcErrSetup(errFunc: mcErrFunc) -> i32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcErrSetupCtxt(super::context::global(), errFunc) }
+}
+
+/// Stores the global context's error handler in `*errFunc`; 0 (1 for a NULL out-pointer).
+///
+/// # Safety
+/// `errFunc` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mcErrGet(errFunc: *mut mcErrFunc) -> i32 {
+    ffi_body!(1, {
+        check_null!(1; errFunc);
+        // SAFETY: errFunc is writable per the contract; the global context is always live.
+        unsafe { *errFunc = (*super::context::global()).mcErr };
+        0
+    })
+}

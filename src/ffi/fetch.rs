@@ -1,0 +1,859 @@
+//! Retrieval: `mc_aget`/`mc_aget2` (spec §9.5), requests and results, `mc_get` with its
+//! single- and multi-server paths and fetch callbacks (§9.6, D4, D11).
+
+use std::ptr;
+
+use libc::{c_char, c_int, c_void, size_t};
+
+use super::call::{finish, on_server_for, send, validate_key, Outcome};
+use super::context::{global, Alloc};
+use super::error::{report, Scope};
+use super::server::{drop_conn, hash_key, key_bytes, route, set_errnum, Failure};
+use super::state::{self, HandleInner};
+use super::types::*;
+use crate::conn::Conn;
+use crate::key;
+use crate::protocol::{self, Event, Reply};
+
+const FOD: c_char = MCM_RES_FREE_ON_DELETE as c_char;
+const NO_FOD: c_char = MCM_RES_NO_FREE_ON_DELETE as c_char;
+const FOUND: c_char = MCM_RES_FOUND as c_char;
+const ATTEMPTED: c_char = MCM_RES_ATTEMPTED as c_char;
+const NEED_FREE_KEY: c_char = MCM_RES_NEED_FREE_KEY as c_char;
+
+/// Passes a value's data chunks to `sink` up to and including its terminating CRLF.
+fn read_data(conn: &mut Conn, mut sink: impl FnMut(&[u8])) -> Result<(), Failure> {
+    loop {
+        match conn.next_event()? {
+            Event::Data(d) => sink(d),
+            Event::DataEnd => return Ok(()),
+            Event::Reply(_) => return Err(Failure::Unexpected("reply inside a value".into())),
+        }
+    }
+}
+
+/// Reads a value of `bytes` bytes into a new `mcMallocAtomic` buffer with a NUL after it.
+/// Ok(None) when the allocation failed (reported; the data is still consumed).
+fn read_value(
+    ctxt: *const memcache_ctxt,
+    alloc: &Alloc,
+    conn: &mut Conn,
+    bytes: usize,
+) -> Result<Option<*mut u8>, Failure> {
+    let buf = alloc.bytes(bytes + 1);
+    let mut filled = 0usize;
+    let read = read_data(conn, |d| {
+        if !buf.is_null() {
+            // SAFETY: buf has bytes + 1 bytes and the reader yields at most `bytes` data bytes.
+            unsafe { ptr::copy_nonoverlapping(d.as_ptr(), buf.add(filled), d.len()) };
+        }
+        filled += d.len();
+    });
+    if let Err(e) = read {
+        alloc.free(buf);
+        return Err(e);
+    }
+    if buf.is_null() {
+        report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, format!("value of {bytes} bytes"));
+        return Ok(None);
+    }
+    // SAFETY: buf has bytes + 1 bytes.
+    unsafe { *buf.add(bytes) = 0 };
+    Ok(Some(buf))
+}
+
+/// A hit of a single-key get: the caller's new buffer and what came with it.
+struct Hit {
+    val: *mut u8,
+    bytes: usize,
+    flags: u32,
+    cas: u64,
+}
+
+/// `get`/`gets` of one key into a new buffer.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `len` bytes; the out-pointers are NULL or writable.
+pub(super) unsafe fn aget(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    len: size_t,
+    retlen: *mut size_t,
+    flags_out: *mut u16,
+    cas_out: *mut u64,
+) -> *mut c_void {
+    if !retlen.is_null() {
+        // SAFETY: writable per the contract.
+        unsafe { *retlen = 0 };
+    }
+    let scope = Scope::enter();
+    // SAFETY: per the contract.
+    let Ok(key) = (unsafe { validate_key(ctxt, key, len) }) else {
+        finish(scope, ctxt, None);
+        return ptr::null_mut();
+    };
+    // SAFETY: per the contract.
+    let alloc = unsafe { Alloc::of(ctxt) };
+    let st = state::handle(mc);
+    let want_cas = !cas_out.is_null();
+    // SAFETY: per the contract.
+    let outcome = unsafe {
+        on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
+            protocol::encode_get(wbuf, [key], want_cas);
+            send(conn, wbuf)?;
+            let mut hit: Option<Hit> = None;
+            loop {
+                let (bytes, flags, cas) = match conn.next_event()? {
+                    Event::Reply(Reply::End) => return Ok(hit),
+                    Event::Reply(Reply::Value { key: k, flags, bytes, cas }) if k == key => {
+                        (bytes, flags, cas.unwrap_or(0))
+                    }
+                    other => {
+                        if let Some(h) = hit.take() {
+                            alloc.free(h.val);
+                        }
+                        return Err(Failure::Unexpected(format!("{other:?}")));
+                    }
+                };
+                if let Some(val) = read_value(ctxt, &alloc, conn, bytes)? {
+                    if let Some(old) = hit.replace(Hit { val, bytes, flags, cas }) {
+                        alloc.free(old.val);
+                    }
+                }
+            }
+        })
+    };
+    finish(scope, ctxt, Some(&st));
+    let Outcome::Done(Some(hit)) = outcome else {
+        return ptr::null_mut();
+    };
+    // SAFETY: the out-pointers are NULL or writable per the contract.
+    unsafe {
+        if !retlen.is_null() {
+            *retlen = hit.bytes;
+        }
+        if !flags_out.is_null() {
+            *flags_out = hit.flags as u16;
+        }
+        if !cas_out.is_null() {
+            *cas_out = hit.cas;
+        }
+    }
+    hit.val as *mut c_void
+}
+
+/// The value of `key` in a new NUL-terminated buffer, its length in `*retlen`. NULL (and
+/// `*retlen` 0) on a miss, a bad key or any failure. Caller owns the returned buffer; release it
+/// with the context's free function (free() for the global context).
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `len` bytes; `retlen` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_aget2(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    len: size_t,
+    retlen: *mut size_t,
+) -> *mut c_void {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { aget(ctxt, mc, key, len, retlen, ptr::null_mut(), ptr::null_mut()) }
+    })
+}
+
+/// mcm_aget2() without the length.
+///
+/// # Safety
+/// As mcm_aget2().
+#[no_mangle]
+pub unsafe extern "C" fn mcm_aget(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    len: size_t,
+) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_aget2(ctxt, mc, key, len, ptr::null_mut()) }
+}
+
+/// The global-context form of mcm_aget2().
+///
+/// # Safety
+/// As mcm_aget2().
+#[no_mangle]
+pub unsafe extern "C" fn mc_aget2(
+    mc: *mut memcache,
+    key: *mut c_char,
+    len: size_t,
+    retlen: *mut size_t,
+) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_aget2(global(), mc, key, len, retlen) }
+}
+
+/// The global-context form of mcm_aget().
+///
+/// # Safety
+/// As mcm_aget2().
+#[no_mangle]
+pub unsafe extern "C" fn mc_aget(mc: *mut memcache, key: *mut c_char, len: size_t) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_aget2(global(), mc, key, len, ptr::null_mut()) }
+}
+
+/// `gets` (beyond 1.4): as mc_aget2(), plus the item's flags and its cas value for mc_cas().
+/// Caller owns the returned buffer; release it with the context's free function.
+///
+/// # Safety
+/// As mcm_aget2(); `flags` and `cas` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_agets(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    len: size_t,
+    retlen: *mut size_t,
+    flags: *mut u16,
+    cas: *mut u64,
+) -> *mut c_void {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); ctxt, mc);
+        let mut unique = 0u64;
+        // SAFETY: forwarded contract; `unique` is a local out-value.
+        let val = unsafe { aget(ctxt, mc, key, len, retlen, flags, &mut unique) };
+        if !cas.is_null() {
+            // SAFETY: writable per the contract.
+            unsafe { *cas = unique };
+        }
+        val
+    })
+}
+
+/// The global-context form of mcm_agets().
+///
+/// # Safety
+/// As mcm_agets().
+#[no_mangle]
+pub unsafe extern "C" fn mc_agets(
+    mc: *mut memcache,
+    key: *mut c_char,
+    len: size_t,
+    retlen: *mut size_t,
+    flags: *mut u16,
+    cas: *mut u64,
+) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_agets(global(), mc, key, len, retlen, flags, cas) }
+}
+
+// ---- requests and results ----
+
+/// A new empty request. Caller owns it; release it with mc_req_free().
+///
+/// # Safety
+/// `ctxt` is NULL (libc allocator) or live.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_req_new(ctxt: *const memcache_ctxt) -> *mut memcache_req {
+    ffi_body!(ptr::null_mut(), {
+        // SAFETY: per the contract.
+        let req = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache_req>();
+        // SAFETY: req is NULL or a fresh zeroed request.
+        if let Some(r) = unsafe { req.as_mut() } {
+            r.query.tqh_last = &raw mut r.query.tqh_first;
+            r.cb.tqh_last = &raw mut r.cb.tqh_first;
+        }
+        req
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn mc_req_new() -> *mut memcache_req {
+    // SAFETY: the global context is live.
+    unsafe { mcm_req_new(global()) }
+}
+
+/// The results of a request, in order. Bounded so a corrupted list cannot loop forever.
+///
+/// # Safety
+/// `req` is a live request.
+unsafe fn results(req: *const memcache_req) -> Vec<*mut memcache_res> {
+    let mut out = Vec::new();
+    // SAFETY: per the contract the list links live results.
+    let mut res = unsafe { (*req).query.tqh_first };
+    while !res.is_null() && out.len() < 1 << 24 {
+        out.push(res);
+        // SAFETY: as above.
+        res = unsafe { (*res).entries.tqe_next };
+    }
+    out
+}
+
+/// # Safety
+/// `req` is live and `res` is a fresh result.
+unsafe fn append_result(req: *mut memcache_req, res: *mut memcache_res) {
+    // SAFETY: TAILQ_INSERT_TAIL on a live list with a fresh element.
+    unsafe {
+        let r = &mut *req;
+        if r.query.tqh_last.is_null() {
+            r.query.tqh_last = &raw mut r.query.tqh_first;
+        }
+        (*res).entries.tqe_next = ptr::null_mut();
+        (*res).entries.tqe_prev = r.query.tqh_last;
+        *r.query.tqh_last = res;
+        r.query.tqh_last = &raw mut (*res).entries.tqe_next;
+        r.num_keys = r.num_keys.wrapping_add(1);
+    }
+}
+
+/// # Safety
+/// `ctxt` is live; `req` is live; `key` is `len` bytes.
+unsafe fn req_add(
+    ctxt: *const memcache_ctxt,
+    req: *mut memcache_req,
+    key: *mut c_char,
+    len: size_t,
+    copy: bool,
+) -> *mut memcache_res {
+    let scope = Scope::enter();
+    // SAFETY: per the contract.
+    let res = match unsafe { validate_key(ctxt, key, len) } {
+        Err(_) => ptr::null_mut(),
+        Ok(bytes) => {
+            // SAFETY: per the contract.
+            let alloc = unsafe { Alloc::of(ctxt) };
+            let res = alloc.new_zeroed::<memcache_res>();
+            let stored_key = if copy { alloc.cstring(bytes) } else { key };
+            if res.is_null() || stored_key.is_null() {
+                alloc.free(res);
+                report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "request result");
+                ptr::null_mut()
+            } else {
+                // SAFETY: res is a fresh zeroed result; req is live.
+                unsafe {
+                    (*res).key = stored_key;
+                    (*res).len = len;
+                    (*res)._flags = FOD | NO_FOD | if copy { NEED_FREE_KEY } else { 0 };
+                    append_result(req, res);
+                }
+                res
+            }
+        }
+    };
+    scope.deliver(ctxt);
+    res
+}
+
+/// Adds a copy of `key` (exactly `len` bytes, need not be NUL-terminated) to the request.
+/// Borrowed: the result is owned by the request and freed by mc_req_free(). NULL for a bad key
+/// (reported; nothing allocated) or allocation failure.
+///
+/// # Safety
+/// `ctxt` is live; `req` is live; `key` is `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_req_add(
+    ctxt: *const memcache_ctxt,
+    req: *mut memcache_req,
+    key: *mut c_char,
+    len: size_t,
+) -> *mut memcache_res {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); ctxt, req);
+        // SAFETY: forwarded contract.
+        unsafe { req_add(ctxt, req, key, len, true) }
+    })
+}
+
+/// As mc_req_add() but the request refers to the caller's key, which must stay valid until
+/// the request is freed.
+///
+/// # Safety
+/// As mcm_req_add(); `key` outlives the request.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_req_add_ref(
+    ctxt: *const memcache_ctxt,
+    req: *mut memcache_req,
+    key: *mut c_char,
+    len: size_t,
+) -> *mut memcache_res {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); ctxt, req);
+        // SAFETY: forwarded contract.
+        unsafe { req_add(ctxt, req, key, len, false) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_req_add(req: *mut memcache_req, key: *mut c_char, len: size_t) -> *mut memcache_res {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_req_add(global(), req, key, len) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_req_add_ref(
+    req: *mut memcache_req,
+    key: *mut c_char,
+    len: size_t,
+) -> *mut memcache_res {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_req_add_ref(global(), req, key, len) }
+}
+
+/// Whether the result's value is released with it: its free-on-delete bit is set and the
+/// buffer is the library's, or the caller asked explicitly (D11).
+fn frees_value(r: &memcache_res, ours: bool) -> bool {
+    r._flags & FOD != 0 && !r.val.is_null() && (ours || r._flags & NO_FOD == 0 && r.size > 0)
+}
+
+/// Unlinks `res` from `req` (if given) and frees its key copy, its value when it is
+/// free-on-delete, and the result.
+///
+/// # Safety
+/// `req` is NULL or the live request holding `res`; `res` is a live result.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_res_free(
+    ctxt: *const memcache_ctxt,
+    req: *mut memcache_req,
+    res: *mut memcache_res,
+) {
+    ffi_body!((), {
+        check_null!((); res);
+        // SAFETY: per the contract.
+        let alloc = unsafe { Alloc::of(ctxt) };
+        // SAFETY: per the contract: TAILQ_REMOVE on the request's list.
+        unsafe {
+            if let Some(q) = req.as_mut() {
+                let r = &mut *res;
+                if !r.entries.tqe_prev.is_null() {
+                    if r.entries.tqe_next.is_null() {
+                        q.query.tqh_last = r.entries.tqe_prev;
+                    } else {
+                        (*r.entries.tqe_next).entries.tqe_prev = r.entries.tqe_prev;
+                    }
+                    *r.entries.tqe_prev = r.entries.tqe_next;
+                    q.num_keys = q.num_keys.saturating_sub(1);
+                }
+            }
+            let r = &*res;
+            let ours = state::value_is_ours(res, r.val, true);
+            if frees_value(r, ours) {
+                alloc.free(r.val);
+            }
+            if r._flags & NEED_FREE_KEY != 0 {
+                alloc.free(r.key);
+            }
+        }
+        alloc.free(res);
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_res_free(req: *mut memcache_req, res: *mut memcache_res) {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_res_free(global(), req, res) }
+}
+
+/// Frees every result (as mc_res_free()) and callback record, then the request. NULL is
+/// ignored.
+///
+/// # Safety
+/// `req` is NULL or a live request not used after this call.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_req_free(ctxt: *const memcache_ctxt, req: *mut memcache_req) {
+    ffi_body!((), {
+        check_null!((); req);
+        // SAFETY: per the contract.
+        unsafe {
+            for res in results(req) {
+                mcm_res_free(ctxt, req, res);
+            }
+            let alloc = Alloc::of(ctxt);
+            let mut cb = (*req).cb.tqh_first;
+            while !cb.is_null() {
+                let next = (*cb).entries.tqe_next;
+                alloc.free(cb);
+                cb = next;
+            }
+            alloc.free(req);
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_req_free(req: *mut memcache_req) {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_req_free(global(), req) }
+}
+
+/// Non-zero: the result's value is freed with it; zero: the caller keeps it.
+///
+/// # Safety
+/// `res` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_res_free_on_delete(
+    _ctxt: *const memcache_ctxt,
+    res: *mut memcache_res,
+    free_on_delete: c_int,
+) {
+    ffi_body!((), {
+        check_null!((); res);
+        // SAFETY: per the contract.
+        let r = unsafe { &mut *res };
+        r._flags &= !(FOD | NO_FOD);
+        r._flags |= if free_on_delete != 0 { FOD } else { NO_FOD };
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_res_free_on_delete(res: *mut memcache_res, free_on_delete: c_int) {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_res_free_on_delete(global(), res, free_on_delete) }
+}
+
+/// 1 if the last mc_get() sent this key, else 0.
+///
+/// # Safety
+/// `res` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_res_attempted(_ctxt: *const memcache_ctxt, res: *const memcache_res) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; res);
+        // SAFETY: per the contract.
+        (unsafe { (*res)._flags } & ATTEMPTED != 0) as c_int
+    })
+}
+
+/// 1 if the last mc_get() found this key, else 0.
+///
+/// # Safety
+/// `res` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_res_found(_ctxt: *const memcache_ctxt, res: *const memcache_res) -> c_int {
+    ffi_body!(0, {
+        check_null!(0; res);
+        // SAFETY: per the contract.
+        let f = unsafe { (*res)._flags };
+        (f & ATTEMPTED != 0 && f & FOUND != 0) as c_int
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_res_attempted(res: *const memcache_res) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_res_attempted(global(), res) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_res_found(res: *const memcache_res) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_res_found(global(), res) }
+}
+
+/// Registers `callback(ctxt, res, misc)` to run after each mc_get() of the request, for hits and
+/// misses, in registration order. 0; -1 if `req`, `res` or `callback` is NULL; -2 if allocation
+/// fails. The record is owned by the request.
+///
+/// # Safety
+/// `req` and `res` are NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_res_register_fetch_cb(
+    ctxt: *mut memcache_ctxt,
+    req: *mut memcache_req,
+    res: *mut memcache_res,
+    callback: mcResCallback,
+    misc: *mut c_void,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; req, res);
+        if callback.is_none() {
+            return -1;
+        }
+        // SAFETY: per the contract.
+        let cb = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache_res_cb>();
+        if cb.is_null() {
+            return -2;
+        }
+        // SAFETY: cb is a fresh zeroed record; req is live: TAILQ_INSERT_TAIL.
+        unsafe {
+            *cb = memcache_res_cb {
+                misc,
+                ctxt,
+                req,
+                res,
+                cb: callback,
+                entries: memcache_res_cb_entry { tqe_next: ptr::null_mut(), tqe_prev: ptr::null_mut() },
+            };
+            let r = &mut *req;
+            if r.cb.tqh_last.is_null() {
+                r.cb.tqh_last = &raw mut r.cb.tqh_first;
+            }
+            (*cb).entries.tqe_prev = r.cb.tqh_last;
+            *r.cb.tqh_last = cb;
+            r.cb.tqh_last = &raw mut (*cb).entries.tqe_next;
+        }
+        0
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_res_register_fetch_cb(
+    req: *mut memcache_req,
+    res: *mut memcache_res,
+    callback: mcResCallback,
+    misc: *mut c_void,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_res_register_fetch_cb(global(), req, res, callback, misc) }
+}
+
+// ---- mc_get ----
+
+/// Keys sent to one server in one `get` command.
+struct Batch {
+    side: usize,
+    results: Vec<*mut memcache_res>,
+    sent: bool,
+}
+
+/// Makes a result ready for a new fetch (D4): FOUND and ATTEMPTED cleared, a value the library
+/// allocated earlier released (free-on-delete) or handed to the caller (otherwise).
+///
+/// # Safety
+/// `res` is a live result.
+unsafe fn reset_result(alloc: &Alloc, res: *mut memcache_res) {
+    // SAFETY: per the contract.
+    let r = unsafe { &mut *res };
+    r._flags &= !(FOUND | ATTEMPTED);
+    if state::value_is_ours(res, r.val, true) {
+        if r._flags & FOD != 0 {
+            alloc.free(r.val);
+        }
+        r.val = ptr::null_mut();
+        r.size = 0;
+        r.bytes = 0;
+    }
+}
+
+/// Settles the "unset" free state when the key is sent and marks it attempted.
+fn mark_sent(r: &mut memcache_res) {
+    if r._flags & (FOD | NO_FOD) == FOD | NO_FOD {
+        r._flags &= !(FOD | NO_FOD);
+        r._flags |= if r.size > 0 { NO_FOD } else { FOD };
+    }
+    r._flags |= ATTEMPTED;
+}
+
+/// Stores a hit into `res` by the rules of §9.6: a new buffer when `size` is 0, else at most
+/// `size` bytes into the caller's buffer (the rest is read and dropped).
+fn store_hit(
+    ctxt: *const memcache_ctxt,
+    alloc: &Alloc,
+    conn: &mut Conn,
+    res: *mut memcache_res,
+    flags: u32,
+    bytes: usize,
+) -> Result<(), Failure> {
+    // SAFETY: results of a request being fetched are live for the whole call.
+    let r = unsafe { &mut *res };
+    if r.size == 0 {
+        if let Some(buf) = read_value(ctxt, alloc, conn, bytes)? {
+            r.val = buf as *mut c_void;
+            r.size = bytes;
+            state::value_allocated(res, r.val);
+        } else {
+            return Ok(());
+        }
+    } else {
+        let (dst, room) = (r.val as *mut u8, r.size);
+        let mut filled = 0usize;
+        read_data(conn, |d| {
+            let n = d.len().min(room.saturating_sub(filled));
+            if n > 0 && !dst.is_null() {
+                // SAFETY: the caller's buffer has `size` bytes and n keeps within it.
+                unsafe { ptr::copy_nonoverlapping(d.as_ptr(), dst.add(filled), n) };
+            }
+            filled += d.len();
+        })?;
+    }
+    r.flags = flags as u16;
+    r.bytes = bytes;
+    r._flags |= FOUND;
+    Ok(())
+}
+
+/// Reads one batch's replies up to END, filling the first not-yet-found result with each
+/// key (memcached answers in request order, so the search starts after the previous hit).
+fn read_batch(
+    ctxt: *const memcache_ctxt,
+    alloc: &Alloc,
+    conn: &mut Conn,
+    results: &[*mut memcache_res],
+) -> Result<(), Failure> {
+    let mut cursor = 0usize;
+    loop {
+        let (at, flags, bytes) = match conn.next_event()? {
+            Event::Reply(Reply::End) => return Ok(()),
+            Event::Reply(Reply::Value { key: k, flags, bytes, .. }) => {
+                let matches = |i: &usize| {
+                    // SAFETY: results are live; keys are len bytes.
+                    let r = unsafe { &*results[*i] };
+                    r._flags & FOUND == 0 && unsafe { key_bytes(r.key, r.len) } == k
+                };
+                let n = results.len();
+                let at = (cursor..n).chain(0..cursor).find(matches).ok_or_else(|| {
+                    Failure::Unexpected(format!("VALUE for a key not requested: {:?}", String::from_utf8_lossy(k)))
+                })?;
+                (at, flags, bytes)
+            }
+            other => return Err(Failure::Unexpected(format!("{other:?}"))),
+        };
+        store_hit(ctxt, alloc, conn, results[at], flags, bytes)?;
+        cursor = at + 1;
+    }
+}
+
+/// Sends every batch, then reads every batch's replies (D2 for multi-get: all servers work in
+/// parallel). A failure closes that server's connection; its keys stay not found.
+///
+/// # Safety
+/// `ctxt` is live; `inner` is the locked state the batches' sides index into.
+unsafe fn run_batches(ctxt: *const memcache_ctxt, alloc: &Alloc, inner: &mut HandleInner, batches: &mut [Batch]) {
+    let HandleInner { servers, wbuf, .. } = inner;
+    for b in batches.iter_mut() {
+        wbuf.clear();
+        // SAFETY: results are live for the call; their keys are len bytes.
+        let keys = b.results.iter().map(|&r| unsafe { key_bytes((*r).key, (*r).len) });
+        protocol::encode_get(wbuf, keys, false);
+        let side = &mut servers[b.side];
+        let Some(conn) = side.conn.as_mut() else { continue };
+        for &r in &b.results {
+            // SAFETY: as above.
+            mark_sent(unsafe { &mut *r });
+        }
+        match conn.send(wbuf) {
+            Ok(()) => b.sent = true,
+            // SAFETY: ctxt is live; side.ms is a server of the locked handle.
+            Err(f) => unsafe { drop_conn(ctxt, side, Failure::Send(f)) },
+        }
+    }
+    for b in batches.iter().filter(|b| b.sent) {
+        let side = &mut servers[b.side];
+        let Some(conn) = side.conn.as_mut() else { continue };
+        if let Err(f) = read_batch(ctxt, alloc, conn, &b.results) {
+            // SAFETY: as above.
+            unsafe { drop_conn(ctxt, side, f) };
+        }
+    }
+}
+
+/// Fetches every key of the request, then runs its callbacks (spec §9.6 with D4 and D11).
+///
+/// # Safety
+/// `ctxt`, `mc` and `req` are live.
+unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_req) {
+    let scope = Scope::enter();
+    // SAFETY: per the contract.
+    unsafe { set_errnum(ctxt, 0) };
+    // SAFETY: as above.
+    let alloc = unsafe { Alloc::of(ctxt) };
+    // SAFETY: as above.
+    let all = unsafe { results(req) };
+    for &r in &all {
+        // SAFETY: a live result of the request.
+        unsafe { reset_result(&alloc, r) };
+    }
+    let st = state::handle(mc);
+    // SAFETY: mc is live.
+    let n_servers = unsafe { (*mc).num_servers } as usize;
+    let single = all.len() == 1 || n_servers == 1;
+    if all.is_empty() || (!single && n_servers == 0) {
+        finish(scope, ctxt, Some(&st));
+        return;
+    }
+    // Keys that fail the built-in check are not sent and stay neither attempted nor found.
+    let mut sendable = Vec::with_capacity(all.len());
+    for &r in &all {
+        // SAFETY: a live result; its key is len bytes.
+        let k = unsafe { key_bytes((*r).key, (*r).len) };
+        match key::check(k) {
+            Ok(()) => {
+                // SAFETY: as above.
+                if unsafe { (*r).hash } == 0 {
+                    // SAFETY: ctxt and mc are live.
+                    unsafe { (*r).hash = hash_key(ctxt, mc, &st, k) };
+                }
+                sendable.push(r);
+            }
+            Err(e) => report!(ctxt, MCM_ERR_PROTO, MCM_ERR_LVL_ERR, 0, e.message()),
+        }
+    }
+    // Group as 1.4 does: one group, or one per `hash % num_servers`; each group's server is
+    // chosen from its first key's hash, with failover.
+    let mut groups: Vec<Vec<*mut memcache_res>> = Vec::new();
+    if single {
+        groups.push(sendable);
+    } else {
+        groups.resize_with(n_servers, Vec::new);
+        for r in sendable {
+            // SAFETY: a live result.
+            groups[unsafe { (*r).hash } as usize % n_servers].push(r);
+        }
+    }
+    let mut any_server = false;
+    {
+        let mut inner = st.lock();
+        let mut batches: Vec<Batch> = Vec::new();
+        for group in groups.into_iter().filter(|g| !g.is_empty()) {
+            // SAFETY: a live result.
+            let hash = unsafe { (*group[0]).hash };
+            // SAFETY: ctxt and mc are live; inner is mc's locked state.
+            let Some(side) = (unsafe { route(ctxt, mc, &st, &mut inner, hash) }) else { continue };
+            any_server = true;
+            match batches.iter_mut().find(|b| b.side == side) {
+                Some(b) => b.results.extend(group),
+                None => batches.push(Batch { side, results: group, sent: false }),
+            }
+        }
+        // SAFETY: ctxt is live; batches index into inner.
+        unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
+    }
+    finish(scope, ctxt, Some(&st));
+    if single && !any_server {
+        return;
+    }
+    // SAFETY: req is live; callbacks run with nothing locked, after the values are in place.
+    unsafe {
+        let mut cb = (*req).cb.tqh_first;
+        while !cb.is_null() {
+            let next = (*cb).entries.tqe_next;
+            let c = &*cb;
+            if let Some(f) = c.cb {
+                let cctxt = if c.ctxt.is_null() { ctxt as *const memcache_ctxt } else { c.ctxt };
+                f(cctxt, c.res, c.misc);
+            }
+            cb = next;
+        }
+    }
+}
+
+/// Fetches every key of `req` (grouped per server; all requests are written before any reply
+/// is read), fills the results and runs the fetch callbacks. A request can be fetched again.
+///
+/// # Safety
+/// `ctxt`, `mc` and `req` are live.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_req) {
+    ffi_body!((), {
+        check_null!((); ctxt, mc, req);
+        // SAFETY: forwarded contract.
+        unsafe { get(ctxt, mc, req) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_get(mc: *mut memcache, req: *mut memcache_req) {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_get(global(), mc, req) }
+}

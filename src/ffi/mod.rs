@@ -1,0 +1,39 @@
+//! The libmemcache 1.4 C ABI, one file per C concept. Every exported function is written out in
+//! full (so cbindgen sees it) and its body runs inside [`ffi_body!`], the single place where a
+//! Rust panic is stopped before it can cross into C. Pointer checks are early returns sharing the
+//! function's failure value.
+#![allow(non_snake_case)] // parameter names are those of memcache.h
+
+/// Runs an exported function's body, turning a panic into the function's failure value.
+macro_rules! ffi_body {
+    ($fail:expr, $body:block) => {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(value) => value,
+            Err(_) => $fail,
+        }
+    };
+}
+
+/// Returns `$fail` from the enclosing function when any of the pointers is NULL.
+macro_rules! check_null {
+    ($fail:expr; $($p:expr),+) => {
+        if $($p.is_null())||+ {
+            return $fail;
+        }
+    };
+}
+
+pub mod buffer;
+mod call;
+pub mod context;
+pub mod error;
+pub mod fetch;
+pub mod handle;
+mod lock;
+pub mod modern;
+pub mod server;
+mod state;
+pub mod stats;
+pub mod store;
+pub mod strings;
+pub mod types;

@@ -1,0 +1,298 @@
+//! Library-private state of the public structures, kept beside them and keyed by their address
+//! (spec D9: the 1.4 structures have no room for a lock, a connection or a retry timer).
+//!
+//! A handle's state is created by `mcm_new` and dropped by `mcm_free`; a handle allocated from a
+//! pool that is reset without `mcm_free` (PostgreSQL memory contexts) leaves its entry behind
+//! until a new handle is created at the same address, which replaces it.
+
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+use parking_lot::{Mutex, RwLock};
+
+use super::lock::{OwnerGuard, OwnerLock};
+use super::types::*;
+use crate::conn::{Conn, Endpoint};
+use crate::hash::{Distribution, RingServer, Selector};
+
+/// Addresses are already well spread; a multiply is all the hashing they need.
+#[derive(Default)]
+pub struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
+
+/// How long a server that failed to connect is skipped before it is tried again (D8).
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(5);
+
+/// The per-server part of a handle's state.
+pub struct ServerSide {
+    pub ms: *mut memcache_server,
+    pub endpoint: Option<Endpoint>,
+    pub conn: Option<Conn>,
+    /// When a failed connect marked the server 'd'; None when it is not auto-dead.
+    pub dead_since: Option<Instant>,
+    /// Set while a retry of an auto-dead server is under way, to report MC_RECONN on success.
+    pub retrying: bool,
+    /// Put down by mc_server_deactivate: never retried automatically.
+    pub user_down: bool,
+    pub weight: u32,
+}
+
+impl ServerSide {
+    pub fn new(ms: *mut memcache_server) -> ServerSide {
+        ServerSide {
+            ms,
+            endpoint: None,
+            conn: None,
+            dead_since: None,
+            retrying: false,
+            user_down: false,
+            weight: 1,
+        }
+    }
+}
+
+/// What only the thread holding the handle's lock touches.
+pub struct HandleInner {
+    pub servers: Vec<ServerSide>,
+    /// Request bytes are encoded here: one allocation reused by every command.
+    pub wbuf: Vec<u8>,
+    pub retry: Duration,
+}
+
+impl HandleInner {
+    /// The state of server `ms`, created on first use (a client's own finder may return a
+    /// server that was never added through us).
+    pub fn side(&mut self, ms: *mut memcache_server) -> &mut ServerSide {
+        let at = match self.servers.iter().position(|s| s.ms == ms) {
+            Some(at) => at,
+            None => {
+                self.servers.push(ServerSide::new(ms));
+                self.servers.len() - 1
+            }
+        };
+        &mut self.servers[at]
+    }
+}
+
+pub struct HandleState {
+    lock: OwnerLock,
+    inner: UnsafeCell<HandleInner>,
+    dist: AtomicU8,
+    /// Rebuilt when the server list changes; read by the default hash and finder without the
+    /// handle's lock, since a client may call those hooks while the lock is held.
+    selector: RwLock<Option<Arc<Selector>>>,
+    /// Code and message of the most recent failed call on the handle (0 and empty after a
+    /// call that reported nothing).
+    last_error: Mutex<(u32, String)>,
+}
+
+// SAFETY: `inner` is only reached through `Locked`, which holds `lock`; the other fields are
+// atomics and locks.
+unsafe impl Sync for HandleState {}
+// SAFETY: the raw pointers inside refer to C objects owned by the handle, which the C caller
+// may use from any thread (spec D9).
+unsafe impl Send for HandleState {}
+
+/// Exclusive access to a handle's inner state for the length of one call.
+pub struct Locked<'a> {
+    _guard: OwnerGuard<'a>,
+    state: &'a HandleState,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = HandleInner;
+    fn deref(&self) -> &HandleInner {
+        // SAFETY: the guard holds the handle's lock, so no other thread touches inner; a call
+        // re-entered on this thread from a callback is the one documented exception (D9).
+        unsafe { &*self.state.inner.get() }
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut HandleInner {
+        // SAFETY: as for deref.
+        unsafe { &mut *self.state.inner.get() }
+    }
+}
+
+impl HandleState {
+    fn new(dist: Distribution) -> HandleState {
+        HandleState {
+            lock: OwnerLock::new(),
+            inner: UnsafeCell::new(HandleInner {
+                servers: Vec::new(),
+                wbuf: Vec::with_capacity(1024),
+                retry: DEFAULT_RETRY,
+            }),
+            dist: AtomicU8::new(dist as u8),
+            selector: RwLock::new(None),
+            last_error: Mutex::new((0, String::new())),
+        }
+    }
+
+    pub fn lock(&self) -> Locked<'_> {
+        Locked {
+            _guard: self.lock.lock(),
+            state: self,
+        }
+    }
+
+    pub fn distribution(&self) -> Distribution {
+        match self.dist.load(Ordering::Relaxed) {
+            1 => Distribution::KetamaMd5,
+            _ => Distribution::Crc32Modulo,
+        }
+    }
+
+    pub fn set_distribution(&self, dist: Distribution) {
+        self.dist.store(dist as u8, Ordering::Relaxed);
+    }
+
+    pub fn set_last_error(&self, last: Option<(u32, String)>) {
+        *self.last_error.lock() = last.unwrap_or_default();
+    }
+
+    pub fn last_error(&self) -> (u32, String) {
+        self.last_error.lock().clone()
+    }
+
+    pub fn selector(&self) -> Option<Arc<Selector>> {
+        self.selector.read().clone()
+    }
+
+    /// Rebuilds the placement from the handle's servers, in `mc->servers` order.
+    ///
+    /// # Safety
+    /// `mc` is a live handle whose `servers` array holds `num_servers` live servers.
+    pub unsafe fn rebuild_selector(&self, mc: *const memcache, inner: &HandleInner) {
+        // SAFETY: per the contract.
+        let servers = unsafe { server_slice(mc) };
+        let names: Vec<(String, u16, u32)> = servers
+            .iter()
+            .map(|&ms| {
+                // SAFETY: each entry is a live server; hostname/port are NULL or C strings.
+                let (host, port) = unsafe { (cstr_lossy((*ms).hostname), cstr_lossy((*ms).port)) };
+                let weight = inner.servers.iter().find(|s| s.ms == ms).map_or(1, |s| s.weight);
+                (host, port.parse().unwrap_or(0), weight)
+            })
+            .collect();
+        let ring: Vec<RingServer<'_>> = names
+            .iter()
+            .map(|(host, port, weight)| RingServer {
+                host,
+                port: *port,
+                weight: *weight,
+            })
+            .collect();
+        *self.selector.write() = Some(Arc::new(Selector::new(Distribution::KetamaMd5, &ring)));
+    }
+}
+
+/// The handle's servers as a slice of `mc->servers`.
+///
+/// # Safety
+/// `mc` is a live handle; `servers` is NULL or holds `num_servers` entries.
+pub unsafe fn server_slice<'a>(mc: *const memcache) -> &'a [*mut memcache_server] {
+    // SAFETY: per the contract.
+    let mc = unsafe { &*mc };
+    if mc.servers.is_null() || mc.num_servers == 0 {
+        return &[];
+    }
+    // SAFETY: the array has num_servers entries (plus a NULL) maintained by mcm_server_add3.
+    unsafe { std::slice::from_raw_parts(mc.servers, mc.num_servers as usize) }
+}
+
+/// A C string as text (lossy), empty for NULL.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string.
+pub unsafe fn cstr_lossy(p: *const libc::c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: per the contract.
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+static HANDLES: Lazy<RwLock<AddrMap<Arc<HandleState>>>> = Lazy::new(Default::default);
+
+/// The state of handle `mc`, created on first use for a handle this library did not create.
+pub fn handle(mc: *const memcache) -> Arc<HandleState> {
+    if let Some(state) = HANDLES.read().get(&(mc as usize)) {
+        return state.clone();
+    }
+    HANDLES
+        .write()
+        .entry(mc as usize)
+        .or_insert_with(|| Arc::new(HandleState::new(Distribution::Crc32Modulo)))
+        .clone()
+}
+
+/// Starts fresh state for a new handle, replacing anything left at that address.
+pub fn handle_created(mc: *const memcache) {
+    let old = HANDLES.write().insert(
+        mc as usize,
+        Arc::new(HandleState::new(Distribution::Crc32Modulo)),
+    );
+    drop(old); // closes the sockets of a handle that was reclaimed without mcm_free
+}
+
+/// Forgets handle `mc`; its connections close when the last call using it ends.
+pub fn handle_freed(mc: *const memcache) {
+    let old = HANDLES.write().remove(&(mc as usize));
+    drop(old);
+}
+
+/// Which handle each added server belongs to, for the calls that are given only a server.
+static OWNERS: Lazy<RwLock<AddrMap<usize>>> = Lazy::new(Default::default);
+
+pub fn set_owner(ms: *const memcache_server, mc: *const memcache) {
+    OWNERS.write().insert(ms as usize, mc as usize);
+}
+
+pub fn owner(ms: *const memcache_server) -> Option<*const memcache> {
+    OWNERS.read().get(&(ms as usize)).map(|&mc| mc as *const memcache)
+}
+
+pub fn forget_owner(ms: *const memcache_server) {
+    OWNERS.write().remove(&(ms as usize));
+}
+
+/// Value buffers this library allocated, by result address (D4, D11): lets `mc_get` and
+/// `mc_res_free` tell them from caller buffers without adding bits to `_flags`.
+static LIB_VALUES: Lazy<Mutex<AddrMap<usize>>> = Lazy::new(Default::default);
+
+pub fn value_allocated(res: *const memcache_res, val: *const libc::c_void) {
+    LIB_VALUES.lock().insert(res as usize, val as usize);
+}
+
+/// Whether `res->val` is a buffer this library allocated for it; forgets it either way when
+/// `forget` is set.
+pub fn value_is_ours(res: *const memcache_res, val: *const libc::c_void, forget: bool) -> bool {
+    let mut values = LIB_VALUES.lock();
+    let ours = values.get(&(res as usize)) == Some(&(val as usize));
+    if forget {
+        values.remove(&(res as usize));
+    }
+    ours && !val.is_null()
+}

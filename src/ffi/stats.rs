@@ -1,0 +1,316 @@
+//! Server statistics (spec §9.7, D6) and flushing (§9.8).
+
+use std::ptr;
+
+use libc::{c_int, timeval};
+
+use super::call::finish;
+use super::context::{global, Alloc};
+use super::error::{report, Scope};
+use super::server::{drop_conn, Failure};
+use super::state::{self, HandleState};
+use super::types::*;
+use crate::conn::Conn;
+use crate::protocol::{self, parse_u64, Event, Reply};
+
+/// Connects `ms` and runs one exchange on it. None when it cannot be reached or the exchange
+/// failed (reported, connection closed).
+///
+/// # Safety
+/// `ctxt` is live; `ms` is a live server of `mc`'s state `st`.
+unsafe fn on_server<T>(
+    ctxt: *const memcache_ctxt,
+    st: &HandleState,
+    ms: *mut memcache_server,
+    exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+) -> Option<T> {
+    let mut inner = st.lock();
+    // SAFETY: per the contract.
+    if !unsafe { super::server::connect_one(ctxt, &mut inner, ms) } {
+        return None;
+    }
+    let state::HandleInner { servers, wbuf, .. } = &mut *inner;
+    let side = servers.iter_mut().find(|s| s.ms == ms)?;
+    wbuf.clear();
+    let conn = side.conn.as_mut()?;
+    match exchange(conn, wbuf) {
+        Ok(v) => Some(v),
+        Err(f) => {
+            // SAFETY: per the contract.
+            unsafe { drop_conn(ctxt, side, f) };
+            None
+        }
+    }
+}
+
+/// Unsigned decimal stored in the field's width (D6); unparsable values count as 0.
+fn num(v: &[u8]) -> u64 {
+    parse_u64(v).unwrap_or(0)
+}
+
+/// `sec.usec` or `sec:usec`.
+fn rusage(v: &[u8]) -> timeval {
+    let sep = v.iter().position(|&b| b == b'.' || b == b':');
+    let (s, us) = match sep {
+        Some(at) => (&v[..at], &v[at + 1..]),
+        None => (v, &b""[..]),
+    };
+    timeval { tv_sec: num(s) as libc::time_t, tv_usec: (num(us) % 1_000_000) as libc::suseconds_t }
+}
+
+fn apply_stat(alloc: &Alloc, s: &mut memcache_server_stats, name: &[u8], v: &[u8]) {
+    match name {
+        b"pid" => s.pid = num(v) as libc::pid_t,
+        b"uptime" => s.uptime = num(v) as libc::time_t,
+        b"time" => s.time = num(v) as libc::time_t,
+        b"version" => {
+            alloc.free(s.version);
+            s.version = alloc.cstring(v);
+        }
+        b"rusage_user" => s.rusage_user = rusage(v),
+        b"rusage_system" => s.rusage_system = rusage(v),
+        b"curr_items" => s.curr_items = num(v) as u32,
+        b"total_items" => s.total_items = num(v),
+        b"bytes" => s.bytes = num(v),
+        b"curr_connections" => s.curr_connections = num(v) as u32,
+        b"total_connections" => s.total_connections = num(v),
+        b"connection_structures" => s.connection_structures = num(v) as u32,
+        b"cmd_get" => s.cmd_get = num(v),
+        b"cmd_set" => s.cmd_set = num(v),
+        b"get_hits" => s.get_hits = num(v),
+        b"get_misses" => s.get_misses = num(v),
+        b"bytes_read" => s.bytes_read = num(v),
+        b"bytes_written" => s.bytes_written = num(v),
+        b"limit_maxbytes" => s.limit_maxbytes = num(v),
+        _ => {} // D6: modern servers send many more; they are skipped, the reply still read.
+    }
+}
+
+/// One server's statistics. Caller owns the result; release it with mc_server_stats_free().
+/// NULL when the server cannot be reached or answers wrongly (reported).
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `ms` is a server of `mc`.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_server_stats(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    ms: *mut memcache_server,
+) -> *mut memcache_server_stats {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); ctxt, mc, ms);
+        let scope = Scope::enter();
+        let st = state::handle(mc);
+        // SAFETY: per the contract.
+        let alloc = unsafe { Alloc::of(ctxt) };
+        let s = alloc.new_zeroed::<memcache_server_stats>();
+        if s.is_null() {
+            report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "stats");
+            finish(scope, ctxt, Some(&st));
+            return ptr::null_mut();
+        }
+        // SAFETY: per the contract; s is a fresh zeroed structure.
+        let ok = unsafe {
+            on_server(ctxt, &st, ms, |conn, wbuf| {
+                protocol::encode_simple(wbuf, b"stats");
+                conn.send(wbuf).map_err(Failure::Send)?;
+                loop {
+                    match conn.next_event()? {
+                        Event::Reply(Reply::Stat { name, value }) => apply_stat(&alloc, &mut *s, name, value),
+                        Event::Reply(Reply::End) => return Ok(()),
+                        other => return Err(Failure::Unexpected(format!("{other:?}"))),
+                    }
+                }
+            })
+        };
+        finish(scope, ctxt, Some(&st));
+        if ok.is_none() {
+            // SAFETY: s is ours and not handed out.
+            unsafe { mcm_server_stats_free(ctxt, s) };
+            return ptr::null_mut();
+        }
+        s
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_server_stats(mc: *mut memcache, ms: *mut memcache_server) -> *mut memcache_server_stats {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_server_stats(global(), mc, ms) }
+}
+
+fn add_tv(a: &mut timeval, b: &timeval) {
+    let usec = a.tv_usec as i64 + b.tv_usec as i64;
+    a.tv_sec += b.tv_sec + (usec / 1_000_000) as libc::time_t;
+    a.tv_usec = (usec % 1_000_000) as libc::suseconds_t;
+}
+
+/// The statistics of every server merged: counters summed, pid/uptime/time from the last server
+/// that answered, version from the first. Zeros when no server answered; NULL only when
+/// allocation fails. Caller owns the result; release it with mc_server_stats_free().
+///
+/// # Safety
+/// `ctxt` and `mc` are live.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_stats(ctxt: *mut memcache_ctxt, mc: *mut memcache) -> *mut memcache_server_stats {
+    ffi_body!(ptr::null_mut(), {
+        check_null!(ptr::null_mut(); ctxt, mc);
+        // SAFETY: per the contract.
+        let alloc = unsafe { Alloc::of(ctxt) };
+        let total = alloc.new_zeroed::<memcache_server_stats>();
+        if total.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: mc is live; total is a fresh zeroed structure owned here.
+        unsafe {
+            let t = &mut *total;
+            for &ms in state::server_slice(mc).to_vec().iter() {
+                let s = mcm_server_stats(ctxt, mc, ms);
+                let Some(one) = s.as_ref() else { continue };
+                t.pid = one.pid;
+                t.uptime = one.uptime;
+                t.time = one.time;
+                if t.version.is_null() && !one.version.is_null() {
+                    t.version = alloc.cstring(std::ffi::CStr::from_ptr(one.version).to_bytes());
+                }
+                add_tv(&mut t.rusage_user, &one.rusage_user);
+                add_tv(&mut t.rusage_system, &one.rusage_system);
+                t.curr_items = t.curr_items.wrapping_add(one.curr_items);
+                t.total_items += one.total_items;
+                t.bytes += one.bytes;
+                t.curr_connections = t.curr_connections.wrapping_add(one.curr_connections);
+                t.total_connections += one.total_connections;
+                t.connection_structures = t.connection_structures.wrapping_add(one.connection_structures);
+                t.cmd_get += one.cmd_get;
+                t.cmd_set += one.cmd_set;
+                t.get_hits += one.get_hits;
+                t.get_misses += one.get_misses;
+                t.bytes_read += one.bytes_read;
+                t.bytes_written += one.bytes_written;
+                t.limit_maxbytes += one.limit_maxbytes;
+                mcm_server_stats_free(ctxt, s);
+            }
+        }
+        total
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_stats(mc: *mut memcache) -> *mut memcache_server_stats {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_stats(global(), mc) }
+}
+
+/// Frees `s->version` and `s`. NULL is ignored.
+///
+/// # Safety
+/// `s` is NULL or a result of mc_stats()/mc_server_stats() not used after this call.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_server_stats_free(ctxt: *const memcache_ctxt, s: *mut memcache_server_stats) {
+    ffi_body!((), {
+        check_null!((); s);
+        // SAFETY: per the contract.
+        let alloc = unsafe { Alloc::of(ctxt) };
+        // SAFETY: as above.
+        alloc.free(unsafe { (*s).version });
+        alloc.free(s);
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_server_stats_free(s: *mut memcache_server_stats) {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_server_stats_free(global(), s) }
+}
+
+/// Empties one server's cache. 0 on OK; -1 if it cannot be reached (or `ms` is NULL); -3 for any
+/// other reply (reported).
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `ms` is NULL or a server of `mc`.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_flush(ctxt: *mut memcache_ctxt, mc: *mut memcache, ms: *mut memcache_server) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        let scope = Scope::enter();
+        let st = state::handle(mc);
+        let rc = if ms.is_null() {
+            report!(ctxt, MCM_ERR_MC_VALID_SERVER, 0, 0, "no server to flush");
+            -1
+        } else {
+            let mut reached = false;
+            // SAFETY: per the contract.
+            let r = unsafe {
+                on_server(ctxt, &st, ms, |conn, wbuf| {
+                    reached = true;
+                    protocol::encode_simple(wbuf, b"flush_all");
+                    conn.send(wbuf).map_err(Failure::Send)?;
+                    match conn.next_event()? {
+                        Event::Reply(Reply::Ok) => Ok(()),
+                        other => Err(Failure::Unexpected(format!("{other:?}"))),
+                    }
+                })
+            };
+            match (r, reached) {
+                (Some(()), _) => 0,
+                (None, true) => -3,
+                (None, false) => -1,
+            }
+        };
+        finish(scope, ctxt, Some(&st)).ret(rc)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_flush(mc: *mut memcache, ms: *mut memcache_server) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_flush(global(), mc, ms) }
+}
+
+/// Flushes every server; the first non-zero result, or 0.
+///
+/// # Safety
+/// `ctxt` and `mc` are live.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_flush_all(ctxt: *mut memcache_ctxt, mc: *mut memcache) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        let mut first = 0;
+        // SAFETY: per the contract.
+        for &ms in unsafe { state::server_slice(mc) }.to_vec().iter() {
+            // SAFETY: as above.
+            let rc = unsafe { mcm_flush(ctxt, mc, ms) };
+            if first == 0 {
+                first = rc;
+            }
+        }
+        first
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_flush_all(mc: *mut memcache) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_flush_all(global(), mc) }
+}
+
+/// The `version` reply of `ms` as a new C string, NULL when unreachable.
+///
+/// # Safety
+/// `ctxt` is live; `ms` is a server of the handle with state `st`.
+pub unsafe fn version_of(ctxt: *mut memcache_ctxt, st: &HandleState, ms: *mut memcache_server) -> *mut libc::c_char {
+    // SAFETY: per the contract.
+    let alloc = unsafe { Alloc::of(ctxt) };
+    // SAFETY: as above.
+    unsafe {
+        on_server(ctxt, st, ms, |conn, wbuf| {
+            protocol::encode_simple(wbuf, b"version");
+            conn.send(wbuf).map_err(Failure::Send)?;
+            match conn.next_event()? {
+                Event::Reply(Reply::Version(v)) => Ok(alloc.cstring(v)),
+                other => Err(Failure::Unexpected(format!("{other:?}"))),
+            }
+        })
+    }
+    .unwrap_or(ptr::null_mut())
+}

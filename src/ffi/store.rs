@@ -1,0 +1,710 @@
+//! Commands that change items: set, add, replace (spec §9.2), delete (§9.3, D7), incr and decr
+//! (§9.4), and the modern append, prepend, cas, touch and 64-bit counters, which share the same
+//! paths.
+
+use libc::{c_char, c_int, c_void, size_t, time_t};
+
+use super::call::{finish, on_server_for, send, validate_key, Outcome};
+use super::context::global;
+use super::error::{report, Scope};
+use super::server::{set_errnum, Failure};
+use super::state;
+use super::types::*;
+use crate::protocol::{self, Event, Reply, StoreCmd};
+
+/// The reply line of a command, which must not be a VALUE.
+fn reply_line(conn: &mut crate::conn::Conn) -> Result<Reply<'_>, Failure> {
+    match conn.next_event()? {
+        Event::Reply(r) if !matches!(r, Reply::Value { .. }) => Ok(r),
+        _ => Err(Failure::Unexpected("value data".into())),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// One storage command. Returns 0 stored, 1 not stored, MC_EXISTS / MC_NOT_FOUND (cas),
+/// 2 any other reply or a failed exchange, 4 SERVER_ERROR, -1 no server, or the key check's
+/// value; through MCM_RET_CODE after a report.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` and `val` are readable for their lengths.
+pub(super) unsafe fn store(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    cmd: StoreCmd,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u32,
+) -> c_int {
+    let scope = Scope::enter();
+    // SAFETY: per the contract.
+    let key = match unsafe { validate_key(ctxt, key, key_len) } {
+        Ok(k) => k,
+        Err(rc) => return finish(scope, ctxt, None).ret(rc),
+    };
+    // SAFETY: ctxt is live.
+    unsafe { set_errnum(ctxt, 0) };
+    let value: &[u8] = if val.is_null() || bytes == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller guarantees `bytes` readable bytes at val.
+        unsafe { std::slice::from_raw_parts(val as *const u8, bytes) }
+    };
+    let st = state::handle(mc);
+    // SAFETY: per the contract.
+    let outcome = unsafe {
+        on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
+            protocol::encode_store(wbuf, cmd, key, flags, expire as u64, value);
+            send(conn, wbuf)?;
+            Ok(match reply_line(conn)? {
+                Reply::Stored => 0,
+                Reply::NotStored => {
+                    report!(ctxt, MCM_ERR_MC_STORE, 0, 0, text(cmd.verb()));
+                    1
+                }
+                Reply::Exists => MC_EXISTS,
+                Reply::NotFound => MC_NOT_FOUND,
+                Reply::ServerError(msg) => {
+                    report!(ctxt, MCM_ERR_MC_STORE, 0, 0, text(msg));
+                    4
+                }
+                // A CLIENT_ERROR may have left the value's bytes unread: close the stream.
+                other => return Err(Failure::Unexpected(format!("{other:?}"))),
+            })
+        })
+    };
+    let rc = match outcome {
+        Outcome::Done(rc) => rc,
+        Outcome::NoServer => -1,
+        Outcome::Failed => 2,
+    };
+    finish(scope, ctxt, Some(&st)).ret(rc)
+}
+
+/// Stores the value unconditionally. 0 stored; 1 not stored; 2 other reply or I/O failure;
+/// 4 SERVER_ERROR (e.g. too large); -1 no server; -9 or the hook's value for a bad key.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `key_len` bytes (writable if an mcKeyValid hook is
+/// installed); `val` is `bytes` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_set(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { store(ctxt, mc, StoreCmd::Set, key, key_len, val, bytes, expire, flags as u32) }
+    })
+}
+
+/// The global-context form of mcm_set().
+///
+/// # Safety
+/// As mcm_set().
+#[no_mangle]
+pub unsafe extern "C" fn mc_set(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_set(global(), mc, key, key_len, val, bytes, expire, flags) }
+}
+
+/// Stores the value only if the key is absent. Results as mc_set().
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `key_len` bytes (writable if an mcKeyValid hook is
+/// installed); `val` is `bytes` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_add(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { store(ctxt, mc, StoreCmd::Add, key, key_len, val, bytes, expire, flags as u32) }
+    })
+}
+
+/// The global-context form of mcm_add().
+///
+/// # Safety
+/// As mcm_add().
+#[no_mangle]
+pub unsafe extern "C" fn mc_add(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_add(global(), mc, key, key_len, val, bytes, expire, flags) }
+}
+
+/// Stores the value only if the key exists. Results as mc_set().
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `key_len` bytes (writable if an mcKeyValid hook is
+/// installed); `val` is `bytes` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_replace(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { store(ctxt, mc, StoreCmd::Replace, key, key_len, val, bytes, expire, flags as u32) }
+    })
+}
+
+/// The global-context form of mcm_replace().
+///
+/// # Safety
+/// As mcm_replace().
+#[no_mangle]
+pub unsafe extern "C" fn mc_replace(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_replace(global(), mc, key, key_len, val, bytes, expire, flags) }
+}
+
+/// Appends to an existing value (beyond 1.4). Results as mc_set(); 1 when the key is absent.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `key_len` bytes (writable if an mcKeyValid hook is
+/// installed); `val` is `bytes` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_append(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { store(ctxt, mc, StoreCmd::Append, key, key_len, val, bytes, expire, flags as u32) }
+    })
+}
+
+/// The global-context form of mcm_append().
+///
+/// # Safety
+/// As mcm_append().
+#[no_mangle]
+pub unsafe extern "C" fn mc_append(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_append(global(), mc, key, key_len, val, bytes, expire, flags) }
+}
+
+/// Prepends to an existing value (beyond 1.4). Results as mc_set(); 1 when the key is absent.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `key_len` bytes (writable if an mcKeyValid hook is
+/// installed); `val` is `bytes` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_prepend(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { store(ctxt, mc, StoreCmd::Prepend, key, key_len, val, bytes, expire, flags as u32) }
+    })
+}
+
+/// The global-context form of mcm_prepend().
+///
+/// # Safety
+/// As mcm_prepend().
+#[no_mangle]
+pub unsafe extern "C" fn mc_prepend(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_prepend(global(), mc, key, key_len, val, bytes, expire, flags) }
+}
+
+/// Stores the value only if the item is unchanged since the `gets` that returned `cas`
+/// (beyond 1.4). 0 stored; MC_EXISTS (5) changed since; MC_NOT_FOUND (6) absent; other
+/// results as mc_set().
+///
+/// # Safety
+/// As mcm_set().
+#[no_mangle]
+pub unsafe extern "C" fn mcm_cas(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+    cas: u64,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe {
+            store(ctxt, mc, StoreCmd::Cas(cas), key, key_len, val, bytes, expire, flags as u32)
+        }
+    })
+}
+
+/// The global-context form of mcm_cas().
+///
+/// # Safety
+/// As mcm_set().
+#[no_mangle]
+pub unsafe extern "C" fn mc_cas(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: *const c_void,
+    bytes: size_t,
+    expire: time_t,
+    flags: u16,
+    cas: u64,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_cas(global(), mc, key, key_len, val, bytes, expire, flags, cas) }
+}
+
+/// A command whose answer is one status line: delete and touch.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is valid for the call.
+unsafe fn keyed_status(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: &[u8],
+    encode: impl FnOnce(&mut Vec<u8>),
+    interpret: impl FnOnce(Reply<'_>) -> Result<c_int, Failure>,
+) -> (Outcome<c_int>, std::sync::Arc<state::HandleState>) {
+    let st = state::handle(mc);
+    // SAFETY: per the contract.
+    let outcome = unsafe {
+        on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
+            encode(wbuf);
+            send(conn, wbuf)?;
+            interpret(reply_line(conn)?)
+        })
+    };
+    (outcome, st)
+}
+
+/// Deletes the key. 0 deleted; 1 not found; -1 no server; -5 other reply or I/O failure; -9 or
+/// the hook's value for a bad key. A non-zero `hold` is ignored with a NOTICE (D7): memcached
+/// 1.4 and later refuse hold times.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `key_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_delete(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    hold: time_t,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        let scope = Scope::enter();
+        // SAFETY: per the contract.
+        let key = match unsafe { validate_key(ctxt, key, key_len) } {
+            Ok(k) => k,
+            Err(rc) => return finish(scope, ctxt, None).ret(rc),
+        };
+        if hold != 0 {
+            report!(ctxt, MCM_ERR_PROTO, MCM_ERR_LVL_NOTICE, 0, "delete hold time ignored");
+        }
+        // SAFETY: per the contract.
+        let (outcome, st) = unsafe {
+            keyed_status(ctxt, mc, key, |w| protocol::encode_delete(w, key), |r| match r {
+                Reply::Deleted => Ok(0),
+                Reply::NotFound => Ok(1),
+                other => Err(Failure::Unexpected(format!("{other:?}"))),
+            })
+        };
+        let rc = match outcome {
+            Outcome::Done(rc) => rc,
+            Outcome::NoServer => -1,
+            Outcome::Failed => -5,
+        };
+        finish(scope, ctxt, Some(&st)).ret(rc)
+    })
+}
+
+/// The global-context form of mcm_delete().
+///
+/// # Safety
+/// As mcm_delete().
+#[no_mangle]
+pub unsafe extern "C" fn mc_delete(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    hold: time_t,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_delete(global(), mc, key, key_len, hold) }
+}
+
+/// Resets the item's expiry (beyond 1.4). 0 touched; MC_NOT_FOUND (6) absent; -1 no server;
+/// 2 other reply or I/O failure; -9 or the hook's value for a bad key.
+///
+/// # Safety
+/// As mcm_delete().
+#[no_mangle]
+pub unsafe extern "C" fn mcm_touch(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    expire: time_t,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        let scope = Scope::enter();
+        // SAFETY: per the contract.
+        let key = match unsafe { validate_key(ctxt, key, key_len) } {
+            Ok(k) => k,
+            Err(rc) => return finish(scope, ctxt, None).ret(rc),
+        };
+        let encode = |w: &mut Vec<u8>| protocol::encode_touch(w, key, expire as u64);
+        // SAFETY: per the contract.
+        let (outcome, st) = unsafe {
+            keyed_status(ctxt, mc, key, encode, |r| match r {
+                Reply::Touched => Ok(0),
+                Reply::NotFound => Ok(MC_NOT_FOUND),
+                other => Err(Failure::Unexpected(format!("{other:?}"))),
+            })
+        };
+        let rc = match outcome {
+            Outcome::Done(rc) => rc,
+            Outcome::NoServer => -1,
+            Outcome::Failed => 2,
+        };
+        finish(scope, ctxt, Some(&st)).ret(rc)
+    })
+}
+
+/// The global-context form of mcm_touch().
+///
+/// # Safety
+/// As mcm_delete().
+#[no_mangle]
+pub unsafe extern "C" fn mc_touch(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    expire: time_t,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_touch(global(), mc, key, key_len, expire) }
+}
+
+/// incr/decr. Ok(Some(v)) new value; Ok(None) not found (errnum ENOENT); Err(rc) failure with
+/// the value to return (after MCM_RET_CODE) and errnum set (EINVAL for a bad key, else 0).
+/// Never re-sent after a timeout (D8): a counter must not move twice.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `key_len` bytes.
+unsafe fn arith(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    incr: bool,
+    key: *mut c_char,
+    key_len: size_t,
+    delta: u64,
+) -> Result<Option<u64>, c_int> {
+    let scope = Scope::enter();
+    // SAFETY: ctxt is live.
+    unsafe { set_errnum(ctxt, 0) };
+    // SAFETY: per the contract.
+    let key = match unsafe { validate_key(ctxt, key, key_len) } {
+        Ok(k) => k,
+        Err(rc) => {
+            // SAFETY: ctxt is live.
+            unsafe { set_errnum(ctxt, libc::EINVAL as u32) };
+            return Err(finish(scope, ctxt, None).ret(rc));
+        }
+    };
+    let st = state::handle(mc);
+    // SAFETY: per the contract.
+    let outcome = unsafe {
+        on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
+            protocol::encode_arith(wbuf, incr, key, delta);
+            send(conn, wbuf)?;
+            Ok(match reply_line(conn)? {
+                Reply::Number(n) => Ok(Some(n)),
+                Reply::NotFound => Ok(None),
+                Reply::ClientError(msg) | Reply::ServerError(msg) => {
+                    report!(ctxt, MCM_ERR_PROTO, 0, 0, text(msg));
+                    Err(())
+                }
+                other => return Err(Failure::Unexpected(format!("{other:?}"))),
+            })
+        })
+    };
+    let result = match outcome {
+        Outcome::Done(Ok(v)) => Ok(v),
+        Outcome::Done(Err(())) | Outcome::NoServer | Outcome::Failed => Err(0),
+    };
+    if let Ok(None) = result {
+        // SAFETY: ctxt is live.
+        unsafe { set_errnum(ctxt, libc::ENOENT as u32) };
+    }
+    let delivered = finish(scope, ctxt, Some(&st));
+    result.map_err(|rc| delivered.ret(rc))
+}
+
+/// 1.4's 32-bit counter result: the new value truncated to 32 bits; 0 with errnum ENOENT when
+/// the key is missing, 0 with errnum EINVAL for a bad key.
+///
+/// # Safety
+/// As arith().
+unsafe fn arith32(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    incr: bool,
+    key: *mut c_char,
+    key_len: size_t,
+    val: u32,
+) -> u32 {
+    // SAFETY: forwarded contract.
+    match unsafe { arith(ctxt, mc, incr, key, key_len, val as u64) } {
+        Ok(Some(v)) => v as u32,
+        Ok(None) => 0,
+        Err(rc) => rc as u32,
+    }
+}
+
+/// Adds `val` to a counter; returns the new value as 32 bits. A missing key returns 0 and sets
+/// `ctxt->errnum = ENOENT`; other failures return 0 (errnum 0, or EINVAL for a bad key).
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `key_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_incr(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: u32,
+) -> u32 {
+    ffi_body!(0, {
+        check_null!(0; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { arith32(ctxt, mc, true, key, key_len, val) }
+    })
+}
+
+/// Subtracts `val` from a counter (memcached stops at 0). Results as mc_incr().
+///
+/// # Safety
+/// As mcm_incr().
+#[no_mangle]
+pub unsafe extern "C" fn mcm_decr(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: u32,
+) -> u32 {
+    ffi_body!(0, {
+        check_null!(0; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { arith32(ctxt, mc, false, key, key_len, val) }
+    })
+}
+
+/// The global-context form of mcm_incr().
+///
+/// # Safety
+/// As mcm_incr().
+#[no_mangle]
+pub unsafe extern "C" fn mc_incr(mc: *mut memcache, key: *mut c_char, key_len: size_t, val: u32) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_incr(global(), mc, key, key_len, val) }
+}
+
+/// The global-context form of mcm_decr().
+///
+/// # Safety
+/// As mcm_incr().
+#[no_mangle]
+pub unsafe extern "C" fn mc_decr(mc: *mut memcache, key: *mut c_char, key_len: size_t, val: u32) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_decr(global(), mc, key, key_len, val) }
+}
+
+/// 64-bit counter (beyond 1.4): 0 and the new value in `*value` (if non-NULL); MC_NOT_FOUND
+/// (6) for a missing key; -1 for any failure (reported); -9 or the hook's value for a bad key.
+///
+/// # Safety
+/// As mcm_incr(); `value` is NULL or writable.
+unsafe fn arith64(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    incr: bool,
+    key: *mut c_char,
+    key_len: size_t,
+    delta: u64,
+    value: *mut u64,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { arith(ctxt, mc, incr, key, key_len, delta) } {
+        Ok(Some(v)) => {
+            if !value.is_null() {
+                // SAFETY: value is writable per the contract.
+                unsafe { *value = v };
+            }
+            0
+        }
+        Ok(None) => MC_NOT_FOUND,
+        Err(0) => -1,
+        Err(rc) => rc,
+    }
+}
+
+/// Adds `delta` to a 64-bit counter (beyond 1.4). 0 with the new value in `*value`;
+/// MC_NOT_FOUND (6) when the key is missing; -1 on failure; -9 for a bad key.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `key` is `key_len` bytes; `value` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_incr64(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    delta: u64,
+    value: *mut u64,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { arith64(ctxt, mc, true, key, key_len, delta, value) }
+    })
+}
+
+/// Subtracts `delta` from a 64-bit counter (beyond 1.4). Results as mc_incr64().
+///
+/// # Safety
+/// As mcm_incr64().
+#[no_mangle]
+pub unsafe extern "C" fn mcm_decr64(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    delta: u64,
+    value: *mut u64,
+) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        // SAFETY: forwarded contract.
+        unsafe { arith64(ctxt, mc, false, key, key_len, delta, value) }
+    })
+}
+
+/// The global-context form of mcm_incr64().
+///
+/// # Safety
+/// As mcm_incr64().
+#[no_mangle]
+pub unsafe extern "C" fn mc_incr64(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    delta: u64,
+    value: *mut u64,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_incr64(global(), mc, key, key_len, delta, value) }
+}
+
+/// The global-context form of mcm_decr64().
+///
+/// # Safety
+/// As mcm_incr64().
+#[no_mangle]
+pub unsafe extern "C" fn mc_decr64(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    delta: u64,
+    value: *mut u64,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_decr64(global(), mc, key, key_len, delta, value) }
+}
