@@ -30,7 +30,11 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/pkgconfig/libmemcache.pc $(DESTDIR)$(INCLUDEDIR)/memcache.h
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/memcache
 
+demo:
+	examples/demo.sh
+
 test:
+	tools/install-deps
 	$(MAKE) install PREFIX=$(TEST_PREFIX)
 	LIBMEMCACHE_PREFIX=$(TEST_PREFIX) $(CARGO) test --release
 	$(CARGO) fmt --all -- --check

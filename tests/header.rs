@@ -6,19 +6,42 @@ use std::path::Path;
 
 /// Declarations that are not part of libmemcache 1.4: moved to a marked section at the end.
 const BEYOND_14: &[&str] = &[
-    "mc_append", "mcm_append", "mc_prepend", "mcm_prepend", "mc_cas", "mcm_cas", "mc_touch",
-    "mcm_touch", "mc_incr64", "mcm_incr64", "mc_decr64", "mcm_decr64", "mc_agets", "mcm_agets",
-    "mc_distribution", "mc_distribution_get", "mc_server_add_weighted",
-    "mcm_server_add_weighted", "mc_last_error", "mc_retry_interval", "mc_server_version",
-    "mcm_server_version", "MC_EXISTS", "MC_NOT_FOUND", "MC_DIST_CRC32_MODULO",
+    "mc_append",
+    "mcm_append",
+    "mc_prepend",
+    "mcm_prepend",
+    "mc_cas",
+    "mcm_cas",
+    "mc_touch",
+    "mcm_touch",
+    "mc_incr64",
+    "mcm_incr64",
+    "mc_decr64",
+    "mcm_decr64",
+    "mc_agets",
+    "mcm_agets",
+    "mc_distribution",
+    "mc_distribution_get",
+    "mc_server_add_weighted",
+    "mcm_server_add_weighted",
+    "mc_last_error",
+    "mc_retry_interval",
+    "mc_server_version",
+    "mcm_server_version",
+    "MC_EXISTS",
+    "MC_NOT_FOUND",
+    "MC_DIST_CRC32_MODULO",
     "MC_DIST_KETAMA_MD5",
 ];
 
 fn declares(item: &str, name: &str) -> bool {
-    item.lines().filter(|l| !l.trim_start().starts_with(['*', '/'])).any(|l| {
-        l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == name)
-            && (l.contains(&format!("{name}(")) || l.starts_with(&format!("#define {name} ")))
-    })
+    item.lines()
+        .filter(|l| !l.trim_start().starts_with(['*', '/']))
+        .any(|l| {
+            l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| w == name)
+                && (l.contains(&format!("{name}(")) || l.starts_with(&format!("#define {name} ")))
+        })
 }
 
 /// Splits cbindgen's output into items: a blank line ends an item only after a line that ends a
@@ -41,7 +64,8 @@ fn items(body: &str) -> Vec<&str> {
 }
 
 fn generate(root: &Path) -> String {
-    let mut config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
     let read = |f: &str| std::fs::read_to_string(root.join("cbindgen").join(f)).expect(f);
     config.after_includes = Some(read("prologue.h"));
     let bindings = cbindgen::Builder::new()
@@ -74,7 +98,8 @@ fn generate(root: &Path) -> String {
         }
     };
     header.push_str("\n/* ==== Beyond libmemcache 1.4: calls and constants the 2006 library never had. ==== */\n\n");
-    let (consts, fns): (Vec<&str>, Vec<&str>) = modern.into_iter().partition(|i| i.contains("#define"));
+    let (consts, fns): (Vec<&str>, Vec<&str>) =
+        modern.into_iter().partition(|i| i.contains("#define"));
     header.push_str(&consts.join("\n"));
     header.push_str("\n\n");
     header.push_str(cpp(true));

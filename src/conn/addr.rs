@@ -40,9 +40,20 @@ pub fn split_host_port(spec: &[u8]) -> (&[u8], &[u8]) {
         return (spec, DEFAULT_PORT.as_bytes());
     }
     let colon = spec.iter().position(|&b| b == b':').unwrap_or(spec.len());
-    let host = if colon == 0 { LOCALHOST } else { &spec[..colon] };
+    let host = if colon == 0 {
+        LOCALHOST
+    } else {
+        &spec[..colon]
+    };
     let port = &spec[colon + 1..];
-    (host, if port.is_empty() { DEFAULT_PORT.as_bytes() } else { port })
+    (
+        host,
+        if port.is_empty() {
+            DEFAULT_PORT.as_bytes()
+        } else {
+            port
+        },
+    )
 }
 
 /// Where a server can be reached, resolved once when it is added.
@@ -93,7 +104,10 @@ mod tests {
 
     fn split(s: &str) -> (String, String) {
         let (h, p) = split_host_port(s.as_bytes());
-        (String::from_utf8(h.to_vec()).unwrap(), String::from_utf8(p.to_vec()).unwrap())
+        (
+            String::from_utf8(h.to_vec()).unwrap(),
+            String::from_utf8(p.to_vec()).unwrap(),
+        )
     }
 
     #[test]
@@ -114,7 +128,11 @@ mod tests {
             ("/tmp/a:b", "/tmp/a:b", "0"),
         ];
         for (input, host, port) in cases {
-            assert_eq!(split(input), (host.to_string(), port.to_string()), "{input}");
+            assert_eq!(
+                split(input),
+                (host.to_string(), port.to_string()),
+                "{input}"
+            );
         }
     }
 
@@ -126,6 +144,9 @@ mod tests {
         assert!(matches!(resolve("127.0.0.1", "11211"), Ok(Endpoint::Tcp(a)) if a.len() == 1));
         assert!(matches!(resolve("::1", "11211"), Ok(Endpoint::Tcp(_))));
         assert_eq!(resolve("/run/x", "0"), Ok(Endpoint::Unix("/run/x".into())));
-        assert!(matches!(resolve("no-such-host.invalid", "11211"), Err(ResolveError::NotFound(_))));
+        assert!(matches!(
+            resolve("no-such-host.invalid", "11211"),
+            Err(ResolveError::NotFound(_))
+        ));
     }
 }

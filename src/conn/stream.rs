@@ -128,7 +128,13 @@ impl Conn {
         while self.reader.needs_more(&self.rbuf[self.start..self.end]) {
             self.fill()?;
         }
-        let Conn { rbuf, start, end, reader, .. } = self;
+        let Conn {
+            rbuf,
+            start,
+            end,
+            reader,
+            ..
+        } = self;
         match reader.next(&rbuf[*start..*end])? {
             Some((event, used)) => {
                 *start += used;
@@ -207,7 +213,12 @@ mod tests {
         conn.send(b"get k\r\n").unwrap();
         assert!(matches!(
             conn.next_event().unwrap(),
-            Event::Reply(Reply::Value { key: b"k", flags: 3, bytes: 5, cas: None })
+            Event::Reply(Reply::Value {
+                key: b"k",
+                flags: 3,
+                bytes: 5,
+                cas: None
+            })
         ));
         let mut value = Vec::new();
         loop {
@@ -218,7 +229,10 @@ mod tests {
             }
         }
         assert_eq!(value, b"hello");
-        assert!(matches!(conn.next_event().unwrap(), Event::Reply(Reply::End)));
+        assert!(matches!(
+            conn.next_event().unwrap(),
+            Event::Reply(Reply::End)
+        ));
         assert!(conn.is_idle());
         server.join().unwrap();
     }

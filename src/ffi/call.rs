@@ -28,7 +28,13 @@ pub unsafe fn validate_key<'a>(
             // SAFETY: the client's validator with the documented arguments.
             let rc = unsafe { hook(ctxt as _, key_ptr, len) };
             if rc != 0 {
-                report!(ctxt, MCM_ERR_PROTO, MCM_ERR_LVL_ERR, 0, "key rejected by mcKeyValid");
+                report!(
+                    ctxt,
+                    MCM_ERR_PROTO,
+                    MCM_ERR_LVL_ERR,
+                    0,
+                    "key rejected by mcKeyValid"
+                );
                 return Err(rc);
             }
         }

@@ -118,12 +118,15 @@ impl Alloc {
         p as *mut libc::c_char
     }
 
+    // The pointer is only handed to the context's own allocator, never dereferenced here.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     /// Grows or shrinks with `mcRealloc`; NULL on failure (the old block is then untouched).
     pub fn realloc(&self, p: *mut c_void, len: usize) -> *mut c_void {
         // SAFETY: p came from this context's allocator (or is NULL), as realloc requires.
         unsafe { (self.realloc)(p, len.max(1)) }
     }
 
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     /// Releases with `mcFree`; NULL is ignored.
     pub fn free<T>(&self, p: *mut T) {
         if !p.is_null() {
@@ -230,7 +233,15 @@ pub extern "C" fn mcMemSetup(
     reallocFunc: mcReallocFunc,
 ) -> i32 {
     // SAFETY: the global context is live.
-    unsafe { mcMemSetupCtxt(global(), freeFunc, mallocFunc, mallocAtomicFunc, reallocFunc) }
+    unsafe {
+        mcMemSetupCtxt(
+            global(),
+            freeFunc,
+            mallocFunc,
+            mallocAtomicFunc,
+            reallocFunc,
+        )
+    }
 }
 
 /// Copies the global context's allocators into the non-NULL out-parameters; returns 0.

@@ -32,7 +32,11 @@ fn info(code: u32) -> ErrInfo {
         MCM_ERR_LIB_SNPRINTF => (c"snprintf(3) failed", MCM_ERR_LVL_ERR, 65),
         MCM_ERR_LIB_STRTOL => (c"strtol(3) failed", MCM_ERR_LVL_ERR, 65),
         MCM_ERR_LIB_STRTOLL => (c"strtoll(3) failed", MCM_ERR_LVL_ERR, 65),
-        MCM_ERR_MC_RECONN => (c"connection re-established with server", MCM_ERR_LVL_INFO, 0),
+        MCM_ERR_MC_RECONN => (
+            c"connection re-established with server",
+            MCM_ERR_LVL_INFO,
+            0,
+        ),
         MCM_ERR_MC_SEND_CMD => (
             c"failed to send command to the memcache server",
             MCM_ERR_LVL_NOTICE,
@@ -66,7 +70,11 @@ fn info(code: u32) -> ErrInfo {
         MCM_ERR_UNKNOWN_STAT => (c"unknown stat variable", MCM_ERR_LVL_WARN, 76),
         _ => (c"unknown error code", MCM_ERR_LVL_FATAL, 70),
     };
-    ErrInfo { text, severity, sysexit }
+    ErrInfo {
+        text,
+        severity,
+        sysexit,
+    }
 }
 
 /// Serializes handler calls so one context's `ectxt` is filled and read by one report at a time.
@@ -157,6 +165,8 @@ impl Scope {
     }
 
     /// Delivers this call's reports in order. Call it after every lock has been released.
+    /// `ctxt` is the call's context, already checked by the exported function.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn deliver(self, ctxt: *const memcache_ctxt) -> Delivered {
         let mine: Vec<Report> = QUEUE.with(|q| {
             let mut q = q.borrow_mut();
@@ -168,7 +178,15 @@ impl Scope {
             // SAFETY: r.ctxt was a valid context pointer when the report was queued during this
             // call; contexts outlive the calls that use them.
             unsafe {
-                deliver_one(r.ctxt, r.code, r.level, r.errnum, r.funcname.as_ptr(), r.line, &r.msg)
+                deliver_one(
+                    r.ctxt,
+                    r.code,
+                    r.level,
+                    r.errnum,
+                    r.funcname.as_ptr(),
+                    r.line,
+                    &r.msg,
+                )
             };
             if r.ctxt == ctxt && !ctxt.is_null() {
                 // SAFETY: ctxt is non-NULL and valid for this call; ectxt is read only if set.
@@ -193,7 +211,9 @@ unsafe fn deliver_one(
     msg: &str,
 ) {
     // SAFETY: per the function contract ctxt is NULL or valid.
-    let Some(c) = (unsafe { ctxt.as_ref() }) else { return };
+    let Some(c) = (unsafe { ctxt.as_ref() }) else {
+        return;
+    };
     if c.ectxt.is_null() {
         return;
     }
@@ -209,7 +229,11 @@ unsafe fn deliver_one(
         e.funcname = funcname;
         e.lineno = line;
         e.errcode = code;
-        e.errmsg = if msg.is_empty() { ptr::null() } else { msg.as_ptr() as *const c_char };
+        e.errmsg = if msg.is_empty() {
+            ptr::null()
+        } else {
+            msg.as_ptr() as *const c_char
+        };
         e.errlen = msg.len();
         e.errnum = errnum;
         e.errstr = info.text.as_ptr();
@@ -227,7 +251,8 @@ unsafe fn deliver_one(
         // the documented mcErrFunc contract.
         unsafe { h(ctxt as *const c_void, e as *mut c_void) };
     }
-    let user_handler = handler.is_some_and(|h| h as usize != default_err_handler as usize);
+    let user_handler =
+        handler.is_some_and(|h| h as usize != default_err_handler as *const () as usize);
     // SAFETY: as above; the handler may have changed cont.
     let cont = unsafe { (*e).cont } as u8;
     let sysexit = unsafe { (*e).sysexit };
@@ -285,7 +310,11 @@ pub unsafe extern "C" fn default_err_handler(_ctxt: *const c_void, ectxt: *mut c
         let _ = write!(line, "():{}: ", e.lineno);
         line.extend_from_slice(text(e.errstr).unwrap_or(b"?"));
         if e.errnum != 0 {
-            let _ = write!(line, ": {}", std::io::Error::from_raw_os_error(e.errnum as i32));
+            let _ = write!(
+                line,
+                ": {}",
+                std::io::Error::from_raw_os_error(e.errnum as i32)
+            );
         }
         if !e.errmsg.is_null() && e.errlen > 0 {
             line.extend_from_slice(b": ");
@@ -346,7 +375,17 @@ pub unsafe extern "C" fn mcm_err_test(ctxt: *const memcache_ctxt) {
         check_null!((); ctxt);
         let msg = "per-error message specific to this line of code";
         // SAFETY: ctxt is non-NULL and, per the contract, live.
-        unsafe { deliver_one(ctxt, MCM_ERR_TEST, 0, 0, c"mcm_err_test".as_ptr(), line!(), msg) }
+        unsafe {
+            deliver_one(
+                ctxt,
+                MCM_ERR_TEST,
+                0,
+                0,
+                c"mcm_err_test".as_ptr(),
+                line!(),
+                msg,
+            )
+        }
     })
 }
 

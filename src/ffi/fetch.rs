@@ -54,7 +54,13 @@ fn read_value(
         return Err(e);
     }
     if buf.is_null() {
-        report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, format!("value of {bytes} bytes"));
+        report!(
+            ctxt,
+            MCM_ERR_MEM_MALLOC,
+            0,
+            libc::ENOMEM,
+            format!("value of {bytes} bytes")
+        );
         return Ok(None);
     }
     // SAFETY: buf has bytes + 1 bytes.
@@ -106,9 +112,12 @@ pub(super) unsafe fn aget(
             loop {
                 let (bytes, flags, cas) = match conn.next_event()? {
                     Event::Reply(Reply::End) => return Ok(hit),
-                    Event::Reply(Reply::Value { key: k, flags, bytes, cas }) if k == key => {
-                        (bytes, flags, cas.unwrap_or(0))
-                    }
+                    Event::Reply(Reply::Value {
+                        key: k,
+                        flags,
+                        bytes,
+                        cas,
+                    }) if k == key => (bytes, flags, cas.unwrap_or(0)),
                     other => {
                         if let Some(h) = hit.take() {
                             alloc.free(h.val);
@@ -117,7 +126,12 @@ pub(super) unsafe fn aget(
                     }
                 };
                 if let Some(val) = read_value(ctxt, &alloc, conn, bytes)? {
-                    if let Some(old) = hit.replace(Hit { val, bytes, flags, cas }) {
+                    if let Some(old) = hit.replace(Hit {
+                        val,
+                        bytes,
+                        flags,
+                        cas,
+                    }) {
                         alloc.free(old.val);
                     }
                 }
@@ -386,7 +400,11 @@ pub unsafe extern "C" fn mcm_req_add_ref(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn mc_req_add(req: *mut memcache_req, key: *mut c_char, len: size_t) -> *mut memcache_res {
+pub unsafe extern "C" fn mc_req_add(
+    req: *mut memcache_req,
+    key: *mut c_char,
+    len: size_t,
+) -> *mut memcache_res {
     // SAFETY: forwarded contract.
     unsafe { mcm_req_add(global(), req, key, len) }
 }
@@ -517,7 +535,10 @@ pub unsafe extern "C" fn mc_res_free_on_delete(res: *mut memcache_res, free_on_d
 /// # Safety
 /// `res` is NULL or a live result.
 #[no_mangle]
-pub unsafe extern "C" fn mcm_res_attempted(_ctxt: *const memcache_ctxt, res: *const memcache_res) -> c_int {
+pub unsafe extern "C" fn mcm_res_attempted(
+    _ctxt: *const memcache_ctxt,
+    res: *const memcache_res,
+) -> c_int {
     ffi_body!(0, {
         check_null!(0; res);
         // SAFETY: per the contract.
@@ -530,7 +551,10 @@ pub unsafe extern "C" fn mcm_res_attempted(_ctxt: *const memcache_ctxt, res: *co
 /// # Safety
 /// `res` is NULL or a live result.
 #[no_mangle]
-pub unsafe extern "C" fn mcm_res_found(_ctxt: *const memcache_ctxt, res: *const memcache_res) -> c_int {
+pub unsafe extern "C" fn mcm_res_found(
+    _ctxt: *const memcache_ctxt,
+    res: *const memcache_res,
+) -> c_int {
     ffi_body!(0, {
         check_null!(0; res);
         // SAFETY: per the contract.
@@ -583,7 +607,10 @@ pub unsafe extern "C" fn mcm_res_register_fetch_cb(
                 req,
                 res,
                 cb: callback,
-                entries: memcache_res_cb_entry { tqe_next: ptr::null_mut(), tqe_prev: ptr::null_mut() },
+                entries: memcache_res_cb_entry {
+                    tqe_next: ptr::null_mut(),
+                    tqe_prev: ptr::null_mut(),
+                },
             };
             let r = &mut *req;
             if r.cb.tqh_last.is_null() {
@@ -695,7 +722,12 @@ fn read_batch(
     loop {
         let (at, flags, bytes) = match conn.next_event()? {
             Event::Reply(Reply::End) => return Ok(()),
-            Event::Reply(Reply::Value { key: k, flags, bytes, .. }) => {
+            Event::Reply(Reply::Value {
+                key: k,
+                flags,
+                bytes,
+                ..
+            }) => {
                 let matches = |i: &usize| {
                     // SAFETY: results are live; keys are len bytes.
                     let r = unsafe { &*results[*i] };
@@ -703,7 +735,10 @@ fn read_batch(
                 };
                 let n = results.len();
                 let at = (cursor..n).chain(0..cursor).find(matches).ok_or_else(|| {
-                    Failure::Unexpected(format!("VALUE for a key not requested: {:?}", String::from_utf8_lossy(k)))
+                    Failure::Unexpected(format!(
+                        "VALUE for a key not requested: {:?}",
+                        String::from_utf8_lossy(k)
+                    ))
                 })?;
                 (at, flags, bytes)
             }
@@ -719,15 +754,25 @@ fn read_batch(
 ///
 /// # Safety
 /// `ctxt` is live; `inner` is the locked state the batches' sides index into.
-unsafe fn run_batches(ctxt: *const memcache_ctxt, alloc: &Alloc, inner: &mut HandleInner, batches: &mut [Batch]) {
+unsafe fn run_batches(
+    ctxt: *const memcache_ctxt,
+    alloc: &Alloc,
+    inner: &mut HandleInner,
+    batches: &mut [Batch],
+) {
     let HandleInner { servers, wbuf, .. } = inner;
     for b in batches.iter_mut() {
         wbuf.clear();
         // SAFETY: results are live for the call; their keys are len bytes.
-        let keys = b.results.iter().map(|&r| unsafe { key_bytes((*r).key, (*r).len) });
+        let keys = b
+            .results
+            .iter()
+            .map(|&r| unsafe { key_bytes((*r).key, (*r).len) });
         protocol::encode_get(wbuf, keys, false);
         let side = &mut servers[b.side];
-        let Some(conn) = side.conn.as_mut() else { continue };
+        let Some(conn) = side.conn.as_mut() else {
+            continue;
+        };
         for &r in &b.results {
             // SAFETY: as above.
             mark_sent(unsafe { &mut *r });
@@ -740,7 +785,9 @@ unsafe fn run_batches(ctxt: *const memcache_ctxt, alloc: &Alloc, inner: &mut Han
     }
     for b in batches.iter().filter(|b| b.sent) {
         let side = &mut servers[b.side];
-        let Some(conn) = side.conn.as_mut() else { continue };
+        let Some(conn) = side.conn.as_mut() else {
+            continue;
+        };
         if let Err(f) = read_batch(ctxt, alloc, conn, &b.results) {
             // SAFETY: as above.
             unsafe { drop_conn(ctxt, side, f) };
@@ -809,11 +856,17 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
             // SAFETY: a live result.
             let hash = unsafe { (*group[0]).hash };
             // SAFETY: ctxt and mc are live; inner is mc's locked state.
-            let Some(side) = (unsafe { route(ctxt, mc, &st, &mut inner, hash) }) else { continue };
+            let Some(side) = (unsafe { route(ctxt, mc, &st, &mut inner, hash) }) else {
+                continue;
+            };
             any_server = true;
             match batches.iter_mut().find(|b| b.side == side) {
                 Some(b) => b.results.extend(group),
-                None => batches.push(Batch { side, results: group, sent: false }),
+                None => batches.push(Batch {
+                    side,
+                    results: group,
+                    sent: false,
+                }),
             }
         }
         // SAFETY: ctxt is live; batches index into inner.
@@ -830,7 +883,11 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
             let next = (*cb).entries.tqe_next;
             let c = &*cb;
             if let Some(f) = c.cb {
-                let cctxt = if c.ctxt.is_null() { ctxt as *const memcache_ctxt } else { c.ctxt };
+                let cctxt = if c.ctxt.is_null() {
+                    ctxt as *const memcache_ctxt
+                } else {
+                    c.ctxt
+                };
                 f(cctxt, c.res, c.misc);
             }
             cb = next;
@@ -844,7 +901,11 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
 /// # Safety
 /// `ctxt`, `mc` and `req` are live.
 #[no_mangle]
-pub unsafe extern "C" fn mcm_get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_req) {
+pub unsafe extern "C" fn mcm_get(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    req: *mut memcache_req,
+) {
     ffi_body!((), {
         check_null!((); ctxt, mc, req);
         // SAFETY: forwarded contract.

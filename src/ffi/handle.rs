@@ -20,7 +20,10 @@ pub unsafe extern "C" fn mcm_new(ctxt: *mut memcache_ctxt) -> *mut memcache {
         let mc = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache>();
         // SAFETY: mc is NULL or a fresh zeroed handle.
         if let Some(m) = unsafe { mc.as_mut() } {
-            m.tv = timeval { tv_sec: 2, tv_usec: 600 };
+            m.tv = timeval {
+                tv_sec: 2,
+                tv_usec: 600,
+            };
             m.server_list.tqh_last = &raw mut m.server_list.tqh_first;
             state::handle_created(mc);
         }
@@ -81,8 +84,8 @@ pub unsafe extern "C" fn mcm_timeout(
         // SAFETY: per the contract.
         unsafe {
             (*mc).tv = timeval {
-                tv_sec: sec as libc::time_t,
-                tv_usec: usec as libc::suseconds_t,
+                tv_sec: sec.into(),
+                tv_usec: usec.into(),
             }
         };
     })
@@ -133,7 +136,11 @@ pub unsafe extern "C" fn mc_hash(mc: *const memcache, key: *const c_char, len: s
 /// # Safety
 /// `ctxt` is live; `key` is NULL or `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn mcm_hash_key(ctxt: *const memcache_ctxt, key: *const c_char, len: size_t) -> u32 {
+pub unsafe extern "C" fn mcm_hash_key(
+    ctxt: *const memcache_ctxt,
+    key: *const c_char,
+    len: size_t,
+) -> u32 {
     // SAFETY: forwarded contract.
     unsafe { mcm_hash(ctxt, std::ptr::null(), key, len) }
 }

@@ -107,6 +107,8 @@ mod tests {
         drop(lock.lock());
         // And the lock is really free again for another thread.
         let other = lock.clone();
-        std::thread::spawn(move || drop(other.lock())).join().unwrap();
+        std::thread::spawn(move || drop(other.lock()))
+            .join()
+            .unwrap();
     }
 }

@@ -2,7 +2,12 @@
 //! full (so cbindgen sees it) and its body runs inside [`ffi_body!`], the single place where a
 //! Rust panic is stopped before it can cross into C. Pointer checks are early returns sharing the
 //! function's failure value.
-#![allow(non_snake_case)] // parameter names are those of memcache.h
+#![allow(non_snake_case)]
+// parameter names are those of memcache.h
+// Each `mc_*` twin's contract is that of its `mcm_*` form, documented there.
+#![allow(clippy::missing_safety_doc)]
+// `check_null!((); p)` in functions returning void.
+#![allow(clippy::unused_unit)]
 
 /// Runs an exported function's body, turning a panic into the function's failure value.
 macro_rules! ffi_body {

@@ -89,8 +89,16 @@ pub unsafe extern "C" fn mcm_server_add_weighted(
 /// # Safety
 /// `mc` is live; `hostport` is NULL or a C string.
 #[no_mangle]
-pub unsafe extern "C" fn mc_server_add_weighted(mc: *mut memcache, hostport: *const c_char, weight: u32) -> c_int {
-    let len = if hostport.is_null() { 0 } else { unsafe { libc::strlen(hostport) } };
+pub unsafe extern "C" fn mc_server_add_weighted(
+    mc: *mut memcache,
+    hostport: *const c_char,
+    weight: u32,
+) -> c_int {
+    let len = if hostport.is_null() {
+        0
+    } else {
+        unsafe { libc::strlen(hostport) }
+    };
     // SAFETY: forwarded contract; strlen of a NULL-checked C string.
     unsafe { mcm_server_add_weighted(global(), mc, hostport, len, weight) }
 }
@@ -102,7 +110,11 @@ pub unsafe extern "C" fn mc_server_add_weighted(mc: *mut memcache, hostport: *co
 /// # Safety
 /// `mc` is NULL or live; `buf` is NULL or `buflen` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn mc_last_error(mc: *const memcache, buf: *mut c_char, buflen: size_t) -> c_int {
+pub unsafe extern "C" fn mc_last_error(
+    mc: *const memcache,
+    buf: *mut c_char,
+    buflen: size_t,
+) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; mc);
         let (code, msg) = state::handle(mc).last_error();
@@ -157,8 +169,10 @@ pub unsafe extern "C" fn mcm_server_version(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn mc_server_version(mc: *mut memcache, ms: *mut memcache_server) -> *mut c_char {
+pub unsafe extern "C" fn mc_server_version(
+    mc: *mut memcache,
+    ms: *mut memcache_server,
+) -> *mut c_char {
     // SAFETY: forwarded contract.
     unsafe { mcm_server_version(global(), mc, ms) }
 }
-

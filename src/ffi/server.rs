@@ -168,7 +168,7 @@ pub unsafe fn hash_key(
 ) -> u32 {
     // SAFETY: ctxt is live per the contract.
     match unsafe { (*ctxt).mcHashKey } {
-        Some(h) if h as usize != default_hash as usize => {
+        Some(h) if h as usize != default_hash as *const () as usize => {
             // SAFETY: the client's hook, called with the documented mcHashKeyFunc arguments.
             unsafe { h(ctxt as _, mc as _, key.as_ptr() as _, key.len()) }
         }
@@ -189,7 +189,7 @@ unsafe fn find(
 ) -> *mut memcache_server {
     // SAFETY: ctxt is live per the contract.
     match unsafe { (*ctxt).mcServerFind } {
-        Some(f) if f as usize != default_server_find as usize => {
+        Some(f) if f as usize != default_server_find as *const () as usize => {
             // SAFETY: the client's hook, called with the documented mcServerFindFunc arguments.
             unsafe { f(ctxt as _, mc as _, hash) as *mut memcache_server }
         }
@@ -252,7 +252,13 @@ unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> bool {
             Ok(ep) => side.endpoint = Some(ep),
             Err(e) => {
                 m.active = STATE_NO_HOST;
-                report!(ctxt, MCM_ERR_NET_HOST, 0, 0, format!("{host}:{port}: {}", e.message()));
+                report!(
+                    ctxt,
+                    MCM_ERR_NET_HOST,
+                    0,
+                    0,
+                    format!("{host}:{port}: {}", e.message())
+                );
                 return false;
             }
         }
@@ -277,7 +283,13 @@ unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> bool {
             side.retrying = false;
             // SAFETY: ms is live.
             let name = unsafe { server_name(ms) };
-            report!(ctxt, MCM_ERR_SYS_CONNECT, 0, e.raw_os_error().unwrap_or(0), name);
+            report!(
+                ctxt,
+                MCM_ERR_SYS_CONNECT,
+                0,
+                e.raw_os_error().unwrap_or(0),
+                name
+            );
             false
         }
     }
@@ -299,7 +311,13 @@ pub unsafe fn route(
     // SAFETY: mc is live.
     let n = unsafe { (*mc).num_servers } as usize;
     if n == 0 {
-        report!(ctxt, MCM_ERR_MC_SERV_LIST, 0, 0, "the handle has no servers");
+        report!(
+            ctxt,
+            MCM_ERR_MC_SERV_LIST,
+            0,
+            0,
+            "the handle has no servers"
+        );
         return None;
     }
     promote_due(inner);
@@ -326,7 +344,13 @@ pub unsafe fn route(
             break;
         }
     }
-    report!(ctxt, MCM_ERR_MC_SERV_LIST, 0, 0, "no server could be reached");
+    report!(
+        ctxt,
+        MCM_ERR_MC_SERV_LIST,
+        0,
+        0,
+        "no server could be reached"
+    );
     None
 }
 
@@ -368,10 +392,22 @@ pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failu
             format!("{name}: read failed")
         ),
         Failure::Recv(Fail::Proto(p)) => {
-            report!(ctxt, MCM_ERR_PROTO, 0, 0, format!("{name}: {}", p.message()))
+            report!(
+                ctxt,
+                MCM_ERR_PROTO,
+                0,
+                0,
+                format!("{name}: {}", p.message())
+            )
         }
         Failure::Unexpected(what) => {
-            report!(ctxt, MCM_ERR_PROTO, 0, 0, format!("{name}: unexpected reply: {what}"))
+            report!(
+                ctxt,
+                MCM_ERR_PROTO,
+                0,
+                0,
+                format!("{name}: unexpected reply: {what}")
+            )
         }
     }
     close(side);
@@ -470,7 +506,8 @@ pub unsafe extern "C" fn mcm_server_add2(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: per the contract.
-        let (host, port) = unsafe { (key_bytes(hostname, hostname_len), key_bytes(port, port_len)) };
+        let (host, port) =
+            unsafe { (key_bytes(hostname, hostname_len), key_bytes(port, port_len)) };
         let host: &[u8] = if host.is_empty() { b"localhost" } else { host };
         let port: &[u8] = if port.is_empty() || host[0] == b'/' && port.is_empty() {
             conn::DEFAULT_PORT.as_bytes()
@@ -541,7 +578,13 @@ pub unsafe extern "C" fn mcm_server_add(
     hostname: *const c_char,
     port: *const c_char,
 ) -> c_int {
-    let len = |s: *const c_char| if s.is_null() { 0 } else { unsafe { libc::strlen(s) } };
+    let len = |s: *const c_char| {
+        if s.is_null() {
+            0
+        } else {
+            unsafe { libc::strlen(s) }
+        }
+    };
     // SAFETY: forwarded contract; strlen on NULL-checked C strings.
     unsafe { mcm_server_add2(ctxt, mc, hostname, len(hostname), port, len(port)) }
 }
@@ -598,7 +641,11 @@ pub unsafe extern "C" fn mcm_server_add4(
     mc: *mut memcache,
     hostport: *const c_char,
 ) -> c_int {
-    let len = if hostport.is_null() { 0 } else { unsafe { libc::strlen(hostport) } };
+    let len = if hostport.is_null() {
+        0
+    } else {
+        unsafe { libc::strlen(hostport) }
+    };
     // SAFETY: forwarded contract; strlen on a NULL-checked C string.
     unsafe { mcm_server_add5(ctxt, mc, hostport, len) }
 }
@@ -643,7 +690,13 @@ unsafe fn add3(ctxt: *mut memcache_ctxt, mc: *mut memcache, ms: *mut memcache_se
     let endpoint = match conn::resolve(&host, &port) {
         Ok(ep) => ep,
         Err(e) => {
-            report!(ctxt, MCM_ERR_NET_HOST, 0, 0, format!("{host}:{port}: {}", e.message()));
+            report!(
+                ctxt,
+                MCM_ERR_NET_HOST,
+                0,
+                0,
+                format!("{host}:{port}: {}", e.message())
+            );
             // SAFETY: the server is not added; 1.4 frees it here.
             unsafe { free_server(&alloc, ms) };
             return -4;
@@ -757,15 +810,33 @@ pub unsafe extern "C" fn mcm_server_activate(
                     0
                 }
                 STATE_NO_HOST => {
-                    report!(ctxt, MCM_ERR_ASSERT, 0, 0, "activating a server with no host");
+                    report!(
+                        ctxt,
+                        MCM_ERR_ASSERT,
+                        0,
+                        0,
+                        "activating a server with no host"
+                    );
                     -1
                 }
                 STATE_TRY => {
-                    report!(ctxt, MCM_ERR_ASSERT, MCM_ERR_LVL_INFO, 0, "server is not down");
+                    report!(
+                        ctxt,
+                        MCM_ERR_ASSERT,
+                        MCM_ERR_LVL_INFO,
+                        0,
+                        "server is not down"
+                    );
                     -2
                 }
                 _ => {
-                    report!(ctxt, MCM_ERR_ASSERT, MCM_ERR_LVL_INFO, 0, "server already up");
+                    report!(
+                        ctxt,
+                        MCM_ERR_ASSERT,
+                        MCM_ERR_LVL_INFO,
+                        0,
+                        "server already up"
+                    );
                     -3
                 }
             }
@@ -916,8 +987,8 @@ pub unsafe extern "C" fn mcm_server_timeout(
         // SAFETY: per the contract.
         unsafe {
             (*ms).tv = timeval {
-                tv_sec: sec as libc::time_t,
-                tv_usec: usec as libc::suseconds_t,
+                tv_sec: sec.into(),
+                tv_usec: usec.into(),
             }
         };
         let mut rc = 1;
@@ -928,7 +999,13 @@ pub unsafe extern "C" fn mcm_server_timeout(
             if let Some(c) = &side.conn {
                 // SAFETY: ms is live.
                 if let Err(e) = c.set_timeout(timeout_of(unsafe { &(*ms).tv })) {
-                    report!(ctxt, MCM_ERR_SYS_SETSOCKOPT, 0, e.raw_os_error().unwrap_or(0), "");
+                    report!(
+                        ctxt,
+                        MCM_ERR_SYS_SETSOCKOPT,
+                        0,
+                        e.raw_os_error().unwrap_or(0),
+                        ""
+                    );
                     rc = 0;
                 }
             }
@@ -938,7 +1015,11 @@ pub unsafe extern "C" fn mcm_server_timeout(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn mc_server_timeout(ms: *mut memcache_server, sec: c_int, usec: c_int) -> c_int {
+pub unsafe extern "C" fn mc_server_timeout(
+    ms: *mut memcache_server,
+    sec: c_int,
+    usec: c_int,
+) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { mcm_server_timeout(global(), ms, sec, usec) }
 }
@@ -947,7 +1028,11 @@ pub unsafe extern "C" fn mc_server_timeout(ms: *mut memcache_server, sec: c_int,
 ///
 /// # Safety
 /// `ctxt` is live; `inner` is the locked state of the handle owning `ms`.
-pub unsafe fn connect_one(ctxt: *const memcache_ctxt, inner: &mut HandleInner, ms: *mut memcache_server) -> bool {
+pub unsafe fn connect_one(
+    ctxt: *const memcache_ctxt,
+    inner: &mut HandleInner,
+    ms: *mut memcache_server,
+) -> bool {
     promote_due(inner);
     // SAFETY: per the contract.
     let ok = unsafe { connect(ctxt, inner.side(ms)) };

@@ -192,7 +192,11 @@ impl HandleState {
             .map(|&ms| {
                 // SAFETY: each entry is a live server; hostname/port are NULL or C strings.
                 let (host, port) = unsafe { (cstr_lossy((*ms).hostname), cstr_lossy((*ms).port)) };
-                let weight = inner.servers.iter().find(|s| s.ms == ms).map_or(1, |s| s.weight);
+                let weight = inner
+                    .servers
+                    .iter()
+                    .find(|s| s.ms == ms)
+                    .map_or(1, |s| s.weight);
                 (host, port.parse().unwrap_or(0), weight)
             })
             .collect();
@@ -231,7 +235,9 @@ pub unsafe fn cstr_lossy(p: *const libc::c_char) -> String {
         return String::new();
     }
     // SAFETY: per the contract.
-    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 static HANDLES: Lazy<RwLock<AddrMap<Arc<HandleState>>>> = Lazy::new(Default::default);
@@ -271,7 +277,10 @@ pub fn set_owner(ms: *const memcache_server, mc: *const memcache) {
 }
 
 pub fn owner(ms: *const memcache_server) -> Option<*const memcache> {
-    OWNERS.read().get(&(ms as usize)).map(|&mc| mc as *const memcache)
+    OWNERS
+        .read()
+        .get(&(ms as usize))
+        .map(|&mc| mc as *const memcache)
 }
 
 pub fn forget_owner(ms: *const memcache_server) {

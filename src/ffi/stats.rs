@@ -55,7 +55,10 @@ fn rusage(v: &[u8]) -> timeval {
         Some(at) => (&v[..at], &v[at + 1..]),
         None => (v, &b""[..]),
     };
-    timeval { tv_sec: num(s) as libc::time_t, tv_usec: (num(us) % 1_000_000) as libc::suseconds_t }
+    timeval {
+        tv_sec: num(s) as libc::time_t,
+        tv_usec: (num(us) % 1_000_000) as libc::suseconds_t,
+    }
 }
 
 fn apply_stat(alloc: &Alloc, s: &mut memcache_server_stats, name: &[u8], v: &[u8]) {
@@ -116,7 +119,9 @@ pub unsafe extern "C" fn mcm_server_stats(
                 conn.send(wbuf).map_err(Failure::Send)?;
                 loop {
                     match conn.next_event()? {
-                        Event::Reply(Reply::Stat { name, value }) => apply_stat(&alloc, &mut *s, name, value),
+                        Event::Reply(Reply::Stat { name, value }) => {
+                            apply_stat(&alloc, &mut *s, name, value)
+                        }
                         Event::Reply(Reply::End) => return Ok(()),
                         other => return Err(Failure::Unexpected(format!("{other:?}"))),
                     }
@@ -134,15 +139,18 @@ pub unsafe extern "C" fn mcm_server_stats(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn mc_server_stats(mc: *mut memcache, ms: *mut memcache_server) -> *mut memcache_server_stats {
+pub unsafe extern "C" fn mc_server_stats(
+    mc: *mut memcache,
+    ms: *mut memcache_server,
+) -> *mut memcache_server_stats {
     // SAFETY: forwarded contract.
     unsafe { mcm_server_stats(global(), mc, ms) }
 }
 
 fn add_tv(a: &mut timeval, b: &timeval) {
-    let usec = a.tv_usec as i64 + b.tv_usec as i64;
-    a.tv_sec += b.tv_sec + (usec / 1_000_000) as libc::time_t;
-    a.tv_usec = (usec % 1_000_000) as libc::suseconds_t;
+    let usec = a.tv_usec + b.tv_usec;
+    a.tv_sec += b.tv_sec + usec / 1_000_000;
+    a.tv_usec = usec % 1_000_000;
 }
 
 /// The statistics of every server merged: counters summed, pid/uptime/time from the last server
@@ -152,7 +160,10 @@ fn add_tv(a: &mut timeval, b: &timeval) {
 /// # Safety
 /// `ctxt` and `mc` are live.
 #[no_mangle]
-pub unsafe extern "C" fn mcm_stats(ctxt: *mut memcache_ctxt, mc: *mut memcache) -> *mut memcache_server_stats {
+pub unsafe extern "C" fn mcm_stats(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+) -> *mut memcache_server_stats {
     ffi_body!(ptr::null_mut(), {
         check_null!(ptr::null_mut(); ctxt, mc);
         // SAFETY: per the contract.
@@ -180,7 +191,9 @@ pub unsafe extern "C" fn mcm_stats(ctxt: *mut memcache_ctxt, mc: *mut memcache) 
                 t.bytes += one.bytes;
                 t.curr_connections = t.curr_connections.wrapping_add(one.curr_connections);
                 t.total_connections += one.total_connections;
-                t.connection_structures = t.connection_structures.wrapping_add(one.connection_structures);
+                t.connection_structures = t
+                    .connection_structures
+                    .wrapping_add(one.connection_structures);
                 t.cmd_get += one.cmd_get;
                 t.cmd_set += one.cmd_set;
                 t.get_hits += one.get_hits;
@@ -206,7 +219,10 @@ pub unsafe extern "C" fn mc_stats(mc: *mut memcache) -> *mut memcache_server_sta
 /// # Safety
 /// `s` is NULL or a result of mc_stats()/mc_server_stats() not used after this call.
 #[no_mangle]
-pub unsafe extern "C" fn mcm_server_stats_free(ctxt: *const memcache_ctxt, s: *mut memcache_server_stats) {
+pub unsafe extern "C" fn mcm_server_stats_free(
+    ctxt: *const memcache_ctxt,
+    s: *mut memcache_server_stats,
+) {
     ffi_body!((), {
         check_null!((); s);
         // SAFETY: per the contract.
@@ -229,7 +245,11 @@ pub unsafe extern "C" fn mc_server_stats_free(s: *mut memcache_server_stats) {
 /// # Safety
 /// `ctxt` and `mc` are live; `ms` is NULL or a server of `mc`.
 #[no_mangle]
-pub unsafe extern "C" fn mcm_flush(ctxt: *mut memcache_ctxt, mc: *mut memcache, ms: *mut memcache_server) -> c_int {
+pub unsafe extern "C" fn mcm_flush(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    ms: *mut memcache_server,
+) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         let scope = Scope::enter();
@@ -298,7 +318,11 @@ pub unsafe extern "C" fn mc_flush_all(mc: *mut memcache) -> c_int {
 ///
 /// # Safety
 /// `ctxt` is live; `ms` is a server of the handle with state `st`.
-pub unsafe fn version_of(ctxt: *mut memcache_ctxt, st: &HandleState, ms: *mut memcache_server) -> *mut libc::c_char {
+pub unsafe fn version_of(
+    ctxt: *mut memcache_ctxt,
+    st: &HandleState,
+    ms: *mut memcache_server,
+) -> *mut libc::c_char {
     // SAFETY: per the contract.
     let alloc = unsafe { Alloc::of(ctxt) };
     // SAFETY: as above.

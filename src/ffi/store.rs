@@ -30,6 +30,7 @@ fn text(bytes: &[u8]) -> String {
 ///
 /// # Safety
 /// `ctxt` and `mc` are live; `key` and `val` are readable for their lengths.
+#[allow(clippy::too_many_arguments)] // the C signature's arguments, passed through
 pub(super) unsafe fn store(
     ctxt: *mut memcache_ctxt,
     mc: *mut memcache,
@@ -106,7 +107,19 @@ pub unsafe extern "C" fn mcm_set(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { store(ctxt, mc, StoreCmd::Set, key, key_len, val, bytes, expire, flags as u32) }
+        unsafe {
+            store(
+                ctxt,
+                mc,
+                StoreCmd::Set,
+                key,
+                key_len,
+                val,
+                bytes,
+                expire,
+                flags as u32,
+            )
+        }
     })
 }
 
@@ -147,7 +160,19 @@ pub unsafe extern "C" fn mcm_add(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { store(ctxt, mc, StoreCmd::Add, key, key_len, val, bytes, expire, flags as u32) }
+        unsafe {
+            store(
+                ctxt,
+                mc,
+                StoreCmd::Add,
+                key,
+                key_len,
+                val,
+                bytes,
+                expire,
+                flags as u32,
+            )
+        }
     })
 }
 
@@ -188,7 +213,19 @@ pub unsafe extern "C" fn mcm_replace(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { store(ctxt, mc, StoreCmd::Replace, key, key_len, val, bytes, expire, flags as u32) }
+        unsafe {
+            store(
+                ctxt,
+                mc,
+                StoreCmd::Replace,
+                key,
+                key_len,
+                val,
+                bytes,
+                expire,
+                flags as u32,
+            )
+        }
     })
 }
 
@@ -229,7 +266,19 @@ pub unsafe extern "C" fn mcm_append(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { store(ctxt, mc, StoreCmd::Append, key, key_len, val, bytes, expire, flags as u32) }
+        unsafe {
+            store(
+                ctxt,
+                mc,
+                StoreCmd::Append,
+                key,
+                key_len,
+                val,
+                bytes,
+                expire,
+                flags as u32,
+            )
+        }
     })
 }
 
@@ -270,7 +319,19 @@ pub unsafe extern "C" fn mcm_prepend(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { store(ctxt, mc, StoreCmd::Prepend, key, key_len, val, bytes, expire, flags as u32) }
+        unsafe {
+            store(
+                ctxt,
+                mc,
+                StoreCmd::Prepend,
+                key,
+                key_len,
+                val,
+                bytes,
+                expire,
+                flags as u32,
+            )
+        }
     })
 }
 
@@ -292,6 +353,7 @@ pub unsafe extern "C" fn mc_prepend(
     unsafe { mcm_prepend(global(), mc, key, key_len, val, bytes, expire, flags) }
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Stores the value only if the item is unchanged since the `gets` that returned `cas`
 /// (beyond 1.4). 0 stored; MC_EXISTS (5) changed since; MC_NOT_FOUND (6) absent; other
 /// results as mc_set().
@@ -314,7 +376,17 @@ pub unsafe extern "C" fn mcm_cas(
         check_null!(-1; ctxt, mc);
         // SAFETY: forwarded contract.
         unsafe {
-            store(ctxt, mc, StoreCmd::Cas(cas), key, key_len, val, bytes, expire, flags as u32)
+            store(
+                ctxt,
+                mc,
+                StoreCmd::Cas(cas),
+                key,
+                key_len,
+                val,
+                bytes,
+                expire,
+                flags as u32,
+            )
         }
     })
 }
@@ -384,15 +456,27 @@ pub unsafe extern "C" fn mcm_delete(
             Err(rc) => return finish(scope, ctxt, None).ret(rc),
         };
         if hold != 0 {
-            report!(ctxt, MCM_ERR_PROTO, MCM_ERR_LVL_NOTICE, 0, "delete hold time ignored");
+            report!(
+                ctxt,
+                MCM_ERR_PROTO,
+                MCM_ERR_LVL_NOTICE,
+                0,
+                "delete hold time ignored"
+            );
         }
         // SAFETY: per the contract.
         let (outcome, st) = unsafe {
-            keyed_status(ctxt, mc, key, |w| protocol::encode_delete(w, key), |r| match r {
-                Reply::Deleted => Ok(0),
-                Reply::NotFound => Ok(1),
-                other => Err(Failure::Unexpected(format!("{other:?}"))),
-            })
+            keyed_status(
+                ctxt,
+                mc,
+                key,
+                |w| protocol::encode_delete(w, key),
+                |r| match r {
+                    Reply::Deleted => Ok(0),
+                    Reply::NotFound => Ok(1),
+                    other => Err(Failure::Unexpected(format!("{other:?}"))),
+                },
+            )
         };
         let rc = match outcome {
             Outcome::Done(rc) => rc,
@@ -592,7 +676,12 @@ pub unsafe extern "C" fn mcm_decr(
 /// # Safety
 /// As mcm_incr().
 #[no_mangle]
-pub unsafe extern "C" fn mc_incr(mc: *mut memcache, key: *mut c_char, key_len: size_t, val: u32) -> u32 {
+pub unsafe extern "C" fn mc_incr(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: u32,
+) -> u32 {
     // SAFETY: forwarded contract.
     unsafe { mcm_incr(global(), mc, key, key_len, val) }
 }
@@ -602,7 +691,12 @@ pub unsafe extern "C" fn mc_incr(mc: *mut memcache, key: *mut c_char, key_len: s
 /// # Safety
 /// As mcm_incr().
 #[no_mangle]
-pub unsafe extern "C" fn mc_decr(mc: *mut memcache, key: *mut c_char, key_len: size_t, val: u32) -> u32 {
+pub unsafe extern "C" fn mc_decr(
+    mc: *mut memcache,
+    key: *mut c_char,
+    key_len: size_t,
+    val: u32,
+) -> u32 {
     // SAFETY: forwarded contract.
     unsafe { mcm_decr(global(), mc, key, key_len, val) }
 }

@@ -10,7 +10,11 @@ use super::context::{global, Alloc};
 /// # Safety
 /// `str` is NULL or has `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn mcm_strndup(ctxt: *const super::types::memcache_ctxt, str: *const c_char, len: size_t) -> *mut c_char {
+pub unsafe extern "C" fn mcm_strndup(
+    ctxt: *const super::types::memcache_ctxt,
+    str: *const c_char,
+    len: size_t,
+) -> *mut c_char {
     ffi_body!(std::ptr::null_mut(), {
         check_null!(std::ptr::null_mut(); str);
         // SAFETY: per the contract.
@@ -25,7 +29,10 @@ pub unsafe extern "C" fn mcm_strndup(ctxt: *const super::types::memcache_ctxt, s
 /// # Safety
 /// `str` is NULL or a C string.
 #[no_mangle]
-pub unsafe extern "C" fn mcm_strdup(ctxt: *const super::types::memcache_ctxt, str: *const c_char) -> *mut c_char {
+pub unsafe extern "C" fn mcm_strdup(
+    ctxt: *const super::types::memcache_ctxt,
+    str: *const c_char,
+) -> *mut c_char {
     check_null!(std::ptr::null_mut(); str);
     // SAFETY: forwarded contract; str is a C string.
     unsafe { mcm_strndup(ctxt, str, libc::strlen(str)) }
@@ -96,7 +103,9 @@ pub unsafe extern "C" fn mcm_strnstr(
             return s as *mut c_char;
         }
         // SAFETY: read s only up to slen bytes or its NUL.
-        let hay_len = (0..slen).find(|&i| unsafe { *s.add(i) } == 0).unwrap_or(slen);
+        let hay_len = (0..slen)
+            .find(|&i| unsafe { *s.add(i) } == 0)
+            .unwrap_or(slen);
         // SAFETY: hay_len bytes are readable and contain no NUL.
         let hay = unsafe { std::slice::from_raw_parts(s as *const u8, hay_len) };
         hay.windows(needle.len())

@@ -8,13 +8,19 @@ use libc::{addrinfo, c_char, c_int, c_void, fd_set, pid_t, size_t, time_t, timev
 
 pub type mcFreeFunc = Option<unsafe extern "C" fn(mem: *mut c_void)>;
 pub type mcMallocFunc = Option<unsafe extern "C" fn(size: size_t) -> *mut c_void>;
-pub type mcReallocFunc = Option<unsafe extern "C" fn(mem: *mut c_void, size: size_t) -> *mut c_void>;
+pub type mcReallocFunc =
+    Option<unsafe extern "C" fn(mem: *mut c_void, size: size_t) -> *mut c_void>;
 /// `(const struct memcache_ctxt *, struct memcache_err_ctxt *)` behind `void` pointers.
 pub type mcErrFunc = Option<unsafe extern "C" fn(ctxt: *const c_void, ectxt: *mut c_void) -> i32>;
 pub type mcKeyValidFunc =
     Option<unsafe extern "C" fn(ctxt: *const c_void, key: *mut c_char, len: size_t) -> i32>;
 pub type mcHashKeyFunc = Option<
-    unsafe extern "C" fn(ctxt: *const c_void, mc: *const c_void, key: *const c_char, len: size_t) -> u32,
+    unsafe extern "C" fn(
+        ctxt: *const c_void,
+        mc: *const c_void,
+        key: *const c_char,
+        len: size_t,
+    ) -> u32,
 >;
 /// Returns a `struct memcache_server *` or NULL.
 pub type mcServerFindFunc =

@@ -280,7 +280,8 @@ mod tests {
         }
     }
 
-    const MULTI: &[u8] = b"VALUE foo 5 3\r\nbar\r\nVALUE \xffk 0 0\r\n\r\nVALUE z 1 4 77\r\n\r\n\0\n\r\nEND\r\n";
+    const MULTI: &[u8] =
+        b"VALUE foo 5 3\r\nbar\r\nVALUE \xffk 0 0\r\n\r\nVALUE z 1 4 77\r\n\r\n\0\n\r\nEND\r\n";
 
     #[test]
     fn every_split_point_gives_the_same_events() {
@@ -302,11 +303,21 @@ mod tests {
     fn value_lines() {
         assert_eq!(
             parse_line(b"VALUE k 65535 10 12345").unwrap(),
-            Reply::Value { key: b"k", flags: 65535, bytes: 10, cas: Some(12345) }
+            Reply::Value {
+                key: b"k",
+                flags: 65535,
+                bytes: 10,
+                cas: Some(12345)
+            }
         );
         assert_eq!(
             parse_line(b"VALUE k 4294967295 0").unwrap(),
-            Reply::Value { key: b"k", flags: u32::MAX, bytes: 0, cas: None }
+            Reply::Value {
+                key: b"k",
+                flags: u32::MAX,
+                bytes: 0,
+                cas: None
+            }
         );
         for bad in [
             &b"VALUE k 1"[..],
@@ -319,8 +330,14 @@ mod tests {
         ] {
             assert_eq!(parse_line(bad), Err(ProtoError::BadValueLine), "{bad:?}");
         }
-        assert_eq!(parse_line(b"VALUE k 0 1073741825"), Err(ProtoError::ValueTooLarge));
-        assert_eq!(parse_line(b"VALUE k 0 99999999999999999999999"), Err(ProtoError::BadValueLine));
+        assert_eq!(
+            parse_line(b"VALUE k 0 1073741825"),
+            Err(ProtoError::ValueTooLarge)
+        );
+        assert_eq!(
+            parse_line(b"VALUE k 0 99999999999999999999999"),
+            Err(ProtoError::BadValueLine)
+        );
     }
 
     #[test]
@@ -331,21 +348,42 @@ mod tests {
         assert_eq!(parse_line(b"EXISTS").unwrap(), Reply::Exists);
         assert_eq!(parse_line(b"OK").unwrap(), Reply::Ok);
         assert_eq!(parse_line(b"ERROR").unwrap(), Reply::Error);
-        assert_eq!(parse_line(b"18446744073709551615").unwrap(), Reply::Number(u64::MAX));
-        assert_eq!(parse_line(b"18446744073709551616"), Err(ProtoError::BadNumber));
+        assert_eq!(
+            parse_line(b"18446744073709551615").unwrap(),
+            Reply::Number(u64::MAX)
+        );
+        assert_eq!(
+            parse_line(b"18446744073709551616"),
+            Err(ProtoError::BadNumber)
+        );
         assert_eq!(parse_line(b"12a"), Err(ProtoError::BadNumber));
         assert_eq!(
             parse_line(b"CLIENT_ERROR bad command line format").unwrap(),
             Reply::ClientError(b"bad command line format")
         );
-        assert_eq!(parse_line(b"SERVER_ERROR").unwrap(), Reply::ServerError(b""));
-        assert_eq!(parse_line(b"VERSION 1.6.18").unwrap(), Reply::Version(b"1.6.18"));
+        assert_eq!(
+            parse_line(b"SERVER_ERROR").unwrap(),
+            Reply::ServerError(b"")
+        );
+        assert_eq!(
+            parse_line(b"VERSION 1.6.18").unwrap(),
+            Reply::Version(b"1.6.18")
+        );
         assert_eq!(
             parse_line(b"STAT rusage_user 0.123456").unwrap(),
-            Reply::Stat { name: b"rusage_user", value: b"0.123456" }
+            Reply::Stat {
+                name: b"rusage_user",
+                value: b"0.123456"
+            }
         );
         assert_eq!(parse_line(b"STAT x").unwrap_err(), ProtoError::BadStatLine);
-        for garbage in [&b""[..], b"stored", b"END x", b"HTTP/1.1 400 Bad Request", b"\0\0\0"] {
+        for garbage in [
+            &b""[..],
+            b"stored",
+            b"END x",
+            b"HTTP/1.1 400 Bad Request",
+            b"\0\0\0",
+        ] {
             assert!(parse_line(garbage).is_err(), "{garbage:?}");
         }
     }
@@ -354,15 +392,28 @@ mod tests {
     fn hostile_streams_are_errors_not_hangs() {
         assert_eq!(run(b"END\n", 1), Err(ProtoError::LineNotCrlf));
         assert_eq!(run(b"\n", 1), Err(ProtoError::LineNotCrlf));
-        assert_eq!(run(&[b'A'; MAX_LINE_LEN + 2], 64), Err(ProtoError::LineTooLong));
-        assert_eq!(run(b"VALUE k 0 3\r\nabcXY", 1), Err(ProtoError::DataNotCrlf));
+        assert_eq!(
+            run(&[b'A'; MAX_LINE_LEN + 2], 64),
+            Err(ProtoError::LineTooLong)
+        );
+        assert_eq!(
+            run(b"VALUE k 0 3\r\nabcXY", 1),
+            Err(ProtoError::DataNotCrlf)
+        );
         assert_eq!(run(b"garbage\r\n", 3), Err(ProtoError::UnknownReply));
         // A truncated reply is not an error by itself: the reader asks for more bytes.
         let mut reader = ReplyReader::new();
         let (ev, used) = reader.next(b"VALUE k 0 10\r\nab").unwrap().unwrap();
         assert!(matches!(ev, Event::Reply(Reply::Value { bytes: 10, .. })));
         assert!(!reader.at_boundary());
-        assert_eq!(reader.next(&b"VALUE k 0 10\r\nab"[used..]).unwrap().unwrap().1, 2);
+        assert_eq!(
+            reader
+                .next(&b"VALUE k 0 10\r\nab"[used..])
+                .unwrap()
+                .unwrap()
+                .1,
+            2
+        );
         assert_eq!(reader.next(b"").unwrap(), None);
     }
 }

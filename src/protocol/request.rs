@@ -145,8 +145,14 @@ mod tests {
         assert_eq!(encoded(|o| encode_get(o, [&b"a"[..]], true)), b"gets a\r\n");
         assert_eq!(encoded(|o| encode_delete(o, b"k")), b"delete k\r\n");
         assert_eq!(encoded(|o| encode_arith(o, true, b"n", 0)), b"incr n 0\r\n");
-        assert_eq!(encoded(|o| encode_arith(o, false, b"n", 42)), b"decr n 42\r\n");
+        assert_eq!(
+            encoded(|o| encode_arith(o, false, b"n", 42)),
+            b"decr n 42\r\n"
+        );
         assert_eq!(encoded(|o| encode_touch(o, b"t", 300)), b"touch t 300\r\n");
-        assert_eq!(encoded(|o| encode_simple(o, b"flush_all")), b"flush_all\r\n");
+        assert_eq!(
+            encoded(|o| encode_simple(o, b"flush_all")),
+            b"flush_all\r\n"
+        );
     }
 }
