@@ -1014,6 +1014,31 @@ int32_t mcErrSetup(mcErrFunc errFunc);
 int32_t mcErrGet(mcErrFunc *errFunc);
 
 /*
+ mcm_err_filter_add() on the global context.
+ */
+int32_t mc_err_filter_add(uint32_t err_mask);
+
+/*
+ mcm_err_filter_del() on the global context.
+ */
+int32_t mc_err_filter_del(uint32_t err_mask);
+
+/*
+ mcm_err_filter_get() on the global context.
+ */
+uint32_t mc_err_filter_get(void);
+
+/*
+ mcm_err_filter_test() on the global context.
+ */
+int32_t mc_err_filter_test(uint32_t err_lvl);
+
+/*
+ mcm_err_test() on the global context.
+ */
+void mc_err_test(void);
+
+/*
  The value of `key` in a new NUL-terminated buffer, its length in `*retlen`. NULL (and
  `*retlen` 0) on a miss, a bad key or any failure. Caller owns the returned buffer; release it
  with the context's free function (free() for the global context).

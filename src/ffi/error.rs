@@ -480,3 +480,38 @@ pub unsafe extern "C" fn mcErrGet(errFunc: *mut mcErrFunc) -> i32 {
         0
     })
 }
+
+/// mcm_err_filter_add() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_filter_add(err_mask: u32) -> i32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_filter_add(super::context::global(), err_mask) }
+}
+
+/// mcm_err_filter_del() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_filter_del(err_mask: u32) -> i32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_filter_del(super::context::global(), err_mask) }
+}
+
+/// mcm_err_filter_get() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_filter_get() -> u32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_filter_get(super::context::global()) }
+}
+
+/// mcm_err_filter_test() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_filter_test(err_lvl: u32) -> i32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_filter_test(super::context::global(), err_lvl) }
+}
+
+/// mcm_err_test() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_test() {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_test(super::context::global()) }
+}
