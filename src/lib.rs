@@ -4,6 +4,7 @@
 //! safe core ([`key`], [`hash`], [`protocol`], [`conn`]) does the work, and the result goes back
 //! through the 1.4 conventions. Only `ffi` contains `unsafe` code.
 
+pub mod command;
 pub mod conn;
 pub mod ffi;
 pub mod hash;

@@ -94,11 +94,6 @@ pub unsafe fn on_server_for<T>(
     }
 }
 
-/// Sends the request in `wbuf` and returns the first reply line's event.
-pub fn send(conn: &mut Conn, wbuf: &[u8]) -> Result<(), Failure> {
-    conn.send(wbuf).map_err(Failure::Send)
-}
-
 /// Ends a call: records the handle's last error, then delivers the queued reports.
 pub fn finish(scope: Scope, ctxt: *const memcache_ctxt, st: Option<&HandleState>) -> Delivered {
     if let Some(st) = st {

@@ -5,15 +5,14 @@ use std::ptr;
 
 use libc::{c_char, c_int, c_void, size_t};
 
-use super::call::{finish, on_server_for, send, validate_key, Outcome};
+use super::call::{finish, on_server_for, validate_key, Outcome};
 use super::context::{global, Alloc};
 use super::error::{report, Scope};
-use super::server::{drop_conn, hash_key, key_bytes, route, set_errnum, Failure};
+use super::server::{drop_conn, hash_key, key_bytes, route, set_errnum};
 use super::state::{self, HandleInner};
 use super::types::*;
-use crate::conn::Conn;
+use crate::command::{self, ValueSink};
 use crate::key;
-use crate::protocol::{self, Event, Reply};
 
 const FOD: c_char = MCM_RES_FREE_ON_DELETE as c_char;
 const NO_FOD: c_char = MCM_RES_NO_FREE_ON_DELETE as c_char;
@@ -21,59 +20,95 @@ const FOUND: c_char = MCM_RES_FOUND as c_char;
 const ATTEMPTED: c_char = MCM_RES_ATTEMPTED as c_char;
 const NEED_FREE_KEY: c_char = MCM_RES_NEED_FREE_KEY as c_char;
 
-/// Passes a value's data chunks to `sink` up to and including its terminating CRLF.
-fn read_data(conn: &mut Conn, mut sink: impl FnMut(&[u8])) -> Result<(), Failure> {
-    loop {
-        match conn.next_event()? {
-            Event::Data(d) => sink(d),
-            Event::DataEnd => return Ok(()),
-            Event::Reply(_) => return Err(Failure::Unexpected("reply inside a value".into())),
-        }
-    }
-}
-
-/// Reads a value of `bytes` bytes into a new `mcMallocAtomic` buffer with a NUL after it.
-/// Ok(None) when the allocation failed (reported; the data is still consumed).
-fn read_value(
-    ctxt: *const memcache_ctxt,
-    alloc: &Alloc,
-    conn: &mut Conn,
-    bytes: usize,
-) -> Result<Option<*mut u8>, Failure> {
-    let buf = alloc.bytes(bytes + 1);
-    let mut filled = 0usize;
-    let read = read_data(conn, |d| {
-        if !buf.is_null() {
-            // SAFETY: buf has bytes + 1 bytes and the reader yields at most `bytes` data bytes.
-            unsafe { ptr::copy_nonoverlapping(d.as_ptr(), buf.add(filled), d.len()) };
-        }
-        filled += d.len();
-    });
-    if let Err(e) = read {
-        alloc.free(buf);
-        return Err(e);
-    }
-    if buf.is_null() {
-        report!(
-            ctxt,
-            MCM_ERR_MEM_MALLOC,
-            0,
-            libc::ENOMEM,
-            format!("value of {bytes} bytes")
-        );
-        return Ok(None);
-    }
-    // SAFETY: buf has bytes + 1 bytes.
-    unsafe { *buf.add(bytes) = 0 };
-    Ok(Some(buf))
-}
-
-/// A hit of a single-key get: the caller's new buffer and what came with it.
-struct Hit {
-    val: *mut u8,
+/// A value being received into a buffer the library allocated: `bytes` of data and a NUL.
+struct Incoming {
+    buf: *mut u8,
+    filled: usize,
     bytes: usize,
     flags: u32,
     cas: u64,
+}
+
+impl Incoming {
+    /// A buffer for `bytes` bytes and a NUL from `mcMallocAtomic`; None (reported) if the
+    /// allocator fails, in which case the value is read and dropped.
+    fn start(
+        ctxt: *const memcache_ctxt,
+        alloc: &Alloc,
+        bytes: usize,
+        flags: u32,
+        cas: u64,
+    ) -> Option<Incoming> {
+        let buf = alloc.bytes(bytes + 1);
+        if buf.is_null() {
+            report!(
+                ctxt,
+                MCM_ERR_MEM_MALLOC,
+                0,
+                libc::ENOMEM,
+                format!("value of {bytes} bytes")
+            );
+            return None;
+        }
+        Some(Incoming {
+            buf,
+            filled: 0,
+            bytes,
+            flags,
+            cas,
+        })
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        let n = chunk.len().min(self.bytes - self.filled);
+        // SAFETY: buf has bytes + 1 bytes and n keeps the copy within the first `bytes`.
+        unsafe { ptr::copy_nonoverlapping(chunk.as_ptr(), self.buf.add(self.filled), n) };
+        self.filled += n;
+    }
+
+    /// NUL-terminates the buffer and hands it over.
+    fn finish(self) -> *mut u8 {
+        // SAFETY: buf has bytes + 1 bytes.
+        unsafe { *self.buf.add(self.bytes) = 0 };
+        self.buf
+    }
+}
+
+/// Receives the value of a single-key get into a new buffer. Whatever it still holds when
+/// dropped (a value cut short by a failure) is freed.
+struct NewBuffer<'a> {
+    ctxt: *const memcache_ctxt,
+    alloc: &'a Alloc,
+    incoming: Option<Incoming>,
+    hit: Option<Incoming>,
+}
+
+impl ValueSink for NewBuffer<'_> {
+    fn begin(&mut self, _index: usize, flags: u32, bytes: usize, cas: Option<u64>) -> bool {
+        self.incoming = Incoming::start(self.ctxt, self.alloc, bytes, flags, cas.unwrap_or(0));
+        self.incoming.is_some()
+    }
+    fn data(&mut self, chunk: &[u8]) {
+        if let Some(v) = &mut self.incoming {
+            v.push(chunk);
+        }
+    }
+    fn end(&mut self) {
+        if let Some(old) = std::mem::replace(&mut self.hit, self.incoming.take()) {
+            self.alloc.free(old.buf);
+        }
+    }
+}
+
+impl Drop for NewBuffer<'_> {
+    fn drop(&mut self) {
+        for v in [self.incoming.take(), self.hit.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.alloc.free(v.buf);
+        }
+    }
 }
 
 /// `get`/`gets` of one key into a new buffer.
@@ -106,36 +141,15 @@ pub(super) unsafe fn aget(
     // SAFETY: per the contract.
     let outcome = unsafe {
         on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
-            protocol::encode_get(wbuf, [key], want_cas);
-            send(conn, wbuf)?;
-            let mut hit: Option<Hit> = None;
-            loop {
-                let (bytes, flags, cas) = match conn.next_event()? {
-                    Event::Reply(Reply::End) => return Ok(hit),
-                    Event::Reply(Reply::Value {
-                        key: k,
-                        flags,
-                        bytes,
-                        cas,
-                    }) if k == key => (bytes, flags, cas.unwrap_or(0)),
-                    other => {
-                        if let Some(h) = hit.take() {
-                            alloc.free(h.val);
-                        }
-                        return Err(Failure::Unexpected(format!("{other:?}")));
-                    }
-                };
-                if let Some(val) = read_value(ctxt, &alloc, conn, bytes)? {
-                    if let Some(old) = hit.replace(Hit {
-                        val,
-                        bytes,
-                        flags,
-                        cas,
-                    }) {
-                        alloc.free(old.val);
-                    }
-                }
-            }
+            let mut sink = NewBuffer {
+                ctxt,
+                alloc: &alloc,
+                incoming: None,
+                hit: None,
+            };
+            command::send_get(conn, wbuf, [key], want_cas)?;
+            command::read_values(conn, &[key], &mut sink)?;
+            Ok(sink.hit.take())
         })
     };
     finish(scope, ctxt, Some(&st));
@@ -154,7 +168,7 @@ pub(super) unsafe fn aget(
             *cas_out = hit.cas;
         }
     }
-    hit.val as *mut c_void
+    hit.finish() as *mut c_void
 }
 
 /// The value of `key` in a new NUL-terminated buffer, its length in `*retlen`. NULL (and
@@ -672,85 +686,109 @@ fn mark_sent(r: &mut memcache_res) {
     r._flags |= ATTEMPTED;
 }
 
-/// Stores a hit into `res` by the rules of §9.6: a new buffer when `size` is 0, else at most
-/// `size` bytes into the caller's buffer (the rest is read and dropped).
-fn store_hit(
-    ctxt: *const memcache_ctxt,
-    alloc: &Alloc,
-    conn: &mut Conn,
-    res: *mut memcache_res,
-    flags: u32,
-    bytes: usize,
-) -> Result<(), Failure> {
-    // SAFETY: results of a request being fetched are live for the whole call.
-    let r = unsafe { &mut *res };
-    if r.size == 0 {
-        if let Some(buf) = read_value(ctxt, alloc, conn, bytes)? {
-            r.val = buf as *mut c_void;
-            r.size = bytes;
-            state::value_allocated(res, r.val);
-        } else {
-            return Ok(());
-        }
-    } else {
-        let (dst, room) = (r.val as *mut u8, r.size);
-        let mut filled = 0usize;
-        read_data(conn, |d| {
-            let n = d.len().min(room.saturating_sub(filled));
-            if n > 0 && !dst.is_null() {
-                // SAFETY: the caller's buffer has `size` bytes and n keeps within it.
-                unsafe { ptr::copy_nonoverlapping(d.as_ptr(), dst.add(filled), n) };
-            }
-            filled += d.len();
-        })?;
-    }
-    r.flags = flags as u16;
-    r.bytes = bytes;
-    r._flags |= FOUND;
-    Ok(())
+/// Where a value of a request's key goes (spec §9.6).
+enum Target {
+    /// `size` was 0: a new buffer the result will own.
+    New(Incoming),
+    /// The caller's buffer of `size` bytes: at most that much is kept, the rest dropped.
+    Caller {
+        dst: *mut u8,
+        room: usize,
+        filled: usize,
+        flags: u32,
+        bytes: usize,
+    },
 }
 
-/// Reads one batch's replies up to END, filling the first not-yet-found result with each
-/// key (memcached answers in request order, so the search starts after the previous hit).
-fn read_batch(
+/// Receives the values of one batch into the request's results.
+struct ResultSink<'a> {
     ctxt: *const memcache_ctxt,
-    alloc: &Alloc,
-    conn: &mut Conn,
-    results: &[*mut memcache_res],
-) -> Result<(), Failure> {
-    let mut cursor = 0usize;
-    loop {
-        let (at, flags, bytes) = match conn.next_event()? {
-            Event::Reply(Reply::End) => return Ok(()),
-            Event::Reply(Reply::Value {
-                key: k,
+    alloc: &'a Alloc,
+    results: &'a [*mut memcache_res],
+    current: Option<(usize, Target)>,
+}
+
+impl ValueSink for ResultSink<'_> {
+    fn begin(&mut self, index: usize, flags: u32, bytes: usize, _cas: Option<u64>) -> bool {
+        // SAFETY: the results of a request being fetched are live for the whole call.
+        let r = unsafe { &*self.results[index] };
+        let target = if r.size == 0 {
+            match Incoming::start(self.ctxt, self.alloc, bytes, flags, 0) {
+                Some(v) => Target::New(v),
+                None => return false,
+            }
+        } else {
+            Target::Caller {
+                dst: r.val as *mut u8,
+                room: r.size,
+                filled: 0,
                 flags,
                 bytes,
-                ..
-            }) => {
-                let matches = |i: &usize| {
-                    // SAFETY: results are live; keys are len bytes.
-                    let r = unsafe { &*results[*i] };
-                    r._flags & FOUND == 0 && unsafe { key_bytes(r.key, r.len) } == k
-                };
-                let n = results.len();
-                let at = (cursor..n).chain(0..cursor).find(matches).ok_or_else(|| {
-                    Failure::Unexpected(format!(
-                        "VALUE for a key not requested: {:?}",
-                        String::from_utf8_lossy(k)
-                    ))
-                })?;
-                (at, flags, bytes)
             }
-            other => return Err(Failure::Unexpected(format!("{other:?}"))),
         };
-        store_hit(ctxt, alloc, conn, results[at], flags, bytes)?;
-        cursor = at + 1;
+        self.current = Some((index, target));
+        true
+    }
+
+    fn data(&mut self, chunk: &[u8]) {
+        match &mut self.current {
+            Some((_, Target::New(v))) => v.push(chunk),
+            Some((
+                _,
+                Target::Caller {
+                    dst, room, filled, ..
+                },
+            )) => {
+                let n = chunk.len().min(room.saturating_sub(*filled));
+                if n > 0 && !dst.is_null() {
+                    // SAFETY: the caller's buffer has `size` (= room) bytes; n keeps within it.
+                    unsafe { ptr::copy_nonoverlapping(chunk.as_ptr(), dst.add(*filled), n) };
+                }
+                *filled += n;
+            }
+            None => {}
+        }
+    }
+
+    fn end(&mut self) {
+        let Some((index, target)) = self.current.take() else {
+            return;
+        };
+        let res = self.results[index];
+        // SAFETY: as in begin().
+        let r = unsafe { &mut *res };
+        let (flags, bytes) = match target {
+            Target::New(v) => {
+                let (flags, bytes) = (v.flags, v.bytes);
+                r.val = v.finish() as *mut c_void;
+                r.size = bytes;
+                state::value_allocated(res, r.val);
+                (flags, bytes)
+            }
+            Target::Caller { flags, bytes, .. } => (flags, bytes),
+        };
+        r.flags = flags as u16;
+        r.bytes = bytes;
+        r._flags |= FOUND;
     }
 }
 
-/// Sends every batch, then reads every batch's replies (D2 for multi-get: all servers work in
-/// parallel). A failure closes that server's connection; its keys stay not found.
+impl Drop for ResultSink<'_> {
+    fn drop(&mut self) {
+        if let Some((_, Target::New(v))) = self.current.take() {
+            self.alloc.free(v.buf);
+        }
+    }
+}
+
+/// The key bytes of a live result.
+fn key_of<'a>(r: *mut memcache_res) -> &'a [u8] {
+    // SAFETY: results of a request being fetched are live; their keys are `len` bytes.
+    unsafe { key_bytes((*r).key, (*r).len) }
+}
+
+/// Sends every batch, then reads every batch's replies, so all servers work in parallel. A
+/// failure closes that server's connection; its keys stay not found.
 ///
 /// # Safety
 /// `ctxt` is live; `inner` is the locked state the batches' sides index into.
@@ -762,25 +800,18 @@ unsafe fn run_batches(
 ) {
     let HandleInner { servers, wbuf, .. } = inner;
     for b in batches.iter_mut() {
-        wbuf.clear();
-        // SAFETY: results are live for the call; their keys are len bytes.
-        let keys = b
-            .results
-            .iter()
-            .map(|&r| unsafe { key_bytes((*r).key, (*r).len) });
-        protocol::encode_get(wbuf, keys, false);
         let side = &mut servers[b.side];
         let Some(conn) = side.conn.as_mut() else {
             continue;
         };
         for &r in &b.results {
-            // SAFETY: as above.
+            // SAFETY: a live result of the request.
             mark_sent(unsafe { &mut *r });
         }
-        match conn.send(wbuf) {
+        match command::send_get(conn, wbuf, b.results.iter().map(|&r| key_of(r)), false) {
             Ok(()) => b.sent = true,
             // SAFETY: ctxt is live; side.ms is a server of the locked handle.
-            Err(f) => unsafe { drop_conn(ctxt, side, Failure::Send(f)) },
+            Err(f) => unsafe { drop_conn(ctxt, side, f) },
         }
     }
     for b in batches.iter().filter(|b| b.sent) {
@@ -788,7 +819,14 @@ unsafe fn run_batches(
         let Some(conn) = side.conn.as_mut() else {
             continue;
         };
-        if let Err(f) = read_batch(ctxt, alloc, conn, &b.results) {
+        let keys: Vec<&[u8]> = b.results.iter().map(|&r| key_of(r)).collect();
+        let mut sink = ResultSink {
+            ctxt,
+            alloc,
+            results: &b.results,
+            current: None,
+        };
+        if let Err(f) = command::read_values(conn, &keys, &mut sink) {
             // SAFETY: as above.
             unsafe { drop_conn(ctxt, side, f) };
         }

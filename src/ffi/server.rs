@@ -18,19 +18,7 @@ const STATE_TRY: c_char = b't' as c_char;
 const STATE_DOWN: c_char = b'd' as c_char;
 const STATE_NO_HOST: c_char = b'n' as c_char;
 
-/// Why an exchange failed; every kind closes the connection (D1).
-pub enum Failure {
-    Send(Fail),
-    Recv(Fail),
-    /// A well-formed reply that makes no sense for the command sent.
-    Unexpected(String),
-}
-
-impl From<Fail> for Failure {
-    fn from(f: Fail) -> Failure {
-        Failure::Recv(f)
-    }
-}
+pub use crate::command::Failure;
 
 /// Stores `ctxt->errnum` with one atomic write (D9: the global context is shared by threads).
 ///

@@ -10,8 +10,9 @@ use super::error::{report, Scope};
 use super::server::{drop_conn, Failure};
 use super::state::{self, HandleState};
 use super::types::*;
+use crate::command;
 use crate::conn::Conn;
-use crate::protocol::{self, parse_u64, Event, Reply};
+use crate::protocol::parse_u64;
 
 /// Connects `ms` and runs one exchange on it. None when it cannot be reached or the exchange
 /// failed (reported, connection closed).
@@ -115,17 +116,9 @@ pub unsafe extern "C" fn mcm_server_stats(
         // SAFETY: per the contract; s is a fresh zeroed structure.
         let ok = unsafe {
             on_server(ctxt, &st, ms, |conn, wbuf| {
-                protocol::encode_simple(wbuf, b"stats");
-                conn.send(wbuf).map_err(Failure::Send)?;
-                loop {
-                    match conn.next_event()? {
-                        Event::Reply(Reply::Stat { name, value }) => {
-                            apply_stat(&alloc, &mut *s, name, value)
-                        }
-                        Event::Reply(Reply::End) => return Ok(()),
-                        other => return Err(Failure::Unexpected(format!("{other:?}"))),
-                    }
-                }
+                command::stats(conn, wbuf, None, &mut |name, value| {
+                    apply_stat(&alloc, &mut *s, name, value)
+                })
             })
         };
         finish(scope, ctxt, Some(&st));
@@ -263,12 +256,7 @@ pub unsafe extern "C" fn mcm_flush(
             let r = unsafe {
                 on_server(ctxt, &st, ms, |conn, wbuf| {
                     reached = true;
-                    protocol::encode_simple(wbuf, b"flush_all");
-                    conn.send(wbuf).map_err(Failure::Send)?;
-                    match conn.next_event()? {
-                        Event::Reply(Reply::Ok) => Ok(()),
-                        other => Err(Failure::Unexpected(format!("{other:?}"))),
-                    }
+                    command::flush(conn, wbuf)
                 })
             };
             match (r, reached) {
@@ -328,12 +316,7 @@ pub unsafe fn version_of(
     // SAFETY: as above.
     unsafe {
         on_server(ctxt, st, ms, |conn, wbuf| {
-            protocol::encode_simple(wbuf, b"version");
-            conn.send(wbuf).map_err(Failure::Send)?;
-            match conn.next_event()? {
-                Event::Reply(Reply::Version(v)) => Ok(alloc.cstring(v)),
-                other => Err(Failure::Unexpected(format!("{other:?}"))),
-            }
+            command::version(conn, wbuf).map(|v| alloc.cstring(&v))
         })
     }
     .unwrap_or(ptr::null_mut())

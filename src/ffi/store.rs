@@ -4,25 +4,14 @@
 
 use libc::{c_char, c_int, c_void, size_t, time_t};
 
-use super::call::{finish, on_server_for, send, validate_key, Outcome};
+use super::call::{finish, on_server_for, validate_key, Outcome};
 use super::context::global;
 use super::error::{report, Scope};
 use super::server::{set_errnum, Failure};
 use super::state;
 use super::types::*;
-use crate::protocol::{self, Event, Reply, StoreCmd};
-
-/// The reply line of a command, which must not be a VALUE.
-fn reply_line(conn: &mut crate::conn::Conn) -> Result<Reply<'_>, Failure> {
-    match conn.next_event()? {
-        Event::Reply(r) if !matches!(r, Reply::Value { .. }) => Ok(r),
-        _ => Err(Failure::Unexpected("value data".into())),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::command::{self, Counter, Stored};
+use crate::protocol::StoreCmd;
 
 /// One storage command. Returns 0 stored, 1 not stored, MC_EXISTS / MC_NOT_FOUND (cas),
 /// 2 any other reply or a failed exchange, 4 SERVER_ERROR, -1 no server, or the key check's
@@ -60,24 +49,26 @@ pub(super) unsafe fn store(
     // SAFETY: per the contract.
     let outcome = unsafe {
         on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
-            protocol::encode_store(wbuf, cmd, key, flags, expire as u64, value);
-            send(conn, wbuf)?;
-            Ok(match reply_line(conn)? {
-                Reply::Stored => 0,
-                Reply::NotStored => {
-                    report!(ctxt, MCM_ERR_MC_STORE, 0, 0, text(cmd.verb()));
-                    1
-                }
-                Reply::Exists => MC_EXISTS,
-                Reply::NotFound => MC_NOT_FOUND,
-                Reply::ServerError(msg) => {
-                    report!(ctxt, MCM_ERR_MC_STORE, 0, 0, text(msg));
-                    4
-                }
-                // A CLIENT_ERROR may have left the value's bytes unread: close the stream.
-                other => return Err(Failure::Unexpected(format!("{other:?}"))),
-            })
+            command::store(conn, wbuf, cmd, key, flags, expire as u64, value)
         })
+    };
+    let outcome = match outcome {
+        Outcome::Done(stored) => Outcome::Done(match stored {
+            Stored::Stored => 0,
+            Stored::NotStored => {
+                let verb = String::from_utf8_lossy(cmd.verb()).into_owned();
+                report!(ctxt, MCM_ERR_MC_STORE, 0, 0, verb);
+                1
+            }
+            Stored::Exists => MC_EXISTS,
+            Stored::NotFound => MC_NOT_FOUND,
+            Stored::ServerError(msg) => {
+                report!(ctxt, MCM_ERR_MC_STORE, 0, 0, msg);
+                4
+            }
+        }),
+        Outcome::NoServer => Outcome::NoServer,
+        Outcome::Failed => Outcome::Failed,
     };
     let rc = match outcome {
         Outcome::Done(rc) => rc,
@@ -410,26 +401,19 @@ pub unsafe extern "C" fn mc_cas(
     unsafe { mcm_cas(global(), mc, key, key_len, val, bytes, expire, flags, cas) }
 }
 
-/// A command whose answer is one status line: delete and touch.
+/// Runs a found/not-found command (delete, touch) on the key's server.
 ///
 /// # Safety
 /// `ctxt` and `mc` are live; `key` is valid for the call.
-unsafe fn keyed_status(
+unsafe fn found_or_not(
     ctxt: *mut memcache_ctxt,
     mc: *mut memcache,
     key: &[u8],
-    encode: impl FnOnce(&mut Vec<u8>),
-    interpret: impl FnOnce(Reply<'_>) -> Result<c_int, Failure>,
-) -> (Outcome<c_int>, std::sync::Arc<state::HandleState>) {
+    exchange: impl FnOnce(&mut crate::conn::Conn, &mut Vec<u8>) -> Result<bool, Failure>,
+) -> (Outcome<bool>, std::sync::Arc<state::HandleState>) {
     let st = state::handle(mc);
     // SAFETY: per the contract.
-    let outcome = unsafe {
-        on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
-            encode(wbuf);
-            send(conn, wbuf)?;
-            interpret(reply_line(conn)?)
-        })
-    };
+    let outcome = unsafe { on_server_for(ctxt, mc, &st, key, exchange) };
     (outcome, st)
 }
 
@@ -465,21 +449,10 @@ pub unsafe extern "C" fn mcm_delete(
             );
         }
         // SAFETY: per the contract.
-        let (outcome, st) = unsafe {
-            keyed_status(
-                ctxt,
-                mc,
-                key,
-                |w| protocol::encode_delete(w, key),
-                |r| match r {
-                    Reply::Deleted => Ok(0),
-                    Reply::NotFound => Ok(1),
-                    other => Err(Failure::Unexpected(format!("{other:?}"))),
-                },
-            )
-        };
+        let (outcome, st) =
+            unsafe { found_or_not(ctxt, mc, key, |c, w| command::delete(c, w, key)) };
         let rc = match outcome {
-            Outcome::Done(rc) => rc,
+            Outcome::Done(deleted) => !deleted as c_int,
             Outcome::NoServer => -1,
             Outcome::Failed => -5,
         };
@@ -523,17 +496,17 @@ pub unsafe extern "C" fn mcm_touch(
             Ok(k) => k,
             Err(rc) => return finish(scope, ctxt, None).ret(rc),
         };
-        let encode = |w: &mut Vec<u8>| protocol::encode_touch(w, key, expire as u64);
+        let exchange = |c: &mut _, w: &mut _| command::touch(c, w, key, expire as u64);
         // SAFETY: per the contract.
-        let (outcome, st) = unsafe {
-            keyed_status(ctxt, mc, key, encode, |r| match r {
-                Reply::Touched => Ok(0),
-                Reply::NotFound => Ok(MC_NOT_FOUND),
-                other => Err(Failure::Unexpected(format!("{other:?}"))),
-            })
-        };
+        let (outcome, st) = unsafe { found_or_not(ctxt, mc, key, exchange) };
         let rc = match outcome {
-            Outcome::Done(rc) => rc,
+            Outcome::Done(touched) => {
+                if touched {
+                    0
+                } else {
+                    MC_NOT_FOUND
+                }
+            }
             Outcome::NoServer => -1,
             Outcome::Failed => 2,
         };
@@ -586,18 +559,18 @@ unsafe fn arith(
     // SAFETY: per the contract.
     let outcome = unsafe {
         on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
-            protocol::encode_arith(wbuf, incr, key, delta);
-            send(conn, wbuf)?;
-            Ok(match reply_line(conn)? {
-                Reply::Number(n) => Ok(Some(n)),
-                Reply::NotFound => Ok(None),
-                Reply::ClientError(msg) | Reply::ServerError(msg) => {
-                    report!(ctxt, MCM_ERR_PROTO, 0, 0, text(msg));
-                    Err(())
-                }
-                other => return Err(Failure::Unexpected(format!("{other:?}"))),
-            })
+            command::arith(conn, wbuf, incr, key, delta)
         })
+    };
+    let outcome = match outcome {
+        Outcome::Done(Counter::Value(n)) => Outcome::Done(Ok(Some(n))),
+        Outcome::Done(Counter::NotFound) => Outcome::Done(Ok(None)),
+        Outcome::Done(Counter::Refused(msg)) => {
+            report!(ctxt, MCM_ERR_PROTO, 0, 0, msg);
+            Outcome::Done(Err(()))
+        }
+        Outcome::NoServer => Outcome::NoServer,
+        Outcome::Failed => Outcome::Failed,
     };
     let result = match outcome {
         Outcome::Done(Ok(v)) => Ok(v),
