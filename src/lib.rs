@@ -4,9 +4,11 @@
 //! safe core ([`key`], [`hash`], [`protocol`], [`conn`]) does the work, and the result goes back
 //! through the 1.4 conventions. Only `ffi` contains `unsafe` code.
 
+pub mod client;
 pub mod command;
 pub mod conn;
 pub mod ffi;
 pub mod hash;
 pub mod key;
 pub mod protocol;
+pub mod registry;

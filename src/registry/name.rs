@@ -17,7 +17,10 @@ pub enum NameError {
     /// The length in bytes.
     TooLong(usize),
     /// The first byte outside `[A-Za-z0-9_.-]` and its 0-based position.
-    BadByte { byte: u8, at: usize },
+    BadByte {
+        byte: u8,
+        at: usize,
+    },
     /// `"private"` means a per-handle list and cannot name a shared domain.
     Reserved,
 }
@@ -25,7 +28,9 @@ pub enum NameError {
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NameError::Empty => f.write_str("empty name (1 to 64 bytes of A-Z a-z 0-9 _ . - needed)"),
+            NameError::Empty => {
+                f.write_str("empty name (1 to 64 bytes of A-Z a-z 0-9 _ . - needed)")
+            }
             NameError::TooLong(len) => write!(f, "name is {len} bytes long, the maximum is 64"),
             NameError::BadByte { byte, at } => write!(
                 f,
@@ -64,7 +69,7 @@ pub(crate) fn check_token(s: &str) -> Result<(), NameError> {
 pub struct DomainName(String);
 
 impl DomainName {
-    pub fn new(name: &str) -> Result<DomainName, NameError> {
+    pub fn parse(name: &str) -> Result<DomainName, NameError> {
         check_token(name)?;
         if name == PRIVATE_DOMAIN {
             return Err(NameError::Reserved);
@@ -86,7 +91,7 @@ impl fmt::Display for DomainName {
 impl FromStr for DomainName {
     type Err = NameError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DomainName::new(s)
+        DomainName::parse(s)
     }
 }
 
@@ -102,12 +107,12 @@ mod tests {
 
     #[test]
     fn lengths() {
-        assert_eq!(DomainName::new(""), Err(NameError::Empty));
-        assert_eq!(DomainName::new("a").unwrap().as_str(), "a");
+        assert_eq!(DomainName::parse(""), Err(NameError::Empty));
+        assert_eq!(DomainName::parse("a").unwrap().as_str(), "a");
         let max = "d".repeat(64);
-        assert_eq!(DomainName::new(&max).unwrap().as_str(), max);
+        assert_eq!(DomainName::parse(&max).unwrap().as_str(), max);
         assert_eq!(
-            DomainName::new(&"d".repeat(65)),
+            DomainName::parse(&"d".repeat(65)),
             Err(NameError::TooLong(65))
         );
     }
@@ -115,10 +120,10 @@ mod tests {
     #[test]
     fn every_allowed_byte() {
         let all = "ABCXYZabcxyz0189_.-";
-        assert_eq!(DomainName::new(all).unwrap().to_string(), all);
+        assert_eq!(DomainName::parse(all).unwrap().to_string(), all);
         assert!("my-app.v2_eu".parse::<DomainName>().is_ok());
         // Names that look like paths are just bytes after the prefix; they stay inside /dev/shm.
-        assert!(DomainName::new("..").is_ok());
+        assert!(DomainName::parse("..").is_ok());
     }
 
     #[test]
@@ -133,20 +138,20 @@ mod tests {
             ("x:y", 1),
             ("a*", 1),
         ] {
-            match DomainName::new(name) {
+            match DomainName::parse(name) {
                 Err(NameError::BadByte { at: got, .. }) => assert_eq!(got, at, "{name:?}"),
                 other => panic!("{name:?} gave {other:?}"),
             }
         }
-        let msg = DomainName::new("a/b").unwrap_err().to_string();
+        let msg = DomainName::parse("a/b").unwrap_err().to_string();
         assert!(msg.contains("'/'") && msg.contains("position 1"), "{msg}");
     }
 
     #[test]
     fn private_is_reserved() {
-        assert_eq!(DomainName::new("private"), Err(NameError::Reserved));
-        assert!(DomainName::new("private2").is_ok());
-        assert!(DomainName::new("Private").is_ok());
+        assert_eq!(DomainName::parse("private"), Err(NameError::Reserved));
+        assert!(DomainName::parse("private2").is_ok());
+        assert!(DomainName::parse("Private").is_ok());
         assert!(NameError::Reserved.to_string().contains("mc_new_private"));
         // The syntax check alone (used for prefixes) does not reserve it.
         assert_eq!(check_token("private"), Ok(()));

@@ -1,0 +1,238 @@
+//! A domain's server list as ordinary Rust values, and the rules every list obeys whether it is
+//! about to be written or has just been read from a segment someone else wrote.
+#![forbid(unsafe_code)]
+
+use super::layout::{HOST_SIZE, MAX_SERVERS};
+use super::RegistryError;
+use crate::hash::Distribution;
+
+/// Longest host: the segment keeps it NUL-terminated in 256 bytes.
+pub const MAX_HOST_LEN: usize = HOST_SIZE - 1;
+
+/// Largest replica count a list may carry (the field is reserved for later; 1 means none).
+pub const MAX_REPLICAS: u32 = MAX_SERVERS as u32;
+
+/// One server of a domain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerEntry {
+    /// A host name or address, or a unix socket path (starting with `/`).
+    pub host: String,
+    /// A TCP port (1..=65535), or 0 for a unix socket path.
+    pub port: u16,
+    /// Relative weight for ketama, at least 1.
+    pub weight: u32,
+}
+
+impl ServerEntry {
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// Checks the entry on its own; the message names the problem and the entry.
+    pub fn check(&self) -> Result<(), String> {
+        let host = &self.host;
+        if host.is_empty() {
+            return Err("empty host".to_owned());
+        }
+        if host.len() > MAX_HOST_LEN {
+            return Err(format!(
+                "host is {} bytes long, the maximum is {MAX_HOST_LEN}",
+                host.len()
+            ));
+        }
+        if let Some(at) = host.bytes().position(|b| b <= 0x20 || b == 0x7f) {
+            return Err(format!(
+                "host {host:?} has whitespace or a control byte at position {at}"
+            ));
+        }
+        if self.is_unix_socket() {
+            if self.port != 0 {
+                return Err(format!(
+                    "unix socket {host} must have port 0, not {}",
+                    self.port
+                ));
+            }
+        } else if self.port == 0 {
+            return Err(format!("host {host} has port 0"));
+        }
+        if self.weight == 0 {
+            return Err(format!("{self} has weight 0 (the minimum is 1)"));
+        }
+        Ok(())
+    }
+
+    /// Whether two entries name the same server: same port and same host, compared ASCII
+    /// case-insensitively for DNS names and exactly for socket paths.
+    pub fn same_server(&self, other: &ServerEntry) -> bool {
+        self.port == other.port
+            && if self.is_unix_socket() {
+                self.host == other.host
+            } else {
+                self.host.eq_ignore_ascii_case(&other.host)
+            }
+    }
+}
+
+impl std::fmt::Display for ServerEntry {
+    /// `host:port` (`[v6]:port` for an address with colons), or the bare socket path.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_unix_socket() {
+            f.write_str(&self.host)
+        } else if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A domain's published list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainList {
+    /// Date-derived and always increasing; assigned by [`super::Writer::update`].
+    pub version: u64,
+    pub distribution: Distribution,
+    /// Reserved for replication; 1 means each key lives on one server.
+    pub replicas: u32,
+    pub servers: Vec<ServerEntry>,
+}
+
+impl DomainList {
+    /// An empty list: what a new domain starts with.
+    pub fn empty(version: u64) -> DomainList {
+        DomainList {
+            version,
+            distribution: Distribution::KetamaMd5,
+            replicas: 1,
+            servers: Vec::new(),
+        }
+    }
+
+    /// Checks everything a writer must not publish: too many servers, an invalid entry, a server
+    /// listed twice, a replica count out of range.
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        if self.servers.len() > MAX_SERVERS {
+            return Err(RegistryError::TooManyServers);
+        }
+        if self.replicas == 0 || self.replicas > MAX_REPLICAS {
+            return Err(RegistryError::BadEntry(format!(
+                "replica count {} is outside 1..={MAX_REPLICAS}",
+                self.replicas
+            )));
+        }
+        for (i, server) in self.servers.iter().enumerate() {
+            server
+                .check()
+                .map_err(|why| RegistryError::BadEntry(format!("server {}: {why}", i + 1)))?;
+        }
+        if let Some(dup) = first_duplicate(&self.servers) {
+            return Err(RegistryError::BadEntry(format!(
+                "server {dup} is listed twice"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The position of a server in the list, if present.
+    pub fn find(&self, host: &str, port: u16) -> Option<usize> {
+        let probe = ServerEntry {
+            host: host.to_owned(),
+            port,
+            weight: 1,
+        };
+        self.servers.iter().position(|s| s.same_server(&probe))
+    }
+}
+
+/// The first entry that repeats an earlier one. Lists are at most [`MAX_SERVERS`] long and this
+/// runs once per list change, so the quadratic scan costs at most 32k cheap comparisons.
+fn first_duplicate(servers: &[ServerEntry]) -> Option<&ServerEntry> {
+    servers
+        .iter()
+        .enumerate()
+        .find(|(i, s)| servers[..*i].iter().any(|earlier| earlier.same_server(s)))
+        .map(|(_, s)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(host: &str, port: u16) -> ServerEntry {
+        ServerEntry {
+            host: host.to_owned(),
+            port,
+            weight: 1,
+        }
+    }
+
+    #[test]
+    fn entries() {
+        assert_eq!(entry("mc1.example.com", 11211).check(), Ok(()));
+        assert_eq!(entry("::1", 11211).check(), Ok(()));
+        assert_eq!(entry("/run/mc.sock", 0).check(), Ok(()));
+        assert_eq!(entry(&"h".repeat(255), 1).check(), Ok(()));
+
+        let bad = [
+            (entry("", 11211), "empty host"),
+            (entry(&"h".repeat(256), 1), "256 bytes"),
+            (entry("a b", 1), "whitespace"),
+            (entry("a\0", 1), "control"),
+            (entry("a\x7f", 1), "control"),
+            (entry("mc1", 0), "port 0"),
+            (entry("/run/mc.sock", 11211), "must have port 0"),
+            (
+                ServerEntry {
+                    weight: 0,
+                    ..entry("mc1", 1)
+                },
+                "weight 0",
+            ),
+        ];
+        for (e, why) in bad {
+            let msg = e.check().unwrap_err();
+            assert!(msg.contains(why), "{e:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn display() {
+        assert_eq!(entry("mc1", 11211).to_string(), "mc1:11211");
+        assert_eq!(entry("::1", 11211).to_string(), "[::1]:11211");
+        assert_eq!(entry("/run/mc.sock", 0).to_string(), "/run/mc.sock");
+    }
+
+    #[test]
+    fn lists() {
+        let mut list = DomainList::empty(1);
+        list.validate().unwrap();
+        list.servers = vec![entry("a", 1), entry("b", 1), entry("a", 2)];
+        assert!(list.validate().is_ok());
+        assert_eq!(list.find("A", 2), Some(2));
+        assert_eq!(list.find("a", 3), None);
+
+        list.servers.push(entry("B", 1));
+        let err = list.validate().unwrap_err();
+        assert!(matches!(&err, RegistryError::BadEntry(m) if m.contains("B:1 is listed twice")));
+
+        list.servers = vec![entry("/s", 0), entry("/S", 0)];
+        assert!(list.validate().is_ok(), "socket paths are case-sensitive");
+
+        list.servers = vec![entry("a", 1), entry("b", 0)];
+        let err = list.validate().unwrap_err().to_string();
+        assert!(err.contains("server 2") && err.contains("port 0"), "{err}");
+
+        list.servers = (0..=MAX_SERVERS as u16)
+            .map(|p| entry("h", p + 1))
+            .collect();
+        assert!(matches!(
+            list.validate(),
+            Err(RegistryError::TooManyServers)
+        ));
+        list.servers.pop();
+        assert!(list.validate().is_ok());
+
+        list.replicas = 0;
+        assert!(matches!(list.validate(), Err(RegistryError::BadEntry(_))));
+    }
+}

@@ -1,0 +1,223 @@
+//! Server lists shared between processes: one POSIX shared-memory segment per named domain
+//! (`/dev/shm/memcache.<domain>`), changed by `mcadmin` through a [`Writer`] and followed by every
+//! library handle through a [`Reader`].
+//!
+//! A handle's hot path is [`Reader::version`], one atomic load; only when the version moves does
+//! it [`Reader::read`] a fresh, validated copy. The layout and the publish protocol that keeps
+//! readers from ever seeing a torn list (even when a writer is SIGKILLed mid-write) are described
+//! in [`layout`] (public, as the reference of the format). The segment is treated as untrusted input: an object planted by another user,
+//! a truncated file or a garbage header is an error, never a crash.
+//!
+//! This module and `ffi` are the only ones with `unsafe` code; here it is confined to
+//! `segment.rs` (system calls, the mapping, the volatile copies) and a layout test.
+
+mod codec;
+pub mod layout;
+mod list;
+mod name;
+mod reader;
+mod segment;
+mod version;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::ffi::{CString, OsStr};
+use std::fmt;
+use std::io;
+
+pub use layout::MAX_SERVERS;
+pub use list::{DomainList, ServerEntry, MAX_HOST_LEN, MAX_REPLICAS};
+pub use name::{DomainName, NameError, MAX_NAME_LEN, PRIVATE_DOMAIN};
+pub use reader::Reader;
+pub use version::{next_version, next_version_now, MAX_VERSION, UPDATES_PER_DAY};
+pub use writer::{Writer, SEGMENT_MODE};
+
+/// Everything that can go wrong with a domain segment.
+#[derive(Debug)]
+pub enum RegistryError {
+    BadName(NameError),
+    /// The domain has no segment (or one that was never initialised).
+    NotFound,
+    Io(io::Error),
+    /// Refused for safety: not a regular file, writable by group/others, or a foreign owner.
+    Insecure(String),
+    /// The segment does not hold a valid list of this layout.
+    Corrupt(String),
+    /// More than [`MAX_SERVERS`] servers.
+    TooManyServers,
+    /// A list that must not be published (bad entry, duplicate server, bad replica count).
+    BadEntry(String),
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryError::BadName(e) => write!(f, "invalid domain name: {e}"),
+            RegistryError::NotFound => {
+                f.write_str("no such domain: its shared-memory segment does not exist")
+            }
+            RegistryError::Io(e) => write!(f, "shared memory: {e}"),
+            RegistryError::Insecure(why) => write!(f, "refusing insecure segment: {why}"),
+            RegistryError::Corrupt(why) => write!(f, "corrupt segment: {why}"),
+            RegistryError::TooManyServers => {
+                write!(f, "too many servers: a domain holds at most {MAX_SERVERS}")
+            }
+            RegistryError::BadEntry(why) => write!(f, "invalid server list: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RegistryError::BadName(e) => Some(e),
+            RegistryError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<NameError> for RegistryError {
+    fn from(e: NameError) -> Self {
+        RegistryError::BadName(e)
+    }
+}
+
+/// An I/O error that names the segment and the failed call.
+pub(crate) fn io_error(segment: &str, call: &str, e: io::Error) -> RegistryError {
+    RegistryError::Io(io::Error::new(e.kind(), format!("{segment}: {call}: {e}")))
+}
+
+/// The C string of a segment name; names are built from validated tokens, so they hold no NUL.
+pub(crate) fn c_name(segment: &str) -> CString {
+    CString::new(segment).expect("segment names are built from validated tokens")
+}
+
+/// Where domain segments live: `/<prefix>.<domain>`. The prefix is `memcache` unless the
+/// environment variable `MEMCACHE_SHM_PREFIX` says otherwise (tests use it to simulate separate
+/// hosts). Code that must not depend on the environment (tests running in parallel threads)
+/// passes a `Namespace` explicitly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    prefix: String,
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Namespace {
+            prefix: Namespace::DEFAULT_PREFIX.to_owned(),
+        }
+    }
+}
+
+impl Namespace {
+    pub const DEFAULT_PREFIX: &'static str = "memcache";
+    pub const ENV_VAR: &'static str = "MEMCACHE_SHM_PREFIX";
+
+    /// A namespace with this prefix: 1..=64 bytes of `[A-Za-z0-9_.-]`.
+    pub fn with_prefix(prefix: &str) -> Result<Namespace, NameError> {
+        name::check_token(prefix)?;
+        Ok(Namespace {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The namespace `MEMCACHE_SHM_PREFIX` selects (unset or empty: the default). An invalid
+    /// value is an error rather than a silent fallback onto the real domains.
+    pub fn from_env() -> Result<Namespace, RegistryError> {
+        Namespace::from_env_value(std::env::var_os(Namespace::ENV_VAR).as_deref())
+    }
+
+    fn from_env_value(value: Option<&OsStr>) -> Result<Namespace, RegistryError> {
+        let value = match value {
+            None => return Ok(Namespace::default()),
+            Some(v) if v.is_empty() => return Ok(Namespace::default()),
+            Some(v) => v,
+        };
+        let invalid = |why: String| {
+            RegistryError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}={value:?} is invalid: {why}", Namespace::ENV_VAR),
+            ))
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| invalid("not UTF-8".to_owned()))?;
+        Namespace::with_prefix(text).map_err(|e| invalid(e.to_string()))
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `"/" + prefix + "." + domain`.
+    pub fn segment_name(&self, domain: &DomainName) -> String {
+        format!("/{}.{}", self.prefix, domain)
+    }
+
+    /// [`Reader::open`] in this namespace.
+    pub fn open_reader(&self, domain: &DomainName) -> Result<Option<Reader>, RegistryError> {
+        Reader::open_segment(self.segment_name(domain))
+    }
+
+    /// [`Writer::open`] in this namespace.
+    pub fn open_writer(&self, domain: &DomainName, create: bool) -> Result<Writer, RegistryError> {
+        Writer::open_segment(self.segment_name(domain), create)
+    }
+
+    /// [`destroy`] in this namespace.
+    pub fn destroy(&self, domain: &DomainName) -> Result<(), RegistryError> {
+        let segment = self.segment_name(domain);
+        match segment::shm_unlink(&c_name(&segment)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(RegistryError::NotFound),
+            Err(e) => Err(io_error(&segment, "shm_unlink", e)),
+        }
+    }
+
+    /// [`list_domains`] in this namespace.
+    pub fn list_domains(&self) -> Result<Vec<DomainName>, RegistryError> {
+        let lead = format!("{}.", self.prefix);
+        let entries = std::fs::read_dir(SHM_DIR).map_err(|e| io_error(SHM_DIR, "read_dir", e))?;
+        let mut domains = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(SHM_DIR, "read_dir", e))?;
+            let file_name = entry.file_name();
+            let domain = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(lead.as_str()))
+                .and_then(|rest| DomainName::parse(rest).ok());
+            domains.extend(domain);
+        }
+        domains.sort();
+        Ok(domains)
+    }
+}
+
+/// Where Linux shows POSIX shared-memory objects.
+const SHM_DIR: &str = "/dev/shm";
+
+/// The shared-memory object name of a domain: `"/" + prefix + "." + domain`, the prefix being
+/// `MEMCACHE_SHM_PREFIX` if set, else `memcache`; by default `/memcache.<domain>`, which Linux
+/// shows as `/dev/shm/memcache.<domain>`. (An invalid `MEMCACHE_SHM_PREFIX` makes every
+/// operation fail; this name, used in messages, then shows the default prefix.)
+pub fn segment_name(domain: &DomainName) -> String {
+    Namespace::from_env()
+        .unwrap_or_default()
+        .segment_name(domain)
+}
+
+/// Removes a domain's segment (`shm_unlink`). Processes that have it mapped keep their copy
+/// until [`Reader::is_stale`] tells them to look again. `NotFound` if there is none.
+pub fn destroy(domain: &DomainName) -> Result<(), RegistryError> {
+    Namespace::from_env()?.destroy(domain)
+}
+
+/// The domains that have a segment, sorted: `/dev/shm` entries named `<prefix>.<domain>` with a
+/// valid domain name. (A prefix that itself ends in `.<something>` would also see its
+/// domains here as `<something>.<domain>`; the default prefix has no such neighbour.)
+pub fn list_domains() -> Result<Vec<DomainName>, RegistryError> {
+    Namespace::from_env()?.list_domains()
+}

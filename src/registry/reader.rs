@@ -1,0 +1,116 @@
+//! The read-only view every library handle keeps of its domain.
+#![forbid(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::AsFd;
+
+use super::layout::SEGMENT_SIZE;
+use super::list::DomainList;
+use super::segment::{check_trusted, fstat, shm_open, HeaderState, Mapping};
+use super::{io_error, DomainName, Namespace, RegistryError};
+
+/// A read-only mapping of a domain segment. Holds no file descriptor (a C host program's fd
+/// table is left as it was); `Send + Sync`, all methods take `&self`.
+pub struct Reader {
+    map: Mapping,
+    segment: String,
+    c_segment: CString,
+    dev: libc::dev_t,
+    ino: libc::ino_t,
+}
+
+impl Reader {
+    /// Opens the domain's segment read-only. `Ok(None)` when it does not exist, or exists but
+    /// nothing was ever published in it (a creator is still initialising it). Refuses with
+    /// `Insecure` a segment that is not a regular file, is writable by group or others, or is
+    /// owned by neither root nor our effective uid; with `Corrupt` one that is too small or whose
+    /// header does not match this layout.
+    pub fn open(domain: &DomainName) -> Result<Option<Reader>, RegistryError> {
+        Namespace::from_env()?.open_reader(domain)
+    }
+
+    pub(crate) fn open_segment(segment: String) -> Result<Option<Reader>, RegistryError> {
+        let c_segment = super::c_name(&segment);
+        let fd = match shm_open(&c_segment, libc::O_RDONLY, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&segment, "shm_open", e)),
+        };
+        let st = fstat(fd.as_fd()).map_err(|e| io_error(&segment, "fstat", e))?;
+        check_trusted(&st, &segment)?;
+        if st.st_size == 0 {
+            return Ok(None); // created, not yet sized: see HeaderState::Uninitialised
+        }
+        check_size(&segment, st.st_size)?;
+        let map = Mapping::map(fd.as_fd(), false).map_err(|e| io_error(&segment, "mmap", e))?;
+        drop(fd);
+        match map.check_header(&segment)? {
+            HeaderState::Uninitialised => Ok(None),
+            HeaderState::Ready => Ok(Some(Reader {
+                map,
+                segment,
+                c_segment,
+                dev: st.st_dev,
+                ino: st.st_ino,
+            })),
+        }
+    }
+
+    /// The published version: one Acquire load from shared memory, no system call. A handle
+    /// compares it with the version it last copied before every operation.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.map
+            .published()
+            .load(std::sync::atomic::Ordering::Acquire)
+            >> 1
+    }
+
+    /// A consistent copy of the published list, fully validated. Never a torn list: a copy that
+    /// raced with a writer is retried (boundedly; a segment that never holds still is reported
+    /// as changing too fast).
+    pub fn read(&self) -> Result<DomainList, RegistryError> {
+        self.map.read_list(&self.segment)
+    }
+
+    /// Whether the segment's name now refers to another object (destroyed and re-created) or to
+    /// none (destroyed): then the caller should open it again. Costs an open and an fstat, so
+    /// handles ask at most about once a second. Other errors (out of descriptors, ...) answer
+    /// `false`: the current mapping stays valid and usable.
+    pub fn is_stale(&self) -> bool {
+        match shm_open(&self.c_segment, libc::O_RDONLY, 0) {
+            Ok(fd) => match fstat(fd.as_fd()) {
+                Ok(st) => st.st_dev != self.dev || st.st_ino != self.ino,
+                Err(_) => false,
+            },
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
+    }
+
+    /// The shared-memory object name, e.g. `/memcache.default`, for messages.
+    pub fn segment_name(&self) -> &str {
+        &self.segment
+    }
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("segment", &self.segment)
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+/// A segment smaller than the layout is corrupt: mapping it whole would turn reads past its end
+/// into SIGBUS. A larger one is mapped up to `SEGMENT_SIZE`; its header decides.
+pub(crate) fn check_size(segment: &str, size: libc::off_t) -> Result<(), RegistryError> {
+    if size < 0 || (size as u64) < SEGMENT_SIZE as u64 {
+        return Err(RegistryError::Corrupt(format!(
+            "{segment} is truncated: {size} bytes, a layout-{} segment has {SEGMENT_SIZE}",
+            super::layout::LAYOUT_VERSION
+        )));
+    }
+    Ok(())
+}
