@@ -243,6 +243,90 @@ struct addrinfo;
  */
 #define MAX_KEY_LEN 250
 
+/*
+ "MCDOMAIN" read as a big-endian u64; stored native-endian, so a segment from a host of the
+ other byte order is refused as a bad magic.
+ */
+#define MAGIC 5567368671749294414
+
+/*
+ Bumped whenever anything in this file changes meaning or place.
+ */
+#define LAYOUT_VERSION 1
+
+/*
+ Servers a domain can hold.
+ */
+#define MAX_SERVERS 256
+
+/*
+ Bytes reserved for a host, its terminating NUL included.
+ */
+#define HOST_SIZE 256
+
+/*
+ The whole segment.
+ */
+#define SEGMENT_SIZE (HEADER_SIZE + (2 * SLOT_SIZE))
+
+#define OFF_MAGIC 0
+
+#define OFF_LAYOUT_VERSION 8
+
+#define OFF_HEADER_SIZE 12
+
+#define OFF_SLOT_SIZE 16
+
+#define OFF_MAX_SERVERS 20
+
+#define OFF_PUBLISHED 24
+
+#define OFF_SLOT_VERSION 0
+
+#define OFF_SLOT_COUNT 8
+
+#define OFF_SLOT_DISTRIBUTION 12
+
+#define OFF_SLOT_REPLICAS 16
+
+#define OFF_SLOT_ENTRIES 24
+
+#define OFF_ENTRY_HOST 0
+
+#define OFF_ENTRY_PORT 256
+
+#define OFF_ENTRY_WEIGHT 260
+
+/*
+ u64 words in an entry, for the word-wise volatile copy.
+ */
+#define ENTRY_WORDS (ENTRY_SIZE / 8)
+
+/*
+ Longest host: the segment keeps it NUL-terminated in 256 bytes.
+ */
+#define MAX_HOST_LEN (HOST_SIZE - 1)
+
+/*
+ Largest replica count a list may carry (the field is reserved for later; 1 means none).
+ */
+#define MAX_REPLICAS (uint32_t)MAX_SERVERS
+
+/*
+ Longest domain name (and segment prefix) in bytes.
+ */
+#define MAX_NAME_LEN 64
+
+/*
+ Updates a day before the date part would have to move on.
+ */
+#define UPDATES_PER_DAY 10000000
+
+/*
+ Largest version the published word can carry (it holds `version << 1 | slot`).
+ */
+#define MAX_VERSION (UINT64_MAX >> 1)
+
 struct memcache_buf_entry {
   struct memcache_buf *tqe_next;
   struct memcache_buf **tqe_prev;
@@ -448,6 +532,11 @@ struct memcache_server_stats {
   uint64_t bytes_written;
   uint64_t limit_maxbytes;
 };
+
+/*
+ Mode of a new segment: everyone may read the list, only its owner may change it.
+ */
+#define SEGMENT_MODE 420
 
 #ifdef __cplusplus
 extern "C" {
@@ -937,6 +1026,30 @@ int32_t mcMemGet(mcFreeFunc *freeFunc,
 void mcMemFreeCtxt(struct memcache_ctxt *ctxt);
 
 /*
+ A handle using the server list of `domain`, kept in shared memory and edited with
+ mcadmin(8); "private" gives a per-handle list (the 1.4 behaviour). A domain with no segment
+ yet gives a handle with no servers that picks the list up once the domain is created.
+ NULL for a name that is not 1-64 bytes of `[A-Za-z0-9_.-]` (reported) or allocation
+ failure. Caller owns the handle; release it with mc_free().
+
+ # Safety
+ `ctxt` is NULL or live; `domain` is NULL (the `mc_new()` domain) or a C string.
+ */
+struct memcache *mcm_new2(struct memcache_ctxt *ctxt, const char *domain);
+
+struct memcache *mc_new2(const char *domain);
+
+/*
+ A handle with its own server list, exactly as 1.4's mc_new() behaved.
+
+ # Safety
+ `ctxt` is NULL or live.
+ */
+struct memcache *mcm_new_private(struct memcache_ctxt *ctxt);
+
+struct memcache *mc_new_private(void);
+
+/*
  Reports an error through `ctxt`'s pipeline (spec §6.1). `msg` need not be NUL-terminated.
 
  # Safety
@@ -1202,8 +1315,10 @@ void mcm_get(struct memcache_ctxt *ctxt, struct memcache *mc, struct memcache_re
 void mc_get(struct memcache *mc, struct memcache_req *req);
 
 /*
- A new handle with no servers and the 1.4 default timeout of 2 s + 600 µs. Caller owns it;
- release it with mc_free(). NULL if allocation fails.
+ A new handle with the 1.4 default timeout of 2 s + 600 µs, attached to the domain named by
+ `$MEMCACHE_DOMAIN` (else `default`) until the program adds a server itself, which makes the
+ list private exactly as in 1.4. Caller owns it; release it with mc_free(). NULL if
+ allocation fails.
 
  # Safety
  `ctxt` is NULL (libc allocator) or a live context.

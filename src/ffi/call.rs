@@ -72,6 +72,8 @@ pub unsafe fn on_server_for<T>(
     exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
 ) -> Outcome<T> {
     let mut inner = st.lock();
+    // SAFETY: per the contract; inner is mc's locked state.
+    unsafe { super::domain::sync(ctxt, mc, st, &mut inner) };
     // SAFETY: per the contract.
     let hash = unsafe { hash_key(ctxt, mc, st, key) };
     // SAFETY: per the contract; inner is mc's locked state.

@@ -850,6 +850,8 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         unsafe { reset_result(&alloc, r) };
     }
     let st = state::handle(mc);
+    // SAFETY: mc is live; the list is brought up to date before keys are grouped.
+    unsafe { super::domain::sync(ctxt, mc, &st, &mut st.lock()) };
     // SAFETY: mc is live.
     let n_servers = unsafe { (*mc).num_servers } as usize;
     let single = all.len() == 1 || n_servers == 1;

@@ -8,27 +8,38 @@ use super::server::{free_server, hash_key, key_bytes};
 use super::state::{self, server_slice};
 use super::types::*;
 
-/// A new handle with no servers and the 1.4 default timeout of 2 s + 600 µs. Caller owns it;
-/// release it with mc_free(). NULL if allocation fails.
+/// A new handle with the 1.4 default timeout of 2 s + 600 µs, attached to the domain named by
+/// `$MEMCACHE_DOMAIN` (else `default`) until the program adds a server itself, which makes the
+/// list private exactly as in 1.4. Caller owns it; release it with mc_free(). NULL if
+/// allocation fails.
 ///
 /// # Safety
 /// `ctxt` is NULL (libc allocator) or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn mcm_new(ctxt: *mut memcache_ctxt) -> *mut memcache {
+    // SAFETY: forwarded contract.
     ffi_body!(std::ptr::null_mut(), {
-        // SAFETY: per the contract.
-        let mc = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache>();
-        // SAFETY: mc is NULL or a fresh zeroed handle.
-        if let Some(m) = unsafe { mc.as_mut() } {
-            m.tv = timeval {
-                tv_sec: 2,
-                tv_usec: 600,
-            };
-            m.server_list.tqh_last = &raw mut m.server_list.tqh_first;
-            state::handle_created(mc);
-        }
-        mc
+        unsafe { super::domain::new_default(ctxt) }
     })
+}
+
+/// A zeroed handle with its private state: what every constructor starts from.
+///
+/// # Safety
+/// `ctxt` is NULL (libc allocator) or a live context.
+pub unsafe fn new_plain(ctxt: *mut memcache_ctxt) -> *mut memcache {
+    // SAFETY: per the contract.
+    let mc = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache>();
+    // SAFETY: mc is NULL or a fresh zeroed handle.
+    if let Some(m) = unsafe { mc.as_mut() } {
+        m.tv = timeval {
+            tv_sec: 2,
+            tv_usec: 600,
+        };
+        m.server_list.tqh_last = &raw mut m.server_list.tqh_first;
+        state::handle_created(mc);
+    }
+    mc
 }
 
 #[no_mangle]

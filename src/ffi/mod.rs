@@ -31,6 +31,7 @@ macro_rules! check_null {
 pub mod buffer;
 mod call;
 pub mod context;
+pub mod domain;
 pub mod error;
 pub mod fetch;
 pub mod handle;

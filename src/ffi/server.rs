@@ -692,6 +692,12 @@ unsafe fn add3(ctxt: *mut memcache_ctxt, mc: *mut memcache, ms: *mut memcache_se
     };
     let st = state::handle(mc);
     let mut inner = st.lock();
+    // SAFETY: mc is live and inner its locked state.
+    if !unsafe { super::domain::before_explicit_add(ctxt, mc, &st, &mut inner) } {
+        // SAFETY: not added; freed like an unresolvable server.
+        unsafe { free_server(&alloc, ms) };
+        return -6;
+    }
     // SAFETY: mc and ms are live; the array is only changed under the handle's lock.
     unsafe {
         let m = &mut *mc;
@@ -756,6 +762,8 @@ pub unsafe extern "C" fn mcm_server_find(
     ffi_body!(std::ptr::null_mut(), {
         check_null!(std::ptr::null_mut(); ctxt, mc);
         let scope = Scope::enter();
+        // SAFETY: per the contract.
+        unsafe { super::domain::sync_handle(ctxt, mc) };
         let st = state::handle(mc);
         // SAFETY: per the contract.
         let ms = unsafe { find(ctxt, mc, &st, hash) };

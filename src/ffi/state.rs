@@ -77,6 +77,8 @@ pub struct HandleInner {
     /// Request bytes are encoded here: one allocation reused by every command.
     pub wbuf: Vec<u8>,
     pub retry: Duration,
+    /// The shared list the handle follows, if any (None: a private list).
+    pub domain: Option<super::domain::DomainLink>,
 }
 
 impl HandleInner {
@@ -143,6 +145,7 @@ impl HandleState {
                 servers: Vec::new(),
                 wbuf: Vec::with_capacity(1024),
                 retry: DEFAULT_RETRY,
+                domain: None,
             }),
             dist: AtomicU8::new(dist as u8),
             selector: RwLock::new(None),

@@ -159,6 +159,10 @@ pub unsafe extern "C" fn mcm_stats(
 ) -> *mut memcache_server_stats {
     ffi_body!(ptr::null_mut(), {
         check_null!(ptr::null_mut(); ctxt, mc);
+        let scope = Scope::enter();
+        // SAFETY: per the contract.
+        unsafe { super::domain::sync_handle(ctxt, mc) };
+        scope.deliver(ctxt);
         // SAFETY: per the contract.
         let alloc = unsafe { Alloc::of(ctxt) };
         let total = alloc.new_zeroed::<memcache_server_stats>();
@@ -283,6 +287,10 @@ pub unsafe extern "C" fn mc_flush(mc: *mut memcache, ms: *mut memcache_server) -
 pub unsafe extern "C" fn mcm_flush_all(ctxt: *mut memcache_ctxt, mc: *mut memcache) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
+        let scope = Scope::enter();
+        // SAFETY: per the contract.
+        unsafe { super::domain::sync_handle(ctxt, mc) };
+        scope.deliver(ctxt);
         let mut first = 0;
         // SAFETY: per the contract.
         for &ms in unsafe { state::server_slice(mc) }.to_vec().iter() {

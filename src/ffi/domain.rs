@@ -1,0 +1,383 @@
+//! Handles attached to a shared server list (a domain): `mc_new2`, `mc_new_private`, and the
+//! check every operation makes for a newer list. The check is one atomic load of the segment's
+//! published version; only when it differs does the handle copy and validate the list and
+//! rebuild `mc->servers`, `mc->num_servers` and `mc->server_list`, keeping the structures (and
+//! so the connections) of servers that stay.
+
+use std::time::{Duration, Instant};
+
+use libc::c_char;
+
+use super::context::{global, Alloc};
+use super::error::{report, Scope};
+use super::handle::new_plain;
+use super::server::{free_server, mcm_server_new};
+use super::state::{self, cstr_lossy, server_slice, HandleInner, HandleState};
+use super::types::*;
+use crate::hash::Distribution;
+use crate::registry::{DomainList, DomainName, Reader};
+
+/// How often a handle looks for a segment that does not exist yet (or was refused).
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The name private handles use: a per-handle list, exactly the 1.4 behaviour.
+const PRIVATE: &str = "private";
+
+/// A handle's attachment to a domain.
+pub struct DomainLink {
+    pub name: DomainName,
+    reader: Option<Reader>,
+    /// The version whose list the handle's servers show; 0 before any.
+    applied: u64,
+    /// A version that failed validation: not read again until the version moves on.
+    refused: u64,
+    next_probe: Instant,
+    /// Made by mc_new(): the first explicit mc_server_add*() detaches the handle and makes it
+    /// private, so 1.4 programs keep working unchanged.
+    pub legacy: bool,
+}
+
+impl DomainLink {
+    fn new(name: DomainName, legacy: bool) -> DomainLink {
+        DomainLink {
+            name,
+            reader: None,
+            applied: 0,
+            refused: 0,
+            next_probe: Instant::now(),
+            legacy,
+        }
+    }
+}
+
+/// The domain `mc_new()` uses: `$MEMCACHE_DOMAIN`, else `default`.
+fn default_domain() -> String {
+    std::env::var("MEMCACHE_DOMAIN").unwrap_or_else(|_| "default".to_string())
+}
+
+/// Creates a handle attached to `domain` ("private" for a per-handle list).
+///
+/// # Safety
+/// `ctxt` is NULL (libc allocator) or live.
+unsafe fn new_attached(ctxt: *mut memcache_ctxt, domain: &str, legacy: bool) -> *mut memcache {
+    let report_ctxt = if ctxt.is_null() { global() } else { ctxt };
+    let scope = Scope::enter();
+    let link = if domain == PRIVATE {
+        None
+    } else {
+        match DomainName::parse(domain) {
+            Ok(name) => Some(DomainLink::new(name, legacy)),
+            Err(e) => {
+                report!(
+                    report_ctxt,
+                    MCM_ERR_MC_SERV_LIST,
+                    MCM_ERR_LVL_ERR,
+                    0,
+                    format!("domain {domain:?}: {e}")
+                );
+                scope.deliver(report_ctxt);
+                return std::ptr::null_mut();
+            }
+        }
+    };
+    // SAFETY: per the contract.
+    let mc = unsafe { new_plain(ctxt) };
+    if !mc.is_null() {
+        if let Some(link) = link {
+            let st = state::handle(mc);
+            st.set_distribution(Distribution::KetamaMd5);
+            let mut inner = st.lock();
+            inner.domain = Some(link);
+            // SAFETY: mc is a fresh live handle and inner its locked state.
+            unsafe { sync(report_ctxt, mc, &st, &mut inner) };
+        }
+    }
+    scope.deliver(report_ctxt);
+    mc
+}
+
+/// A handle using the server list of `domain`, kept in shared memory and edited with
+/// mcadmin(8); "private" gives a per-handle list (the 1.4 behaviour). A domain with no segment
+/// yet gives a handle with no servers that picks the list up once the domain is created.
+/// NULL for a name that is not 1-64 bytes of `[A-Za-z0-9_.-]` (reported) or allocation
+/// failure. Caller owns the handle; release it with mc_free().
+///
+/// # Safety
+/// `ctxt` is NULL or live; `domain` is NULL (the `mc_new()` domain) or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_new2(
+    ctxt: *mut memcache_ctxt,
+    domain: *const c_char,
+) -> *mut memcache {
+    ffi_body!(std::ptr::null_mut(), {
+        let name = if domain.is_null() {
+            default_domain()
+        } else {
+            // SAFETY: per the contract.
+            unsafe { cstr_lossy(domain) }
+        };
+        // SAFETY: per the contract.
+        unsafe { new_attached(ctxt, &name, false) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mc_new2(domain: *const c_char) -> *mut memcache {
+    // SAFETY: forwarded contract.
+    unsafe { mcm_new2(global(), domain) }
+}
+
+/// A handle with its own server list, exactly as 1.4's mc_new() behaved.
+///
+/// # Safety
+/// `ctxt` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_new_private(ctxt: *mut memcache_ctxt) -> *mut memcache {
+    // SAFETY: forwarded contract.
+    unsafe { new_attached(ctxt, PRIVATE, false) }
+}
+
+#[no_mangle]
+pub extern "C" fn mc_new_private() -> *mut memcache {
+    // SAFETY: the global context is live.
+    unsafe { mcm_new_private(global()) }
+}
+
+/// What mc_new()/mcm_new() build: attached to `$MEMCACHE_DOMAIN` (else `default`) until the
+/// program adds a server itself.
+///
+/// # Safety
+/// `ctxt` is NULL or live.
+pub unsafe fn new_default(ctxt: *mut memcache_ctxt) -> *mut memcache {
+    // SAFETY: forwarded contract.
+    unsafe { new_attached(ctxt, &default_domain(), true) }
+}
+
+/// Before an explicit add: a legacy handle detaches (its domain servers are dropped and it
+/// becomes private, crc32-modulo); a handle of a shared domain refuses. Returns false to
+/// refuse (reported).
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `inner` is `mc`'s locked state.
+pub unsafe fn before_explicit_add(
+    ctxt: *const memcache_ctxt,
+    mc: *mut memcache,
+    st: &HandleState,
+    inner: &mut HandleInner,
+) -> bool {
+    let Some(link) = &inner.domain else {
+        return true;
+    };
+    if !link.legacy {
+        let msg = format!(
+            "the server list of domain {} belongs to mcadmin(8)",
+            link.name
+        );
+        report!(ctxt, MCM_ERR_MC_SERV_LIST, MCM_ERR_LVL_ERR, 0, msg);
+        return false;
+    }
+    inner.domain = None;
+    st.set_distribution(Distribution::Crc32Modulo);
+    // SAFETY: per the contract: drop every domain-provided server.
+    unsafe { replace_servers(ctxt, mc, st, inner, &[]) };
+    true
+}
+
+/// The per-operation check: one atomic load in the common case. On a new version the list is
+/// copied, validated and applied; a bad list is reported once and the last good one kept.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `inner` is `mc`'s locked state.
+pub unsafe fn sync(
+    ctxt: *const memcache_ctxt,
+    mc: *mut memcache,
+    st: &HandleState,
+    inner: &mut HandleInner,
+) {
+    let Some(link) = inner.domain.as_mut() else {
+        return;
+    };
+    let version = match &link.reader {
+        Some(reader) => reader.version(),
+        None => {
+            let now = Instant::now();
+            if now < link.next_probe {
+                return;
+            }
+            link.next_probe = now + PROBE_INTERVAL;
+            match Reader::open(&link.name) {
+                Ok(Some(reader)) => {
+                    let v = reader.version();
+                    link.reader = Some(reader);
+                    v
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    report!(
+                        ctxt,
+                        MCM_ERR_MC_SERV_LIST,
+                        0,
+                        0,
+                        format!("domain {}: {e}", link.name)
+                    );
+                    return;
+                }
+            }
+        }
+    };
+    if version == link.applied || version == link.refused {
+        return;
+    }
+    let Some(reader) = link.reader.as_ref() else {
+        return;
+    };
+    match reader.read() {
+        Ok(list) => {
+            link.applied = list.version;
+            // SAFETY: per the contract.
+            unsafe { apply(ctxt, mc, st, inner, list) };
+        }
+        Err(e) => {
+            link.refused = version;
+            report!(
+                ctxt,
+                MCM_ERR_MC_SERV_LIST,
+                0,
+                0,
+                format!("domain {}: {e}; keeping the last good list", link.name)
+            );
+            if reader.is_stale() {
+                link.reader = None; // destroyed and maybe re-created: open it afresh
+            }
+        }
+    }
+}
+
+/// # Safety
+/// As sync().
+unsafe fn apply(
+    ctxt: *const memcache_ctxt,
+    mc: *mut memcache,
+    st: &HandleState,
+    inner: &mut HandleInner,
+    list: DomainList,
+) {
+    st.set_distribution(list.distribution);
+    let wanted: Vec<(String, String, u32)> = list
+        .servers
+        .iter()
+        .map(|s| (s.host.clone(), s.port.to_string(), s.weight))
+        .collect();
+    // SAFETY: per the contract.
+    unsafe { replace_servers(ctxt, mc, st, inner, &wanted) };
+    if list.distribution == Distribution::KetamaMd5 {
+        // SAFETY: the array was just made consistent under the lock.
+        unsafe { st.rebuild_selector(mc, inner) };
+    }
+}
+
+/// Makes the handle's servers exactly `wanted` (host, port, weight), in that order, reusing the
+/// structure of every server that stays so its connection survives.
+///
+/// # Safety
+/// As sync().
+unsafe fn replace_servers(
+    ctxt: *const memcache_ctxt,
+    mc: *mut memcache,
+    st: &HandleState,
+    inner: &mut HandleInner,
+    wanted: &[(String, String, u32)],
+) {
+    let _ = st;
+    // SAFETY: per the contract.
+    let alloc = unsafe { Alloc::of(ctxt) };
+    // SAFETY: as above.
+    let mut old: Vec<Option<*mut memcache_server>> = unsafe { server_slice(mc) }
+        .iter()
+        .map(|&m| Some(m))
+        .collect();
+    // Allocate everything new first, so a failure leaves the old list intact.
+    let array = alloc.realloc(
+        std::ptr::null_mut(),
+        (wanted.len() + 1) * std::mem::size_of::<*mut memcache_server>(),
+    ) as *mut *mut memcache_server;
+    if array.is_null() {
+        report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "server array");
+        return;
+    }
+    let mut next: Vec<*mut memcache_server> = Vec::with_capacity(wanted.len());
+    for (host, port, weight) in wanted {
+        let kept = old.iter_mut().find(|m| {
+            m.is_some_and(|ms| {
+                // SAFETY: the handle's live servers.
+                let (h, p) = unsafe { (cstr_lossy((*ms).hostname), cstr_lossy((*ms).port)) };
+                &h == host && &p == port
+            })
+        });
+        let ms = match kept.and_then(Option::take) {
+            Some(ms) => ms,
+            None => {
+                // SAFETY: a fresh server from the context's allocator.
+                let ms = unsafe { mcm_server_new(ctxt as *mut memcache_ctxt) };
+                let (h, p) = (
+                    alloc.cstring(host.as_bytes()),
+                    alloc.cstring(port.as_bytes()),
+                );
+                if ms.is_null() || h.is_null() || p.is_null() {
+                    alloc.free(h);
+                    alloc.free(p);
+                    alloc.free(ms);
+                    report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "domain server");
+                    continue;
+                }
+                // SAFETY: ms is fresh; mc is live.
+                unsafe {
+                    (*ms).hostname = h;
+                    (*ms).port = p;
+                    (*ms).tv = (*mc).tv;
+                }
+                state::set_owner(ms, mc);
+                ms
+            }
+        };
+        inner.side(ms).weight = (*weight).max(1);
+        next.push(ms);
+    }
+    // Servers that left: their connections close, their structures are freed.
+    for ms in old.into_iter().flatten() {
+        inner.servers.retain(|s| s.ms != ms);
+        state::forget_owner(ms);
+        // SAFETY: no longer referenced by the handle.
+        unsafe { free_server(&alloc, ms) };
+    }
+    // SAFETY: mc is live; array has room for every server and the NULL.
+    unsafe {
+        let m = &mut *mc;
+        for (i, &ms) in next.iter().enumerate() {
+            *array.add(i) = ms;
+        }
+        *array.add(next.len()) = std::ptr::null_mut();
+        alloc.free(m.servers);
+        m.servers = array;
+        m.num_servers = next.len() as u32;
+        m.server_list.tqh_first = std::ptr::null_mut();
+        m.server_list.tqh_last = &raw mut m.server_list.tqh_first;
+        for &ms in &next {
+            (*ms).entries.tqe_next = std::ptr::null_mut();
+            (*ms).entries.tqe_prev = m.server_list.tqh_last;
+            *m.server_list.tqh_last = ms;
+            m.server_list.tqh_last = &raw mut (*ms).entries.tqe_next;
+        }
+    }
+}
+
+/// [`sync`] for calls that do not otherwise lock the handle (stats, flush_all, server_find).
+///
+/// # Safety
+/// `ctxt` and `mc` are live.
+pub unsafe fn sync_handle(ctxt: *const memcache_ctxt, mc: *mut memcache) {
+    let st = state::handle(mc);
+    let mut inner = st.lock();
+    // SAFETY: per the contract; inner is mc's locked state.
+    unsafe { sync(ctxt, mc, &st, &mut inner) };
+}
