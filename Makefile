@@ -33,6 +33,10 @@ uninstall:
 demo:
 	examples/demo.sh
 
+bench: build
+	bench/domain_check.sh
+	bench/domain_check_callgrind.sh
+
 test:
 	tools/install-deps
 	$(MAKE) install PREFIX=$(TEST_PREFIX)

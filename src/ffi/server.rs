@@ -112,10 +112,11 @@ unsafe fn find_in(
     }
     // SAFETY: every entry of mc->servers is a live server.
     let state_of = |i: usize| unsafe { (*servers[i]).active };
-    let chosen = if st.distribution() == Distribution::KetamaMd5 {
-        st.selector()
-            .filter(|sel| sel.num_servers() == n)
-            .and_then(|sel| sel.pick(hash, |i| matches!(state_of(i), STATE_UP | STATE_TRY)))
+    let live = |i: usize| matches!(state_of(i), STATE_UP | STATE_TRY);
+    let chosen = if n == 1 && live(0) {
+        Some(0)
+    } else if st.distribution() == Distribution::KetamaMd5 {
+        st.pick(n, hash, live)
     } else {
         let mut idx = hash as usize % n;
         let mut found = None;

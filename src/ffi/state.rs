@@ -179,8 +179,12 @@ impl HandleState {
         self.last_error.lock().clone()
     }
 
-    pub fn selector(&self) -> Option<Arc<Selector>> {
-        self.selector.read().clone()
+    /// Picks with the current selector under its read lock (no reference count traffic on the
+    /// hot path); None when there is none or it does not match `n` servers.
+    pub fn pick(&self, n: usize, hash: u32, live: impl Fn(usize) -> bool) -> Option<usize> {
+        let guard = self.selector.read();
+        let sel = guard.as_ref().filter(|sel| sel.num_servers() == n)?;
+        sel.pick(hash, live)
     }
 
     /// Rebuilds the placement from the handle's servers, in `mc->servers` order.
