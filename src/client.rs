@@ -1,0 +1,965 @@
+//! The safe Rust client: a server list, key placement, one lazily opened connection per server,
+//! and the rules that decide a connection's fate. `mclient` and the benchmarks use it; the C ABI
+//! does not.
+//!
+//! Rules, in the order an operation meets them:
+//! - the key is checked ([`key::check`]) before a server is chosen or a socket touched;
+//! - the key's server comes from the distribution, skipping servers marked dead; a server is
+//!   resolved and connected on first use, and a failed resolve or connect marks it dead for the
+//!   retry interval and sends the key to the next live server;
+//! - any [`Failure`] (I/O error, timeout, reply that does not parse or fit) closes that server's
+//!   connection and is returned; nothing is re-sent, so an `incr` can never count twice;
+//! - a miss, NOT_STORED or a server's refusal keeps the connection.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::command::{self, Counter, Failure, Stored, ValueSink};
+use crate::conn::{self, Conn, Endpoint, Fail};
+use crate::hash::{Distribution, RingServer, Selector};
+use crate::key::{self, KeyError};
+use crate::protocol::{Event, Reply, StoreCmd};
+
+/// libmemcache's default timeout for every wait on a server: 2 s + 600 µs.
+pub const DEFAULT_TIMEOUT: Duration = Duration::new(2, 600_000);
+
+/// How long a server whose connect failed is left out of placement.
+pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Most bytes reserved up front for a value: the size comes from the server, which is not
+/// trusted with our memory; larger values grow as their data actually arrives.
+const PREALLOC_LIMIT: usize = 1 << 20;
+
+/// One server's `STAT name value` lines, in the order it sent them.
+pub type StatLines = Vec<(String, String)>;
+
+/// One server of the list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerSpec {
+    /// Host name, IP literal (IPv6 without brackets) or unix socket path (leading `/`).
+    pub host: String,
+    /// TCP port; 0 for a unix socket.
+    pub port: u16,
+    /// Relative weight for ketama placement (0 counts as 1).
+    pub weight: u32,
+}
+
+impl ServerSpec {
+    /// Parses `host:port`, `host` (port 11211), `[v6]:port`, a bare IPv6 literal or a unix
+    /// socket path `/path`, with weight 1. Surrounding whitespace is ignored.
+    pub fn parse(s: &str) -> Result<ServerSpec, ClientError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(ClientError::BadServer("\"\": empty address".into()));
+        }
+        let (host, port) = conn::split_host_port(s.as_bytes());
+        let bad = |why: &str| ClientError::BadServer(format!("{s:?}: {why}"));
+        // Both parts are cut from `s` at ASCII bytes (or are constants), so this cannot fail;
+        // an error is still an error rather than a panic.
+        let host = std::str::from_utf8(host).map_err(|_| bad("not UTF-8"))?;
+        let port = if host.starts_with('/') {
+            0
+        } else {
+            parse_port(port).ok_or_else(|| bad("port is not a number from 1 to 65535"))?
+        };
+        let spec = ServerSpec {
+            host: host.to_owned(),
+            port,
+            weight: 1,
+        };
+        spec.check()?;
+        Ok(spec)
+    }
+
+    /// True for a unix socket path.
+    pub fn is_unix(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// Refuses what cannot name a server (the fields are public, so [`Client::new`] checks
+    /// again what [`ServerSpec::parse`] built).
+    fn check(&self) -> Result<(), ClientError> {
+        // Debug-quoted, so a control byte in the host cannot break the one-line message.
+        let bad = |why: &str| ClientError::BadServer(format!("{:?}: {why}", self.to_string()));
+        if self.host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        if self.is_unix() {
+            if self.port != 0 {
+                return Err(bad("a unix socket path takes port 0"));
+            }
+            if self.host.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return Err(bad("control byte in the socket path"));
+            }
+            return Ok(());
+        }
+        if self.port == 0 {
+            return Err(bad("port is not a number from 1 to 65535"));
+        }
+        let refused = |b: u8| b <= 0x20 || b == 0x7f || matches!(b, b'[' | b']' | b'/' | b',');
+        if self.host.bytes().any(refused) {
+            return Err(bad(
+                "host contains whitespace, a control byte or one of []/,",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_port(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let port = digits
+        .iter()
+        .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    u16::try_from(port).ok().filter(|&p| p != 0)
+}
+
+impl fmt::Display for ServerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_unix() {
+            f.write_str(&self.host)
+        } else if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A value as stored: its bytes, its client flags and (from [`Client::gets`]) its cas unique.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Item {
+    pub value: Vec<u8>,
+    pub flags: u32,
+    /// The cas unique from `gets`; 0 from a plain `get`.
+    pub cas: u64,
+}
+
+/// Why an operation failed. `Display` is one line naming the problem (and the server).
+#[derive(Debug)]
+pub enum ClientError {
+    /// The key was refused before any I/O.
+    BadKey(KeyError),
+    /// A server address that cannot name a server; the text says which and why.
+    BadServer(String),
+    /// No server to send to: the list is empty, or every server is marked dead for the retry
+    /// interval.
+    NoServer,
+    /// Resolving or connecting to `server` failed during this operation (and no other live
+    /// server was left), or `server` is marked dead; it stays dead for the retry interval.
+    Connect { server: String, message: String },
+    /// The exchange with `server` failed; its connection was closed.
+    Server { server: String, failure: Failure },
+    /// `server` refused the command (CLIENT_ERROR/SERVER_ERROR, e.g. `incr` of a non-number);
+    /// the connection is still in sync and kept.
+    Refused { server: String, message: String },
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::BadKey(e) => f.write_str(e.message()),
+            ClientError::BadServer(what) => write!(f, "bad server address {what}"),
+            ClientError::NoServer => f.write_str(
+                "no live server (the list is empty or every server failed to connect recently)",
+            ),
+            ClientError::Connect { server, message } => {
+                write!(f, "{server}: cannot connect: {message}")
+            }
+            // Failure's own text for a send shows the io::Error's Debug form; say it plainly.
+            ClientError::Server { server, failure } => match failure {
+                Failure::Send(Fail::Timeout) => write!(f, "{server}: write timed out"),
+                Failure::Send(Fail::Closed) => write!(f, "{server}: connection closed on write"),
+                Failure::Send(Fail::Io(e)) => write!(f, "{server}: write failed: {e}"),
+                other => write!(f, "{server}: {other}"),
+            },
+            ClientError::Refused { server, message } => {
+                write!(f, "{server}: server refused: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// Per-server state next to its [`ServerSpec`].
+struct Slot {
+    /// `ServerSpec`'s Display, made once: errors and admin results carry it.
+    name: String,
+    /// Resolved at first connect; forgotten after a failed connect so a retry resolves afresh.
+    endpoint: Option<Endpoint>,
+    conn: Option<Conn>,
+    /// Set by a failed connect: the server is out of placement until then.
+    dead_until: Option<Instant>,
+    /// Why the last connect failed (meaningful while `dead_until` is set).
+    last_error: String,
+}
+
+impl Slot {
+    #[inline]
+    fn is_live(&self, now: Instant) -> bool {
+        self.dead_until.map_or(true, |until| now >= until)
+    }
+}
+
+/// A memcached client over a list of servers. Not thread-safe by itself (`&mut self`): give each
+/// thread its own, or put one behind a lock.
+pub struct Client {
+    specs: Vec<ServerSpec>,
+    slots: Vec<Slot>,
+    selector: Selector,
+    timeout: Duration,
+    retry: Duration,
+    /// How many slots have `dead_until` set; while 0, placement needs no clock read.
+    dead: usize,
+    /// The one request buffer, reused by every command.
+    wbuf: Vec<u8>,
+}
+
+impl Client {
+    /// A client for `servers` (in this order; the order is part of the placement) with keys
+    /// placed by `distribution`. Nothing is resolved or connected until first use. An empty
+    /// list is allowed; every key operation then fails with [`ClientError::NoServer`].
+    pub fn new(
+        servers: Vec<ServerSpec>,
+        distribution: Distribution,
+    ) -> Result<Client, ClientError> {
+        for spec in &servers {
+            spec.check()?;
+        }
+        let ring: Vec<RingServer<'_>> = servers
+            .iter()
+            .map(|s| RingServer {
+                host: &s.host,
+                port: s.port,
+                weight: s.weight,
+            })
+            .collect();
+        let selector = Selector::new(distribution, &ring);
+        let slots = servers
+            .iter()
+            .map(|s| Slot {
+                name: s.to_string(),
+                endpoint: None,
+                conn: None,
+                dead_until: None,
+                last_error: String::new(),
+            })
+            .collect();
+        Ok(Client {
+            specs: servers,
+            slots,
+            selector,
+            timeout: DEFAULT_TIMEOUT,
+            retry: DEFAULT_RETRY_INTERVAL,
+            dead: 0,
+            wbuf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Bounds every connect, write and read wait (default 2 s + 600 µs); applies to open
+    /// connections too.
+    pub fn set_timeout(&mut self, t: Duration) {
+        self.timeout = t;
+        for slot in &mut self.slots {
+            if let Some(conn) = &slot.conn {
+                if conn.set_timeout(t).is_err() {
+                    slot.conn = None;
+                }
+            }
+        }
+    }
+
+    /// How long a server whose connect failed is skipped (default 5 s).
+    pub fn set_retry_interval(&mut self, t: Duration) {
+        self.retry = t;
+    }
+
+    pub fn servers(&self) -> &[ServerSpec] {
+        &self.specs
+    }
+
+    /// The index of the server that `key` would go to now (skipping servers marked dead), without
+    /// any I/O. `None` for an invalid key or when no server is live.
+    pub fn server_for(&self, key: &[u8]) -> Option<usize> {
+        key::check(key).ok()?;
+        let hash = self.selector.hash(key);
+        let now = Instant::now();
+        self.selector.pick(hash, |i| self.slots[i].is_live(now))
+    }
+
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Item>, ClientError> {
+        self.fetch_one(key, false)
+    }
+
+    /// Like [`get`](Self::get), with the item's cas unique for a later `StoreCmd::Cas`.
+    pub fn gets(&mut self, key: &[u8]) -> Result<Option<Item>, ClientError> {
+        self.fetch_one(key, true)
+    }
+
+    /// Groups keys per server, writes every server's `get` before reading any reply; result in
+    /// key order, `None` for a miss. Duplicate keys are allowed. If any server fails, the other
+    /// servers' replies are still read (their connections stay in sync) and the first error is
+    /// returned.
+    pub fn get_multi(&mut self, keys: &[&[u8]]) -> Result<Vec<Option<Item>>, ClientError> {
+        for k in keys {
+            key::check(k).map_err(ClientError::BadKey)?;
+        }
+        let mut out: Vec<Option<Item>> = vec![None; keys.len()];
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        // Which requested keys (their indexes in `keys`) each server answers, in request order.
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.slots.len()];
+        for (i, k) in keys.iter().enumerate() {
+            let server = self.route(k)?;
+            groups[server].push(i);
+        }
+        let mut first_error: Option<ClientError> = None;
+        let mut sent = vec![false; self.slots.len()];
+        for (server, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            let slot = &mut self.slots[server];
+            let Some(conn) = slot.conn.as_mut() else {
+                continue;
+            };
+            match command::send_get(conn, &mut self.wbuf, group.iter().map(|&i| keys[i]), false) {
+                Ok(()) => sent[server] = true,
+                Err(failure) => {
+                    slot.conn = None;
+                    first_error.get_or_insert(ClientError::Server {
+                        server: slot.name.clone(),
+                        failure,
+                    });
+                }
+            }
+        }
+        let mut requested: Vec<&[u8]> = Vec::new();
+        for (server, group) in groups.iter().enumerate() {
+            if !sent[server] {
+                continue;
+            }
+            let slot = &mut self.slots[server];
+            let Some(conn) = slot.conn.as_mut() else {
+                continue;
+            };
+            requested.clear();
+            requested.extend(group.iter().map(|&i| keys[i]));
+            let mut sink = MultiSink {
+                map: group,
+                out: &mut out,
+                current: None,
+                at: 0,
+            };
+            match command::read_values(conn, &requested, &mut sink) {
+                Ok(()) => {
+                    if !conn.is_idle() {
+                        slot.conn = None;
+                    }
+                }
+                Err(failure) => {
+                    slot.conn = None;
+                    first_error.get_or_insert(ClientError::Server {
+                        server: slot.name.clone(),
+                        failure,
+                    });
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Any storage command; `StoreCmd::Cas(unique)` with the `cas` of a [`gets`](Self::gets).
+    pub fn store(
+        &mut self,
+        cmd: StoreCmd,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        exptime: u64,
+    ) -> Result<Stored, ClientError> {
+        self.on_key(key, |conn, wbuf| {
+            command::store(conn, wbuf, cmd, key, flags, exptime, value)
+        })
+        .map(|(_, stored)| stored)
+    }
+
+    pub fn set(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        exptime: u64,
+    ) -> Result<Stored, ClientError> {
+        self.store(StoreCmd::Set, key, value, flags, exptime)
+    }
+
+    /// True when deleted, false when there was no such key.
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool, ClientError> {
+        self.on_key(key, |conn, wbuf| command::delete(conn, wbuf, key))
+            .map(|(_, deleted)| deleted)
+    }
+
+    /// True when touched, false when there was no such key.
+    pub fn touch(&mut self, key: &[u8], exptime: u64) -> Result<bool, ClientError> {
+        self.on_key(key, |conn, wbuf| command::touch(conn, wbuf, key, exptime))
+            .map(|(_, touched)| touched)
+    }
+
+    /// The new value, or `None` when the key does not exist.
+    pub fn incr(&mut self, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
+        self.arith(true, key, delta)
+    }
+
+    /// The new value (memcached stops at 0), or `None` when the key does not exist.
+    pub fn decr(&mut self, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
+        self.arith(false, key, delta)
+    }
+
+    /// Every server, in list order: its name and its stats (or the error). `group` = None for
+    /// plain `stats`, Some(b"conns") etc.; a group is one or more words that would be valid
+    /// keys, else every entry is [`ClientError::BadKey`].
+    pub fn stats(&mut self, group: Option<&[u8]>) -> Vec<(String, Result<StatLines, ClientError>)> {
+        let group_check = group.map_or(Ok(()), check_stats_group);
+        (0..self.slots.len())
+            .map(|server| {
+                let name = self.slots[server].name.clone();
+                let result = match group_check {
+                    Err(e) => Err(ClientError::BadKey(e)),
+                    Ok(()) => self.on_server(server, |conn, wbuf| {
+                        let mut lines = Vec::new();
+                        command::stats(conn, wbuf, group, &mut |name, value| {
+                            lines.push((text(name), text(value)));
+                        })?;
+                        Ok(lines)
+                    }),
+                };
+                (name, result)
+            })
+            .collect()
+    }
+
+    /// `flush_all` on every server, in list order.
+    pub fn flush_all(&mut self) -> Vec<(String, Result<(), ClientError>)> {
+        (0..self.slots.len())
+            .map(|server| {
+                let name = self.slots[server].name.clone();
+                (name, self.on_server(server, command::flush))
+            })
+            .collect()
+    }
+
+    /// Every server's version string, in list order.
+    pub fn version(&mut self) -> Vec<(String, Result<String, ClientError>)> {
+        (0..self.slots.len())
+            .map(|server| {
+                let name = self.slots[server].name.clone();
+                let result = self.on_server(server, |conn, wbuf| {
+                    command::version(conn, wbuf).map(|v| text(&v))
+                });
+                (name, result)
+            })
+            .collect()
+    }
+
+    fn fetch_one(&mut self, key: &[u8], cas: bool) -> Result<Option<Item>, ClientError> {
+        self.on_key(key, |conn, wbuf| {
+            command::send_get(conn, wbuf, [key], cas)?;
+            read_one(conn, key)
+        })
+        .map(|(_, item)| item)
+    }
+
+    fn arith(&mut self, incr: bool, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
+        let (server, counter) = self.on_key(key, |conn, wbuf| {
+            command::arith(conn, wbuf, incr, key, delta)
+        })?;
+        match counter {
+            Counter::Value(n) => Ok(Some(n)),
+            Counter::NotFound => Ok(None),
+            Counter::Refused(message) => Err(ClientError::Refused {
+                server: self.slots[server].name.clone(),
+                message,
+            }),
+        }
+    }
+
+    /// Checks `key`, finds and connects its server, runs `op` there; returns the server's index
+    /// with the result.
+    fn on_key<T>(
+        &mut self,
+        key: &[u8],
+        op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+    ) -> Result<(usize, T), ClientError> {
+        key::check(key).map_err(ClientError::BadKey)?;
+        let server = self.route(key)?;
+        self.exchange(server, op).map(|v| (server, v))
+    }
+
+    /// Runs `op` on one given server (admin commands), connecting it if needed; a server marked
+    /// dead is not tried before its retry time.
+    fn on_server<T>(
+        &mut self,
+        server: usize,
+        op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+    ) -> Result<T, ClientError> {
+        let slot = &self.slots[server];
+        if slot.conn.is_none() {
+            if !slot.is_live(Instant::now()) {
+                return Err(ClientError::Connect {
+                    server: slot.name.clone(),
+                    message: format!("{} (not retried yet)", slot.last_error),
+                });
+            }
+            self.connect(server)?;
+        }
+        self.exchange(server, op)
+    }
+
+    /// One exchange on a connected server. Any failure closes the connection; so does a reply
+    /// followed by bytes nobody asked for (the stream is out of step).
+    fn exchange<T>(
+        &mut self,
+        server: usize,
+        op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+    ) -> Result<T, ClientError> {
+        let slot = &mut self.slots[server];
+        let Some(conn) = slot.conn.as_mut() else {
+            return Err(ClientError::NoServer);
+        };
+        match op(conn, &mut self.wbuf) {
+            Ok(v) => {
+                if !conn.is_idle() {
+                    slot.conn = None;
+                }
+                Ok(v)
+            }
+            Err(failure) => {
+                slot.conn = None;
+                Err(ClientError::Server {
+                    server: slot.name.clone(),
+                    failure,
+                })
+            }
+        }
+    }
+
+    /// The connected server for `key`: the distribution's pick among live servers, connected on
+    /// first use. A server whose connect fails is marked dead and the pick is made again.
+    /// Liveness is judged at the time of the first connect attempt, and a mark lasts at least
+    /// 1 ns past it, so each server is tried at most once per operation.
+    fn route(&mut self, key: &[u8]) -> Result<usize, ClientError> {
+        let hash = self.selector.hash(key);
+        let mut failed = None;
+        let mut first_attempt: Option<Instant> = None;
+        // Each round either returns or marks one more server dead: n + 1 rounds are plenty.
+        for _ in 0..=self.slots.len() {
+            let pick = if self.dead == 0 {
+                self.selector.pick(hash, |_| true)
+            } else {
+                let now = first_attempt.unwrap_or_else(Instant::now);
+                let slots = &self.slots;
+                self.selector.pick(hash, |i| slots[i].is_live(now))
+            };
+            let Some(server) = pick else {
+                break;
+            };
+            if self.slots[server].conn.is_some() {
+                return Ok(server);
+            }
+            first_attempt.get_or_insert_with(Instant::now);
+            match self.connect(server) {
+                Ok(()) => return Ok(server),
+                Err(e) => failed = Some(e),
+            }
+        }
+        Err(failed.unwrap_or(ClientError::NoServer))
+    }
+
+    /// Resolves (first time) and connects `server`; on failure marks it dead for the retry
+    /// interval.
+    fn connect(&mut self, server: usize) -> Result<(), ClientError> {
+        let spec = &self.specs[server];
+        let slot = &mut self.slots[server];
+        let endpoint = match slot.endpoint.take() {
+            Some(ep) => Ok(ep),
+            None => conn::resolve(&spec.host, &spec.port.to_string()).map_err(|e| e.message()),
+        };
+        let attempt = endpoint.and_then(|ep| {
+            let conn = Conn::connect(&ep, self.timeout).map_err(|e| e.to_string());
+            if conn.is_ok() {
+                slot.endpoint = Some(ep);
+            }
+            conn
+        });
+        match attempt {
+            Ok(conn) => {
+                slot.conn = Some(conn);
+                if slot.dead_until.take().is_some() {
+                    self.dead -= 1;
+                }
+                Ok(())
+            }
+            Err(message) => {
+                // At least 1 ns, so the pick that follows in this operation skips it; a retry
+                // interval past the clock's range means "for as long as the clock can say".
+                let now = Instant::now();
+                let retry = self.retry.max(Duration::from_nanos(1));
+                let until = now
+                    .checked_add(retry)
+                    .or_else(|| now.checked_add(Duration::from_secs(10 * 365 * 24 * 3600)))
+                    .unwrap_or(now + Duration::from_nanos(1));
+                if slot.dead_until.replace(until).is_none() {
+                    self.dead += 1;
+                }
+                slot.last_error.clone_from(&message);
+                Err(ClientError::Connect {
+                    server: slot.name.clone(),
+                    message,
+                })
+            }
+        }
+    }
+}
+
+/// Reads the reply to a one-key `get`/`gets` without the bookkeeping that
+/// [`command::read_values`] needs for many keys (this is the hot path).
+fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
+    let mut item = None;
+    loop {
+        match conn.next_event()? {
+            Event::Reply(Reply::End) => return Ok(item),
+            Event::Reply(Reply::Value {
+                key: answered,
+                flags,
+                bytes,
+                cas,
+            }) if answered == key && item.is_none() => {
+                let mut value = Vec::with_capacity(bytes.min(PREALLOC_LIMIT));
+                loop {
+                    match conn.next_event()? {
+                        Event::Data(d) => value.extend_from_slice(d),
+                        Event::DataEnd => break,
+                        Event::Reply(_) => {
+                            return Err(Failure::Unexpected("reply inside a value".into()))
+                        }
+                    }
+                }
+                item = Some(Item {
+                    value,
+                    flags,
+                    cas: cas.unwrap_or(0),
+                });
+            }
+            Event::Reply(Reply::Value { key: answered, .. }) => {
+                return Err(Failure::Unexpected(format!(
+                    "VALUE for a key not requested (or twice): {}",
+                    text(answered)
+                )))
+            }
+            Event::Reply(other) => return Err(Failure::Unexpected(format!("{other:?}"))),
+            Event::Data(_) | Event::DataEnd => {
+                return Err(Failure::Unexpected("stray data".into()))
+            }
+        }
+    }
+}
+
+/// Collects one server's part of a multi-get into the caller's key-ordered result.
+struct MultiSink<'a> {
+    /// Request index on this server -> index in the caller's keys.
+    map: &'a [usize],
+    out: &'a mut [Option<Item>],
+    current: Option<Item>,
+    at: usize,
+}
+
+impl ValueSink for MultiSink<'_> {
+    fn begin(&mut self, index: usize, flags: u32, bytes: usize, cas: Option<u64>) -> bool {
+        self.at = index;
+        self.current = Some(Item {
+            value: Vec::with_capacity(bytes.min(PREALLOC_LIMIT)),
+            flags,
+            cas: cas.unwrap_or(0),
+        });
+        true
+    }
+
+    fn data(&mut self, chunk: &[u8]) {
+        if let Some(item) = &mut self.current {
+            item.value.extend_from_slice(chunk);
+        }
+    }
+
+    fn end(&mut self) {
+        let item = self.current.take();
+        if let Some(&at) = self.map.get(self.at) {
+            if let Some(slot) = self.out.get_mut(at) {
+                *slot = item;
+            }
+        }
+    }
+}
+
+/// A stats group is one or more space-separated words, each a valid key: it goes on the command
+/// line as is, so nothing in it may end or split the line.
+fn check_stats_group(group: &[u8]) -> Result<(), KeyError> {
+    if group.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    let mut offset = 0;
+    for word in group.split(|&b| b == b' ') {
+        key::check(word).map_err(|e| match e {
+            KeyError::BadByte(at) => KeyError::BadByte(offset + at),
+            other => other,
+        })?;
+        offset += word.len() + 1;
+    }
+    Ok(())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn spec(s: &str) -> ServerSpec {
+        ServerSpec::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn server_spec_forms() {
+        let cases: [(&str, &str, u16, &str); 9] = [
+            ("127.0.0.1:11300", "127.0.0.1", 11300, "127.0.0.1:11300"),
+            ("cache1", "cache1", 11211, "cache1:11211"),
+            ("cache1:", "cache1", 11211, "cache1:11211"),
+            (" cache2:99 ", "cache2", 99, "cache2:99"),
+            ("[::1]:11300", "::1", 11300, "[::1]:11300"),
+            ("[::1]", "::1", 11211, "[::1]:11211"),
+            ("2001:db8::7", "2001:db8::7", 11211, "[2001:db8::7]:11211"),
+            ("/run/mc.sock", "/run/mc.sock", 0, "/run/mc.sock"),
+            ("/run/mc.sock:0", "/run/mc.sock", 0, "/run/mc.sock"),
+        ];
+        for (input, host, port, shown) in cases {
+            let s = spec(input);
+            assert_eq!(
+                (s.host.as_str(), s.port, s.weight),
+                (host, port, 1),
+                "{input}"
+            );
+            assert_eq!(s.to_string(), shown, "{input}");
+            // What Display shows parses back to the same server.
+            assert_eq!(spec(shown), s, "{input}");
+        }
+    }
+
+    #[test]
+    fn bad_server_specs() {
+        for input in [
+            "",
+            "   ",
+            "host:0",
+            "host:65536",
+            "host:x",
+            "host:+80",
+            "host:-1",
+            "[::1]:99999",
+            "a b:11211",
+            "[::1:11211",
+            "host\n:1",
+        ] {
+            match ServerSpec::parse(input) {
+                Err(e @ ClientError::BadServer(_)) => {
+                    let shown = e.to_string();
+                    assert!(!shown.contains('\n'), "{input:?}: {shown:?}");
+                }
+                other => panic!("{input:?}: {other:?}"),
+            }
+        }
+        let tcp_port_zero = ServerSpec {
+            host: "h".into(),
+            port: 0,
+            weight: 1,
+        };
+        let unix_with_port = ServerSpec {
+            host: "/tmp/s".into(),
+            port: 5,
+            weight: 1,
+        };
+        let empty = ServerSpec {
+            host: String::new(),
+            port: 1,
+            weight: 1,
+        };
+        for bad in [tcp_port_zero, unix_with_port, empty] {
+            assert!(matches!(
+                Client::new(vec![bad], Distribution::KetamaMd5),
+                Err(ClientError::BadServer(_))
+            ));
+        }
+    }
+
+    fn three() -> Vec<ServerSpec> {
+        vec![
+            spec("10.0.0.1:11211"),
+            spec("10.0.0.2:11211"),
+            spec("10.0.0.3:11300"),
+        ]
+    }
+
+    #[test]
+    fn placement_is_stable_and_follows_the_distribution() {
+        for dist in [Distribution::KetamaMd5, Distribution::Crc32Modulo] {
+            let a = Client::new(three(), dist).unwrap();
+            let b = Client::new(three(), dist).unwrap();
+            let ring: Vec<RingServer<'_>> = a
+                .servers()
+                .iter()
+                .map(|s| RingServer {
+                    host: &s.host,
+                    port: s.port,
+                    weight: s.weight,
+                })
+                .collect();
+            let selector = Selector::new(dist, &ring);
+            let mut used = [0usize; 3];
+            for i in 0..3000 {
+                let key = format!("key:{i}");
+                let k = key.as_bytes();
+                let at = a.server_for(k).unwrap();
+                assert_eq!(Some(at), a.server_for(k));
+                assert_eq!(Some(at), b.server_for(k));
+                assert_eq!(Some(at), selector.pick(selector.hash(k), |_| true));
+                used[at] += 1;
+            }
+            assert!(used.iter().all(|&n| n > 500), "{dist}: {used:?}");
+        }
+        let c = Client::new(three(), Distribution::KetamaMd5).unwrap();
+        assert_eq!(c.server_for(b"bad key"), None);
+        assert_eq!(c.server_for(b""), None);
+        let empty = Client::new(Vec::new(), Distribution::KetamaMd5).unwrap();
+        assert_eq!(empty.server_for(b"k"), None);
+    }
+
+    #[test]
+    fn bad_keys_are_refused_before_any_io() {
+        // A listener that would see any connection attempt.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut c = Client::new(vec![spec(&addr.to_string())], Distribution::KetamaMd5).unwrap();
+        let long = [b'k'; 251];
+        for key in [&b""[..], b"a b", b"a\r\nflush_all", b"\0", &long[..]] {
+            assert!(matches!(c.get(key), Err(ClientError::BadKey(_))));
+            assert!(matches!(c.gets(key), Err(ClientError::BadKey(_))));
+            assert!(matches!(
+                c.set(key, b"v", 0, 0),
+                Err(ClientError::BadKey(_))
+            ));
+            assert!(matches!(c.delete(key), Err(ClientError::BadKey(_))));
+            assert!(matches!(c.touch(key, 1), Err(ClientError::BadKey(_))));
+            assert!(matches!(c.incr(key, 1), Err(ClientError::BadKey(_))));
+            assert!(matches!(c.decr(key, 1), Err(ClientError::BadKey(_))));
+            assert!(matches!(
+                c.get_multi(&[b"good", key]),
+                Err(ClientError::BadKey(_))
+            ));
+        }
+        for group in [&b""[..], b"conns\r\nflush_all", b"a  b", b"x\0"] {
+            let stats = c.stats(Some(group));
+            assert_eq!(stats.len(), 1);
+            assert!(matches!(stats[0].1, Err(ClientError::BadKey(_))));
+        }
+        assert!(c.slots[0].conn.is_none());
+        assert!(c.slots[0].endpoint.is_none());
+        assert!(matches!(
+            listener.accept(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        ));
+        assert_eq!(
+            ClientError::BadKey(KeyError::TooLong).to_string(),
+            "invalid key: longer than 250 bytes"
+        );
+    }
+
+    #[test]
+    fn extreme_durations_do_not_panic() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut c = Client::new(
+            vec![spec(&format!("127.0.0.1:{port}"))],
+            Distribution::Crc32Modulo,
+        )
+        .unwrap();
+        c.set_timeout(Duration::MAX);
+        c.set_retry_interval(Duration::MAX);
+        assert!(matches!(c.get(b"k"), Err(ClientError::Connect { .. })));
+        assert!(matches!(c.get(b"k"), Err(ClientError::NoServer)));
+        // A zero retry interval: each operation tries the server again, once.
+        let mut c = Client::new(c.servers().to_vec(), Distribution::Crc32Modulo).unwrap();
+        c.set_timeout(Duration::ZERO);
+        c.set_retry_interval(Duration::ZERO);
+        for _ in 0..3 {
+            assert!(matches!(c.get(b"k"), Err(ClientError::Connect { .. })));
+        }
+    }
+
+    #[test]
+    fn no_servers_means_no_server() {
+        let mut c = Client::new(Vec::new(), Distribution::Crc32Modulo).unwrap();
+        assert!(matches!(c.get(b"k"), Err(ClientError::NoServer)));
+        assert!(matches!(c.get_multi(&[b"k"]), Err(ClientError::NoServer)));
+        assert!(c.get_multi(&[]).unwrap().is_empty());
+        assert!(c.stats(None).is_empty());
+        assert!(c.version().is_empty());
+        assert!(c.flush_all().is_empty());
+    }
+
+    #[test]
+    fn stats_group_check() {
+        assert_eq!(check_stats_group(b"conns"), Ok(()));
+        assert_eq!(check_stats_group(b"detail dump"), Ok(()));
+        assert_eq!(check_stats_group(b"detail  dump"), Err(KeyError::Empty));
+        assert_eq!(check_stats_group(b"a b\nc"), Err(KeyError::BadByte(3)));
+        assert_eq!(check_stats_group(b" a"), Err(KeyError::Empty));
+    }
+
+    #[test]
+    fn error_lines() {
+        let e = ClientError::Connect {
+            server: "127.0.0.1:1".into(),
+            message: "Connection refused (os error 111)".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "127.0.0.1:1: cannot connect: Connection refused (os error 111)"
+        );
+        let e = ClientError::Server {
+            server: "h:1".into(),
+            failure: Failure::Recv(Fail::Timeout),
+        };
+        assert_eq!(e.to_string(), "h:1: no reply within the timeout");
+        let e = ClientError::Server {
+            server: "h:1".into(),
+            failure: Failure::Send(Fail::Io(std::io::Error::from_raw_os_error(libc::EPIPE))),
+        };
+        assert!(
+            e.to_string().starts_with("h:1: write failed: Broken pipe"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,636 @@
+//! Shared helpers of the integration tests: real `memcached` servers on loopback, and building
+//! and running the C programs of `capi-tests/` against the installed library.
+//!
+//! The library is used the way a C user sees it: `make test` installs it under a prefix and
+//! passes that prefix in `LIBMEMCACHE_PREFIX`; programs are compiled with the flags from the
+//! installed `libmemcache.pc` and run with `LD_LIBRARY_PATH` pointing at the installed `lib/`.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const MEMCACHED: &str = "/usr/bin/memcached";
+/// How long a fresh memcached may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts at starting memcached on a fresh port (another test may grab the port first).
+const START_ATTEMPTS: usize = 10;
+/// Default limit for one C program; a hung program is killed and the test fails.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a memcached listens.
+#[derive(Clone, Debug)]
+enum Listen {
+    Tcp(u16),
+    Unix(PathBuf),
+}
+
+/// A real memcached child process, killed when dropped.
+pub struct Memcached {
+    child: Option<Child>,
+    listen: Listen,
+}
+
+impl Memcached {
+    /// Starts memcached on a free loopback TCP port.
+    pub fn start() -> Memcached {
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            match Memcached::spawn(Listen::Tcp(port)) {
+                Ok(mc) => return mc,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("cannot start memcached: {last_error}");
+    }
+
+    /// Starts memcached on loopback TCP `port` (e.g. one a test used as a dead server until
+    /// now), retrying briefly in case the port is still being released.
+    pub fn start_on_port(port: u16) -> Memcached {
+        let mut last_error = String::new();
+        for _ in 0..50 {
+            match Memcached::spawn(Listen::Tcp(port)) {
+                Ok(mc) => return mc,
+                Err(e) => last_error = e,
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("cannot start memcached on port {port}: {last_error}");
+    }
+
+    /// Starts memcached listening only on the unix socket `path` (no TCP).
+    pub fn start_unix(path: &Path) -> Memcached {
+        let _ = std::fs::remove_file(path);
+        Memcached::spawn(Listen::Unix(path.to_path_buf()))
+            .unwrap_or_else(|e| panic!("cannot start memcached on {}: {e}", path.display()))
+    }
+
+    fn spawn(listen: Listen) -> Result<Memcached, String> {
+        let mut cmd = Command::new(MEMCACHED);
+        match &listen {
+            Listen::Tcp(port) => {
+                cmd.args(["-l", "127.0.0.1", "-p"]).arg(port.to_string());
+            }
+            Listen::Unix(path) => {
+                cmd.arg("-s").arg(path);
+            }
+        }
+        cmd.args(["-U", "0", "-m", "64", "-t", "1"]);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            // memcached refuses to run as root unless told which user to stay.
+            cmd.args(["-u", "root"]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn {MEMCACHED}: {e}"))?;
+        let mut mc = Memcached {
+            child: Some(child),
+            listen,
+        };
+        mc.wait_ready()?;
+        Ok(mc)
+    }
+
+    /// Waits until our own process answers `stats` (checking the pid, so that a server started
+    /// by another test on the same port is never mistaken for ours).
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let pid = self.pid();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(format!(
+                        "memcached on {:?} exited at start: {status}",
+                        self.listen
+                    ));
+                }
+            }
+            if let Ok(stats) = self.try_stats() {
+                if stats.get("pid").map(String::as_str) == Some(&pid.to_string()) {
+                    return Ok(());
+                }
+                // Someone else's server holds the port: give up on this port.
+                self.kill();
+                return Err(format!(
+                    "port of {:?} taken by another memcached",
+                    self.listen
+                ));
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(format!(
+                    "memcached on {:?} not ready after {START_TIMEOUT:?}",
+                    self.listen
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The TCP port (panics for a unix-socket server).
+    pub fn port(&self) -> u16 {
+        match &self.listen {
+            Listen::Tcp(port) => *port,
+            Listen::Unix(path) => panic!("memcached on {} has no TCP port", path.display()),
+        }
+    }
+
+    /// "127.0.0.1:PORT".
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port())
+    }
+
+    /// The unix socket path (panics for a TCP server).
+    pub fn socket_path(&self) -> PathBuf {
+        match &self.listen {
+            Listen::Unix(path) => path.clone(),
+            Listen::Tcp(_) => panic!("memcached is not on a unix socket"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("memcached is not running").id()
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill has no memory preconditions; the pid is our own unreaped child.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+    }
+
+    /// SIGKILL and reap. A no-op when not running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP: the server stops answering but keeps its sockets.
+    pub fn stop(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// `stop`, then waits until the kernel shows the process stopped (state `T` in
+    /// /proc/PID/stat): SIGSTOP is delivered asynchronously, and a server that has not stopped
+    /// yet may still answer one more request.
+    pub fn stop_and_wait(&self) {
+        self.stop();
+        let stat = format!("/proc/{}/stat", self.pid());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            // The state follows the parenthesised command name, which may itself hold spaces.
+            let state = text
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            if state == Some('T') {
+                return;
+            }
+            assert!(Instant::now() < deadline, "memcached did not stop: {text}");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// SIGCONT after `stop`.
+    pub fn cont(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Kills the server (if running) and starts a fresh one on the same port or socket.
+    pub fn restart(&mut self) {
+        self.kill();
+        let listen = self.listen.clone();
+        let mut last_error = String::new();
+        // The port was just released; retry briefly in case the bind races with the old exit.
+        for _ in 0..50 {
+            match Memcached::spawn(listen.clone()) {
+                Ok(mut fresh) => {
+                    self.child = fresh.child.take();
+                    return;
+                }
+                Err(e) => last_error = e,
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("cannot restart memcached on {listen:?}: {last_error}");
+    }
+
+    fn try_stats(&self) -> std::io::Result<HashMap<String, String>> {
+        let reply = match &self.listen {
+            Listen::Tcp(port) => {
+                let mut s = TcpStream::connect(("127.0.0.1", *port))?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                stats_exchange(&mut s)?
+            }
+            Listen::Unix(path) => {
+                let mut s = UnixStream::connect(path)?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                stats_exchange(&mut s)?
+            }
+        };
+        Ok(reply
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                (words.next() == Some("STAT")).then_some(())?;
+                Some((
+                    words.next()?.to_string(),
+                    words.collect::<Vec<_>>().join(" "),
+                ))
+            })
+            .collect())
+    }
+
+    /// `stats` over a fresh raw connection: name -> value.
+    pub fn stats(&self) -> HashMap<String, String> {
+        self.try_stats().expect("raw stats request failed")
+    }
+
+    /// One numeric stat.
+    pub fn stat(&self, name: &str) -> u64 {
+        let stats = self.stats();
+        let value = stats
+            .get(name)
+            .unwrap_or_else(|| panic!("memcached has no stat {name}"));
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("stat {name} = {value:?} is not a number"))
+    }
+}
+
+impl Drop for Memcached {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            // A stopped process still dies of SIGKILL; SIGCONT first anyway for tidiness.
+            let _ = self.child.as_ref().map(|c| {
+                // SAFETY: as in signal().
+                unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGCONT) }
+            });
+        }
+        self.kill();
+        if let Listen::Unix(path) = &self.listen {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn stats_exchange<S: Read + Write>(s: &mut S) -> std::io::Result<String> {
+    s.write_all(b"stats\r\n")?;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.ends_with(b"END\r\n") {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "stats reply truncated",
+            ));
+        }
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// A loopback port that was free a moment ago (bind to port 0, read it back, release it).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// A loopback port where nothing listens (for "dead server" tests), held for the life of the
+/// value: the port is bound (without SO_REUSEADDR) but never listened on, so connecting is
+/// refused and no server started by another test can take the port meanwhile.
+pub struct DeadPort {
+    fd: libc::c_int,
+    port: u16,
+}
+
+impl DeadPort {
+    pub fn new() -> DeadPort {
+        // SAFETY: plain socket calls on a descriptor we own; `addr` and `len` are valid for the
+        // duration of each call.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0, "socket() failed");
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            addr.sin_port = 0;
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let rc = libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len);
+            assert_eq!(rc, 0, "bind(127.0.0.1:0) failed");
+            let rc = libc::getsockname(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len);
+            assert_eq!(rc, 0, "getsockname failed");
+            DeadPort {
+                fd,
+                port: u16::from_be(addr.sin_port),
+            }
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Default for DeadPort {
+    fn default() -> Self {
+        DeadPort::new()
+    }
+}
+
+impl Drop for DeadPort {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor and close it once.
+        unsafe {
+            libc::close(self.fd);
+        }
+    }
+}
+
+/// The installation prefix made by `make test`.
+pub fn prefix() -> PathBuf {
+    match std::env::var_os("LIBMEMCACHE_PREFIX") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!(
+            "LIBMEMCACHE_PREFIX is not set: the C API tests need the installed library; \
+             run `make test` (it installs into target/test-prefix and sets the variable)"
+        ),
+    }
+}
+
+/// The directory of the C test programs.
+pub fn capi_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("capi-tests")
+}
+
+/// A fresh, empty directory under target/ for one test's files.
+pub fn temp_dir(label: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("capi")
+        .join(format!("{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    dir
+}
+
+/// `pkg-config --cflags --libs libmemcache` against the installed prefix.
+pub fn pkg_config_flags(extra: &[&str]) -> Vec<String> {
+    let out = Command::new("pkg-config")
+        .args(extra)
+        .args(["--cflags", "--libs", "libmemcache"])
+        .env("PKG_CONFIG_PATH", prefix().join("lib/pkgconfig"))
+        .output()
+        .expect("run pkg-config");
+    assert!(
+        out.status.success(),
+        "pkg-config libmemcache failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("pkg-config output is UTF-8")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Compiles one C program with `-std=gnu99 -Wall -Wextra -Werror`, the installed library's
+/// pkg-config flags and `extra_flags` (placed after the source, so `-lpthread` works and a later
+/// `-std=` wins). Returns the executable's path; panics with the compiler output on failure.
+pub fn compile_c(src: &Path, extra_flags: &[&str]) -> PathBuf {
+    let stem = src
+        .file_stem()
+        .expect("source has a name")
+        .to_string_lossy()
+        .into_owned();
+    let out = temp_dir(&format!("build-{stem}")).join(&stem);
+    let output = Command::new("cc")
+        .args([
+            "-std=gnu99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-g",
+            "-O1",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(src)
+        .args(extra_flags)
+        .args(pkg_config_flags(&[]))
+        .output()
+        .expect("run cc");
+    assert!(
+        output.status.success(),
+        "compiling {} {:?} failed:\n{}{}",
+        src.display(),
+        extra_flags,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+/// Compiles `capi-tests/<name>.c`.
+pub fn compile_capi(name: &str, extra_flags: &[&str]) -> PathBuf {
+    compile_c(&capi_dir().join(format!("{name}.c")), extra_flags)
+}
+
+/// What a finished C program left behind.
+pub struct COutput {
+    pub program: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl COutput {
+    /// Panics (showing both streams) unless the program exited with status 0.
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "{} failed: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.program,
+            describe_status(self.status),
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless stdout is empty (spec D10: the library never writes to stdout, and the
+    /// test programs print nothing there themselves).
+    pub fn assert_stdout_empty(&self) -> &Self {
+        assert!(
+            self.stdout.is_empty(),
+            "{} wrote to stdout (spec D10):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.program,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => format!("{status}"),
+    }
+}
+
+/// A running C program whose output is collected in the background.
+pub struct CProcess {
+    program: String,
+    child: Child,
+    stdout: Option<thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<thread::JoinHandle<Vec<u8>>>,
+    started: Instant,
+    timeout: Duration,
+}
+
+impl CProcess {
+    /// True when the program has already exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits for the program, killing it (and failing the test) after its timeout.
+    pub fn wait(mut self) -> COutput {
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if self.started.elapsed() > self.timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stdout = self.stdout.take().map(|h| h.join().unwrap_or_default());
+                let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
+                panic!(
+                    "{} did not finish within {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    self.program,
+                    self.timeout,
+                    String::from_utf8_lossy(&stdout.unwrap_or_default()),
+                    String::from_utf8_lossy(&stderr.unwrap_or_default())
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = self.stdout.take().map(|h| h.join().unwrap_or_default());
+        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
+        COutput {
+            program: self.program.clone(),
+            status,
+            stdout: String::from_utf8_lossy(&stdout.unwrap_or_default()).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned(),
+        }
+    }
+}
+
+impl Drop for CProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `wrapper... bin` (the wrapper may be empty, or e.g. valgrind and its options) with
+/// `LD_LIBRARY_PATH=<prefix>/lib` and `env`, collecting stdout and stderr.
+pub fn spawn_c_with(
+    wrapper: &[&str],
+    bin: &Path,
+    env: &[(&str, String)],
+    timeout: Duration,
+) -> CProcess {
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut cmd = Command::new(first);
+            cmd.args(rest).arg(bin);
+            cmd
+        }
+        None => Command::new(bin),
+    };
+    let mut lib_path = OsString::from(prefix().join("lib"));
+    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+        lib_path.push(":");
+        lib_path.push(old);
+    }
+    cmd.env("LD_LIBRARY_PATH", lib_path)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    CProcess {
+        program: bin
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+        child,
+        stdout: Some(thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out.read_to_end(&mut buf);
+            buf
+        })),
+        stderr: Some(thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = err.read_to_end(&mut buf);
+            buf
+        })),
+        started: Instant::now(),
+        timeout,
+    }
+}
+
+/// Starts a compiled C program (see `spawn_c_with`) with the default timeout.
+pub fn spawn_c(bin: &Path, env: &[(&str, String)]) -> CProcess {
+    spawn_c_with(&[], bin, env, RUN_TIMEOUT)
+}
+
+/// Runs a compiled C program to completion (killed and failed after `RUN_TIMEOUT`).
+pub fn run_c(bin: &Path, env: &[(&str, String)]) -> COutput {
+    spawn_c(bin, env).wait()
+}
+
+/// Waits until `path` exists. Fails (with the reason) if `proc` exits first or `timeout` passes;
+/// the caller then collects the program's output with `CProcess::wait` to show it.
+pub fn wait_for_file(path: &Path, proc: &mut CProcess, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while !path.exists() {
+        if proc.has_exited() {
+            return Err(format!("program exited before creating {}", path.display()));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} not created within {timeout:?}", path.display()));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
