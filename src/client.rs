@@ -201,7 +201,7 @@ struct Slot {
 impl Slot {
     #[inline]
     fn is_live(&self, now: Instant) -> bool {
-        self.dead_until.map_or(true, |until| now >= until)
+        self.dead_until.is_none_or(|until| now >= until)
     }
 }
 
@@ -665,7 +665,7 @@ fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
                     text(answered)
                 )))
             }
-            Event::Reply(other) => return Err(Failure::Unexpected(format!("{other:?}"))),
+            Event::Reply(other) => return Err(Failure::Unexpected(other.to_string())),
             Event::Data(_) | Event::DataEnd => {
                 return Err(Failure::Unexpected("stray data".into()))
             }

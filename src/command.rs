@@ -25,11 +25,8 @@ impl From<Fail> for Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Send(e) => write!(f, "write failed: {e:?}"),
-            Failure::Recv(Fail::Timeout) => f.write_str("no reply within the timeout"),
-            Failure::Recv(Fail::Closed) => f.write_str("server unexpectedly closed connection"),
-            Failure::Recv(Fail::Io(e)) => write!(f, "read failed: {e}"),
-            Failure::Recv(Fail::Proto(p)) => f.write_str(p.message()),
+            Failure::Send(e) => write!(f, "write failed: {e}"),
+            Failure::Recv(e) => write!(f, "{e}"),
             Failure::Unexpected(what) => write!(f, "unexpected reply: {what}"),
         }
     }
@@ -40,7 +37,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn unexpected(reply: Reply<'_>) -> Failure {
-    Failure::Unexpected(format!("{reply:?}"))
+    Failure::Unexpected(reply.to_string())
 }
 
 fn send(conn: &mut Conn, wbuf: &[u8]) -> Result<(), Failure> {
@@ -179,7 +176,15 @@ pub fn read_values(
     keys: &[&[u8]],
     sink: &mut dyn ValueSink,
 ) -> Result<(), Failure> {
-    let mut answered = vec![false; keys.len()];
+    // Which keys were answered: on the stack for the common sizes (this is every get's path).
+    let mut small = [false; 128];
+    let mut large = Vec::new();
+    let answered: &mut [bool] = if keys.len() <= small.len() {
+        &mut small[..keys.len()]
+    } else {
+        large.resize(keys.len(), false);
+        &mut large
+    };
     let mut cursor = 0usize;
     loop {
         let (at, keep) = match conn.next_event()? {

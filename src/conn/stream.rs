@@ -27,6 +27,17 @@ impl From<ProtoError> for Fail {
     }
 }
 
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Timeout => f.write_str("no reply within the timeout"),
+            Fail::Closed => f.write_str("server unexpectedly closed connection"),
+            Fail::Io(e) => write!(f, "{e}"),
+            Fail::Proto(p) => f.write_str(p.message()),
+        }
+    }
+}
+
 impl Fail {
     fn from_io(e: io::Error) -> Fail {
         match e.kind() {

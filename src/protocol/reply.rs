@@ -38,6 +38,38 @@ pub enum Reply<'a> {
     ServerError(&'a [u8]),
 }
 
+/// The reply as the server sent it (a VALUE line without its data), for messages.
+impl std::fmt::Display for Reply<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match self {
+            Reply::Value {
+                key,
+                flags,
+                bytes,
+                cas,
+            } => {
+                write!(f, "VALUE {} {flags} {bytes}", t(key))?;
+                cas.map_or(Ok(()), |c| write!(f, " {c}"))
+            }
+            Reply::End => f.write_str("END"),
+            Reply::Stored => f.write_str("STORED"),
+            Reply::NotStored => f.write_str("NOT_STORED"),
+            Reply::Exists => f.write_str("EXISTS"),
+            Reply::NotFound => f.write_str("NOT_FOUND"),
+            Reply::Deleted => f.write_str("DELETED"),
+            Reply::Touched => f.write_str("TOUCHED"),
+            Reply::Ok => f.write_str("OK"),
+            Reply::Number(n) => write!(f, "{n}"),
+            Reply::Stat { name, value } => write!(f, "STAT {} {}", t(name), t(value)),
+            Reply::Version(v) => write!(f, "VERSION {}", t(v)),
+            Reply::Error => f.write_str("ERROR"),
+            Reply::ClientError(m) => write!(f, "CLIENT_ERROR {}", t(m)),
+            Reply::ServerError(m) => write!(f, "SERVER_ERROR {}", t(m)),
+        }
+    }
+}
+
 /// What went wrong with the byte stream. Every variant means the connection is in an unknown
 /// state and must not be reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
