@@ -151,11 +151,6 @@ struct addrinfo;
 /* ---- generated from src/ffi ---- */
 
 
-/*
- The `flags` bit set once the read cursor `off` has been advanced (`MCM_BUF_OFF_USED`).
- */
-#define MCM_BUF_OFF_USED 1
-
 #define MCM_ERR_LVL_NONE 0
 
 #define MCM_ERR_LVL_INFO 1
@@ -1484,9 +1479,10 @@ int mc_server_add4(struct memcache *mc, const char *hostport);
 
 /*
  Resolves `ms->hostname`/`ms->port` now and appends the server to the handle, which then
- owns it. 0 on success; -4 when the host does not resolve (the server is freed, not added);
- -5 when the array cannot grow; -1 for NULL arguments. The strings must come from the
- context's allocator.
+ owns it. 0 on success; -1 for NULL arguments. When the server is not added it is freed:
+ -4 the host does not resolve; -5 the array cannot grow; -6 the handle follows a shared
+ domain, whose list belongs to mcadmin(8). The strings must come from the context's
+ allocator.
 
  # Safety
  `mc` is a live handle; `ms` a server from mc_server_new() not yet added anywhere.

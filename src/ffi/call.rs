@@ -11,6 +11,29 @@ use super::types::*;
 use crate::conn::Conn;
 use crate::key;
 
+/// The default `mcKeyValid` hook: the built-in check of D2. 0 for a valid key; otherwise the
+/// 1-based position of the first offending byte (1 for an empty key, 251 for a key that is too
+/// long), as 1.4's validator answered. The library runs the same check itself after any hook,
+/// so this exists for clients that save and call `ctxt->mcKeyValid`.
+///
+/// # Safety
+/// `key` is NULL or `len` readable bytes.
+pub unsafe extern "C" fn default_key_valid(
+    _ctxt: *const libc::c_void,
+    key: *mut c_char,
+    len: size_t,
+) -> i32 {
+    ffi_body!(1, {
+        // SAFETY: per the contract.
+        match key::check(unsafe { key_bytes(key, len) }) {
+            Ok(()) => 0,
+            Err(key::KeyError::Empty) => 1,
+            Err(key::KeyError::TooLong) => key::MAX_KEY_LEN as i32 + 1,
+            Err(key::KeyError::BadByte(at)) => at as i32 + 1,
+        }
+    })
+}
+
 /// Runs the client's `mcKeyValid` hook (it may rewrite the key in place), then the built-in
 /// check, which always runs (D2). `Err` carries the value the storage calls return: the hook's
 /// non-zero result, or -9 for the built-in check.
@@ -23,7 +46,9 @@ pub unsafe fn validate_key<'a>(
     len: size_t,
 ) -> Result<&'a [u8], i32> {
     // SAFETY: per the contract.
-    if let Some(hook) = unsafe { (*ctxt).mcKeyValid } {
+    let hook = unsafe { (*ctxt).mcKeyValid }
+        .filter(|&h| h as *const () as usize != default_key_valid as *const () as usize);
+    if let Some(hook) = hook {
         if !key_ptr.is_null() {
             // SAFETY: the client's validator with the documented arguments.
             let rc = unsafe { hook(ctxt as _, key_ptr, len) };

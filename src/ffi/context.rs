@@ -6,6 +6,7 @@ use std::ptr;
 
 use libc::{c_void, size_t};
 
+use super::call::default_key_valid;
 use super::error::default_err_handler;
 use super::server::{default_hash, default_server_find};
 use super::types::*;
@@ -46,7 +47,7 @@ static GLOBAL_CTXT: Global<memcache_ctxt> = Global(UnsafeCell::new(memcache_ctxt
     mcMallocAtomic: Some(libc::malloc),
     mcRealloc: Some(libc::realloc),
     mcErr: Some(default_err_handler),
-    mcKeyValid: None,
+    mcKeyValid: Some(default_key_valid),
     mcHashKey: Some(default_hash),
     mcServerFind: Some(default_server_find),
     errnum: 0,
@@ -60,6 +61,16 @@ static GLOBAL_CTXT: Global<memcache_ctxt> = Global(UnsafeCell::new(memcache_ctxt
 
 pub fn global() -> *mut memcache_ctxt {
     GLOBAL_CTXT.get()
+}
+
+/// Reports that the context's allocator refused `what` (spec §5.2).
+pub fn report_oom(ctxt: *const memcache_ctxt, what: &'static str) {
+    let ctxt = if ctxt.is_null() {
+        global() as *const memcache_ctxt
+    } else {
+        ctxt
+    };
+    super::error::report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, what);
 }
 
 /// The context's allocators, read from the structure at each use (clients assign them
@@ -182,7 +193,7 @@ pub extern "C" fn mcMemNewCtxt(
                 mcMallocAtomic: mallocAtomicFunc.or(mallocFunc),
                 mcRealloc: reallocFunc,
                 mcErr: Some(default_err_handler),
-                mcKeyValid: None,
+                mcKeyValid: Some(default_key_valid),
                 mcHashKey: Some(default_hash),
                 mcServerFind: Some(default_server_find),
                 errnum: 0,
@@ -291,7 +302,9 @@ pub unsafe extern "C" fn mcMemFreeCtxt(ctxt: *mut memcache_ctxt) {
         // SAFETY: per the contract.
         let alloc = unsafe { Alloc::of(ctxt) };
         // SAFETY: as above; ectxt was allocated with the context.
-        alloc.free(unsafe { (*ctxt).ectxt });
+        let ectxt = unsafe { (*ctxt).ectxt };
+        super::error::forget_messages(ectxt);
+        alloc.free(ectxt);
         alloc.free(ctxt);
     })
 }

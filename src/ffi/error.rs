@@ -80,6 +80,16 @@ fn info(code: u32) -> ErrInfo {
 /// Serializes handler calls so one context's `ectxt` is filled and read by one report at a time.
 static DELIVERY: OwnerLock = OwnerLock::new();
 
+/// The message each error record's `errmsg` points at, kept until the next report on that
+/// record replaces it, so a client may read `ectxt->errmsg` after the call returned.
+static MESSAGES: once_cell::sync::Lazy<parking_lot::Mutex<super::state::AddrMap<Box<[u8]>>>> =
+    once_cell::sync::Lazy::new(Default::default);
+
+/// Forgets the message kept for an error record that is being freed.
+pub fn forget_messages(ectxt: *const memcache_err_ctxt) {
+    MESSAGES.lock().remove(&(ectxt as usize));
+}
+
 /// Everything `mcm_err` needs, owned, so it can wait in the queue until locks are released.
 pub struct Report {
     pub ctxt: *const memcache_ctxt,
@@ -185,7 +195,7 @@ impl Scope {
                     r.errnum,
                     r.funcname.as_ptr(),
                     r.line,
-                    &r.msg,
+                    r.msg.as_bytes(),
                 )
             };
             if r.ctxt == ctxt && !ctxt.is_null() {
@@ -208,7 +218,7 @@ unsafe fn deliver_one(
     errnum: u32,
     funcname: *const c_char,
     line: u32,
-    msg: &str,
+    msg: &[u8],
 ) {
     // SAFETY: per the function contract ctxt is NULL or valid.
     let Some(c) = (unsafe { ctxt.as_ref() }) else {
@@ -232,7 +242,12 @@ unsafe fn deliver_one(
         e.errmsg = if msg.is_empty() {
             ptr::null()
         } else {
-            msg.as_ptr() as *const c_char
+            let kept: Box<[u8]> = msg.into();
+            let p = kept.as_ptr() as *const c_char;
+            MESSAGES
+                .lock()
+                .insert(e as *mut memcache_err_ctxt as usize, kept);
+            p
         };
         e.errlen = msg.len();
         e.errnum = errnum;
@@ -269,6 +284,18 @@ unsafe fn deliver_one(
         b'a' => unsafe { libc::abort() },
         _ => {}
     }
+}
+
+/// strerror(3)'s text for `errnum` (thread-safe variant).
+fn strerror(errnum: i32) -> Vec<u8> {
+    let mut buf = [0 as c_char; 128];
+    // SAFETY: buf is writable for its length; the XSI strerror_r NUL-terminates within it.
+    let rc = unsafe { libc::strerror_r(errnum, buf.as_mut_ptr(), buf.len()) };
+    if rc != 0 {
+        return format!("error {errnum}").into_bytes();
+    }
+    // SAFETY: strerror_r succeeded, so buf holds a NUL-terminated string.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_bytes().to_vec()
 }
 
 fn level_name(severity: u32) -> &'static str {
@@ -310,11 +337,8 @@ pub unsafe extern "C" fn default_err_handler(_ctxt: *const c_void, ectxt: *mut c
         let _ = write!(line, "():{}: ", e.lineno);
         line.extend_from_slice(text(e.errstr).unwrap_or(b"?"));
         if e.errnum != 0 {
-            let _ = write!(
-                line,
-                ": {}",
-                std::io::Error::from_raw_os_error(e.errnum as i32)
-            );
+            line.extend_from_slice(b": ");
+            line.extend_from_slice(&strerror(e.errnum as i32));
         }
         if !e.errmsg.is_null() && e.errlen > 0 {
             line.extend_from_slice(b": ");
@@ -353,15 +377,14 @@ pub unsafe extern "C" fn mcm_err(
         } else {
             std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as u32
         };
-        let text = if msg.is_null() {
-            String::new()
+        let text: &[u8] = if msg.is_null() {
+            &[]
         } else {
             // SAFETY: the caller guarantees msglen readable bytes at msg.
-            let bytes = unsafe { std::slice::from_raw_parts(msg as *const u8, msglen as usize) };
-            String::from_utf8_lossy(bytes).into_owned()
+            unsafe { std::slice::from_raw_parts(msg as *const u8, msglen as usize) }
         };
         // SAFETY: contract of this function.
-        unsafe { deliver_one(ctxt, errcode, errlvl, errnum, funcname, lineno, &text) }
+        unsafe { deliver_one(ctxt, errcode, errlvl, errnum, funcname, lineno, text) }
     })
 }
 
@@ -383,7 +406,7 @@ pub unsafe extern "C" fn mcm_err_test(ctxt: *const memcache_ctxt) {
                 0,
                 c"mcm_err_test".as_ptr(),
                 line!(),
-                msg,
+                msg.as_bytes(),
             )
         }
     })

@@ -286,13 +286,18 @@ pub unsafe extern "C" fn mc_agets(
 #[no_mangle]
 pub unsafe extern "C" fn mcm_req_new(ctxt: *const memcache_ctxt) -> *mut memcache_req {
     ffi_body!(ptr::null_mut(), {
+        let scope = Scope::enter();
         // SAFETY: per the contract.
         let req = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache_req>();
         // SAFETY: req is NULL or a fresh zeroed request.
-        if let Some(r) = unsafe { req.as_mut() } {
-            r.query.tqh_last = &raw mut r.query.tqh_first;
-            r.cb.tqh_last = &raw mut r.cb.tqh_first;
+        match unsafe { req.as_mut() } {
+            Some(r) => {
+                r.query.tqh_last = &raw mut r.query.tqh_first;
+                r.cb.tqh_last = &raw mut r.cb.tqh_first;
+            }
+            None => super::context::report_oom(ctxt, "struct memcache_req"),
         }
+        scope.deliver(if ctxt.is_null() { global() } else { ctxt });
         req
     })
 }

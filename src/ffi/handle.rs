@@ -38,6 +38,8 @@ pub unsafe fn new_plain(ctxt: *mut memcache_ctxt) -> *mut memcache {
         };
         m.server_list.tqh_last = &raw mut m.server_list.tqh_first;
         state::handle_created(mc);
+    } else {
+        super::context::report_oom(ctxt, "struct memcache");
     }
     mc
 }

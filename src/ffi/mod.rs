@@ -29,7 +29,7 @@ macro_rules! check_null {
 }
 
 pub mod buffer;
-mod call;
+pub mod call;
 pub mod context;
 pub mod domain;
 pub mod error;

@@ -423,13 +423,18 @@ fn close(side: &mut ServerSide) {
 #[no_mangle]
 pub unsafe extern "C" fn mcm_server_new(ctxt: *mut memcache_ctxt) -> *mut memcache_server {
     ffi_body!(std::ptr::null_mut(), {
+        let scope = Scope::enter();
         // SAFETY: per the contract.
         let ms = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache_server>();
         // SAFETY: ms is NULL or a fresh zeroed server.
-        if let Some(m) = unsafe { ms.as_mut() } {
-            m.fd = -1;
-            m.active = STATE_TRY;
+        match unsafe { ms.as_mut() } {
+            Some(m) => {
+                m.fd = -1;
+                m.active = STATE_TRY;
+            }
+            None => super::context::report_oom(ctxt, "struct memcache_server"),
         }
+        scope.deliver(if ctxt.is_null() { global() } else { ctxt });
         ms
     })
 }
@@ -528,13 +533,17 @@ unsafe fn add_host_port(
     let h = alloc.cstring(host);
     if h.is_null() {
         alloc.free(ms);
-        return -2;
+        let scope = Scope::enter();
+        super::context::report_oom(ctxt, "server hostname");
+        return scope.deliver(ctxt).ret(-2);
     }
     let p = alloc.cstring(port);
     if p.is_null() {
         alloc.free(h);
         alloc.free(ms);
-        return -3;
+        let scope = Scope::enter();
+        super::context::report_oom(ctxt, "server port");
+        return scope.deliver(ctxt).ret(-3);
     }
     // SAFETY: ms is a fresh server; the strings are ours to hand over.
     unsafe {
@@ -646,9 +655,10 @@ pub unsafe extern "C" fn mc_server_add4(mc: *mut memcache, hostport: *const c_ch
 }
 
 /// Resolves `ms->hostname`/`ms->port` now and appends the server to the handle, which then
-/// owns it. 0 on success; -4 when the host does not resolve (the server is freed, not added);
-/// -5 when the array cannot grow; -1 for NULL arguments. The strings must come from the
-/// context's allocator.
+/// owns it. 0 on success; -1 for NULL arguments. When the server is not added it is freed:
+/// -4 the host does not resolve; -5 the array cannot grow; -6 the handle follows a shared
+/// domain, whose list belongs to mcadmin(8). The strings must come from the context's
+/// allocator.
 ///
 /// # Safety
 /// `mc` is a live handle; `ms` a server from mc_server_new() not yet added anywhere.
@@ -708,7 +718,15 @@ unsafe fn add3(ctxt: *mut memcache_ctxt, mc: *mut memcache, ms: *mut memcache_se
             (n + 2) * std::mem::size_of::<*mut memcache_server>(),
         ) as *mut *mut memcache_server;
         if grown.is_null() {
-            report!(ctxt, MCM_ERR_MEM_REALLOC, 0, 0, "growing the server array");
+            report!(
+                ctxt,
+                MCM_ERR_MEM_REALLOC,
+                0,
+                libc::ENOMEM,
+                "growing the server array"
+            );
+            // Not added: freed like a server that does not resolve.
+            free_server(&alloc, ms);
             return -5;
         }
         *grown.add(n) = ms;

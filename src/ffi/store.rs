@@ -529,8 +529,15 @@ pub unsafe extern "C" fn mc_touch(
     unsafe { mcm_touch(global(), mc, key, key_len, expire) }
 }
 
-/// incr/decr. Ok(Some(v)) new value; Ok(None) not found (errnum ENOENT); Err(rc) failure with
-/// the value to return (after MCM_RET_CODE) and errnum set (EINVAL for a bad key, else 0).
+/// A failed incr/decr: what delivery left (for MCM_RET_CODE) and, for a refused key, the key
+/// check's value (the hook's non-zero result or -9).
+struct ArithFail {
+    delivered: super::error::Delivered,
+    bad_key: Option<c_int>,
+}
+
+/// incr/decr. Ok(Some(v)) new value; Ok(None) not found (errnum ENOENT); Err on failure with
+/// errnum set (EINVAL for a bad key, else 0).
 /// Never re-sent after a timeout (D8): a counter must not move twice.
 ///
 /// # Safety
@@ -542,7 +549,7 @@ unsafe fn arith(
     key: *mut c_char,
     key_len: size_t,
     delta: u64,
-) -> Result<Option<u64>, c_int> {
+) -> Result<Option<u64>, ArithFail> {
     let scope = Scope::enter();
     // SAFETY: ctxt is live.
     unsafe { set_errnum(ctxt, 0) };
@@ -552,7 +559,11 @@ unsafe fn arith(
         Err(rc) => {
             // SAFETY: ctxt is live.
             unsafe { set_errnum(ctxt, libc::EINVAL as u32) };
-            return Err(finish(scope, ctxt, None).ret(rc));
+            let delivered = finish(scope, ctxt, None);
+            return Err(ArithFail {
+                delivered,
+                bad_key: Some(rc),
+            });
         }
     };
     let st = state::handle(mc);
@@ -574,14 +585,17 @@ unsafe fn arith(
     };
     let result = match outcome {
         Outcome::Done(Ok(v)) => Ok(v),
-        Outcome::Done(Err(())) | Outcome::NoServer | Outcome::Failed => Err(0),
+        Outcome::Done(Err(())) | Outcome::NoServer | Outcome::Failed => Err(()),
     };
     if let Ok(None) = result {
         // SAFETY: ctxt is live.
         unsafe { set_errnum(ctxt, libc::ENOENT as u32) };
     }
     let delivered = finish(scope, ctxt, Some(&st));
-    result.map_err(|rc| delivered.ret(rc))
+    result.map_err(|()| ArithFail {
+        delivered,
+        bad_key: None,
+    })
 }
 
 /// 1.4's 32-bit counter result: the new value truncated to 32 bits; 0 with errnum ENOENT when
@@ -601,7 +615,8 @@ unsafe fn arith32(
     match unsafe { arith(ctxt, mc, incr, key, key_len, val as u64) } {
         Ok(Some(v)) => v as u32,
         Ok(None) => 0,
-        Err(rc) => rc as u32,
+        // D2: a bad key returns 0 (errnum EINVAL), like every other failure.
+        Err(f) => f.delivered.ret(0) as u32,
     }
 }
 
@@ -698,8 +713,7 @@ unsafe fn arith64(
             0
         }
         Ok(None) => MC_NOT_FOUND,
-        Err(0) => -1,
-        Err(rc) => rc,
+        Err(f) => f.delivered.ret(f.bad_key.unwrap_or(-1)),
     }
 }
 
