@@ -380,16 +380,39 @@ pub fn capi_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("capi-tests")
 }
 
-/// A fresh, empty directory under target/ for one test's files.
+/// A fresh, empty directory under target/ for one test's files. Directories left by earlier
+/// test processes that are no longer running are removed on first use.
 pub fn temp_dir(label: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    static CLEANUP: std::sync::Once = std::sync::Once::new();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capi");
+    CLEANUP.call_once(|| remove_stale_dirs(&root));
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("capi")
-        .join(format!("{label}-{}-{n}", std::process::id()));
+    let dir = root.join(format!("{label}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     dir
+}
+
+/// Removes `root/<label>-<pid>-<n>` directories whose process is gone.
+fn remove_stale_dirs(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mut parts = name.rsplitn(3, '-');
+        let (_n, pid) = (
+            parts.next(),
+            parts.next().and_then(|p| p.parse::<i32>().ok()),
+        );
+        let Some(pid) = pid else { continue };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let alive = pid == std::process::id() as i32 || unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// `pkg-config --cflags --libs libmemcache` against the installed prefix.
