@@ -47,7 +47,7 @@ pub unsafe fn validate_key<'a>(
 ) -> Result<&'a [u8], i32> {
     // SAFETY: per the contract.
     let hook = unsafe { (*ctxt).mcKeyValid }
-        .filter(|&h| h as *const () as usize != default_key_valid as *const () as usize);
+        .filter(|&h| !std::ptr::eq(h as *const (), default_key_valid as *const ()));
     if let Some(hook) = hook {
         if !key_ptr.is_null() {
             // SAFETY: the client's validator with the documented arguments.
