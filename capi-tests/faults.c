@@ -344,8 +344,10 @@ static void check_read_timeout(void)
 	size_t len = 0;
 	char *v;
 
-	/* 0.3 s; mc_timeout applies to servers added afterwards. */
+	/* 0.3 s; mc_timeout applies to servers added afterwards. A server that timed out is down
+	 * for the retry interval (issue 7); 0.2 s here, so it is back after the 0.3 s pause below. */
 	mc_timeout(t, 0, 300000);
+	mc_retry_interval(t, 0, 200000);
 	mc_server_add(t, host, port2);
 	CHECK(mc_set(t, K("to:ctr"), "10", 2, 0, 0) == 0, "%s", "set counter");
 	recorder_reset();

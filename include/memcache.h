@@ -1950,6 +1950,26 @@ char *mcm_server_version(struct memcache_ctxt *ctxt,
 char *mc_server_version(struct memcache *mc, struct memcache_server *ms);
 
 /*
+ Keeps `count` copies of every key (1..=16; 1 = no redundancy, the default unless the
+ handle's domain says otherwise). Writes (set, add, replace, append, prepend, cas, delete,
+ touch, incr, decr) go to `count` distinct servers chosen by the distribution (ketama: the
+ next distinct servers on the ring; crc32-modulo: the next indexes); reads try the primary
+ and then each copy until found, and mc_get() does the same per key.
+
+ When copies disagree the rule is: a write returns the answer of the first server that
+ answered, in copy order (the primary's, unless it failed); the other copies' answers are
+ not compared. So `add` returns 0 if the primary stored it even where a copy already had the
+ key, and incr returns the primary's counter even if a copy's counter has diverged. Copies
+ are not repaired: a key written while a copy's server was down is missing there until the
+ next write. Ignored (one copy) when the context has its own mcServerFind hook.
+ 0, or -1 for a NULL handle or a count outside 1..=16.
+
+ # Safety
+ `mc` is NULL or a live handle.
+ */
+int mc_replicas(struct memcache *mc, uint32_t count);
+
+/*
  Appends to an existing value (beyond 1.4). Results as mc_set(); 1 when the key is absent.
 
  # Safety

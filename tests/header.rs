@@ -28,6 +28,7 @@ const BEYOND_14: &[&str] = &[
     "mc_retry_interval",
     "mc_server_version",
     "mcm_server_version",
+    "mc_replicas",
     "MC_EXISTS",
     "MC_NOT_FOUND",
     "MC_DIST_CRC32_MODULO",

@@ -75,6 +75,37 @@ pub unsafe fn validate_key<'a>(
     }
 }
 
+/// What every operation does first under the handle's lock: in a process forked since the
+/// connections were made, drop them without a word (the parent keeps its own); then bring a
+/// domain's server list up to date. Both are one load and compare in the common case.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `inner` is `mc`'s locked state.
+pub unsafe fn begin(
+    ctxt: *const memcache_ctxt,
+    mc: *mut memcache,
+    st: &HandleState,
+    inner: &mut HandleInner,
+) {
+    forget_after_fork(inner);
+    // SAFETY: per the contract.
+    unsafe { super::domain::sync(ctxt, mc, st, inner) };
+}
+
+/// Drops connections inherited from a parent process (see begin()).
+pub fn forget_after_fork(inner: &mut HandleInner) {
+    let generation = super::fork::generation();
+    if inner.fork_gen != generation {
+        inner.fork_gen = generation;
+        for side in &mut inner.servers {
+            if side.conn.take().is_some() {
+                // SAFETY: sides belong to the handle's live servers.
+                unsafe { (*side.ms).fd = -1 };
+            }
+        }
+    }
+}
+
 /// How an exchange ended.
 pub enum Outcome<T> {
     Done(T),
@@ -84,28 +115,76 @@ pub enum Outcome<T> {
     Failed,
 }
 
-/// Routes `key` to its server and runs `exchange` there with the handle's write buffer
-/// (cleared). Any failure closes that connection.
+/// Runs `exchange` on each server holding a copy of `key` (one server unless the handle keeps
+/// several copies), in order, primary first. Stops at the first result for which `done` is
+/// true (reads: a hit). Returns that result, else the first successful one (writes: the
+/// primary's answer, or the first copy's when the primary failed). Failures close their
+/// connection and are reported; they change the answer only when no copy succeeded.
 ///
 /// # Safety
 /// `ctxt` and `mc` are live.
-pub unsafe fn on_server_for<T>(
+pub unsafe fn on_copies_for<T>(
     ctxt: *const memcache_ctxt,
     mc: *mut memcache,
     st: &HandleState,
     key: &[u8],
-    exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+    done: impl Fn(&T) -> bool,
+    mut exchange: impl FnMut(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
 ) -> Outcome<T> {
     let mut inner = st.lock();
     // SAFETY: per the contract; inner is mc's locked state.
-    unsafe { super::domain::sync(ctxt, mc, st, &mut inner) };
+    unsafe { begin(ctxt, mc, st, &mut inner) };
+    let copies = inner.replicas as usize;
+    if copies <= 1 {
+        // SAFETY: per the contract.
+        return unsafe { exchange_on(ctxt, mc, st, &mut inner, key, exchange) };
+    }
+    // SAFETY: per the contract.
+    let hash = unsafe { hash_key(ctxt, mc, st, key) };
+    let mut targets = Vec::with_capacity(copies);
+    // SAFETY: per the contract.
+    unsafe { super::server::route_copies(ctxt, mc, st, &mut inner, hash, copies, &mut targets) };
+    if targets.is_empty() {
+        return Outcome::NoServer;
+    }
+    let HandleInner { servers, wbuf, .. } = &mut *inner;
+    let mut first: Option<T> = None;
+    for at in targets {
+        let side = &mut servers[at];
+        let Some(conn) = side.conn.as_mut() else {
+            continue;
+        };
+        match exchange(conn, wbuf) {
+            Ok(v) if done(&v) => return Outcome::Done(v),
+            Ok(v) => {
+                first.get_or_insert(v);
+            }
+            // SAFETY: ctxt is live and side.ms a server of the locked handle.
+            Err(failure) => unsafe { drop_conn(ctxt, side, failure) },
+        }
+    }
+    first.map_or(Outcome::Failed, Outcome::Done)
+}
+
+/// One exchange on the server for `key`, once the handle is locked and up to date.
+///
+/// # Safety
+/// `ctxt` and `mc` are live; `inner` is `mc`'s locked state.
+unsafe fn exchange_on<T>(
+    ctxt: *const memcache_ctxt,
+    mc: *mut memcache,
+    st: &HandleState,
+    inner: &mut HandleInner,
+    key: &[u8],
+    exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+) -> Outcome<T> {
     // SAFETY: per the contract.
     let hash = unsafe { hash_key(ctxt, mc, st, key) };
     // SAFETY: per the contract; inner is mc's locked state.
-    let Some(at) = (unsafe { route(ctxt, mc, st, &mut inner, hash) }) else {
+    let Some(at) = (unsafe { route(ctxt, mc, st, inner, hash) }) else {
         return Outcome::NoServer;
     };
-    let HandleInner { servers, wbuf, .. } = &mut *inner;
+    let HandleInner { servers, wbuf, .. } = inner;
     wbuf.clear();
     let side = &mut servers[at];
     let Some(conn) = side.conn.as_mut() else {

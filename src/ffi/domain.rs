@@ -178,6 +178,9 @@ pub unsafe fn before_explicit_add(
     }
     inner.domain = None;
     st.set_distribution(Distribution::Crc32Modulo);
+    if !inner.replicas_explicit {
+        inner.replicas = 1;
+    }
     // SAFETY: per the contract: drop every domain-provided server.
     unsafe { replace_servers(ctxt, mc, st, inner, &[]) };
     true
@@ -270,10 +273,11 @@ unsafe fn apply(
         .collect();
     // SAFETY: per the contract.
     unsafe { replace_servers(ctxt, mc, st, inner, &wanted) };
-    if list.distribution == Distribution::KetamaMd5 {
-        // SAFETY: the array was just made consistent under the lock.
-        unsafe { st.rebuild_selector(mc, inner) };
+    if !inner.replicas_explicit {
+        inner.replicas = list.replicas.max(1);
     }
+    // SAFETY: the array was just made consistent under the lock.
+    unsafe { st.rebuild_selector(mc, inner) };
 }
 
 /// Makes the handle's servers exactly `wanted` (host, port, weight), in that order, reusing the
@@ -379,5 +383,5 @@ pub unsafe fn sync_handle(ctxt: *const memcache_ctxt, mc: *mut memcache) {
     let st = state::handle(mc);
     let mut inner = st.lock();
     // SAFETY: per the contract; inner is mc's locked state.
-    unsafe { sync(ctxt, mc, &st, &mut inner) };
+    unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
 }

@@ -85,6 +85,20 @@ static DELIVERY: OwnerLock = OwnerLock::new();
 static MESSAGES: once_cell::sync::Lazy<parking_lot::Mutex<super::state::AddrMap<Box<[u8]>>>> =
     once_cell::sync::Lazy::new(Default::default);
 
+/// See state::lock_registries().
+pub fn lock_messages() {
+    use parking_lot::lock_api::RawMutex as _;
+    // SAFETY: released by unlock_messages() right after fork().
+    unsafe { MESSAGES.raw().lock() };
+}
+
+/// # Safety
+/// Only after lock_messages() in the same thread.
+pub unsafe fn unlock_messages() {
+    // SAFETY: per the contract.
+    unsafe { MESSAGES.force_unlock() };
+}
+
 /// Forgets the message kept for an error record that is being freed.
 pub fn forget_messages(ectxt: *const memcache_err_ctxt) {
     MESSAGES.lock().remove(&(ectxt as usize));

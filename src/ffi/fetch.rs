@@ -5,7 +5,7 @@ use std::ptr;
 
 use libc::{c_char, c_int, c_void, size_t};
 
-use super::call::{finish, on_server_for, validate_key, Outcome};
+use super::call::{finish, on_copies_for, validate_key, Outcome};
 use super::context::{global, Alloc};
 use super::error::{report, Scope};
 use super::server::{drop_conn, hash_key, key_bytes, route, set_errnum};
@@ -140,7 +140,7 @@ pub(super) unsafe fn aget(
     let want_cas = !cas_out.is_null();
     // SAFETY: per the contract.
     let outcome = unsafe {
-        on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
+        on_copies_for(ctxt, mc, &st, key, Option::is_some, |conn, wbuf| {
             let mut sink = NewBuffer {
                 ctxt,
                 alloc: &alloc,
@@ -856,7 +856,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     }
     let st = state::handle(mc);
     // SAFETY: mc is live; the list is brought up to date before keys are grouped.
-    unsafe { super::domain::sync(ctxt, mc, &st, &mut st.lock()) };
+    unsafe { super::call::begin(ctxt, mc, &st, &mut st.lock()) };
     // SAFETY: mc is live.
     let n_servers = unsafe { (*mc).num_servers } as usize;
     let single = all.len() == 1 || n_servers == 1;
@@ -884,6 +884,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     // Group as 1.4 does: one group, or one per `hash % num_servers`; each group's server is
     // chosen from its first key's hash, with failover.
     let mut groups: Vec<Vec<*mut memcache_res>> = Vec::new();
+    let asked = sendable.clone();
     if single {
         groups.push(sendable);
     } else {
@@ -916,6 +917,40 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         }
         // SAFETY: ctxt is live; batches index into inner.
         unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
+        // With copies, keys still missing are asked of their next copy, round by round.
+        let copies = inner.replicas as usize;
+        for round in 1..copies {
+            let mut batches: Vec<Batch> = Vec::new();
+            let mut picks = Vec::with_capacity(copies);
+            for &r in &asked {
+                // SAFETY: live results of the request.
+                if unsafe { (*r)._flags } & FOUND != 0 {
+                    continue;
+                }
+                // SAFETY: ctxt and mc are live; inner is mc's locked state.
+                let hash = unsafe { (*r).hash };
+                unsafe {
+                    super::server::route_copies(ctxt, mc, &st, &mut inner, hash, copies, &mut picks)
+                };
+                let Some(&side) = picks.get(round) else {
+                    continue;
+                };
+                any_server = true;
+                match batches.iter_mut().find(|b| b.side == side) {
+                    Some(b) => b.results.push(r),
+                    None => batches.push(Batch {
+                        side,
+                        results: vec![r],
+                        sent: false,
+                    }),
+                }
+            }
+            if batches.is_empty() {
+                break;
+            }
+            // SAFETY: as above.
+            unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
+        }
     }
     finish(scope, ctxt, Some(&st));
     if single && !any_server {

@@ -32,9 +32,7 @@ fn me() -> u64 {
         }
         t.get()
     });
-    // SAFETY: getpid() has no preconditions.
-    let pid = unsafe { libc::getpid() } as u32 as u64;
-    token << 32 | pid
+    token << 32 | super::fork::pid() as u64
 }
 
 impl OwnerLock {

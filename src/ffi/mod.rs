@@ -34,6 +34,7 @@ pub mod context;
 pub mod domain;
 pub mod error;
 pub mod fetch;
+mod fork;
 pub mod handle;
 mod lock;
 pub mod modern;

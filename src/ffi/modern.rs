@@ -30,10 +30,8 @@ pub unsafe extern "C" fn mc_distribution(mc: *mut memcache, distribution: c_int)
         let st = state::handle(mc);
         let inner = st.lock();
         st.set_distribution(dist);
-        if dist == Distribution::KetamaMd5 {
-            // SAFETY: mc is live and its server array consistent (only changed under the lock).
-            unsafe { st.rebuild_selector(mc, &inner) };
-        }
+        // SAFETY: mc is live and its server array consistent (only changed under the lock).
+        unsafe { st.rebuild_selector(mc, &inner) };
         0
     })
 }
@@ -75,10 +73,8 @@ pub unsafe extern "C" fn mcm_server_add_weighted(
             // SAFETY: the server just added is the last of the array.
             let ms = unsafe { *state::server_slice(mc).last().expect("just added") };
             inner.side(ms).weight = weight.max(1);
-            if st.distribution() == Distribution::KetamaMd5 {
-                // SAFETY: mc is live.
-                unsafe { st.rebuild_selector(mc, &inner) };
-            }
+            // SAFETY: mc is live.
+            unsafe { st.rebuild_selector(mc, &inner) };
         }
         rc
     })
@@ -175,4 +171,35 @@ pub unsafe extern "C" fn mc_server_version(
 ) -> *mut c_char {
     // SAFETY: forwarded contract.
     unsafe { mcm_server_version(global(), mc, ms) }
+}
+
+/// Keeps `count` copies of every key (1..=16; 1 = no redundancy, the default unless the
+/// handle's domain says otherwise). Writes (set, add, replace, append, prepend, cas, delete,
+/// touch, incr, decr) go to `count` distinct servers chosen by the distribution (ketama: the
+/// next distinct servers on the ring; crc32-modulo: the next indexes); reads try the primary
+/// and then each copy until found, and mc_get() does the same per key.
+///
+/// When copies disagree the rule is: a write returns the answer of the first server that
+/// answered, in copy order (the primary's, unless it failed); the other copies' answers are
+/// not compared. So `add` returns 0 if the primary stored it even where a copy already had the
+/// key, and incr returns the primary's counter even if a copy's counter has diverged. Copies
+/// are not repaired: a key written while a copy's server was down is missing there until the
+/// next write. Ignored (one copy) when the context has its own mcServerFind hook.
+/// 0, or -1 for a NULL handle or a count outside 1..=16.
+///
+/// # Safety
+/// `mc` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn mc_replicas(mc: *mut memcache, count: u32) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; mc);
+        if !(1..=16).contains(&count) {
+            return -1;
+        }
+        let st = state::handle(mc);
+        let mut inner = st.lock();
+        inner.replicas = count;
+        inner.replicas_explicit = true;
+        0
+    })
 }

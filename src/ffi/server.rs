@@ -343,14 +343,88 @@ pub unsafe fn route(
     None
 }
 
+/// Chooses and connects the `count` distinct servers that hold copies of the keys of `hash`,
+/// primary first (D8's redundancy): the distribution's next distinct live servers. A server
+/// that fails to connect is marked down and the choice made again without it. With one copy,
+/// or when the client installed its own finder, this is [`route`]. `out` receives indexes of
+/// the servers' states in `inner.servers`; empty when no server is available (reported).
+///
+/// # Safety
+/// As [`route`].
+pub unsafe fn route_copies(
+    ctxt: *const memcache_ctxt,
+    mc: *mut memcache,
+    st: &HandleState,
+    inner: &mut HandleInner,
+    hash: u32,
+    count: usize,
+    out: &mut Vec<usize>,
+) {
+    out.clear();
+    // SAFETY: ctxt is live per the contract.
+    let custom_finder = unsafe { (*ctxt).mcServerFind }
+        .is_some_and(|f| f as usize != default_server_find as *const () as usize);
+    if count <= 1 || custom_finder {
+        // SAFETY: per the contract.
+        out.extend(unsafe { route(ctxt, mc, st, inner, hash) });
+        return;
+    }
+    // SAFETY: mc is live.
+    let servers = unsafe { server_slice(mc) };
+    let n = servers.len();
+    promote_due(inner);
+    let mut picks = Vec::with_capacity(count);
+    for _ in 0..=n {
+        // SAFETY: the handle's live servers.
+        let live = |i: usize| matches!(unsafe { (*servers[i]).active }, STATE_UP | STATE_TRY);
+        st.pick_n(n, hash, count, live, &mut picks);
+        out.clear();
+        let mut all = true;
+        for &i in &picks {
+            let ms = servers[i];
+            inner.side(ms);
+            let Some(at) = inner.servers.iter().position(|s| s.ms == ms) else {
+                continue;
+            };
+            // SAFETY: ms is a live server of the handle.
+            if unsafe { connect(ctxt, &mut inner.servers[at]) } {
+                out.push(at);
+            } else {
+                // SAFETY: as above.
+                let name = unsafe { server_name(ms) };
+                report!(ctxt, MCM_ERR_NET_CONNECT, 0, 0, name);
+                all = false;
+                break;
+            }
+        }
+        if all {
+            break;
+        }
+    }
+    if out.is_empty() {
+        report!(
+            ctxt,
+            MCM_ERR_MC_SERV_LIST,
+            0,
+            0,
+            "no server could be reached"
+        );
+    }
+}
+
 /// Reports a failed exchange and closes the connection, so no later command can read a reply
-/// meant for this one (D1); the server goes back to 't' and is tried again next time.
+/// meant for this one (D1). The server goes back to 't' and is tried again next time, except
+/// after a timeout: then it is down for the retry interval (D8) and retried automatically.
 ///
 /// # Safety
 /// `ctxt` is live; `side.ms` is a live server.
 pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failure: Failure) {
     // SAFETY: per the contract.
     let name = unsafe { server_name(side.ms) };
+    let timed_out = matches!(
+        failure,
+        Failure::Recv(Fail::Timeout) | Failure::Send(Fail::Timeout)
+    );
     match failure {
         Failure::Send(f) => report!(
             ctxt,
@@ -400,6 +474,13 @@ pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failu
         }
     }
     close(side);
+    if timed_out {
+        // A server that does not answer is skipped for the retry interval (its keys go to the
+        // next live server) instead of costing a full timeout on every operation.
+        side.dead_since = Some(Instant::now());
+        // SAFETY: sides only exist for live servers.
+        unsafe { (*side.ms).active = STATE_DOWN };
+    }
 }
 
 /// Closes a server's connection and re-initialises it like 1.4's disconnect.
@@ -752,10 +833,8 @@ unsafe fn add3(ctxt: *mut memcache_ctxt, mc: *mut memcache, ms: *mut memcache_se
     }
     inner.side(ms).endpoint = Some(endpoint);
     state::set_owner(ms, mc);
-    if st.distribution() == Distribution::KetamaMd5 {
-        // SAFETY: mc is live and its array was just made consistent.
-        unsafe { st.rebuild_selector(mc, &inner) };
-    }
+    // SAFETY: mc is live and its array was just made consistent.
+    unsafe { st.rebuild_selector(mc, &inner) };
     0
 }
 
@@ -1048,6 +1127,7 @@ pub unsafe fn connect_one(
     inner: &mut HandleInner,
     ms: *mut memcache_server,
 ) -> bool {
+    super::call::forget_after_fork(inner);
     promote_due(inner);
     // SAFETY: per the contract.
     let ok = unsafe { connect(ctxt, inner.side(ms)) };

@@ -77,8 +77,15 @@ pub struct HandleInner {
     /// Request bytes are encoded here: one allocation reused by every command.
     pub wbuf: Vec<u8>,
     pub retry: Duration,
+    /// Copies of each key (D: redundancy); 1 = none. Set by mc_replicas() or the domain.
+    pub replicas: u32,
+    /// mc_replicas() was called: the domain's count no longer applies.
+    pub replicas_explicit: bool,
     /// The shared list the handle follows, if any (None: a private list).
     pub domain: Option<super::domain::DomainLink>,
+    /// The fork generation the connections belong to; another one means this is a child
+    /// process holding its parent's sockets.
+    pub fork_gen: u64,
 }
 
 impl HandleInner {
@@ -145,7 +152,10 @@ impl HandleState {
                 servers: Vec::new(),
                 wbuf: Vec::with_capacity(1024),
                 retry: DEFAULT_RETRY,
+                replicas: 1,
+                replicas_explicit: false,
                 domain: None,
+                fork_gen: super::fork::generation(),
             }),
             dist: AtomicU8::new(dist as u8),
             selector: RwLock::new(None),
@@ -187,6 +197,27 @@ impl HandleState {
         sel.pick(hash, live)
     }
 
+    /// Up to `count` distinct live servers for `hash`, primary first (ketama: the next distinct
+    /// servers on the ring; crc32-modulo: the next indexes), as indexes into `mc->servers`.
+    pub fn pick_n(
+        &self,
+        n: usize,
+        hash: u32,
+        count: usize,
+        live: impl Fn(usize) -> bool,
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
+        if let Some(sel) = self
+            .selector
+            .read()
+            .as_ref()
+            .filter(|sel| sel.num_servers() == n)
+        {
+            sel.pick_n(hash, count, live, out);
+        }
+    }
+
     /// Rebuilds the placement from the handle's servers, in `mc->servers` order.
     ///
     /// # Safety
@@ -215,7 +246,7 @@ impl HandleState {
                 weight: *weight,
             })
             .collect();
-        *self.selector.write() = Some(Arc::new(Selector::new(Distribution::KetamaMd5, &ring)));
+        *self.selector.write() = Some(Arc::new(Selector::new(self.distribution(), &ring)));
     }
 }
 
@@ -263,6 +294,7 @@ pub fn handle(mc: *const memcache) -> Arc<HandleState> {
 
 /// Starts fresh state for a new handle, replacing anything left at that address.
 pub fn handle_created(mc: *const memcache) {
+    super::fork::install();
     let old = HANDLES.write().insert(
         mc as usize,
         Arc::new(HandleState::new(Distribution::Crc32Modulo)),
@@ -311,4 +343,32 @@ pub fn value_is_ours(res: *const memcache_res, val: *const libc::c_void, forget:
         values.remove(&(res as usize));
     }
     ours && !val.is_null()
+}
+
+/// Takes every process-wide registry before fork() (pthread_atfork prepare), so no other
+/// thread can be inside one when the child's copy is made.
+pub fn lock_registries() {
+    use parking_lot::lock_api::{RawMutex as _, RawRwLock as _};
+    // SAFETY: the raw locks are taken here and released by unlock_registries() right after
+    // fork() in both processes; no guard exists for these acquisitions.
+    unsafe {
+        HANDLES.raw().lock_exclusive();
+        OWNERS.raw().lock_exclusive();
+        LIB_VALUES.raw().lock();
+    }
+    super::error::lock_messages();
+}
+
+/// Releases what lock_registries() took (pthread_atfork parent and child).
+///
+/// # Safety
+/// Only right after lock_registries() in the thread that called fork().
+pub unsafe fn unlock_registries() {
+    // SAFETY: per the contract these were locked by lock_registries().
+    unsafe {
+        super::error::unlock_messages();
+        LIB_VALUES.force_unlock();
+        OWNERS.force_unlock_write();
+        HANDLES.force_unlock_write();
+    }
 }

@@ -4,7 +4,7 @@
 
 use libc::{c_char, c_int, c_void, size_t, time_t};
 
-use super::call::{finish, on_server_for, validate_key, Outcome};
+use super::call::{finish, on_copies_for, validate_key, Outcome};
 use super::context::global;
 use super::error::{report, Scope};
 use super::server::{set_errnum, Failure};
@@ -48,9 +48,14 @@ pub(super) unsafe fn store(
     let st = state::handle(mc);
     // SAFETY: per the contract.
     let outcome = unsafe {
-        on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
-            command::store(conn, wbuf, cmd, key, flags, expire as u64, value)
-        })
+        on_copies_for(
+            ctxt,
+            mc,
+            &st,
+            key,
+            |_| false,
+            |conn, wbuf| command::store(conn, wbuf, cmd, key, flags, expire as u64, value),
+        )
     };
     let outcome = match outcome {
         Outcome::Done(stored) => Outcome::Done(match stored {
@@ -409,11 +414,11 @@ unsafe fn found_or_not(
     ctxt: *mut memcache_ctxt,
     mc: *mut memcache,
     key: &[u8],
-    exchange: impl FnOnce(&mut crate::conn::Conn, &mut Vec<u8>) -> Result<bool, Failure>,
+    exchange: impl FnMut(&mut crate::conn::Conn, &mut Vec<u8>) -> Result<bool, Failure>,
 ) -> (Outcome<bool>, std::sync::Arc<state::HandleState>) {
     let st = state::handle(mc);
     // SAFETY: per the contract.
-    let outcome = unsafe { on_server_for(ctxt, mc, &st, key, exchange) };
+    let outcome = unsafe { on_copies_for(ctxt, mc, &st, key, |_| false, exchange) };
     (outcome, st)
 }
 
@@ -569,9 +574,14 @@ unsafe fn arith(
     let st = state::handle(mc);
     // SAFETY: per the contract.
     let outcome = unsafe {
-        on_server_for(ctxt, mc, &st, key, |conn, wbuf| {
-            command::arith(conn, wbuf, incr, key, delta)
-        })
+        on_copies_for(
+            ctxt,
+            mc,
+            &st,
+            key,
+            |_| false,
+            |conn, wbuf| command::arith(conn, wbuf, incr, key, delta),
+        )
     };
     let outcome = match outcome {
         Outcome::Done(Counter::Value(n)) => Outcome::Done(Ok(Some(n))),
