@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 
 use memcache::conn::split_host_port;
 use memcache::hash::Distribution;
-use memcache::registry::{self, DomainList, DomainName, RegistryError, ServerEntry, Writer};
+use memcache::registry::{
+    self, DomainList, DomainName, Reader, RegistryError, ServerEntry, Writer,
+};
 
 #[derive(Parser)]
 #[command(
@@ -68,23 +70,30 @@ enum Command {
     },
 }
 
-/// A runtime failure: one line for stderr, exit status 2.
-struct Failure(String);
+/// Why mcadmin stops: one line for stderr and the exit status.
+enum Failure {
+    /// The command line is wrong (status 1).
+    Usage(String),
+    /// The command could not be carried out (status 2).
+    Runtime(String),
+}
+
+use Failure::Runtime;
 
 impl From<RegistryError> for Failure {
     fn from(e: RegistryError) -> Failure {
-        Failure(e.to_string())
+        Runtime(e.to_string())
     }
 }
 
 fn parse_server(spec: &str, weight: u32) -> Result<ServerEntry, Failure> {
     let (host, port) = split_host_port(spec.as_bytes());
     let host = String::from_utf8(host.to_vec())
-        .map_err(|_| Failure(format!("{spec}: host is not UTF-8")))?;
+        .map_err(|_| Failure::Usage(format!("{spec}: host is not UTF-8")))?;
     let port = std::str::from_utf8(port)
         .ok()
         .and_then(|p| p.parse::<u16>().ok())
-        .ok_or_else(|| Failure(format!("{spec}: port is not a number from 0 to 65535")))?;
+        .ok_or_else(|| Failure::Usage(format!("{spec}: port is not a number from 0 to 65535")))?;
     Ok(ServerEntry { host, port, weight })
 }
 
@@ -152,16 +161,27 @@ fn print_list(name: &DomainName, list: &DomainList, json: bool) {
 
 fn existing(name: &DomainName) -> Result<Writer, Failure> {
     match Writer::open(name, false) {
-        Err(RegistryError::NotFound) => Err(Failure(format!(
+        Err(RegistryError::NotFound) => Err(Runtime(format!(
             "domain {name} does not exist (mcadmin --domain {name} create)"
         ))),
         other => Ok(other?),
     }
 }
 
+/// The current list through a read-only mapping: viewing needs no write access, so any user
+/// can look at root's domains (segments are mode 0644).
+fn current(name: &DomainName) -> Result<DomainList, Failure> {
+    match Reader::open(name)? {
+        Some(reader) => Ok(reader.read()?),
+        None => Err(Runtime(format!(
+            "domain {name} does not exist (mcadmin --domain {name} create)"
+        ))),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     let name = DomainName::parse(&cli.domain)
-        .map_err(|e| Failure(format!("domain {:?}: {e}", cli.domain)))?;
+        .map_err(|e| Runtime(format!("domain {:?}: {e}", cli.domain)))?;
     match cli.command {
         Command::Add { server, weight } => {
             let entry = parse_server(&server, weight)?;
@@ -208,12 +228,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
         }
         Command::List { json } => {
-            let list = existing(&name)?.read()?;
-            print_list(&name, &list, json);
+            print_list(&name, &current(&name)?, json);
         }
         Command::Create => {
             if Writer::open(&name, false).is_ok() {
-                return Err(Failure(format!("domain {name} already exists")));
+                return Err(Runtime(format!("domain {name} already exists")));
             }
             Writer::open(&name, true)?;
             eprintln!("mcadmin: created {name}");
@@ -224,13 +243,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Domains => {
             for d in registry::list_domains()? {
-                match Writer::open(&d, false).and_then(|w| w.read()) {
+                match current(&d) {
                     Ok(list) => println!(
                         "{d} version {} servers {}",
                         list.version,
                         list.servers.len()
                     ),
-                    Err(e) => println!("{d} unreadable: {e}"),
+                    Err(Runtime(e) | Failure::Usage(e)) => println!("{d} unreadable: {e}"),
                 }
             }
         }
@@ -238,10 +257,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             distribution,
             replicas,
         } => {
-            let mut w = existing(&name)?;
             if distribution.is_some() || replicas.is_some() {
                 let dist = distribution.as_deref().and_then(Distribution::parse);
-                w.update(|list| {
+                existing(&name)?.update(|list| {
                     if let Some(d) = dist {
                         list.distribution = d;
                     }
@@ -251,7 +269,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     Ok(())
                 })?;
             }
-            let list = w.read()?;
+            let list = current(&name)?;
             println!("distribution {}", list.distribution.name());
             println!("replicas {}", list.replicas);
         }
@@ -262,17 +280,35 @@ fn run(cli: Cli) -> Result<(), Failure> {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 }; // --help and --version are not errors
+        // --help and --version are not errors: clap prints them in full.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("mcadmin: a command is required. Usage: mcadmin [--domain NAME] COMMAND (see mcadmin --help)");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            // clap's message, folded to one line: the problem and the argument it names,
+            // without the usage hint that follows.
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            eprintln!("mcadmin: {first} (see mcadmin --help)");
+            return ExitCode::from(1);
         }
     };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(msg)) => {
-            eprintln!("mcadmin: {msg}");
-            ExitCode::from(2)
-        }
-    }
+    let (code, msg) = match run(cli) {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => (1, msg),
+        Err(Runtime(msg)) => (2, msg),
+    };
+    eprintln!("mcadmin: {msg}");
+    ExitCode::from(code)
 }

@@ -210,6 +210,10 @@ pub unsafe fn sync(
             link.next_probe = now + PROBE_INTERVAL;
             match Reader::open(&link.name) {
                 Ok(Some(reader)) => {
+                    // A re-created segment counts its versions afresh: whatever it holds is new
+                    // to this handle, even a version number it applied from the old one.
+                    link.applied = 0;
+                    link.refused = 0;
                     let v = reader.version();
                     link.reader = Some(reader);
                     v
@@ -250,7 +254,9 @@ pub unsafe fn sync(
                 format!("domain {}: {e}; keeping the last good list", link.name)
             );
             if reader.is_stale() {
-                link.reader = None; // destroyed and maybe re-created: open it afresh
+                // Destroyed, and maybe re-created as a new object: open it afresh now.
+                link.reader = None;
+                link.next_probe = Instant::now();
             }
         }
     }

@@ -54,6 +54,11 @@ impl ServerEntry {
             }
         } else if self.port == 0 {
             return Err(format!("host {host} has port 0"));
+        } else if host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err() {
+            // Only an IPv6 literal may contain ':'; anything else is a mangled HOST:PORT.
+            return Err(format!("host {host:?} has ':' but is not an IPv6 address"));
+        } else if host.contains(['[', ']', '/', ',']) {
+            return Err(format!("host {host:?} has a character no host name has"));
         }
         if self.weight == 0 {
             return Err(format!("{self} has weight 0 (the minimum is 1)"));

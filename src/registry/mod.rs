@@ -170,6 +170,12 @@ impl Namespace {
     /// [`destroy`] in this namespace.
     pub fn destroy(&self, domain: &DomainName) -> Result<(), RegistryError> {
         let segment = self.segment_name(domain);
+        // Attached handles notice the tombstone on their next operation and look for the
+        // segment afresh (a re-created domain is a new object). A segment we cannot open as a
+        // writer (corrupt, insecure) is unlinked all the same.
+        if let Ok(writer) = self.open_writer(domain, false) {
+            writer.mark_destroyed()?;
+        }
         match segment::shm_unlink(&c_name(&segment)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(RegistryError::NotFound),

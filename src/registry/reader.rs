@@ -71,7 +71,12 @@ impl Reader {
     /// raced with a writer is retried (boundedly; a segment that never holds still is reported
     /// as changing too fast).
     pub fn read(&self) -> Result<DomainList, RegistryError> {
-        self.map.read_list(&self.segment)
+        // The header is checked again, not only at open: it could have been damaged in place.
+        // This runs only when the version changed, never on an operation's fast path.
+        match self.map.check_header(&self.segment)? {
+            super::segment::HeaderState::Ready => self.map.read_list(&self.segment),
+            super::segment::HeaderState::Uninitialised => Err(RegistryError::NotFound),
+        }
     }
 
     /// Whether the segment's name now refers to another object (destroyed and re-created) or to

@@ -25,6 +25,9 @@ const READ_ATTEMPTS: u32 = 1000;
 /// Attempts that only spin before each retry also yields the CPU to a writer.
 const SPIN_ATTEMPTS: u32 = 8;
 
+/// The `published` word of a segment that `destroy` is about to unlink.
+pub const DESTROYED_WORD: u64 = u64::MAX;
+
 /// Opens a shared-memory object. `O_CLOEXEC` keeps it out of the host program's children;
 /// `O_NONBLOCK` keeps a FIFO planted under the name from blocking the caller in `open`.
 pub fn shm_open(name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
@@ -264,6 +267,9 @@ impl Mapping {
     /// A consistent, validated copy of the published list (the seqlock read of layout.rs).
     pub fn read_list(&self, segment: &str) -> Result<DomainList, RegistryError> {
         let published = self.published();
+        if published.load(Ordering::Acquire) == DESTROYED_WORD {
+            return Err(RegistryError::NotFound);
+        }
         let mut entries: Vec<RawEntry> = Vec::new();
         for attempt in 0..READ_ATTEMPTS {
             let word = published.load(Ordering::Acquire);
@@ -341,6 +347,14 @@ impl Mapping {
         }
         self.published()
             .store(published_word(version, 0), Ordering::Release);
+    }
+
+    /// Marks the segment as destroyed (before it is unlinked): the word every attached reader
+    /// loads changes, so handles notice on their next operation, with no extra cost, that they
+    /// must look for the segment afresh. The caller holds the segment lock.
+    pub fn mark_destroyed(&self) {
+        assert!(self.writable, "mark_destroyed on a read-only mapping");
+        self.published().store(DESTROYED_WORD, Ordering::Release);
     }
 
     /// Writes `list` (validated, version already assigned) into the slot `published` does not

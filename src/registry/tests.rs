@@ -319,11 +319,14 @@ fn destroy_list_and_staleness() {
 
     let r = s.ns.open_reader(&a).unwrap().unwrap();
     assert!(!r.is_stale());
+    let before = r.version();
     s.ns.destroy(&a).unwrap();
     assert!(matches!(s.ns.destroy(&a), Err(RegistryError::NotFound)));
     assert!(r.is_stale(), "destroyed");
-    // The mapping outlives the name: the old list can still be read.
-    assert_eq!(r.read().unwrap().servers.len(), 2);
+    // Destroy leaves a tombstone in the old mapping: attached readers see the version move
+    // (their one-load check) and are told the domain is gone.
+    assert_ne!(r.version(), before);
+    assert!(matches!(r.read(), Err(RegistryError::NotFound)));
     assert_eq!(s.ns.list_domains().unwrap(), vec![b.clone()]);
 
     let mut w = s.ns.open_writer(&a, true).unwrap();

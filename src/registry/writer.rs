@@ -94,6 +94,14 @@ impl Writer {
         Ok(version)
     }
 
+    /// Marks the segment destroyed under the lock (see `Mapping::mark_destroyed`).
+    pub(crate) fn mark_destroyed(&self) -> Result<(), RegistryError> {
+        let _lock = ExclusiveLock::acquire(self.fd.as_fd())
+            .map_err(|e| io_error(&self.segment, "flock", e))?;
+        self.map.mark_destroyed();
+        Ok(())
+    }
+
     /// A consistent, validated copy of the published list (without taking the lock).
     pub fn read(&self) -> Result<DomainList, RegistryError> {
         self.map.read_list(&self.segment)
