@@ -238,90 +238,6 @@ struct addrinfo;
  */
 #define MAX_KEY_LEN 250
 
-/*
- "MCDOMAIN" read as a big-endian u64; stored native-endian, so a segment from a host of the
- other byte order is refused as a bad magic.
- */
-#define MAGIC 5567368671749294414
-
-/*
- Bumped whenever anything in this file changes meaning or place.
- */
-#define LAYOUT_VERSION 1
-
-/*
- Servers a domain can hold.
- */
-#define MAX_SERVERS 256
-
-/*
- Bytes reserved for a host, its terminating NUL included.
- */
-#define HOST_SIZE 256
-
-/*
- The whole segment.
- */
-#define SEGMENT_SIZE (HEADER_SIZE + (2 * SLOT_SIZE))
-
-#define OFF_MAGIC 0
-
-#define OFF_LAYOUT_VERSION 8
-
-#define OFF_HEADER_SIZE 12
-
-#define OFF_SLOT_SIZE 16
-
-#define OFF_MAX_SERVERS 20
-
-#define OFF_PUBLISHED 24
-
-#define OFF_SLOT_VERSION 0
-
-#define OFF_SLOT_COUNT 8
-
-#define OFF_SLOT_DISTRIBUTION 12
-
-#define OFF_SLOT_REPLICAS 16
-
-#define OFF_SLOT_ENTRIES 24
-
-#define OFF_ENTRY_HOST 0
-
-#define OFF_ENTRY_PORT 256
-
-#define OFF_ENTRY_WEIGHT 260
-
-/*
- u64 words in an entry, for the word-wise volatile copy.
- */
-#define ENTRY_WORDS (ENTRY_SIZE / 8)
-
-/*
- Longest host: the segment keeps it NUL-terminated in 256 bytes.
- */
-#define MAX_HOST_LEN (HOST_SIZE - 1)
-
-/*
- Largest replica count a list may carry (the field is reserved for later; 1 means none).
- */
-#define MAX_REPLICAS (uint32_t)MAX_SERVERS
-
-/*
- Longest domain name (and segment prefix) in bytes.
- */
-#define MAX_NAME_LEN 64
-
-/*
- Updates a day before the date part would have to move on.
- */
-#define UPDATES_PER_DAY 10000000
-
-/*
- Largest version the published word can carry (it holds `version << 1 | slot`).
- */
-#define MAX_VERSION (UINT64_MAX >> 1)
-
 struct memcache_buf_entry {
   struct memcache_buf *tqe_next;
   struct memcache_buf **tqe_prev;
@@ -527,11 +443,6 @@ struct memcache_server_stats {
   uint64_t bytes_written;
   uint64_t limit_maxbytes;
 };
-
-/*
- Mode of a new segment: everyone may read the list, only its owner may change it.
- */
-#define SEGMENT_MODE 420
 
 #ifdef __cplusplus
 extern "C" {
@@ -1852,6 +1763,12 @@ extern "C" {
 #endif
 
 /*
+ The description of an MCM_ERR_* code (spec 6.2's table), a static string; "unknown error
+ code" for other values. Beyond 1.4.
+ */
+const char *mc_strerror(uint32_t errcode);
+
+/*
  `gets` (beyond 1.4): as mc_aget2(), plus the item's flags and its cas value for mc_cas().
  Caller owns the returned buffer; release it with the context's free function.
 
@@ -1918,9 +1835,11 @@ int mcm_server_add_weighted(struct memcache_ctxt *ctxt,
 int mc_server_add_weighted(struct memcache *mc, const char *hostport, uint32_t weight);
 
 /*
- The MCM_ERR_* code of the handle's most recent call that reported an error (0 when the most
- recent call reported nothing), with its message copied NUL-terminated (and truncated) into
- `buf` of `buflen` bytes when `buf` is not NULL. -1 for a NULL handle.
+ The MCM_ERR_* code with which the handle's most recent call failed: its last report of
+ severity WARN or worse (0 when that call had none: a success, a miss, NOT_STORED, or a
+ failover that ended well). The message ("description: details: errno text") is copied
+ NUL-terminated, and truncated, into `buf` of `buflen` bytes when `buf` is not NULL.
+ -1 for a NULL handle. mc_strerror() gives a code's description.
 
  # Safety
  `mc` is NULL or live; `buf` is NULL or `buflen` writable bytes.
@@ -1968,6 +1887,16 @@ char *mc_server_version(struct memcache *mc, struct memcache_server *ms);
  `mc` is NULL or a live handle.
  */
 int mc_replicas(struct memcache *mc, uint32_t count);
+
+/*
+ Brings a handle that follows a domain up to date with it now (every operation does this
+ first anyway) and returns the list version it shows: 0 for a private handle or a domain
+ whose segment does not exist yet. Useful before walking `mc->servers` between operations.
+
+ # Safety
+ `mc` is NULL (returns 0) or a live handle.
+ */
+uint64_t mc_domain_version(struct memcache *mc);
 
 /*
  Appends to an existing value (beyond 1.4). Results as mc_set(); 1 when the key is absent.

@@ -29,6 +29,8 @@ const BEYOND_14: &[&str] = &[
     "mc_server_version",
     "mcm_server_version",
     "mc_replicas",
+    "mc_strerror",
+    "mc_domain_version",
     "MC_EXISTS",
     "MC_NOT_FOUND",
     "MC_DIST_CRC32_MODULO",
@@ -43,6 +45,28 @@ fn declares(item: &str, name: &str) -> bool {
                 .any(|w| w == name)
                 && (l.contains(&format!("{name}(")) || l.starts_with(&format!("#define {name} ")))
         })
+}
+
+/// cbindgen exports every public constant of the crate; the header keeps only the C API's
+/// (the registry's layout constants, for one, are not part of it).
+fn is_api(item: &str) -> bool {
+    // A generated constant is a doc comment and exactly one `#define`; anything else (the
+    // hand-written sections' guarded blocks, declarations) is kept as it is.
+    let mut directives = item.lines().filter(|l| l.starts_with('#'));
+    let (Some(define), None) = (directives.next(), directives.next()) else {
+        return true;
+    };
+    let Some(name) = define
+        .strip_prefix("#define ")
+        .and_then(|rest| rest.split_whitespace().next())
+    else {
+        return true;
+    };
+    name == "MEMCACHE_H"
+        || ["MCM_", "MC_", "MEMCACHE_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        || ["MAX_KEY_LEN", "ERR_FLAG", "WARN_FLAG", "NO_ERRNO_FLAG"].contains(&name)
 }
 
 /// Splits cbindgen's output into items: a blank line ends an item only after a line that ends a
@@ -83,7 +107,7 @@ fn generate(root: &Path) -> String {
     let (body, guard_end) = text.split_at(end);
     let mut kept = Vec::new();
     let mut modern = Vec::new();
-    for item in items(body) {
+    for item in items(body).into_iter().filter(|i| is_api(i)) {
         if BEYOND_14.iter().any(|n| declares(item, n)) {
             modern.push(item);
         } else {
@@ -122,6 +146,16 @@ fn checked_in_header_is_current() {
     let path = root.join("include/memcache.h");
     if std::env::var_os("UPDATE_HEADER").is_some() {
         std::fs::write(&path, &fresh).expect("write header");
+    }
+    for internal in [
+        "#define MAGIC",
+        "#define MAX_SERVERS",
+        "#define SEGMENT_SIZE",
+    ] {
+        assert!(
+            !fresh.contains(internal),
+            "{internal}: a registry internal leaked into memcache.h"
+        );
     }
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(

@@ -200,10 +200,17 @@ unsafe fn exchange_on<T>(
     }
 }
 
-/// Ends a call: records the handle's last error, then delivers the queued reports.
-pub fn finish(scope: Scope, ctxt: *const memcache_ctxt, st: Option<&HandleState>) -> Delivered {
+/// Ends a call: records the handle's last error (the call's last report when it `failed`,
+/// none otherwise: a miss, NOT_STORED or a failover that ended well is not an error), then
+/// delivers the queued reports.
+pub fn finish(
+    scope: Scope,
+    ctxt: *const memcache_ctxt,
+    st: Option<&HandleState>,
+    failed: bool,
+) -> Delivered {
     if let Some(st) = st {
-        st.set_last_error(scope.last());
+        st.set_last_error(if failed { scope.last() } else { None });
     }
     scope.deliver(ctxt)
 }

@@ -38,6 +38,11 @@ pub struct DomainLink {
 }
 
 impl DomainLink {
+    /// The version whose list the handle shows (0 before any).
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
     fn new(name: DomainName, legacy: bool) -> DomainLink {
         DomainLink {
             name,

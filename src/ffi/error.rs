@@ -179,12 +179,38 @@ impl Scope {
     }
 
     /// Code and message of the last report queued during this call, if any.
+    /// The last report queued during this call, as its code and a message naming the error,
+    /// the site's details and errno's text (for `mc_last_error()`).
     pub fn last(&self) -> Option<(u32, String)> {
         QUEUE.with(|q| {
-            q.borrow()
-                .get(self.start..)
-                .and_then(|mine| mine.last())
-                .map(|r| (r.code, r.msg.to_string()))
+            let q = q.borrow();
+            let r = q.get(self.start..)?.last()?;
+            let mut msg = info(r.code).text.to_string_lossy().into_owned();
+            if !r.msg.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(&r.msg);
+            }
+            if r.errnum != 0 {
+                msg.push_str(": ");
+                msg.push_str(&String::from_utf8_lossy(&strerror(r.errnum as i32)));
+            }
+            Some((r.code, msg))
+        })
+    }
+
+    /// Whether this call queued a report of severity WARN or worse.
+    pub fn serious(&self) -> bool {
+        QUEUE.with(|q| {
+            q.borrow().get(self.start..).is_some_and(|mine| {
+                mine.iter().any(|r| {
+                    let severity = if r.level != 0 {
+                        r.level
+                    } else {
+                        info(r.code).severity
+                    };
+                    severity >= MCM_ERR_LVL_WARN
+                })
+            })
         })
     }
 
@@ -366,6 +392,13 @@ pub unsafe extern "C" fn default_err_handler(_ctxt: *const c_void, ectxt: *mut c
         let _ = unsafe { libc::write(2, line.as_ptr() as *const c_void, line.len()) };
         0
     })
+}
+
+/// The description of an MCM_ERR_* code (spec 6.2's table), a static string; "unknown error
+/// code" for other values. Beyond 1.4.
+#[no_mangle]
+pub extern "C" fn mc_strerror(errcode: u32) -> *const c_char {
+    info(errcode).text.as_ptr()
 }
 
 /// Reports an error through `ctxt`'s pipeline (spec §6.1). `msg` need not be NUL-terminated.

@@ -131,7 +131,7 @@ pub(super) unsafe fn aget(
     let scope = Scope::enter();
     // SAFETY: per the contract.
     let Ok(key) = (unsafe { validate_key(ctxt, key, len) }) else {
-        finish(scope, ctxt, None);
+        finish(scope, ctxt, Some(&state::handle(mc)), true);
         return ptr::null_mut();
     };
     // SAFETY: per the contract.
@@ -152,7 +152,7 @@ pub(super) unsafe fn aget(
             Ok(sink.hit.take())
         })
     };
-    finish(scope, ctxt, Some(&st));
+    finish(scope, ctxt, Some(&st), !matches!(outcome, Outcome::Done(_)));
     let Outcome::Done(Some(hit)) = outcome else {
         return ptr::null_mut();
     };
@@ -861,7 +861,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     let n_servers = unsafe { (*mc).num_servers } as usize;
     let single = all.len() == 1 || n_servers == 1;
     if all.is_empty() || (!single && n_servers == 0) {
-        finish(scope, ctxt, Some(&st));
+        finish(scope, ctxt, Some(&st), !all.is_empty());
         return;
     }
     // Keys that fail the built-in check are not sent and stay neither attempted nor found.
@@ -952,7 +952,8 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
             unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
         }
     }
-    finish(scope, ctxt, Some(&st));
+    let failed = !any_server || scope.serious();
+    finish(scope, ctxt, Some(&st), failed);
     if single && !any_server {
         return;
     }

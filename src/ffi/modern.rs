@@ -99,9 +99,11 @@ pub unsafe extern "C" fn mc_server_add_weighted(
     unsafe { mcm_server_add_weighted(global(), mc, hostport, len, weight) }
 }
 
-/// The MCM_ERR_* code of the handle's most recent call that reported an error (0 when the most
-/// recent call reported nothing), with its message copied NUL-terminated (and truncated) into
-/// `buf` of `buflen` bytes when `buf` is not NULL. -1 for a NULL handle.
+/// The MCM_ERR_* code with which the handle's most recent call failed: its last report of
+/// severity WARN or worse (0 when that call had none: a success, a miss, NOT_STORED, or a
+/// failover that ended well). The message ("description: details: errno text") is copied
+/// NUL-terminated, and truncated, into `buf` of `buflen` bytes when `buf` is not NULL.
+/// -1 for a NULL handle. mc_strerror() gives a code's description.
 ///
 /// # Safety
 /// `mc` is NULL or live; `buf` is NULL or `buflen` writable bytes.
@@ -159,7 +161,7 @@ pub unsafe extern "C" fn mcm_server_version(
         let st = state::handle(mc);
         // SAFETY: per the contract.
         let v = unsafe { super::stats::version_of(ctxt, &st, ms) };
-        finish(scope, ctxt, Some(&st));
+        finish(scope, ctxt, Some(&st), v.is_null());
         v
     })
 }
@@ -201,5 +203,30 @@ pub unsafe extern "C" fn mc_replicas(mc: *mut memcache, count: u32) -> c_int {
         inner.replicas = count;
         inner.replicas_explicit = true;
         0
+    })
+}
+
+/// Brings a handle that follows a domain up to date with it now (every operation does this
+/// first anyway) and returns the list version it shows: 0 for a private handle or a domain
+/// whose segment does not exist yet. Useful before walking `mc->servers` between operations.
+///
+/// # Safety
+/// `mc` is NULL (returns 0) or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn mc_domain_version(mc: *mut memcache) -> u64 {
+    ffi_body!(0, {
+        check_null!(0; mc);
+        let ctxt = global();
+        let scope = Scope::enter();
+        let st = state::handle(mc);
+        let version = {
+            let mut inner = st.lock();
+            // SAFETY: mc is live per the contract; inner is its locked state.
+            unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
+            inner.domain.as_ref().map_or(0, |d| d.applied())
+        };
+        let failed = scope.serious();
+        finish(scope, ctxt, Some(&st), failed);
+        version
     })
 }

@@ -755,7 +755,7 @@ pub unsafe extern "C" fn mcm_server_add3(
         // SAFETY: per the contract.
         let rc = unsafe { add3(ctxt, mc, ms) };
         let st = state::handle(mc);
-        st.set_last_error(scope.last());
+        st.set_last_error(if rc != 0 { scope.last() } else { None });
         scope.deliver(ctxt).ret(rc)
     })
 }

@@ -110,7 +110,7 @@ pub unsafe extern "C" fn mcm_server_stats(
         let s = alloc.new_zeroed::<memcache_server_stats>();
         if s.is_null() {
             report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "stats");
-            finish(scope, ctxt, Some(&st));
+            finish(scope, ctxt, Some(&st), true);
             return ptr::null_mut();
         }
         // SAFETY: per the contract; s is a fresh zeroed structure.
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn mcm_server_stats(
                 })
             })
         };
-        finish(scope, ctxt, Some(&st));
+        finish(scope, ctxt, Some(&st), ok.is_none());
         if ok.is_none() {
             // SAFETY: s is ours and not handed out.
             unsafe { mcm_server_stats_free(ctxt, s) };
@@ -269,7 +269,7 @@ pub unsafe extern "C" fn mcm_flush(
                 (None, false) => -1,
             }
         };
-        finish(scope, ctxt, Some(&st)).ret(rc)
+        finish(scope, ctxt, Some(&st), rc != 0).ret(rc)
     })
 }
 

@@ -35,7 +35,7 @@ pub(super) unsafe fn store(
     // SAFETY: per the contract.
     let key = match unsafe { validate_key(ctxt, key, key_len) } {
         Ok(k) => k,
-        Err(rc) => return finish(scope, ctxt, None).ret(rc),
+        Err(rc) => return finish(scope, ctxt, Some(&state::handle(mc)), true).ret(rc),
     };
     // SAFETY: ctxt is live.
     unsafe { set_errnum(ctxt, 0) };
@@ -80,7 +80,7 @@ pub(super) unsafe fn store(
         Outcome::NoServer => -1,
         Outcome::Failed => 2,
     };
-    finish(scope, ctxt, Some(&st)).ret(rc)
+    finish(scope, ctxt, Some(&st), rc < 0 || rc == 2 || rc == 4).ret(rc)
 }
 
 /// Stores the value unconditionally. 0 stored; 1 not stored; 2 other reply or I/O failure;
@@ -442,7 +442,7 @@ pub unsafe extern "C" fn mcm_delete(
         // SAFETY: per the contract.
         let key = match unsafe { validate_key(ctxt, key, key_len) } {
             Ok(k) => k,
-            Err(rc) => return finish(scope, ctxt, None).ret(rc),
+            Err(rc) => return finish(scope, ctxt, Some(&state::handle(mc)), true).ret(rc),
         };
         if hold != 0 {
             report!(
@@ -461,7 +461,7 @@ pub unsafe extern "C" fn mcm_delete(
             Outcome::NoServer => -1,
             Outcome::Failed => -5,
         };
-        finish(scope, ctxt, Some(&st)).ret(rc)
+        finish(scope, ctxt, Some(&st), rc < 0).ret(rc)
     })
 }
 
@@ -499,7 +499,7 @@ pub unsafe extern "C" fn mcm_touch(
         // SAFETY: per the contract.
         let key = match unsafe { validate_key(ctxt, key, key_len) } {
             Ok(k) => k,
-            Err(rc) => return finish(scope, ctxt, None).ret(rc),
+            Err(rc) => return finish(scope, ctxt, Some(&state::handle(mc)), true).ret(rc),
         };
         let exchange = |c: &mut _, w: &mut _| command::touch(c, w, key, expire as u64);
         // SAFETY: per the contract.
@@ -515,7 +515,7 @@ pub unsafe extern "C" fn mcm_touch(
             Outcome::NoServer => -1,
             Outcome::Failed => 2,
         };
-        finish(scope, ctxt, Some(&st)).ret(rc)
+        finish(scope, ctxt, Some(&st), rc < 0 || rc == 2).ret(rc)
     })
 }
 
@@ -564,7 +564,7 @@ unsafe fn arith(
         Err(rc) => {
             // SAFETY: ctxt is live.
             unsafe { set_errnum(ctxt, libc::EINVAL as u32) };
-            let delivered = finish(scope, ctxt, None);
+            let delivered = finish(scope, ctxt, Some(&state::handle(mc)), true);
             return Err(ArithFail {
                 delivered,
                 bad_key: Some(rc),
@@ -601,7 +601,7 @@ unsafe fn arith(
         // SAFETY: ctxt is live.
         unsafe { set_errnum(ctxt, libc::ENOENT as u32) };
     }
-    let delivered = finish(scope, ctxt, Some(&st));
+    let delivered = finish(scope, ctxt, Some(&st), result.is_err());
     result.map_err(|()| ArithFail {
         delivered,
         bad_key: None,
