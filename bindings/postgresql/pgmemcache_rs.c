@@ -1,0 +1,922 @@
+/*
+ * pgmemcache_rs: memcached from SQL through libmemcache (memcache.h, -lmemcache).
+ *
+ * One library context and one handle per backend. The handle follows the shared domain named by
+ * memcache.domain (mc_new2: the server list lives in shared memory and is edited with mcadmin),
+ * or, when memcache.servers is set, owns a private list of those servers. It is created on first
+ * use and rebuilt when either setting changes.
+ *
+ * Errors: PostgreSQL reports errors with a longjmp, which must never cross the library's (Rust)
+ * frames. So the library's error handler only copies each report into a static array; once the
+ * library call has returned, the wrapper looks at the call's result and the recorded reports and
+ * raises an ERROR (the call failed) or re-emits them as NOTICE/WARNING/DEBUG1 (it succeeded).
+ * Nothing is palloc'd while a library buffer is held, for the same reason: every library buffer
+ * is copied and free()d before PostgreSQL code that can throw runs.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include <memcache.h>
+
+PG_MODULE_MAGIC;
+
+/* memcached reads an expiry above 30 days as an absolute Unix time. */
+#define RELATIVE_EXPIRY_LIMIT ((int64) 60 * 60 * 24 * 30)
+
+/* Reports kept per library call; a call that reports more keeps the first ones and the last. */
+#define MAX_REPORTS 8
+#define REPORT_TEXT_LEN 384
+
+/* Longest key shown in an error message before it is cut. */
+#define KEY_SHOWN_LEN 64
+
+/* ---------------------------------------------------------------------------------------------
+ * Settings and per-backend state
+ */
+
+static char *domain_setting = NULL;  /* memcache.domain */
+static char *servers_setting = NULL; /* memcache.servers */
+
+static struct memcache_ctxt *lib_ctxt = NULL;
+static struct memcache *handle = NULL;
+/* What the handle was built from: "domain:<name>" or "servers:<list>"; malloc'd. */
+static char *handle_source = NULL;
+
+/* One report of the library, copied out of its memcache_err_ctxt by the handler. */
+typedef struct LibReport
+{
+	uint32		code;			/* MCM_ERR_* */
+	int			severity;		/* MCM_ERR_LVL_* */
+	char		text[REPORT_TEXT_LEN];	/* "errstr[: strerror][: message]" */
+	char		message[REPORT_TEXT_LEN];	/* the message alone (may be empty) */
+} LibReport;
+
+static LibReport reports[MAX_REPORTS];
+static int	report_count = 0;
+
+/* ---------------------------------------------------------------------------------------------
+ * The error handler: runs inside library frames, so it only copies. No palloc, no elog.
+ */
+
+static void
+copy_bounded(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	size_t		n = srclen < dstlen - 1 ? srclen : dstlen - 1;
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		dst[i] = (src[i] == '\0') ? ' ' : src[i];
+	dst[n] = '\0';
+}
+
+static int32_t
+record_report(const void *ctxt, void *ectxt_ptr)
+{
+	struct memcache_err_ctxt *e = (struct memcache_err_ctxt *) ectxt_ptr;
+	LibReport  *r;
+	size_t		used;
+
+	(void) ctxt;
+	if (e == NULL)
+		return 0;
+	/* Full: the last slot keeps the newest report, usually the one that sums the failure up. */
+	r = &reports[report_count < MAX_REPORTS ? report_count++ : MAX_REPORTS - 1];
+	r->code = e->errcode;
+	r->severity = (unsigned char) e->severity;
+	r->message[0] = '\0';
+	if (e->errmsg != NULL && e->errlen > 0)
+		copy_bounded(r->message, sizeof(r->message), e->errmsg, e->errlen);
+
+	copy_bounded(r->text, sizeof(r->text), e->errstr ? e->errstr : "memcache error",
+				 e->errstr ? strlen(e->errstr) : strlen("memcache error"));
+	used = strlen(r->text);
+	if (e->errnum != 0 && used < sizeof(r->text) - 1)
+	{
+		const char *sys = strerror((int) e->errnum);
+
+		snprintf(r->text + used, sizeof(r->text) - used, ": %s", sys);
+		used = strlen(r->text);
+	}
+	if (r->message[0] != '\0' && used < sizeof(r->text) - 1)
+		snprintf(r->text + used, sizeof(r->text) - used, ": %s", r->message);
+
+	/* Keep going whatever the severity: the wrapper decides once the call has returned. */
+	e->cont = 'y';
+	return 0;
+}
+
+static void
+begin_call(void)
+{
+	report_count = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Turning recorded reports into PostgreSQL messages (after the library call returned)
+ */
+
+typedef enum CallOutcome
+{
+	OUTCOME_FAILED,				/* the call failed: raise an ERROR */
+	OUTCOME_BAD_KEY,			/* the key was refused before any I/O */
+	OUTCOME_REFUSED_BY_SERVER	/* SERVER_ERROR, e.g. the value is too large */
+} CallOutcome;
+
+static bool
+is_key_report(const LibReport *r)
+{
+	return r->code == MCM_ERR_PROTO && strncmp(r->message, "invalid key", 11) == 0;
+}
+
+/* The report that explains a failure: the most severe, the latest among equals. */
+static int
+primary_report(void)
+{
+	int			best = -1;
+	int			i;
+
+	for (i = 0; i < report_count; i++)
+	{
+		if (is_key_report(&reports[i]))
+			return i;
+		if (best < 0 || reports[i].severity >= reports[best].severity)
+			best = i;
+	}
+	return best;
+}
+
+/* True when the library reported something beyond information (a reconnect, a trace). */
+static bool
+has_problem_report(void)
+{
+	int			i;
+
+	for (i = 0; i < report_count; i++)
+		if (reports[i].severity > MCM_ERR_LVL_INFO)
+			return true;
+	return false;
+}
+
+/* "text" of a key for messages: cut to KEY_SHOWN_LEN bytes (on a character boundary). */
+static char *
+shown_key(const char *key)
+{
+	size_t		len = strlen(key);
+
+	if (len <= KEY_SHOWN_LEN)
+		return pstrdup(key);
+	len = pg_mbcliplen(key, (int) len, KEY_SHOWN_LEN);
+	return psprintf("%.*s...", (int) len, key);
+}
+
+/*
+ * Raises the ERROR for a failed call. `what` names the SQL function; `key` is NULL for calls
+ * without one; `rc` is the library's return value (for the message when nothing was reported).
+ */
+static void raise_failure(const char *what, const char *key, CallOutcome outcome, int rc)
+			pg_attribute_noreturn();
+
+static void
+raise_failure(const char *what, const char *key, CallOutcome outcome, int rc)
+{
+	int			primary = primary_report();
+	StringInfoData detail;
+	int			sqlstate;
+	int			i;
+
+	if (primary < 0)
+	{
+		/* Nothing reached the handler: ask the handle for its last error. */
+		char		buf[REPORT_TEXT_LEN];
+		int			code = handle ? mc_last_error(handle, buf, sizeof(buf)) : 0;
+
+		if (code > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("memcache: %s", buf),
+					 errcontext("%s()", what)));
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("memcache: %s failed with code %d", what, rc)));
+	}
+
+	if (outcome == OUTCOME_BAD_KEY || is_key_report(&reports[primary]))
+	{
+		const LibReport *r = &reports[primary];
+		const char *why = r->message[0] ? r->message : r->text;
+
+		/* The library says "invalid key: <why>"; name the key in between. */
+		if (strncmp(why, "invalid key: ", 13) == 0)
+			why += 13;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("memcache: invalid key \"%s\": %s", key ? shown_key(key) : "", why),
+				 errhint("Keys are 1 to 250 bytes without spaces or control characters.")));
+	}
+
+	switch (reports[primary].code)
+	{
+		case MCM_ERR_MEM_MALLOC:
+		case MCM_ERR_MEM_REALLOC:
+			sqlstate = ERRCODE_OUT_OF_MEMORY;
+			break;
+		default:
+			sqlstate = outcome == OUTCOME_REFUSED_BY_SERVER
+				? ERRCODE_PROGRAM_LIMIT_EXCEEDED
+				: ERRCODE_SYSTEM_ERROR;
+			break;
+	}
+
+	if (handle != NULL && handle->num_servers == 0 && handle_source != NULL)
+	{
+		/* The usual cause: a domain nobody has filled (or created) yet. */
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("memcache: %s", reports[primary].text),
+				 strncmp(handle_source, "domain:", 7) == 0
+				 ? errhint("The domain \"%s\" has no servers; add some with "
+						   "\"mcadmin --domain %s add HOST:PORT\".",
+						   handle_source + 7, handle_source + 7)
+				 : errhint("memcache.servers lists no servers."),
+				 errcontext("%s()", what)));
+	}
+
+	initStringInfo(&detail);
+	for (i = 0; i < report_count; i++)
+	{
+		if (i == primary)
+			continue;
+		appendStringInfo(&detail, "%s%s", detail.len ? "; " : "", reports[i].text);
+	}
+	if (detail.len > 0)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("memcache: %s", reports[primary].text),
+				 errdetail("Also reported: %s.", detail.data),
+				 errcontext("%s()", what)));
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 errmsg("memcache: %s", reports[primary].text),
+			 errcontext("%s()", what)));
+}
+
+/*
+ * Re-emits the reports of a call that did not fail: informational ones at DEBUG1, notices as
+ * NOTICE, anything more severe as WARNING. `expected` (or 0) is a code that only restates the
+ * function's ordinary answer (MC_STORE for "not stored") and is not shown.
+ */
+static void
+emit_reports(uint32 expected)
+{
+	int			count = report_count;
+	int			i;
+
+	/* ereport below may run code that reaches the library again; work from a snapshot. */
+	report_count = 0;
+	for (i = 0; i < count; i++)
+	{
+		const LibReport *r = &reports[i];
+		int			level;
+
+		if (expected != 0 && r->code == expected)
+			continue;
+		if (r->severity <= MCM_ERR_LVL_INFO)
+			level = DEBUG1;
+		else if (r->severity == MCM_ERR_LVL_NOTICE)
+			level = NOTICE;
+		else
+			level = WARNING;
+		ereport(level, (errmsg("memcache: %s", r->text)));
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The handle
+ */
+
+static void
+ensure_context(void)
+{
+	if (lib_ctxt != NULL)
+		return;
+	/* malloc, not palloc: palloc can longjmp out of the library on OOM. */
+	lib_ctxt = mcMemNewCtxt(free, malloc, NULL, realloc);
+	if (lib_ctxt == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("memcache: cannot create the library context")));
+	mcErrSetupCtxt(lib_ctxt, record_report);
+	/* A new context filters INFO and NOTICE out; see everything and decide here. */
+	mcm_err_filter_del(lib_ctxt, MCM_ERR_LVL_INFO | MCM_ERR_LVL_NOTICE);
+}
+
+static void
+drop_handle(void)
+{
+	if (handle != NULL)
+	{
+		mcm_free(lib_ctxt, handle);
+		handle = NULL;
+	}
+	free(handle_source);
+	handle_source = NULL;
+}
+
+/* Adds the comma-separated servers of memcache.servers to a private handle; ERROR on failure. */
+static void
+add_listed_servers(struct memcache *mc, const char *list)
+{
+	char	   *copy = pstrdup(list);
+	char	   *item = copy;
+
+	while (item != NULL)
+	{
+		char	   *next = strchr(item, ',');
+		char	   *end;
+		int			rc;
+
+		if (next != NULL)
+			*next++ = '\0';
+		while (*item == ' ' || *item == '\t')
+			item++;
+		end = item + strlen(item);
+		while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*item != '\0')
+		{
+			begin_call();
+			rc = mcm_server_add4(lib_ctxt, mc, item);
+			if (rc != 0)
+			{
+				int			primary = primary_report();
+
+				mcm_free(lib_ctxt, mc);
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("memcache: cannot use server \"%s\" of memcache.servers: %s",
+								item,
+								primary >= 0 ? reports[primary].text : "not added"),
+						 errdetail("mc_server_add4() returned %d.", rc)));
+			}
+			emit_reports(0);
+		}
+		item = next;
+	}
+	pfree(copy);
+}
+
+/* The backend's handle for the current settings, created or rebuilt as needed. */
+static struct memcache *
+get_handle(void)
+{
+	bool		private_list = servers_setting != NULL && servers_setting[0] != '\0';
+	char	   *wanted;
+	struct memcache *mc;
+
+	ensure_context();
+	wanted = private_list
+		? psprintf("servers:%s", servers_setting)
+		: psprintf("domain:%s", domain_setting ? domain_setting : "default");
+	if (handle != NULL && handle_source != NULL && strcmp(wanted, handle_source) == 0)
+	{
+		pfree(wanted);
+		return handle;
+	}
+	drop_handle();
+
+	begin_call();
+	mc = private_list
+		? mcm_new_private(lib_ctxt)
+		: mcm_new2(lib_ctxt, domain_setting ? domain_setting : "default");
+	if (mc == NULL)
+	{
+		int			primary = primary_report();
+
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("memcache: cannot create a handle for %s: %s", wanted,
+						primary >= 0 ? reports[primary].text : "out of memory")));
+	}
+	emit_reports(0);
+	if (private_list)
+	{
+		/* The placement domains use, so one list gives the same keys either way. */
+		mc_distribution(mc, MC_DIST_KETAMA_MD5);
+		add_listed_servers(mc, servers_setting);
+	}
+
+	handle_source = strdup(wanted);
+	if (handle_source == NULL)
+	{
+		mcm_free(lib_ctxt, mc);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	handle = mc;
+	pfree(wanted);
+	return handle;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Settings
+ */
+
+static bool
+check_domain(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+	size_t		len = p ? strlen(p) : 0;
+
+	(void) extra;
+	(void) source;
+	if (len < 1 || len > 64)
+	{
+		GUC_check_errdetail("A domain name is 1 to 64 characters.");
+		return false;
+	}
+	for (; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			  *p == '_' || *p == '.' || *p == '-'))
+		{
+			GUC_check_errdetail("A domain name is made of A-Z, a-z, 0-9, '_', '.' and '-'.");
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool
+check_servers(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+
+	(void) extra;
+	(void) source;
+	if (p == NULL)
+		return true;
+	for (; *p; p++)
+	{
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+		{
+			GUC_check_errdetail("The list holds a control character.");
+			return false;
+		}
+	}
+	return true;
+}
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("memcache.domain",
+							   "Shared memcached server list (domain) used by the memcache_* functions.",
+							   "Domains are edited with mcadmin(8); a change is seen by the next call, "
+							   "without reconnecting. Ignored while memcache.servers is set.",
+							   &domain_setting,
+							   "default",
+							   PGC_USERSET,
+							   0,
+							   check_domain, NULL, NULL);
+	DefineCustomStringVariable("memcache.servers",
+							   "Comma-separated memcached servers (host:port, [v6]:port or "
+							   "/socket/path) used instead of memcache.domain.",
+							   "Empty (the default) uses memcache.domain.",
+							   &servers_setting,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   check_servers, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("memcache");
+#else
+	EmitWarningsOnPlaceholders("memcache");
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Argument helpers
+ */
+
+/* Seconds of an interval as memcached's exptime: relative up to 30 days, absolute beyond. */
+static time_t
+expiry_of(Interval *iv)
+{
+	int64		secs;
+	int64		usecs = iv->time;
+
+	secs = usecs / USECS_PER_SEC;
+	if (usecs % USECS_PER_SEC > 0)
+		secs++;					/* round up: 0 would mean "never expires" */
+	secs += (int64) iv->day * SECS_PER_DAY;
+	secs += (int64) iv->month * DAYS_PER_MONTH * SECS_PER_DAY;
+	if (secs < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("memcache: expire must not be negative")));
+	if (secs <= RELATIVE_EXPIRY_LIMIT)
+		return (time_t) secs;
+	secs += (int64) time(NULL);
+	if (secs > (int64) INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("memcache: expire is too far in the future")));
+	return (time_t) secs;
+}
+
+static uint64
+delta_of(int64 delta)
+{
+	if (delta < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("memcache: delta must not be negative"),
+				 errhint("Use memcache_decr() to subtract.")));
+	return (uint64) delta;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Fetching
+ */
+
+/*
+ * The value of `key` copied into a new bytea, or NULL on a miss. The library's buffer (malloc'd,
+ * the context's allocator) is copied and freed before anything that can throw.
+ */
+static bytea *
+fetch(const char *what, char *key)
+{
+	struct memcache *mc = get_handle();
+	size_t		len = 0;
+	char	   *val;
+	bytea	   *result;
+
+	begin_call();
+	val = mcm_aget2(lib_ctxt, mc, key, strlen(key), &len);
+	if (val == NULL)
+	{
+		/* NULL is a miss, unless the library reported a problem. */
+		if (has_problem_report())
+			raise_failure(what, key, OUTCOME_FAILED, 0);
+		emit_reports(0);
+		CHECK_FOR_INTERRUPTS();
+		return NULL;
+	}
+	if (len > MaxAllocSize - VARHDRSZ)
+	{
+		free(val);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("memcache: value of %zu bytes is too large", len)));
+	}
+	result = (bytea *) palloc_extended(len + VARHDRSZ, MCXT_ALLOC_NO_OOM);
+	if (result != NULL)
+	{
+		SET_VARSIZE(result, len + VARHDRSZ);
+		memcpy(VARDATA(result), val, len);
+	}
+	free(val);
+	if (result == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed on a request of size %zu.", len + VARHDRSZ)));
+	emit_reports(0);
+	CHECK_FOR_INTERRUPTS();
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(pgmc_get);
+Datum
+pgmc_get(PG_FUNCTION_ARGS)
+{
+	bytea	   *v = fetch("memcache_get", text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	if (v == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_BYTEA_P(v);
+}
+
+PG_FUNCTION_INFO_V1(pgmc_get_text);
+Datum
+pgmc_get_text(PG_FUNCTION_ARGS)
+{
+	bytea	   *v = fetch("memcache_get_text", text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	if (v == NULL)
+		PG_RETURN_NULL();
+	/* Text must be valid in the database encoding (and holds no NUL): refuse anything else. */
+	pg_verifymbstr(VARDATA(v), VARSIZE(v) - VARHDRSZ, false);
+	PG_RETURN_TEXT_P((text *) v);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Storing
+ */
+
+typedef int (*StoreFunc) (struct memcache_ctxt *, struct memcache *, char *, size_t,
+						  const void *, size_t, time_t, uint16_t);
+
+/* set/add/replace: true stored, false not stored (add: exists; replace: missing). */
+static Datum
+store(FunctionCallInfo fcinfo, const char *what, StoreFunc fn)
+{
+	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bytea	   *value = PG_GETARG_BYTEA_PP(1);	/* text and bytea share the varlena layout */
+	time_t		expire = expiry_of(PG_GETARG_INTERVAL_P(2));
+	struct memcache *mc = get_handle();
+	int			rc;
+
+	begin_call();
+	rc = fn(lib_ctxt, mc, key, strlen(key), VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value),
+			expire, 0);
+	switch (rc)
+	{
+		case 0:
+			emit_reports(0);
+			PG_RETURN_BOOL(true);
+		case 1:
+			emit_reports(MCM_ERR_MC_STORE);
+			PG_RETURN_BOOL(false);
+		case -9:
+			raise_failure(what, key, OUTCOME_BAD_KEY, rc);
+			break;
+		case 4:
+			raise_failure(what, key, OUTCOME_REFUSED_BY_SERVER, rc);
+			break;
+		default:
+			raise_failure(what, key, OUTCOME_FAILED, rc);
+			break;
+	}
+	PG_RETURN_NULL();			/* not reached */
+}
+
+PG_FUNCTION_INFO_V1(pgmc_set);
+Datum
+pgmc_set(PG_FUNCTION_ARGS)
+{
+	return store(fcinfo, "memcache_set", mcm_set);
+}
+
+PG_FUNCTION_INFO_V1(pgmc_add);
+Datum
+pgmc_add(PG_FUNCTION_ARGS)
+{
+	return store(fcinfo, "memcache_add", mcm_add);
+}
+
+PG_FUNCTION_INFO_V1(pgmc_replace);
+Datum
+pgmc_replace(PG_FUNCTION_ARGS)
+{
+	return store(fcinfo, "memcache_replace", mcm_replace);
+}
+
+PG_FUNCTION_INFO_V1(pgmc_delete);
+Datum
+pgmc_delete(PG_FUNCTION_ARGS)
+{
+	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	struct memcache *mc = get_handle();
+	int			rc;
+
+	begin_call();
+	rc = mcm_delete(lib_ctxt, mc, key, strlen(key), 0);
+	if (rc == 0 || rc == 1)
+	{
+		emit_reports(0);
+		PG_RETURN_BOOL(rc == 0);
+	}
+	raise_failure("memcache_delete", key, rc == -9 ? OUTCOME_BAD_KEY : OUTCOME_FAILED, rc);
+	PG_RETURN_NULL();			/* not reached */
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Counters
+ */
+
+typedef int (*ArithFunc) (struct memcache_ctxt *, struct memcache *, char *, size_t, uint64_t,
+						  uint64_t *);
+
+static Datum
+arith(FunctionCallInfo fcinfo, const char *what, ArithFunc fn)
+{
+	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	uint64		delta = delta_of(PG_GETARG_INT64(1));
+	struct memcache *mc = get_handle();
+	uint64_t	value = 0;
+	int			rc;
+
+	begin_call();
+	rc = fn(lib_ctxt, mc, key, strlen(key), delta, &value);
+	if (rc == 0)
+	{
+		emit_reports(0);
+		if (value > (uint64_t) PG_INT64_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("memcache: counter \"%s\" is %llu, out of range for bigint",
+							shown_key(key), (unsigned long long) value)));
+		PG_RETURN_INT64((int64) value);
+	}
+	if (rc == MC_NOT_FOUND)
+	{
+		emit_reports(0);
+		PG_RETURN_NULL();
+	}
+	raise_failure(what, key, rc == -9 ? OUTCOME_BAD_KEY : OUTCOME_FAILED, rc);
+	PG_RETURN_NULL();			/* not reached */
+}
+
+PG_FUNCTION_INFO_V1(pgmc_incr);
+Datum
+pgmc_incr(PG_FUNCTION_ARGS)
+{
+	return arith(fcinfo, "memcache_incr", mcm_incr64);
+}
+
+PG_FUNCTION_INFO_V1(pgmc_decr);
+Datum
+pgmc_decr(PG_FUNCTION_ARGS)
+{
+	return arith(fcinfo, "memcache_decr", mcm_decr64);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Servers: statistics and flush
+ */
+
+static void
+put_row(Tuplestorestate *ts, TupleDesc desc, const char *server, const char *name,
+		const char *value)
+{
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	values[0] = CStringGetTextDatum(server);
+	values[1] = CStringGetTextDatum(name);
+	values[2] = CStringGetTextDatum(value);
+	tuplestore_putvalues(ts, desc, values, nulls);
+}
+
+static void
+put_u64(Tuplestorestate *ts, TupleDesc desc, const char *server, const char *name, uint64 v)
+{
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), UINT64_FORMAT, v);
+	put_row(ts, desc, server, name, buf);
+}
+
+static void
+put_tv(Tuplestorestate *ts, TupleDesc desc, const char *server, const char *name,
+	   struct timeval tv)
+{
+	char		buf[48];
+
+	snprintf(buf, sizeof(buf), "%lld.%06ld", (long long) tv.tv_sec, (long) tv.tv_usec);
+	put_row(ts, desc, server, name, buf);
+}
+
+/*
+ * Makes the handle pick up the current list of its domain. Stats walk mc->servers, which only
+ * changes when a call looks at the domain; mcm_server_find() does that without any I/O.
+ */
+static void
+refresh_server_list(struct memcache *mc)
+{
+	begin_call();
+	(void) mcm_server_find(lib_ctxt, mc, 0);
+	emit_reports(0);
+}
+
+PG_FUNCTION_INFO_V1(pgmc_stats);
+Datum
+pgmc_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	struct memcache *mc;
+	TupleDesc	desc;
+	Tuplestorestate *ts;
+	MemoryContext old;
+	uint32		i;
+	uint32		count;
+	int			answered = 0;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("memcache_stats() must be called where a set is accepted")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "memcache_stats(): return type must be a row type");
+
+	mc = get_handle();
+	refresh_server_list(mc);
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	desc = CreateTupleDescCopy(desc);
+	ts = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = ts;
+	rsinfo->setDesc = desc;
+
+	count = mc->num_servers;
+	for (i = 0; i < count; i++)
+	{
+		struct memcache_server *ms = mc->servers[i];
+		struct memcache_server_stats *s;
+		struct memcache_server_stats copy;
+		char		version[128];
+		char	   *server;
+
+		server = psprintf("%s:%s", ms->hostname ? ms->hostname : "",
+						  ms->port ? ms->port : "");
+		begin_call();
+		s = mcm_server_stats(lib_ctxt, mc, ms);
+		if (s == NULL)
+		{
+			/* One unreachable server is a warning; none answering at all is an error below. */
+			int			primary = primary_report();
+
+			ereport(WARNING,
+					(errmsg("memcache: no statistics from %s: %s", server,
+							primary >= 0 ? reports[primary].text : "no reply")));
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		/* Copy, then give the library its memory back before anything can throw. */
+		copy = *s;
+		copy_bounded(version, sizeof(version), s->version ? s->version : "",
+					 s->version ? strlen(s->version) : 0);
+		mcm_server_stats_free(lib_ctxt, s);
+		emit_reports(0);
+		answered++;
+
+		put_u64(ts, desc, server, "pid", (uint64) copy.pid);
+		put_u64(ts, desc, server, "uptime", (uint64) copy.uptime);
+		put_u64(ts, desc, server, "time", (uint64) copy.time);
+		put_row(ts, desc, server, "version", version);
+		put_tv(ts, desc, server, "rusage_user", copy.rusage_user);
+		put_tv(ts, desc, server, "rusage_system", copy.rusage_system);
+		put_u64(ts, desc, server, "curr_items", copy.curr_items);
+		put_u64(ts, desc, server, "total_items", copy.total_items);
+		put_u64(ts, desc, server, "bytes", copy.bytes);
+		put_u64(ts, desc, server, "curr_connections", copy.curr_connections);
+		put_u64(ts, desc, server, "total_connections", copy.total_connections);
+		put_u64(ts, desc, server, "connection_structures", copy.connection_structures);
+		put_u64(ts, desc, server, "cmd_get", copy.cmd_get);
+		put_u64(ts, desc, server, "cmd_set", copy.cmd_set);
+		put_u64(ts, desc, server, "get_hits", copy.get_hits);
+		put_u64(ts, desc, server, "get_misses", copy.get_misses);
+		put_u64(ts, desc, server, "bytes_read", copy.bytes_read);
+		put_u64(ts, desc, server, "bytes_written", copy.bytes_written);
+		put_u64(ts, desc, server, "limit_maxbytes", copy.limit_maxbytes);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (answered == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("memcache: no server answered"),
+				 errdetail("The handle (%s) has %u server(s).", handle_source, count)));
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgmc_flush_all);
+Datum
+pgmc_flush_all(PG_FUNCTION_ARGS)
+{
+	struct memcache *mc = get_handle();
+	int			rc;
+
+	refresh_server_list(mc);
+	if (mc->num_servers == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("memcache: no servers to flush"),
+				 errdetail("The handle (%s) has no servers.", handle_source)));
+	begin_call();
+	rc = mcm_flush_all(lib_ctxt, mc);
+	if (rc != 0)
+		raise_failure("memcache_flush_all", NULL, OUTCOME_FAILED, rc);
+	emit_reports(0);
+	PG_RETURN_BOOL(true);
+}

@@ -1,0 +1,215 @@
+#!/bin/bash
+# Tests the pgmemcache_rs extension end to end: builds it with PGXS against the installed
+# libmemcache, starts a throwaway PostgreSQL server (initdb into a temporary directory, run as a
+# non-root user) and two real memcached servers, runs the psql scripts of sql/ and compares
+# their output with expected/.
+#
+#   LIBMEMCACHE_PREFIX=/path/to/prefix bindings/postgresql/test.sh
+#
+# LIBMEMCACHE_PREFIX is where `make install PREFIX=...` put the library (`make test` sets it to
+# target/test-prefix; that is also the default). The system stays clean: the extension is
+# installed with DESTDIR into the temporary directory, and the server runs from a copy of the
+# postgres binary there, which finds its share/ and lib/ directories relative to itself (their
+# other entries are links to the system's). Shared-memory domains live under a prefix of their
+# own (MEMCACHE_SHM_PREFIX) and are removed at the end.
+#
+# Environment: PG_CONFIG (default pg_config), PGMC_KEEP_TMP=1 keeps the temporary directory,
+# PGMC_ACCEPT=1 copies the results over expected/ (after reviewing them!).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+tests=(basic errors domain readme)
+
+"$root/tools/install-deps"
+
+PG_CONFIG=${PG_CONFIG:-pg_config}
+prefix=${LIBMEMCACHE_PREFIX:-$root/target/test-prefix}
+libdir=$prefix/lib
+if [ ! -f "$libdir/pkgconfig/libmemcache.pc" ]; then
+	echo "test.sh: no libmemcache.pc under $libdir; run 'make install PREFIX=$prefix' first" >&2
+	exit 2
+fi
+for tool in mcadmin mclient; do
+	if [ ! -x "$root/target/release/$tool" ]; then
+		echo "test.sh: $root/target/release/$tool is missing; run 'make build' first" >&2
+		exit 2
+	fi
+done
+
+pg_bindir=$("$PG_CONFIG" --bindir)
+pg_pkglibdir=$("$PG_CONFIG" --pkglibdir)
+pg_sharedir=$("$PG_CONFIG" --sharedir)
+
+# The server refuses to run as root: as root, use (and if needed create) the user pgtest.
+if [ "$(id -u)" -eq 0 ]; then
+	pg_user=pgtest
+	if ! id -u "$pg_user" >/dev/null 2>&1; then
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin "$pg_user" 2>/dev/null || id -u "$pg_user" >/dev/null
+	fi
+	as_pg() { runuser -u "$pg_user" -- env "$@"; }
+	memcached_user=(-u root)
+else
+	pg_user=$(id -un)
+	as_pg() { env "$@"; }
+	memcached_user=()
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pgmemcache_rs.XXXXXX")
+chmod 755 "$tmp"
+shm_prefix="pgmc$$"
+memcached_pids=()
+server_started=
+
+cleanup() {
+	local status=$?
+	set +e
+	if [ -n "$server_started" ]; then
+		as_pg PATH="$PATH" "$pg_bindir/pg_ctl" -D "$tmp/pg/data" -m immediate -w stop >/dev/null 2>&1
+	fi
+	for pid in "${memcached_pids[@]}"; do
+		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	done
+	rm -f /dev/shm/"$shm_prefix".*
+	if [ "${PGMC_KEEP_TMP:-}" = 1 ]; then
+		echo "test.sh: kept $tmp" >&2
+	else
+		rm -rf "$tmp"
+	fi
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step() { printf '== %s\n' "$*"; }
+
+# --- Tools and library where the server user can reach them ---------------------------------
+mkdir -p "$tmp/bin" "$tmp/pg" "$tmp/results"
+# The server user owns $tmp/pg: its data directory, its log and its socket.
+[ "$(id -u)" -ne 0 ] || chown "$pg_user" "$tmp/pg"
+cp "$root/target/release/mcadmin" "$root/target/release/mclient" "$tmp/bin/"
+server_libdir=$libdir
+if ! as_pg test -r "$libdir/libmemcache.so.0"; then
+	# A prefix under a private home directory: give the server a copy it can read.
+	mkdir -p "$tmp/lib"
+	cp -L "$libdir/libmemcache.so.0" "$tmp/lib/"
+	server_libdir=$tmp/lib
+fi
+mcadmin=$tmp/bin/mcadmin
+mclient=$tmp/bin/mclient
+
+# --- Build and install the extension into $tmp/inst -------------------------------------------
+step "building the extension with PGXS against $prefix"
+mkdir -p "$tmp/build"
+cp "$here/Makefile" "$here"/*.c "$here"/*.control "$here"/*--*.sql "$tmp/build/"
+if ! PKG_CONFIG_PATH="$libdir/pkgconfig" make -C "$tmp/build" PG_CONFIG="$PG_CONFIG" \
+	COPT="-Werror" >"$tmp/build.log" 2>&1 ||
+	! PKG_CONFIG_PATH="$libdir/pkgconfig" make -C "$tmp/build" PG_CONFIG="$PG_CONFIG" \
+		install DESTDIR="$tmp/inst" >>"$tmp/build.log" 2>&1; then
+	cat "$tmp/build.log"
+	exit 1
+fi
+
+# A server installation of our own: a copy of postgres (it locates share/ and lib/ relative to
+# its own path), the extension's files, and links to everything else of the system's.
+link_missing() { # link_missing SYSTEM_DIR OUR_DIR
+	local entry
+	mkdir -p "$2"
+	for entry in "$1"/* "$1"/.[!.]*; do
+		[ -e "$entry" ] || continue
+		[ -e "$2/${entry##*/}" ] || ln -s "$entry" "$2/${entry##*/}"
+	done
+}
+inst=$tmp/inst
+mkdir -p "$inst$pg_bindir"
+cp "$pg_bindir/postgres" "$inst$pg_bindir/postgres"
+link_missing "$pg_sharedir/extension" "$inst$pg_sharedir/extension"
+link_missing "$pg_sharedir" "$inst$pg_sharedir"
+link_missing "$pg_pkglibdir" "$inst$pg_pkglibdir"
+
+# --- memcached ------------------------------------------------------------------------------
+# Starts memcached on a free loopback port; sets $started to "127.0.0.1:PORT".
+start_memcached() {
+	local attempt port pid i
+	for attempt in $(seq 1 20); do
+		port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		memcached -l 127.0.0.1 -p "$port" -U 0 -m 16 -t 1 "${memcached_user[@]}" \
+			</dev/null >/dev/null 2>&1 &
+		pid=$!
+		for i in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			# Ours only if the server on the port reports our pid.
+			if "$mclient" --servers "127.0.0.1:$port" --timeout-ms 500 stats 2>/dev/null |
+				grep -q "	pid	$pid\$"; then
+				memcached_pids+=("$pid")
+				started=127.0.0.1:$port
+				return 0
+			fi
+			sleep 0.05
+		done
+		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	done
+	echo "test.sh: cannot start memcached" >&2
+	return 1
+}
+step "starting two memcached servers"
+start_memcached
+mc1=$started
+start_memcached
+mc2=$started
+
+# Domains of this run (as the server user, who must own them or see them owned by root).
+as_pg MEMCACHE_SHM_PREFIX="$shm_prefix" "$mcadmin" --domain pgtest set "$mc1" 2>/dev/null
+as_pg MEMCACHE_SHM_PREFIX="$shm_prefix" "$mcadmin" --domain pgmove set "$mc1" 2>/dev/null
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+step "initdb and start PostgreSQL as $pg_user"
+as_pg PATH="$PATH" "$pg_bindir/initdb" -D "$tmp/pg/data" --username=postgres --auth=trust \
+	--encoding=UTF8 --locale=C --no-sync >"$tmp/initdb.log" 2>&1 || {
+	cat "$tmp/initdb.log"
+	exit 1
+}
+cat >>"$tmp/pg/data/postgresql.conf" <<EOF
+listen_addresses = ''
+unix_socket_directories = '$tmp/pg'
+port = 5432
+fsync = off
+jit = off
+lc_messages = 'C'
+memcache.domain = 'pgtest'
+EOF
+server_env=(PATH="$PATH" LD_LIBRARY_PATH="$server_libdir" MEMCACHE_SHM_PREFIX="$shm_prefix")
+if ! as_pg "${server_env[@]}" "$pg_bindir/pg_ctl" -D "$tmp/pg/data" -p "$inst$pg_bindir/postgres" \
+	-l "$tmp/pg/server.log" -w -t 30 start >/dev/null; then
+	cat "$tmp/pg/server.log"
+	exit 1
+fi
+server_started=1
+
+# --- The SQL tests --------------------------------------------------------------------------
+psql_env=(PATH="$PATH" PGHOST="$tmp/pg" PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
+	MEMCACHE_SHM_PREFIX="$shm_prefix" MCADMIN="$mcadmin" MCLIENT="$mclient" MC1="$mc1" MC2="$mc2"
+	LIBMEMCACHE_DIR="$(realpath "$server_libdir")")
+failed=0
+for t in "${tests[@]}"; do
+	as_pg "${psql_env[@]}" "$pg_bindir/psql" -X -a -q -v ON_ERROR_STOP=0 \
+		-v mc1="$mc1" -v mc2="$mc2" <"$here/sql/$t.sql" >"$tmp/results/$t.out" 2>&1 || true
+	if diff -u "$here/expected/$t.out" "$tmp/results/$t.out" >"$tmp/results/$t.diff"; then
+		step "$t: ok"
+	else
+		step "$t: FAILED"
+		cat "$tmp/results/$t.diff"
+		failed=1
+	fi
+	if [ "${PGMC_ACCEPT:-}" = 1 ]; then
+		cp "$tmp/results/$t.out" "$here/expected/$t.out"
+	fi
+done
+
+if [ "$failed" -ne 0 ]; then
+	echo "--- server log (last 40 lines) ---"
+	tail -n 40 "$tmp/pg/server.log"
+	exit 1
+fi
+step "all ${#tests[@]} tests passed"
