@@ -1,0 +1,576 @@
+# frozen_string_literal: true
+
+# Ruby binding of libmemcache (the Rust drop-in replacement of libmemcache 1.4) over ruby-ffi.
+#
+#   mc = Memcache.new(domain: "default")             # follows the shared list edited by mcadmin(8)
+#   mc = Memcache.new(servers: ["127.0.0.1:11211"])  # a private list, as libmemcache 1.4 had
+#   mc.set("k", "v\0binary", ttl: 60)                 # => true
+#   mc.get("k")                                       # => "v\x00binary" (ASCII-8BIT) or nil
+#
+# The shared library is loaded from $LIBMEMCACHE_LIB if set, else "libmemcache.so.0" through the
+# dynamic loader's search path (LD_LIBRARY_PATH, ld.so.conf).
+
+require "ffi"
+
+class Memcache
+  # Every error this binding raises. #code is the library's MCM_ERR_* code when it reported one.
+  class Error < StandardError
+    attr_reader :code
+
+    def initialize(message = nil, code: nil)
+      super(message)
+      @code = code
+    end
+  end
+
+  # The key is empty, longer than 250 bytes, or holds whitespace or a control byte.
+  class InvalidKey < Error; end
+
+  # No server could be chosen or connected to (empty list, all servers down, bad address).
+  class NoServer < Error; end
+
+  # A server answered with an error, the connection failed mid-command, or it timed out.
+  class ServerError < Error; end
+
+  # The handle could not be created: a bad domain name or a server address that does not resolve.
+  class ConfigError < Error; end
+
+  # The handle was closed with #close.
+  class ClosedError < Error; end
+
+  # The C declarations this binding uses (memcache.h, x86-64 layouts of spec §3).
+  module Native
+    extend FFI::Library
+    ffi_lib ENV.fetch("LIBMEMCACHE_LIB", "libmemcache.so.0")
+
+    MCM_ERR_LVL_ALL = 0x1f # INFO | NOTICE | WARN | ERR | FATAL
+    MC_NOT_FOUND = 6
+
+    class Timeval < FFI::Struct
+      layout :tv_sec, :long,
+             :tv_usec, :long
+    end
+
+    # struct memcache_server (256 bytes; fds always present).
+    class Server < FFI::Struct
+      layout :misc, :pointer,      #   0
+             :hostname, :string,   #   8
+             :port, :string,       #  16
+             :fd, :int,            #  24
+             :tv, Timeval,         #  32
+             :active, :char,       #  48
+             :hostinfo, :pointer,  #  56
+             :num_addrs, :uint32,  #  64
+             :fds, [:uint8, 128],  #  72
+             :rbuf, :pointer,      # 200
+             :wbuf, :pointer,      # 208
+             :_last_hash, :uint32, # 216
+             :soff, :size_t,       # 224
+             :startoff, :size_t,   # 232
+             :tqe_next, :pointer,  # 240
+             :tqe_prev, :pointer   # 248
+    end
+
+    # struct memcache (56 bytes).
+    class Handle < FFI::Struct
+      layout :misc, :pointer,        #  0
+             :tv, Timeval,           #  8
+             :num_servers, :uint32,  # 24
+             :servers, :pointer,     # 32 struct memcache_server **, NULL-terminated
+             :tqh_first, :pointer,   # 40
+             :tqh_last, :pointer     # 48
+    end
+
+    # struct memcache_res (80 bytes).
+    class Res < FFI::Struct
+      layout :misc, :pointer,   #  0
+             :key, :pointer,    #  8
+             :len, :size_t,     # 16
+             :hash, :uint32,    # 24
+             :bytes, :size_t,   # 32
+             :val, :pointer,    # 40
+             :size, :size_t,    # 48
+             :tqe_next, :pointer, # 56
+             :tqe_prev, :pointer, # 64
+             :flags, :uint16,   # 72
+             :_flags, :char     # 74
+    end
+
+    # struct memcache_server_stats (168 bytes).
+    class ServerStats < FFI::Struct
+      layout :pid, :int,                      #   0
+             :uptime, :long,                  #   8
+             :time, :long,                    #  16
+             :version, :string,               #  24
+             :rusage_user, Timeval,           #  32
+             :rusage_system, Timeval,         #  48
+             :curr_items, :uint32,            #  64
+             :total_items, :uint64,           #  72
+             :bytes, :uint64,                 #  80
+             :curr_connections, :uint32,      #  88
+             :total_connections, :uint64,     #  96
+             :connection_structures, :uint32, # 104
+             :cmd_get, :uint64,               # 112
+             :cmd_set, :uint64,               # 120
+             :get_hits, :uint64,              # 128
+             :get_misses, :uint64,            # 136
+             :bytes_read, :uint64,            # 144
+             :bytes_written, :uint64,         # 152
+             :limit_maxbytes, :uint64         # 160
+    end
+
+    attach_function :mc_new2, [:string], :pointer
+    attach_function :mc_new_private, [], :pointer
+    attach_function :mc_free, [:pointer], :void
+    attach_function :mc_server_add4, [:pointer, :string], :int, blocking: true
+    attach_function :mc_server_find, [:pointer, :uint32], :pointer
+    attach_function :mc_last_error, [:pointer, :pointer, :size_t], :int
+    attach_function :mc_err_filter_add, [:uint32], :int32
+    attach_function :mc_err_filter_del, [:uint32], :int32
+    attach_function :mc_global_ctxt, [], :pointer
+
+    # The library's key check, as the default mcKeyValid hook of the global context: 0 for a good
+    # key, else 1 (empty), 251 (too long) or the 1-based position of the offending byte.
+    MC_KEY_VALID_OFFSET = 40 # struct memcache_ctxt.mcKeyValid
+
+    def self.key_check(key_ptr, len)
+      fn = mc_global_ctxt.get_pointer(MC_KEY_VALID_OFFSET)
+      return 0 if fn.null?
+
+      unless @key_valid&.address == fn.address
+        @key_valid = FFI::Function.new(:int32, [:pointer, :pointer, :size_t], fn)
+      end
+      @key_valid.call(nil, key_ptr, len)
+    end
+
+    # Keys and values are passed as native copies (never Ruby string memory) because these
+    # calls release the GVL while they wait for the network.
+    STORE_ARGS = [:pointer, :pointer, :size_t, :pointer, :size_t, :long, :uint16].freeze
+    attach_function :mc_set, STORE_ARGS, :int, blocking: true
+    attach_function :mc_add, STORE_ARGS, :int, blocking: true
+    attach_function :mc_replace, STORE_ARGS, :int, blocking: true
+    attach_function :mc_delete, [:pointer, :pointer, :size_t, :long], :int, blocking: true
+    attach_function :mc_incr64, [:pointer, :pointer, :size_t, :uint64, :pointer], :int, blocking: true
+    attach_function :mc_decr64, [:pointer, :pointer, :size_t, :uint64, :pointer], :int, blocking: true
+    attach_function :mc_aget2, [:pointer, :pointer, :size_t, :pointer], :pointer, blocking: true
+
+    attach_function :mc_req_new, [], :pointer
+    attach_function :mc_req_add, [:pointer, :pointer, :size_t], :pointer
+    attach_function :mc_req_free, [:pointer], :void
+    attach_function :mc_res_found, [:pointer], :int
+    attach_function :mc_get, [:pointer, :pointer], :void, blocking: true
+
+    attach_function :mc_server_stats, [:pointer, :pointer], :pointer, blocking: true
+    attach_function :mc_server_stats_free, [:pointer], :void
+  end
+
+  # free(3) for the buffers the library allocates with the global context's malloc.
+  module LibC
+    extend FFI::Library
+    ffi_lib FFI::Library::LIBC
+    attach_function :free, [:pointer], :void
+  end
+
+  # Descriptions of the MCM_ERR_* codes (memcache.h): mc_last_error() gives only the code and
+  # the site's message, e.g. "127.0.0.1:11311" for a refused connection.
+  ERROR_TEXT = {
+    1 => "internal assertion", 2 => "snprintf failed", 3 => "strtol failed",
+    4 => "strtoll failed", 5 => "connection re-established with server",
+    6 => "failed to send command to the memcache server",
+    7 => "no available servers in server list", 8 => "unable to store value",
+    9 => "unable to find a server to connect to", 10 => "malloc failed",
+    11 => "realloc failed", 12 => "unable to connect to a server",
+    13 => "unable to lookup/resolve host", 14 => "protocol error", 16 => "close failed",
+    17 => "connect failed", 18 => "fcntl failed", 19 => "read failed", 20 => "select failed",
+    21 => "setsockopt failed", 22 => "socket failed", 23 => "writev failed",
+    24 => "test message", 25 => "timeout", 26 => "trace", 27 => "unknown stat variable"
+  }.freeze
+
+  # Codes that mean "no server could be used" rather than "the server failed".
+  NO_SERVER_CODES = [7, 9, 12, 13, 17].freeze
+  # Last-error codes after which a NULL result is still a miss: none, reconnected, a connect
+  # failure the call failed over from (a call that found no server ends with 7 or 9), trace.
+  BENIGN_CODES = [0, 5, 12, 17, 26].freeze
+  MCM_ERR_PROTO = 14
+  MESSAGE_SIZE = 512
+
+  # The library's default handler writes every report to stderr. Exceptions carry the same
+  # information, so the binding filters all levels out on load (mc_last_error still sees them).
+  Native.mc_err_filter_add(Native::MCM_ERR_LVL_ALL)
+
+  # Turns the library's stderr reports back on (true) or off (false, the default). Process-wide:
+  # it changes the filter of the library's global context.
+  def self.stderr_reports=(on)
+    if on
+      Native.mc_err_filter_del(Native::MCM_ERR_LVL_ALL)
+    else
+      Native.mc_err_filter_add(Native::MCM_ERR_LVL_ALL)
+    end
+  end
+
+  # Memcache.new                       the domain named by $MEMCACHE_DOMAIN, else "default"
+  # Memcache.new(domain: "app")        the shared list of domain "app" (mcadmin(8))
+  # Memcache.new(servers: [addr, ...]) a private list; addr is "host:port", "host",
+  #                                    "[::1]:11211" or "/path/to/unix.sock"
+  def initialize(domain: nil, servers: nil)
+    raise ArgumentError, "give domain: or servers:, not both" if domain && servers
+
+    @lock = Mutex.new
+    if servers
+      list = Array(servers)
+      raise ArgumentError, "servers: is empty" if list.empty?
+
+      @handle = wrap(Native.mc_new_private, "mc_new_private")
+      list.each do |addr|
+        rc = Native.mc_server_add4(@handle, addr.to_s)
+        next if rc.zero?
+
+        code, msg = last_error(@handle)
+        detail = code.zero? ? "mc_server_add4 returned #{rc}" : describe(code, msg)
+        close
+        raise ConfigError.new("cannot add server #{addr.to_s.inspect}: #{detail}", code: code)
+      end
+    else
+      ptr = Native.mc_new2(domain&.to_s)
+      if ptr.null?
+        raise ConfigError, "invalid domain name #{domain.inspect}: 1-64 bytes of A-Z a-z 0-9 _ . -"
+      end
+
+      @handle = wrap(ptr, "mc_new2")
+    end
+  end
+
+  # The value of key as a binary String, or nil on a miss.
+  def get(key)
+    k = key_bytes(key)
+    with_handle do |mc|
+      with_native(k) do |kp|
+        len = FFI::MemoryPointer.new(:size_t)
+        val = Native.mc_aget2(mc, kp, k.bytesize, len)
+        if val.null?
+          # NULL is a miss, a bad key or a failure: the key check settles the second before the
+          # last error (which a bad key may leave stale) is looked at.
+          raise_key_error(mc, key, kp) unless Native.key_check(kp, k.bytesize).zero?
+          raise_last_error(mc)
+          return nil
+        end
+        begin
+          val.read_bytes(len.read(:size_t))
+        ensure
+          LibC.free(val)
+        end
+      end
+    end
+  end
+
+  # Stores value (a String, or an Integer stored as its decimal text). true when stored.
+  def set(key, value, ttl: 0, flags: 0)
+    store(:mc_set, key, value, ttl, flags)
+  end
+
+  # Stores only if the key is absent: true when stored, false when it already existed.
+  def add(key, value, ttl: 0, flags: 0)
+    store(:mc_add, key, value, ttl, flags)
+  end
+
+  # Stores only if the key exists: true when stored, false when it was absent.
+  def replace(key, value, ttl: 0, flags: 0)
+    store(:mc_replace, key, value, ttl, flags)
+  end
+
+  # true when the key was deleted, false when it did not exist.
+  def delete(key)
+    k = key_bytes(key)
+    with_handle do |mc|
+      with_native(k) do |kp|
+        rc = Native.mc_delete(mc, kp, k.bytesize, 0)
+        case rc
+        when 0 then true
+        when 1 then false
+        when -9 then raise_key_error(mc, key, kp)
+        else raise_failure(mc, "delete", rc)
+        end
+      end
+    end
+  end
+
+  # Adds by to the counter (64-bit, as memcached keeps it); the new value, or nil if the key is
+  # absent.
+  def incr(key, by = 1)
+    counter(:mc_incr64, key, by)
+  end
+
+  # Subtracts by from the counter (memcached stops at 0); the new value, or nil if absent.
+  def decr(key, by = 1)
+    counter(:mc_decr64, key, by)
+  end
+
+  # The values of the keys that were found, as { key => binary String }, in one round trip per
+  # server. Keys are returned as given (Symbols become Strings).
+  def get_multi(*keys)
+    keys = keys.flatten.map { |k| [k.is_a?(Symbol) ? k.to_s : k, key_bytes(k)] }.uniq(&:last)
+    return {} if keys.empty?
+
+    with_handle do |mc|
+      req = Native.mc_req_new
+      raise Error, "mc_req_new failed" if req.null?
+
+      begin
+        results = keys.map do |given, k|
+          res = with_native(k) do |kp|
+            # mc_req_add() reports a bad key to the global context only, not to the handle.
+            raise_key_error(nil, given, kp) unless Native.key_check(kp, k.bytesize).zero?
+            Native.mc_req_add(req, kp, k.bytesize)
+          end
+          raise Error, "mc_req_add failed (out of memory)" if res.null?
+
+          [given, res]
+        end
+        Native.mc_get(mc, req)
+        found = {}
+        results.each do |k, res|
+          next if Native.mc_res_found(res).zero?
+
+          r = Native::Res.new(res)
+          found[k] = r[:bytes].zero? ? "".b : r[:val].read_bytes(r[:bytes])
+        end
+        raise_last_error(mc) if found.empty?
+        found
+      ensure
+        Native.mc_req_free(req)
+      end
+    end
+  end
+
+  # Statistics of every server: { "host:port" => { "pid" => 123, "version" => "1.6.18", ... } },
+  # nil for a server that did not answer. rusage_user and rusage_system are Float seconds.
+  def stats
+    with_handle do |mc|
+      each_server(mc).to_h do |name, ms|
+        s = Native.mc_server_stats(mc, ms)
+        if s.null?
+          [name, nil]
+        else
+          begin
+            [name, stats_hash(Native::ServerStats.new(s))]
+          ensure
+            Native.mc_server_stats_free(s)
+          end
+        end
+      end
+    end
+  end
+
+  # The handle's current servers as "host:port" (for a domain: the list as of now).
+  def servers
+    with_handle { |mc| each_server(mc).map(&:first) }
+  end
+
+  # Closes the connections and frees the handle (also done by the garbage collector).
+  def close
+    @lock.synchronize do
+      @handle&.free
+      @handle = nil
+    end
+    nil
+  end
+
+  def closed?
+    @handle.nil?
+  end
+
+  private
+
+  def wrap(ptr, what)
+    raise Error, "#{what} failed (out of memory)" if ptr.null?
+
+    FFI::AutoPointer.new(ptr, Native.method(:mc_free))
+  end
+
+  def with_handle
+    @lock.synchronize do
+      raise ClosedError, "memcache handle is closed" unless @handle
+
+      yield @handle
+    end
+  end
+
+  # Copies bytes into native memory for the duration of the block.
+  def with_native(bytes)
+    ptr = FFI::MemoryPointer.new(:char, [bytes.bytesize, 1].max, false)
+    ptr.put_bytes(0, bytes)
+    yield ptr
+  ensure
+    ptr&.free
+  end
+
+  def key_bytes(key)
+    case key
+    when String then key.b
+    when Symbol then key.to_s.b
+    else raise TypeError, "key must be a String or Symbol, not #{key.class}"
+    end
+  end
+
+  def value_bytes(value)
+    case value
+    when String then value.b
+    when Integer then value.to_s.b
+    else raise TypeError, "value must be a String or Integer, not #{value.class}"
+    end
+  end
+
+  def store(fn, key, value, ttl, flags)
+    k = key_bytes(key)
+    v = value_bytes(value)
+    ttl = Integer(ttl)
+    flags = Integer(flags)
+    raise ArgumentError, "flags must be 0..65535, got #{flags}" unless (0..0xffff).cover?(flags)
+    raise ArgumentError, "ttl must be >= 0, got #{ttl}" if ttl.negative?
+
+    with_handle do |mc|
+      with_native(k) do |kp|
+        with_native(v) do |vp|
+          rc = Native.public_send(fn, mc, kp, k.bytesize, vp, v.bytesize, ttl, flags)
+          case rc
+          when 0 then true
+          when 1 then false
+          when -9 then raise_key_error(mc, key, kp)
+          else raise_failure(mc, fn.to_s.delete_prefix("mc_"), rc)
+          end
+        end
+      end
+    end
+  end
+
+  def counter(fn, key, by)
+    k = key_bytes(key)
+    by = Integer(by)
+    raise ArgumentError, "by must be 0..2**64-1, got #{by}" unless (0..0xffff_ffff_ffff_ffff).cover?(by)
+
+    with_handle do |mc|
+      with_native(k) do |kp|
+        out = FFI::MemoryPointer.new(:uint64)
+        rc = Native.public_send(fn, mc, kp, k.bytesize, by, out)
+        case rc
+        when 0 then out.read(:uint64)
+        when Native::MC_NOT_FOUND then nil
+        when -9 then raise_key_error(mc, key, kp)
+        else raise_failure(mc, fn.to_s.delete_prefix("mc_").delete_suffix("64"), rc)
+        end
+      end
+    end
+  end
+
+  # [code, message] of the handle's last call.
+  def last_error(mc)
+    buf = FFI::MemoryPointer.new(:char, MESSAGE_SIZE)
+    code = Native.mc_last_error(mc, buf, MESSAGE_SIZE)
+    [code, buf.read_string]
+  end
+
+  def describe(code, msg)
+    text = ERROR_TEXT.fetch(code, "error #{code}")
+    msg.empty? ? text : "#{text}: #{msg}"
+  end
+
+  def shown(key)
+    s = key.to_s
+    s = "#{s[0, 40]}...(#{s.bytesize} bytes)" if s.bytesize > 48
+    s.inspect
+  end
+
+  # Raises InvalidKey with the library's message when the handle recorded one, else with the
+  # reason the library's key check gives.
+  def raise_key_error(mc, key, key_ptr)
+    code, msg = mc ? last_error(mc) : [0, ""]
+    reason = msg.delete_prefix("invalid key").delete_prefix(":").strip
+    if code != MCM_ERR_PROTO || !msg.start_with?("invalid key") || reason.empty?
+      code = MCM_ERR_PROTO
+      reason = key_reason(key, Native.key_check(key_ptr, key_bytes(key).bytesize))
+    end
+    raise InvalidKey.new("invalid key #{shown(key)}: #{reason}", code: code)
+  end
+
+  def key_reason(key, pos)
+    bytes = key_bytes(key)
+    if bytes.empty? then "empty"
+    elsif bytes.bytesize > 250 then "longer than 250 bytes"
+    elsif pos.positive? && pos <= bytes.bytesize
+      format("byte %<at>d (0x%<b>02x) is whitespace or a control byte",
+             at: pos, b: bytes.getbyte(pos - 1))
+    else "refused by the key check"
+    end
+  end
+
+  # After a call whose result cannot tell a miss from a failure: raise if the library reported
+  # a failure. A plain miss leaves the last error at 0; a call that failed over from a dead
+  # server to a live one ends with the (informational) connect report of the dead one.
+  def raise_last_error(mc)
+    code, msg = last_error(mc)
+    return if BENIGN_CODES.include?(code)
+
+    raise error_class(code).new(describe(code, msg), code: code)
+  end
+
+  # After a call that returned the failure rc: raise with what the library recorded.
+  def raise_failure(mc, op, rc)
+    code, msg = last_error(mc)
+    detail = if !code.zero? then describe(code, msg)
+             elsif rc == -1 then "no server available"
+             else "returned #{rc}"
+             end
+    klass = rc == -1 && code.zero? ? NoServer : error_class(code)
+    raise klass.new("#{op}: #{detail}", code: code)
+  end
+
+  def error_class(code)
+    NO_SERVER_CODES.include?(code) ? NoServer : ServerError
+  end
+
+  # [["host:port", struct memcache_server *], ...] in the handle's order.
+  def each_server(mc)
+    # mc_server_find() brings a domain handle's array up to date with the shared list (the
+    # library does so at the start of every operation); it does no I/O.
+    Native.mc_server_find(mc, 0)
+    h = Native::Handle.new(mc)
+    n = h[:num_servers]
+    return [] if n.zero? || h[:servers].null?
+
+    h[:servers].read_array_of_pointer(n).map do |ms|
+      s = Native::Server.new(ms)
+      host = s[:hostname].to_s
+      host = "[#{host}]" if host.include?(":")
+      name = host.start_with?("/") ? host : "#{host}:#{s[:port]}"
+      [name, ms]
+    end
+  end
+
+  def stats_hash(s)
+    {
+      "pid" => s[:pid],
+      "uptime" => s[:uptime],
+      "time" => s[:time],
+      "version" => s[:version],
+      "rusage_user" => seconds(s[:rusage_user]),
+      "rusage_system" => seconds(s[:rusage_system]),
+      "curr_items" => s[:curr_items],
+      "total_items" => s[:total_items],
+      "bytes" => s[:bytes],
+      "curr_connections" => s[:curr_connections],
+      "total_connections" => s[:total_connections],
+      "connection_structures" => s[:connection_structures],
+      "cmd_get" => s[:cmd_get],
+      "cmd_set" => s[:cmd_set],
+      "get_hits" => s[:get_hits],
+      "get_misses" => s[:get_misses],
+      "bytes_read" => s[:bytes_read],
+      "bytes_written" => s[:bytes_written],
+      "limit_maxbytes" => s[:limit_maxbytes]
+    }
+  end
+
+  def seconds(tv)
+    tv[:tv_sec] + tv[:tv_usec] / 1_000_000.0
+  end
+end

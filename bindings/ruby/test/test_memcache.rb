@@ -1,0 +1,326 @@
+# frozen_string_literal: true
+
+# Tests of the Ruby binding against real memcached servers. Run by tests/ruby.rs (`make test`),
+# or by hand:
+#
+#   MEMCACHE_TEST_SERVER_A=127.0.0.1:11211 MEMCACHE_TEST_SERVER_B=127.0.0.1:11212 \
+#   MCADMIN=/path/to/mcadmin MEMCACHE_SHM_PREFIX=rubytest \
+#   LD_LIBRARY_PATH=/prefix/lib ruby -Ilib test/test_memcache.rb
+#
+# MEMCACHE_SHM_PREFIX keeps the test's domains apart from the host's real ones; this process and
+# the mcadmin it runs both inherit it.
+
+require "minitest/autorun"
+require "securerandom"
+require "memcache"
+
+module TestEnv
+  def self.fetch(name)
+    value = ENV.fetch(name, "")
+    abort "test_memcache.rb: set #{name} (see the comment at the top of this file)" if value.empty?
+    value
+  end
+
+  SERVER_A = fetch("MEMCACHE_TEST_SERVER_A")
+  SERVER_B = fetch("MEMCACHE_TEST_SERVER_B")
+  MCADMIN = fetch("MCADMIN")
+  fetch("MEMCACHE_SHM_PREFIX")
+end
+
+class TestMemcache < Minitest::Test
+  def setup
+    @mc = Memcache.new(servers: [TestEnv::SERVER_A])
+    @ns = "t#{SecureRandom.hex(4)}"
+  end
+
+  def teardown
+    @mc.close
+  end
+
+  # A key unique to this test run.
+  def key(name)
+    "#{@ns}:#{name}"
+  end
+
+  def test_binary_value_with_nul_bytes_round_trips
+    value = "\x00head\x00\xff\xfe middle \r\n\x00tail\x00".b
+    assert_equal true, @mc.set(key("bin"), value)
+    got = @mc.get(key("bin"))
+    assert_equal value, got
+    assert_equal Encoding::ASCII_8BIT, got.encoding
+    assert_equal 24, got.bytesize
+  end
+
+  def test_large_and_empty_values
+    big = Random.new(7).bytes(512 * 1024)
+    assert @mc.set(key("big"), big)
+    assert_equal big, @mc.get(key("big"))
+    assert @mc.set(key("empty"), "")
+    assert_equal "".b, @mc.get(key("empty"))
+  end
+
+  def test_utf8_value_comes_back_as_bytes
+    assert @mc.set(key("utf8"), "h\u00e9llo")
+    assert_equal "h\u00e9llo".b, @mc.get(key("utf8"))
+  end
+
+  def test_miss_is_nil
+    assert_nil @mc.get(key("never-set"))
+  end
+
+  def test_bad_key_raises_invalid_key_with_a_clear_message
+    err = assert_raises(Memcache::InvalidKey) { @mc.get("has space") }
+    assert_match(/invalid key "has space": .*whitespace or a control byte/, err.message)
+    assert_equal 14, err.code # MCM_ERR_PROTO
+
+    err = assert_raises(Memcache::InvalidKey) { @mc.set("a\nb", "v") }
+    assert_match(/invalid key .*whitespace or a control byte/, err.message)
+    err = assert_raises(Memcache::InvalidKey) { @mc.get("") }
+    assert_match(/empty/, err.message)
+    err = assert_raises(Memcache::InvalidKey) { @mc.delete("k" * 251) }
+    assert_match(/longer than 250 bytes/, err.message)
+    assert_raises(Memcache::InvalidKey) { @mc.incr("tab\tkey") }
+    assert_raises(Memcache::InvalidKey) { @mc.get_multi(key("ok"), "bad key") }
+    assert_kind_of Memcache::Error, err
+    # The handle is still fine afterwards.
+    assert @mc.set(key("after"), "1")
+    assert_equal "1", @mc.get(key("after"))
+  end
+
+  def test_key_is_checked_before_a_stale_error_is_looked_at
+    dead = Memcache.new(servers: ["127.0.0.1:1"])
+    assert_raises(Memcache::NoServer) { dead.get("k") }
+    assert_raises(Memcache::InvalidKey) { dead.get("bad key") }
+  ensure
+    dead&.close
+  end
+
+  def test_add_replace_delete
+    k = key("ard")
+    assert_equal false, @mc.replace(k, "r0"), "replace of an absent key"
+    assert_nil @mc.get(k)
+    assert_equal true, @mc.add(k, "a1")
+    assert_equal false, @mc.add(k, "a2"), "add of an existing key"
+    assert_equal "a1", @mc.get(k)
+    assert_equal true, @mc.replace(k, "r1")
+    assert_equal "r1", @mc.get(k)
+    assert_equal true, @mc.delete(k)
+    assert_equal false, @mc.delete(k)
+    assert_nil @mc.get(k)
+  end
+
+  def test_set_accepts_symbols_integers_ttl_and_flags
+    assert @mc.set(key("n").to_sym, 42, ttl: 300, flags: 0xffff)
+    assert_equal "42", @mc.get(key("n"))
+    assert_raises(ArgumentError) { @mc.set(key("f"), "v", flags: 0x10000) }
+    assert_raises(ArgumentError) { @mc.set(key("f"), "v", ttl: -1) }
+    assert_raises(TypeError) { @mc.set(key("f"), 1.5) }
+    assert_raises(TypeError) { @mc.get(nil) }
+  end
+
+  def test_incr_decr
+    k = key("counter")
+    assert_nil @mc.incr(k), "incr of an absent key"
+    assert_nil @mc.decr(k), "decr of an absent key"
+    assert @mc.set(k, "10")
+    assert_equal 11, @mc.incr(k)
+    assert_equal 16, @mc.incr(k, 5)
+    assert_equal 13, @mc.decr(k, 3)
+    assert_equal 0, @mc.decr(k, 100), "memcached stops at 0"
+    assert @mc.set(k, (2**32).to_s)
+    assert_equal 2**32 + 1, @mc.incr(k), "64-bit counters"
+    # memcached 1.6.18 may refuse to parse a stored counter of 2**63 or more (its check for a
+    # minus sign reads past the value), so the test only goes up to 2**63.
+    assert @mc.set(k, (2**63 - 1).to_s)
+    assert_equal 2**63, @mc.incr(k), "unsigned 64-bit result"
+    assert @mc.set(k, "not a number")
+    err = assert_raises(Memcache::ServerError) { @mc.incr(k) }
+    assert_match(/non-numeric/, err.message)
+    assert_raises(ArgumentError) { @mc.incr(k, -1) }
+  end
+
+  def test_get_multi
+    assert @mc.set(key("m1"), "one")
+    assert @mc.set(key("m2"), "t\x00wo".b)
+    assert @mc.set(key("m3"), "")
+    got = @mc.get_multi(key("m1"), key("m2"), key("missing"), key("m3"), key("m1"))
+    assert_equal({ key("m1") => "one", key("m2") => "t\x00wo".b, key("m3") => "" }, got)
+    assert_equal({ key("m1") => "one" }, @mc.get_multi([key("m1")]))
+    assert_equal({}, @mc.get_multi(key("missing")))
+    assert_equal({}, @mc.get_multi)
+    assert @mc.set(key("caf\u00e9"), "utf-8 key")
+    assert_equal({ key("caf\u00e9") => "utf-8 key", key("m1") => "one" },
+                 @mc.get_multi(key("caf\u00e9"), key("m1").to_sym))
+  end
+
+  def test_get_multi_across_two_servers
+    both = Memcache.new(servers: [TestEnv::SERVER_A, TestEnv::SERVER_B])
+    keys = (1..40).map { |i| key("spread#{i}") }
+    keys.each { |k| assert both.set(k, "v-#{k}") }
+    assert_equal keys.to_h { |k| [k, "v-#{k}"] }, both.get_multi(keys)
+    a = Memcache.new(servers: [TestEnv::SERVER_A])
+    on_a = a.get_multi(keys).size
+    assert on_a.positive? && on_a < keys.size, "40 keys spread over both servers (#{on_a} on A)"
+  ensure
+    both&.close
+    a&.close
+  end
+
+  def test_stats
+    assert @mc.set(key("s"), "x")
+    @mc.get(key("s"))
+    stats = @mc.stats
+    assert_equal [TestEnv::SERVER_A], stats.keys
+    s = stats.fetch(TestEnv::SERVER_A)
+    assert_kind_of Integer, s["pid"]
+    assert s["pid"].positive?
+    assert_match(/\A\d+\.\d+/, s["version"])
+    assert s["cmd_set"] >= 1
+    assert s["get_hits"] >= 1
+    assert s["limit_maxbytes"].positive?
+    assert_kind_of Float, s["rusage_user"]
+    assert_equal [TestEnv::SERVER_A], @mc.servers
+  end
+
+  def test_stats_of_a_dead_server_is_nil
+    mixed = Memcache.new(servers: [TestEnv::SERVER_A, "127.0.0.1:1"])
+    stats = mixed.stats
+    assert_nil stats.fetch("127.0.0.1:1")
+    assert_kind_of Hash, stats.fetch(TestEnv::SERVER_A)
+  ensure
+    mixed&.close
+  end
+
+  def test_no_server
+    dead = Memcache.new(servers: ["127.0.0.1:1"])
+    err = assert_raises(Memcache::NoServer) { dead.set("k", "v") }
+    assert_match(/server/, err.message)
+    assert_raises(Memcache::NoServer) { dead.get("k") }
+    assert_raises(Memcache::NoServer) { dead.incr("k") }
+    assert_raises(Memcache::NoServer) { dead.delete("k") }
+    assert_raises(Memcache::NoServer) { dead.get_multi("k", "l") }
+  ensure
+    dead&.close
+  end
+
+  def test_miss_after_failing_over_from_a_dead_server_is_nil
+    # The first key that maps to the dead server fails over to the live one within the call; the
+    # library then still reports the refused connect, which must not turn the miss into an error.
+    mixed = Memcache.new(servers: ["127.0.0.1:1", TestEnv::SERVER_A])
+    10.times { |i| assert_nil mixed.get(key("failover#{i}")) }
+    assert mixed.set(key("failover"), "v")
+    assert_equal "v", mixed.get(key("failover"))
+  ensure
+    mixed&.close
+  end
+
+  def test_constructor_errors
+    assert_raises(Memcache::ConfigError) { Memcache.new(domain: "no spaces allowed") }
+    assert_raises(Memcache::ConfigError) { Memcache.new(servers: ["host.invalid:11211"]) }
+    assert_raises(ArgumentError) { Memcache.new(domain: "d", servers: [TestEnv::SERVER_A]) }
+    assert_raises(ArgumentError) { Memcache.new(servers: []) }
+  end
+
+  def test_close
+    mc = Memcache.new(servers: [TestEnv::SERVER_A])
+    refute mc.closed?
+    mc.close
+    assert mc.closed?
+    mc.close
+    assert_raises(Memcache::ClosedError) { mc.get("k") }
+  end
+
+  def test_library_buffers_are_released
+    value = "v" * (64 * 1024)
+    assert @mc.set(key("mem"), value)
+    round = lambda do |n|
+      n.times do |i|
+        @mc.get(key("mem"))
+        @mc.get_multi(key("mem"), key("nothing"))
+        GC.start if (i % 100).zero? # keep Ruby's own garbage out of the measure
+      end
+    end
+    round.call(300) # warm-up: Ruby's heap and malloc's arenas reach their working size
+    GC.start
+    rss_before = rss_kib
+    round.call(3000)
+    200.times { @mc.stats }
+    200.times { Memcache.new(servers: [TestEnv::SERVER_A]).close }
+    GC.start
+    grown = rss_kib - rss_before
+    # A leak of the values alone would be 3000 * 2 * 64 KiB = 375 MiB.
+    assert grown < 64 * 1024, "RSS grew by #{grown} KiB"
+  end
+
+  def rss_kib
+    File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
+  end
+
+  def mcadmin(*args)
+    out = IO.popen([TestEnv::MCADMIN, *args], err: %i[child out], &:read)
+    assert $?.success?, "mcadmin #{args.join(' ')} failed: #{out}"
+    out
+  end
+
+  def test_domain_handle_follows_mcadmin_without_reconnecting
+    domain = "ruby#{SecureRandom.hex(4)}"
+    mcadmin("--domain", domain, "set", TestEnv::SERVER_A)
+    shared = Memcache.new(domain: domain)
+    a = Memcache.new(servers: [TestEnv::SERVER_A])
+    b = Memcache.new(servers: [TestEnv::SERVER_B])
+    k = key("domain")
+
+    assert shared.set(k, "first")
+    assert_equal "first", a.get(k)
+    assert_nil b.get(k)
+    assert_equal [TestEnv::SERVER_A], shared.servers
+
+    mcadmin("--domain", domain, "set", TestEnv::SERVER_B)
+    # The same Ruby object, no reconnect or reopen: its next operation uses the new list.
+    assert shared.set(k, "second")
+    assert_equal "second", b.get(k)
+    assert_equal "first", a.get(k), "the old server was not written"
+    assert_equal "second", shared.get(k)
+    assert_equal [TestEnv::SERVER_B], shared.servers
+    assert_equal [TestEnv::SERVER_B], shared.stats.keys
+  ensure
+    [shared, a, b].each { |m| m&.close }
+    mcadmin("--domain", domain, "destroy") if domain
+  end
+
+  def test_default_handle_follows_memcache_domain
+    domain = "ruby#{SecureRandom.hex(4)}"
+    mcadmin("--domain", domain, "set", TestEnv::SERVER_B)
+    saved = ENV.fetch("MEMCACHE_DOMAIN", nil)
+    ENV["MEMCACHE_DOMAIN"] = domain
+    mc = Memcache.new
+    assert_equal [TestEnv::SERVER_B], mc.servers
+    assert mc.set(key("default-domain"), "b")
+    assert_equal "b", Memcache.new(servers: [TestEnv::SERVER_B]).get(key("default-domain"))
+  ensure
+    ENV["MEMCACHE_DOMAIN"] = saved
+    mc&.close
+    mcadmin("--domain", domain, "destroy") if domain
+  end
+
+  def test_one_handle_shared_by_threads
+    threads = 4.times.map do |t|
+      Thread.new do
+        100.times.map do |i|
+          k = key("thread#{t}-#{i}")
+          @mc.set(k, "#{t}:#{i}") && @mc.get(k) == "#{t}:#{i}"
+        end
+      end
+    end
+    assert threads.flat_map(&:value).all?
+  end
+
+  def test_domain_without_servers_raises_no_server
+    empty = Memcache.new(domain: "ruby#{SecureRandom.hex(4)}")
+    assert_equal [], empty.servers
+    assert_raises(Memcache::NoServer) { empty.get("k") }
+    assert_raises(Memcache::NoServer) { empty.set("k", "v") }
+  ensure
+    empty&.close
+  end
+end

@@ -1,0 +1,102 @@
+//! The PHP binding (`bindings/php`, over PHP's FFI extension) against real memcached: runs its
+//! test script with the library installed by `make test` (`LIBMEMCACHE_PREFIX`), two fresh
+//! servers and `mcadmin` in a shared-memory namespace of its own, which the script's domain test
+//! edits while a PHP object follows it.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use support::{spawn_c_with, Memcached, RUN_TIMEOUT};
+
+/// A `MEMCACHE_SHM_PREFIX` namespace for one test; its segments are removed when dropped.
+struct ShmNamespace {
+    prefix: String,
+}
+
+impl ShmNamespace {
+    fn new(label: &str) -> ShmNamespace {
+        let ns = ShmNamespace {
+            prefix: format!("t{}{label}", std::process::id()),
+        };
+        ns.remove_all();
+        ns
+    }
+
+    fn remove_all(&self) {
+        let lead = format!("{}.", self.prefix);
+        for entry in fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&lead) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+impl Drop for ShmNamespace {
+    fn drop(&mut self) {
+        self.remove_all();
+    }
+}
+
+/// Panics, saying how to get one, unless `make test` installed the library (the runner then
+/// puts `<prefix>/lib` on `LD_LIBRARY_PATH`).
+fn require_prefix() {
+    match std::env::var_os("LIBMEMCACHE_PREFIX") {
+        Some(p) if !p.is_empty() => {}
+        _ => panic!(
+            "LIBMEMCACHE_PREFIX is not set: the PHP binding is tested against the installed \
+             library; run `make test` (it installs into target/test-prefix and sets the variable)"
+        ),
+    }
+}
+
+/// Panics with the package to install unless `php` runs with the FFI extension.
+fn require_php() {
+    let ok = Command::new("php")
+        .args([
+            "-d",
+            "ffi.enable=1",
+            "-r",
+            "exit(extension_loaded('FFI') ? 0 : 1);",
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "php with the FFI extension is needed: run tools/install-deps (Debian package php-cli)"
+    );
+}
+
+#[test]
+fn php_binding_test_script() {
+    require_prefix();
+    require_php();
+    let a = Memcached::start();
+    let b = Memcached::start();
+    let shm = ShmNamespace::new("php");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/php/tests/run.php");
+    let env = [
+        ("MEMCACHE_TEST_SERVER_A", a.addr()),
+        ("MEMCACHE_TEST_SERVER_B", b.addr()),
+        ("MCADMIN", env!("CARGO_BIN_EXE_mcadmin").to_string()),
+        ("MEMCACHE_SHM_PREFIX", shm.prefix.clone()),
+    ];
+    let out = spawn_c_with(&["php", "-d", "ffi.enable=1"], &script, &env, RUN_TIMEOUT).wait();
+    out.assert_success();
+    let summary = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.ends_with(" failed") && l.contains(" passed, "))
+        .unwrap_or_else(|| panic!("no \"N passed, N failed\" line in:\n{}", out.stdout));
+    assert!(
+        !summary.starts_with("0 passed") && summary.ends_with(" 0 failed"),
+        "run.php: {summary}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.stdout,
+        out.stderr
+    );
+}

@@ -1,0 +1,102 @@
+//! The Ruby binding (`bindings/ruby`, over Debian's ruby-ffi) against real memcached: runs its
+//! Minitest suite with the library installed by `make test` (`LIBMEMCACHE_PREFIX`), two fresh
+//! servers and `mcadmin` in a shared-memory namespace of its own, which the suite's domain test
+//! edits while a Ruby handle follows it.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use support::{spawn_c_with, Memcached, RUN_TIMEOUT};
+
+/// A `MEMCACHE_SHM_PREFIX` namespace for one test; its segments are removed when dropped.
+struct ShmNamespace {
+    prefix: String,
+}
+
+impl ShmNamespace {
+    fn new(label: &str) -> ShmNamespace {
+        let ns = ShmNamespace {
+            prefix: format!("t{}{label}", std::process::id()),
+        };
+        ns.remove_all();
+        ns
+    }
+
+    fn remove_all(&self) {
+        let lead = format!("{}.", self.prefix);
+        for entry in fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&lead) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+impl Drop for ShmNamespace {
+    fn drop(&mut self) {
+        self.remove_all();
+    }
+}
+
+/// Panics, saying how to get one, unless `make test` installed the library (the runner then
+/// puts `<prefix>/lib` on `LD_LIBRARY_PATH`).
+fn require_prefix() {
+    match std::env::var_os("LIBMEMCACHE_PREFIX") {
+        Some(p) if !p.is_empty() => {}
+        _ => panic!(
+            "LIBMEMCACHE_PREFIX is not set: the Ruby binding is tested against the installed \
+             library; run `make test` (it installs into target/test-prefix and sets the variable)"
+        ),
+    }
+}
+
+/// Panics with the packages to install unless `ruby` runs and loads ffi and minitest.
+fn require_ruby() {
+    let ok = Command::new("ruby")
+        .args(["-e", "require 'ffi'; require 'minitest'"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "ruby with ffi and minitest is needed: run tools/install-deps \
+         (Debian packages ruby ruby-ffi ruby-minitest)"
+    );
+}
+
+#[test]
+fn ruby_binding_minitest_suite() {
+    require_prefix();
+    require_ruby();
+    let a = Memcached::start();
+    let b = Memcached::start();
+    let shm = ShmNamespace::new("ruby");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/ruby");
+    let lib = dir.join("lib");
+    let lib = lib.to_str().expect("UTF-8 path");
+    let env = [
+        ("MEMCACHE_TEST_SERVER_A", a.addr()),
+        ("MEMCACHE_TEST_SERVER_B", b.addr()),
+        ("MCADMIN", env!("CARGO_BIN_EXE_mcadmin").to_string()),
+        ("MEMCACHE_SHM_PREFIX", shm.prefix.clone()),
+        // A fixed seed keeps Minitest's test order the same from run to run.
+        ("SEED", "1".to_string()),
+    ];
+    let suite = dir.join("test/test_memcache.rb");
+    let out = spawn_c_with(&["ruby", "-w", "-I", lib], &suite, &env, RUN_TIMEOUT).wait();
+    out.assert_success();
+    let summary = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(" runs, ") && l.contains(" assertions, "))
+        .unwrap_or_else(|| panic!("no Minitest summary in:\n{}", out.stdout));
+    assert!(
+        !summary.starts_with("0 runs") && summary.contains(" 0 failures, 0 errors"),
+        "Minitest: {summary}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
