@@ -313,7 +313,12 @@ pub unsafe fn route(
     // SAFETY: per the contract.
     let mut ms = unsafe { find(ctxt, mc, st, hash) };
     if ms.is_null() {
-        report!(ctxt, MCM_ERR_MC_VALID_SERVER, 0, 0, "");
+        let retry = inner.retry.as_secs_f64();
+        let msg = format!(
+            "no live server for the key among {n} (a server that failed is retried {retry:.1} s \
+             after it failed)"
+        );
+        report!(ctxt, MCM_ERR_MC_VALID_SERVER, 0, 0, msg);
         return None;
     }
     // A client's finder could keep returning a dead server: bound the attempts.
