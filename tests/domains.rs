@@ -29,7 +29,7 @@ use memcache::registry::layout::{
     OFF_MAGIC, OFF_PUBLISHED, OFF_SLOT_COUNT, OFF_SLOT_DISTRIBUTION, OFF_SLOT_ENTRIES,
     OFF_SLOT_REPLICAS, OFF_SLOT_VERSION, SEGMENT_SIZE, SLOT_OFFSETS, SLOT_SIZE,
 };
-use support::{compile_capi, spawn_c_with, CProcess, Memcached};
+use support::{compile_capi, spawn_c_with, CProcess, Memcached, ShmPrefix};
 
 /// The bound of every wait for another process.
 const WAIT: Duration = Duration::from_secs(10);
@@ -46,62 +46,6 @@ const UID_NOBODY: u32 = 65534;
 
 // ---------------------------------------------------------------------------------------------
 // Namespaces, mcadmin, mclient
-
-/// A shared-memory namespace of one test: `MEMCACHE_SHM_PREFIX=t<pid><test>`. Dropping it
-/// removes every segment in it.
-struct ShmPrefix {
-    prefix: String,
-}
-
-impl ShmPrefix {
-    fn new(test: &str) -> ShmPrefix {
-        let shm = ShmPrefix {
-            prefix: format!("t{}{test}", std::process::id()),
-        };
-        shm.remove_all();
-        shm
-    }
-
-    /// `/dev/shm/<prefix>.<domain>`.
-    fn segment(&self, domain: &str) -> PathBuf {
-        Path::new(SHM_DIR).join(format!("{}.{domain}", self.prefix))
-    }
-
-    fn env(&self) -> (&'static str, String) {
-        ("MEMCACHE_SHM_PREFIX", self.prefix.clone())
-    }
-
-    fn remove_all(&self) {
-        let lead = format!("{}.", self.prefix);
-        let Ok(entries) = fs::read_dir(SHM_DIR) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&lead) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-    }
-
-    /// The names of `/dev/shm` entries in this namespace, sorted.
-    fn entries(&self) -> Vec<String> {
-        let lead = format!("{}.", self.prefix);
-        let mut names: Vec<String> = fs::read_dir(SHM_DIR)
-            .expect("read /dev/shm")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(&lead))
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for ShmPrefix {
-    fn drop(&mut self) {
-        self.remove_all();
-    }
-}
 
 /// Runs `cmd` with `input` on stdin, killing it (and failing) after [`WAIT`].
 fn run_bounded(cmd: &mut Command, input: &[u8]) -> Output {

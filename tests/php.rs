@@ -5,53 +5,10 @@
 
 mod support;
 
-use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use support::{spawn_c_with, Memcached, RUN_TIMEOUT};
-
-/// A `MEMCACHE_SHM_PREFIX` namespace for one test; its segments are removed when dropped.
-struct ShmNamespace {
-    prefix: String,
-}
-
-impl ShmNamespace {
-    fn new(label: &str) -> ShmNamespace {
-        let ns = ShmNamespace {
-            prefix: format!("t{}{label}", std::process::id()),
-        };
-        ns.remove_all();
-        ns
-    }
-
-    fn remove_all(&self) {
-        let lead = format!("{}.", self.prefix);
-        for entry in fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&lead) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-    }
-}
-
-impl Drop for ShmNamespace {
-    fn drop(&mut self) {
-        self.remove_all();
-    }
-}
-
-/// Panics, saying how to get one, unless `make test` installed the library (the runner then
-/// puts `<prefix>/lib` on `LD_LIBRARY_PATH`).
-fn require_prefix() {
-    match std::env::var_os("LIBMEMCACHE_PREFIX") {
-        Some(p) if !p.is_empty() => {}
-        _ => panic!(
-            "LIBMEMCACHE_PREFIX is not set: the PHP binding is tested against the installed \
-             library; run `make test` (it installs into target/test-prefix and sets the variable)"
-        ),
-    }
-}
+use support::{spawn_c_with, Memcached, ShmPrefix, RUN_TIMEOUT};
 
 /// Panics with the package to install unless `php` runs with the FFI extension.
 fn require_php() {
@@ -73,11 +30,11 @@ fn require_php() {
 
 #[test]
 fn php_binding_test_script() {
-    require_prefix();
+    support::prefix();
     require_php();
     let a = Memcached::start();
     let b = Memcached::start();
-    let shm = ShmNamespace::new("php");
+    let shm = ShmPrefix::new("php");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/php/tests/run.php");
     let env = [
         ("MEMCACHE_TEST_SERVER_A", a.addr()),

@@ -657,3 +657,59 @@ pub fn wait_for_file(path: &Path, proc: &mut CProcess, timeout: Duration) -> Res
     }
     Ok(())
 }
+
+/// A shared-memory namespace of one test: `MEMCACHE_SHM_PREFIX=t<pid><test>`. Dropping it
+/// removes every segment in it.
+pub struct ShmPrefix {
+    pub prefix: String,
+}
+
+impl ShmPrefix {
+    pub fn new(test: &str) -> ShmPrefix {
+        let shm = ShmPrefix {
+            prefix: format!("t{}{test}", std::process::id()),
+        };
+        shm.remove_all();
+        shm
+    }
+
+    /// `/dev/shm/<prefix>.<domain>`.
+    pub fn segment(&self, domain: &str) -> PathBuf {
+        Path::new("/dev/shm").join(format!("{}.{domain}", self.prefix))
+    }
+
+    pub fn env(&self) -> (&'static str, String) {
+        ("MEMCACHE_SHM_PREFIX", self.prefix.clone())
+    }
+
+    pub fn remove_all(&self) {
+        let lead = format!("{}.", self.prefix);
+        let Ok(entries) = std::fs::read_dir("/dev/shm") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&lead) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// The names of `/dev/shm` entries in this namespace, sorted.
+    pub fn entries(&self) -> Vec<String> {
+        let lead = format!("{}.", self.prefix);
+        let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
+            .expect("read /dev/shm")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&lead))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for ShmPrefix {
+    fn drop(&mut self) {
+        self.remove_all();
+    }
+}
