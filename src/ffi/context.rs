@@ -41,23 +41,47 @@ static GLOBAL_ECTXT: Global<memcache_err_ctxt> = Global(UnsafeCell::new(memcache
     ctxt: ptr::null(),
 }));
 
-static GLOBAL_CTXT: Global<memcache_ctxt> = Global(UnsafeCell::new(memcache_ctxt {
-    mcFree: Some(libc::free),
-    mcMalloc: Some(libc::malloc),
-    mcMallocAtomic: Some(libc::malloc),
-    mcRealloc: Some(libc::realloc),
-    mcErr: Some(default_err_handler),
-    mcKeyValid: Some(default_key_valid),
-    mcHashKey: Some(default_hash),
-    mcServerFind: Some(default_server_find),
-    errnum: 0,
-    _rbuf: ptr::null_mut(),
-    _wbuf: ptr::null_mut(),
-    _last_hash: 0,
-    ectxt: GLOBAL_ECTXT.get(),
-    // Nothing filtered: the 1.4 global context prints INFO, NOTICE and WARN too.
-    md5fc9f4e2249ad88de0081136fef04defa: 0,
-}));
+/// A context with the given allocators and the library's default handler, key validator, hash
+/// and finder (spec 5.1). `mallocAtomic` NULL means `malloc`.
+const fn context(
+    free: mcFreeFunc,
+    malloc: mcMallocFunc,
+    malloc_atomic: mcMallocFunc,
+    realloc: mcReallocFunc,
+    ectxt: *mut memcache_err_ctxt,
+    mask: u32,
+) -> memcache_ctxt {
+    memcache_ctxt {
+        mcFree: free,
+        mcMalloc: malloc,
+        mcMallocAtomic: if malloc_atomic.is_some() {
+            malloc_atomic
+        } else {
+            malloc
+        },
+        mcRealloc: realloc,
+        mcErr: Some(default_err_handler),
+        mcKeyValid: Some(default_key_valid),
+        mcHashKey: Some(default_hash),
+        mcServerFind: Some(default_server_find),
+        errnum: 0,
+        _rbuf: ptr::null_mut(),
+        _wbuf: ptr::null_mut(),
+        _last_hash: 0,
+        ectxt,
+        md5fc9f4e2249ad88de0081136fef04defa: mask,
+    }
+}
+
+// Nothing filtered: the 1.4 global context prints INFO, NOTICE and WARN too.
+static GLOBAL_CTXT: Global<memcache_ctxt> = Global(UnsafeCell::new(context(
+    Some(libc::free),
+    Some(libc::malloc),
+    Some(libc::malloc),
+    Some(libc::realloc),
+    GLOBAL_ECTXT.get(),
+    0,
+)));
 
 pub fn global() -> *mut memcache_ctxt {
     GLOBAL_CTXT.get()
@@ -187,22 +211,14 @@ pub extern "C" fn mcMemNewCtxt(
         unsafe {
             ptr::write_bytes(e, 0, 1);
             ptr::write_bytes(c, 0, 1);
-            *c = memcache_ctxt {
-                mcFree: freeFunc,
-                mcMalloc: mallocFunc,
-                mcMallocAtomic: mallocAtomicFunc.or(mallocFunc),
-                mcRealloc: reallocFunc,
-                mcErr: Some(default_err_handler),
-                mcKeyValid: Some(default_key_valid),
-                mcHashKey: Some(default_hash),
-                mcServerFind: Some(default_server_find),
-                errnum: 0,
-                _rbuf: ptr::null_mut(),
-                _wbuf: ptr::null_mut(),
-                _last_hash: 0,
-                ectxt: e,
-                md5fc9f4e2249ad88de0081136fef04defa: MCM_ERR_LVL_INFO | MCM_ERR_LVL_NOTICE,
-            };
+            *c = context(
+                freeFunc,
+                mallocFunc,
+                mallocAtomicFunc,
+                reallocFunc,
+                e,
+                MCM_ERR_LVL_INFO | MCM_ERR_LVL_NOTICE,
+            );
         }
         c
     })
