@@ -473,17 +473,28 @@ pub unsafe extern "C" fn mcm_res_free(
                     q.num_keys = q.num_keys.saturating_sub(1);
                 }
             }
-            let r = &*res;
-            let ours = state::value_is_ours(res, r.val, true);
-            if frees_value(r, ours) {
-                alloc.free(r.val);
-            }
-            if r._flags & NEED_FREE_KEY != 0 {
-                alloc.free(r.key);
-            }
+            let mut ours = Vec::with_capacity(1);
+            state::take_values(&[(res, (*res).val)], &mut ours);
+            free_result(&alloc, res, ours[0]);
         }
-        alloc.free(res);
     })
+}
+
+/// Frees a result's key copy, its value when it is free-on-delete (`ours`: the library
+/// allocated it), and the result.
+///
+/// # Safety
+/// `res` is a live result no longer linked anywhere it will be used from.
+unsafe fn free_result(alloc: &Alloc, res: *mut memcache_res, ours: bool) {
+    // SAFETY: per the contract.
+    let r = unsafe { &*res };
+    if frees_value(r, ours) {
+        alloc.free(r.val);
+    }
+    if r._flags & NEED_FREE_KEY != 0 {
+        alloc.free(r.key);
+    }
+    alloc.free(res);
 }
 
 #[no_mangle]
@@ -503,10 +514,15 @@ pub unsafe extern "C" fn mcm_req_free(ctxt: *const memcache_ctxt, req: *mut memc
         check_null!((); req);
         // SAFETY: per the contract.
         unsafe {
-            for res in results(req) {
-                mcm_res_free(ctxt, req, res);
-            }
             let alloc = Alloc::of(ctxt);
+            let all = results(req);
+            let values: Vec<state::ResultValue> =
+                all.iter().map(|&r| (r as _, (*r).val as _)).collect();
+            let mut ours = Vec::with_capacity(all.len());
+            state::take_values(&values, &mut ours);
+            for (&res, &ours) in all.iter().zip(&ours) {
+                free_result(&alloc, res, ours);
+            }
             let mut cb = (*req).cb.tqh_first;
             while !cb.is_null() {
                 let next = (*cb).entries.tqe_next;
@@ -668,11 +684,11 @@ struct Batch {
 ///
 /// # Safety
 /// `res` is a live result.
-unsafe fn reset_result(alloc: &Alloc, res: *mut memcache_res) {
+unsafe fn reset_result(alloc: &Alloc, res: *mut memcache_res, ours: bool) {
     // SAFETY: per the contract.
     let r = unsafe { &mut *res };
     r._flags &= !(FOUND | ATTEMPTED);
-    if state::value_is_ours(res, r.val, true) {
+    if ours {
         if r._flags & FOD != 0 {
             alloc.free(r.val);
         }
@@ -711,6 +727,8 @@ struct ResultSink<'a> {
     alloc: &'a Alloc,
     results: &'a [*mut memcache_res],
     current: Option<(usize, Target)>,
+    /// Buffers allocated for results, registered together once the fetch is over.
+    allocated: &'a mut Vec<state::ResultValue>,
 }
 
 impl ValueSink for ResultSink<'_> {
@@ -767,7 +785,7 @@ impl ValueSink for ResultSink<'_> {
                 let (flags, bytes) = (v.flags, v.bytes);
                 r.val = v.finish() as *mut c_void;
                 r.size = bytes;
-                state::value_allocated(res, r.val);
+                self.allocated.push((res, r.val));
                 (flags, bytes)
             }
             Target::Caller { flags, bytes, .. } => (flags, bytes),
@@ -802,6 +820,7 @@ unsafe fn run_batches(
     alloc: &Alloc,
     inner: &mut HandleInner,
     batches: &mut [Batch],
+    allocated: &mut Vec<state::ResultValue>,
 ) {
     let HandleInner { servers, wbuf, .. } = inner;
     for b in batches.iter_mut() {
@@ -830,6 +849,7 @@ unsafe fn run_batches(
             alloc,
             results: &b.results,
             current: None,
+            allocated: &mut *allocated,
         };
         if let Err(f) = command::read_values(conn, &keys, &mut sink) {
             // SAFETY: as above.
@@ -850,9 +870,16 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     let alloc = unsafe { Alloc::of(ctxt) };
     // SAFETY: as above.
     let all = unsafe { results(req) };
-    for &r in &all {
+    // SAFETY: live results of the request.
+    let values: Vec<state::ResultValue> = all
+        .iter()
+        .map(|&r| (r as _, unsafe { (*r).val } as _))
+        .collect();
+    let mut ours = Vec::with_capacity(all.len());
+    state::take_values(&values, &mut ours);
+    for (&r, &ours) in all.iter().zip(&ours) {
         // SAFETY: a live result of the request.
-        unsafe { reset_result(&alloc, r) };
+        unsafe { reset_result(&alloc, r, ours) };
     }
     let st = state::handle(mc);
     // SAFETY: mc is live; the list is brought up to date before keys are grouped.
@@ -895,6 +922,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         }
     }
     let mut any_server = false;
+    let mut allocated: Vec<state::ResultValue> = Vec::with_capacity(asked.len());
     {
         let mut inner = st.lock();
         let mut batches: Vec<Batch> = Vec::new();
@@ -916,7 +944,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
             }
         }
         // SAFETY: ctxt is live; batches index into inner.
-        unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
+        unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches, &mut allocated) };
         // With copies, keys still missing are asked of their next copy, round by round.
         let copies = inner.replicas as usize;
         for round in 1..copies {
@@ -949,9 +977,10 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
                 break;
             }
             // SAFETY: as above.
-            unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
+            unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches, &mut allocated) };
         }
     }
+    state::values_allocated(&allocated);
     let failed = !any_server || scope.serious();
     finish(scope, ctxt, Some(&st), failed);
     if single && !any_server {

@@ -330,19 +330,26 @@ pub fn forget_owner(ms: *const memcache_server) {
 /// `mc_res_free` tell them from caller buffers without adding bits to `_flags`.
 static LIB_VALUES: Lazy<Mutex<AddrMap<usize>>> = Lazy::new(Default::default);
 
-pub fn value_allocated(res: *const memcache_res, val: *const libc::c_void) {
-    LIB_VALUES.lock().insert(res as usize, val as usize);
+/// A result and the value buffer it points at.
+pub type ResultValue = (*const memcache_res, *const libc::c_void);
+
+/// Records the value buffers this library allocated for results (one lock for a whole fetch).
+pub fn values_allocated(values: &[ResultValue]) {
+    let mut map = LIB_VALUES.lock();
+    for &(res, val) in values {
+        map.insert(res as usize, val as usize);
+    }
 }
 
-/// Whether `res->val` is a buffer this library allocated for it; forgets it either way when
-/// `forget` is set.
-pub fn value_is_ours(res: *const memcache_res, val: *const libc::c_void, forget: bool) -> bool {
-    let mut values = LIB_VALUES.lock();
-    let ours = values.get(&(res as usize)) == Some(&(val as usize));
-    if forget {
-        values.remove(&(res as usize));
+/// For each result, whether its `val` is a buffer this library allocated for it; forgets them
+/// all (one lock for a whole request).
+pub fn take_values(values: &[ResultValue], ours: &mut Vec<bool>) {
+    ours.clear();
+    let mut map = LIB_VALUES.lock();
+    for &(res, val) in values {
+        let allocated = map.remove(&(res as usize));
+        ours.push(allocated == Some(val as usize) && !val.is_null());
     }
-    ours && !val.is_null()
 }
 
 /// Takes every process-wide registry before fork() (pthread_atfork prepare), so no other

@@ -114,6 +114,9 @@ pub enum Event<'a> {
 pub struct ReplyReader {
     /// Data bytes of the current value still to come; `Some(0)` means its CRLF is next.
     in_value: Option<usize>,
+    /// Where [`needs_more`](Self::needs_more) found the next line's end, so the [`next`]
+    /// call that follows on the same bytes does not search again.
+    line_end: Option<usize>,
 }
 
 impl ReplyReader {
@@ -127,11 +130,14 @@ impl ReplyReader {
     }
 
     /// True when `buf` is too short for [`next`](Self::next) to yield an event or an error.
-    pub fn needs_more(&self, buf: &[u8]) -> bool {
+    pub fn needs_more(&mut self, buf: &[u8]) -> bool {
         match self.in_value {
             Some(0) => buf.len() < 2,
             Some(_) => buf.is_empty(),
-            None => buf.len() <= MAX_LINE_LEN && find_newline(buf).is_none(),
+            None => {
+                self.line_end = find_newline(buf);
+                buf.len() <= MAX_LINE_LEN && self.line_end.is_none()
+            }
         }
     }
 
@@ -158,7 +164,12 @@ impl ReplyReader {
                 Ok(Some((Event::Data(&buf[..n]), n)))
             }
             None => {
-                let Some(nl) = find_newline(buf) else {
+                let found = match self.line_end.take() {
+                    // Found by needs_more() on these same bytes (the caller passes them again).
+                    Some(nl) if nl < buf.len() && buf[nl] == b'\n' => Some(nl),
+                    _ => find_newline(buf),
+                };
+                let Some(nl) = found else {
                     return if buf.len() > MAX_LINE_LEN {
                         Err(ProtoError::LineTooLong)
                     } else {
@@ -182,7 +193,7 @@ impl ReplyReader {
 }
 
 fn find_newline(buf: &[u8]) -> Option<usize> {
-    buf.iter().take(MAX_LINE_LEN + 1).position(|&b| b == b'\n')
+    memchr::memchr(b'\n', &buf[..buf.len().min(MAX_LINE_LEN + 1)])
 }
 
 /// Parses one reply line without its CRLF.
