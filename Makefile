@@ -33,9 +33,11 @@ uninstall:
 demo:
 	examples/demo.sh
 
+# Writes BENCHMARKS.md (bench/run.sh); SMOKE=1: the quick run the tests do, without the domain checks.
 bench: build
-	bench/domain_check.sh
-	bench/domain_check_callgrind.sh
+	bench/run.sh $(if $(SMOKE),--smoke)
+	$(if $(SMOKE),,bench/domain_check.sh)
+	$(if $(SMOKE),,bench/domain_check_callgrind.sh)
 
 test:
 	tools/install-deps

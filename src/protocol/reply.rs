@@ -238,32 +238,49 @@ pub fn parse_line(line: &[u8]) -> Result<Reply<'_>, ProtoError> {
 }
 
 fn parse_value(args: &[u8]) -> Result<Reply<'_>, ProtoError> {
-    let mut fields = args.split(|&b| b == b' ');
-    let key = fields.next().filter(|k| !k.is_empty());
-    let flags = fields.next().map(parse_u64);
-    let bytes = fields.next().map(parse_u64);
-    let cas = fields.next().map(parse_u64);
-    if fields.next().is_some() {
-        return Err(ProtoError::BadValueLine);
+    // One pass over `<key> <flags> <bytes>[ <cas>]` (this runs for every value received).
+    let bad = ProtoError::BadValueLine;
+    let key_end = memchr::memchr(b' ', args).ok_or(bad)?;
+    if key_end == 0 {
+        return Err(bad);
     }
-    let (Some(key), Some(Ok(flags)), Some(Ok(bytes))) = (key, flags, bytes) else {
-        return Err(ProtoError::BadValueLine);
+    let mut rest = &args[key_end + 1..];
+    let flags = u32::try_from(take_number(&mut rest)?).map_err(|_| bad)?;
+    let bytes = match rest {
+        [b' ', more @ ..] => {
+            rest = more;
+            take_number(&mut rest)?
+        }
+        _ => return Err(bad),
     };
-    let flags = u32::try_from(flags).map_err(|_| ProtoError::BadValueLine)?;
+    let cas = match rest {
+        [] => None,
+        [b' ', more @ ..] => {
+            rest = more;
+            Some(take_number(&mut rest)?)
+        }
+        _ => return Err(bad),
+    };
+    if !rest.is_empty() {
+        return Err(bad);
+    }
     if bytes > MAX_VALUE_LEN as u64 {
         return Err(ProtoError::ValueTooLarge);
     }
-    let cas = match cas {
-        None => None,
-        Some(Ok(unique)) => Some(unique),
-        Some(Err(_)) => return Err(ProtoError::BadValueLine),
-    };
     Ok(Reply::Value {
-        key,
+        key: &args[..key_end],
         flags,
         bytes: bytes as usize,
         cas,
     })
+}
+
+/// Takes a strict unsigned decimal (1 to 20 digits, no overflow) from the front of `s`.
+fn take_number(s: &mut &[u8]) -> Result<u64, ProtoError> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    let n = parse_u64(&s[..digits]).map_err(|_| ProtoError::BadValueLine)?;
+    *s = &s[digits..];
+    Ok(n)
 }
 
 /// Strict unsigned decimal: 1 to 20 digits, no sign, no spaces, no overflow.

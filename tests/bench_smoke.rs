@@ -1,0 +1,86 @@
+//! The benchmark's smoke run: `bench/run.sh --smoke` runs every client on every workload with
+//! tiny counts (and callgrind once per library), so `make bench` cannot rot unnoticed. Nothing
+//! about speed is asserted; the run must finish and its table must hold every row.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn smoke_run_reports_every_client_and_workload() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A report of this test's own: someone may run `make bench SMOKE=1` meanwhile.
+    let out = root.join(format!("target/bench/smoke-test.{}.md", std::process::id()));
+    let run = Command::new(root.join("bench/run.sh"))
+        .arg("--smoke")
+        .arg("--out")
+        .arg(&out)
+        .env("LIBMEMCACHE_PREFIX", support::prefix())
+        .output()
+        .expect("cannot run bench/run.sh");
+    assert!(
+        run.status.success(),
+        "bench/run.sh --smoke failed ({}):\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = std::fs::read_to_string(&out).expect("the smoke run wrote no report");
+    let _ = std::fs::remove_file(&out);
+
+    let workloads = [
+        "get hit",
+        "get miss",
+        "set",
+        "set 10 KiB",
+        "incr",
+        "multi-get 100 keys, 1 server",
+        "multi-get 100 keys, 4 servers",
+    ];
+    let clients = [
+        "libmemcache C API",
+        "libmemcache Rust core",
+        "libmemcached",
+        "raw-socket floor",
+    ];
+    let mut missing = Vec::new();
+    for w in workloads {
+        for c in clients {
+            let row = format!("| {w} | {c} | ");
+            if !report.contains(&row) {
+                missing.push(row);
+            }
+        }
+    }
+    let domain_row = "| get hit | libmemcache C API, domain handle | ";
+    if !report.contains(domain_row) {
+        missing.push(domain_row.to_string());
+    }
+    assert!(
+        missing.is_empty(),
+        "rows missing from the table: {missing:?}\n{report}"
+    );
+    for section in [
+        "## Targets",
+        "## Instructions per operation",
+        "## Where the instructions go",
+    ] {
+        assert!(report.contains(section), "no {section:?} in:\n{report}");
+    }
+    // Callgrind counted both libraries' gets: the C API and libmemcached columns are numbers.
+    let instructions = report
+        .split("## Instructions per operation")
+        .nth(1)
+        .expect("instructions section");
+    let row = instructions
+        .lines()
+        .find(|l| l.starts_with("| get hit | "))
+        .unwrap_or_else(|| panic!("no get hit row in the instruction table:\n{report}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    for (column, name) in [(2, "C API"), (5, "libmemcached")] {
+        assert!(
+            cells[column].parse::<f64>().is_ok_and(|n| n > 0.0),
+            "no {name} instruction count in {row:?}"
+        );
+    }
+}
