@@ -4,6 +4,11 @@
 /// Longest key memcached accepts (`MAX_KEY_LEN` in memcache.h).
 pub const MAX_KEY_LEN: usize = 250;
 
+/// Keys starting with this are reserved for the server-list records that `mcadmin publish`
+/// stores (`__memcache_domain__:<domain>`, see [`crate::propagate`]): ordinary operations refuse
+/// them, so an application cannot overwrite or read a record by accident.
+pub const RESERVED_PREFIX: &[u8] = b"__memcache_domain__:";
+
 /// Why a key was refused; the message is what the error handler reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyError {
@@ -11,6 +16,8 @@ pub enum KeyError {
     TooLong,
     /// Whitespace or a control byte at this 0-based position: it would split or end the command.
     BadByte(usize),
+    /// Starts with [`RESERVED_PREFIX`]: only the server-list propagation may use such a key.
+    Reserved,
 }
 
 impl KeyError {
@@ -19,12 +26,26 @@ impl KeyError {
             KeyError::Empty => "invalid key: empty",
             KeyError::TooLong => "invalid key: longer than 250 bytes",
             KeyError::BadByte(_) => "invalid key: contains whitespace or a control byte",
+            KeyError::Reserved => {
+                "invalid key: keys starting with __memcache_domain__: are reserved for mcadmin"
+            }
         }
     }
 }
 
-/// A key is 1..=250 bytes with no byte in 0x00..=0x20 or 0x7F; bytes 0x80..=0xFF are fine.
+/// A key is 1..=250 bytes with no byte in 0x00..=0x20 or 0x7F (bytes 0x80..=0xFF are fine), and
+/// does not start with [`RESERVED_PREFIX`].
 pub fn check(key: &[u8]) -> Result<(), KeyError> {
+    check_admin(key)?;
+    if key.starts_with(RESERVED_PREFIX) {
+        return Err(KeyError::Reserved);
+    }
+    Ok(())
+}
+
+/// [`check`] without the reservation: the check of the record keys that only
+/// [`crate::propagate`] uses.
+pub fn check_admin(key: &[u8]) -> Result<(), KeyError> {
     if key.is_empty() {
         return Err(KeyError::Empty);
     }
@@ -57,5 +78,37 @@ mod tests {
         assert_eq!(check(b"\0"), Err(KeyError::BadByte(0)));
         assert_eq!(check(b"ab\x7f"), Err(KeyError::BadByte(2)));
         assert_eq!(check(b"tab\t"), Err(KeyError::BadByte(3)));
+    }
+
+    #[test]
+    fn the_record_prefix_is_reserved() {
+        for key in [
+            &b"__memcache_domain__:"[..],
+            b"__memcache_domain__:default",
+            b"__memcache_domain__:a.b-c_d",
+        ] {
+            assert_eq!(check(key), Err(KeyError::Reserved), "{key:?}");
+            assert_eq!(check_admin(key), Ok(()), "{key:?}");
+        }
+        // Only the exact prefix, at the start.
+        for key in [
+            &b"__memcache_domain__"[..],
+            b"__memcache_domain_:x",
+            b"__MEMCACHE_DOMAIN__:x",
+            b"x__memcache_domain__:x",
+        ] {
+            assert_eq!(check(key), Ok(()), "{key:?}");
+        }
+        // The syntax check comes first and applies to admin keys too.
+        assert_eq!(
+            check(b"__memcache_domain__:a b"),
+            Err(KeyError::BadByte(21))
+        );
+        assert_eq!(
+            check_admin(b"__memcache_domain__:a b"),
+            Err(KeyError::BadByte(21))
+        );
+        assert_eq!(check_admin(b""), Err(KeyError::Empty));
+        assert!(KeyError::Reserved.message().contains("reserved"));
     }
 }

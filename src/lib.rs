@@ -10,5 +10,6 @@ pub mod conn;
 pub mod ffi;
 pub mod hash;
 pub mod key;
+pub mod propagate;
 pub mod protocol;
 pub mod registry;

@@ -112,6 +112,11 @@ impl Conn {
         self.sock.as_raw_fd()
     }
 
+    /// The local address of a TCP connection (None for a unix socket).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.sock.local_addr().ok()?.as_socket()
+    }
+
     /// Bounds every later wait for the socket to accept or deliver bytes.
     pub fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
         let timeout = Some(nonzero(timeout));
@@ -126,6 +131,23 @@ impl Conn {
             match self.sock.send_with_flags(&data[sent..], libc::MSG_NOSIGNAL) {
                 Ok(0) => return Err(Fail::Closed),
                 Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Fail::from_io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the parts one after the other as one message, with one system call in the common
+    /// case (a large value goes out from where it is, not copied into a buffer first).
+    pub fn send_parts(&mut self, parts: &[&[u8]]) -> Result<(), Fail> {
+        let mut slices: Vec<std::io::IoSlice<'_>> =
+            parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+        let mut rest: &mut [std::io::IoSlice<'_>] = &mut slices;
+        while !rest.is_empty() {
+            match self.sock.send_vectored_with_flags(rest, libc::MSG_NOSIGNAL) {
+                Ok(0) => return Err(Fail::Closed),
+                Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Fail::from_io(e)),
             }

@@ -30,6 +30,7 @@ pub unsafe extern "C" fn default_key_valid(
             Err(key::KeyError::Empty) => 1,
             Err(key::KeyError::TooLong) => key::MAX_KEY_LEN as i32 + 1,
             Err(key::KeyError::BadByte(at)) => at as i32 + 1,
+            Err(key::KeyError::Reserved) => 1,
         }
     })
 }

@@ -49,6 +49,11 @@ pub enum RegistryError {
     TooManyServers,
     /// A list that must not be published (bad entry, duplicate server, bad replica count).
     BadEntry(String),
+    /// [`Writer::install`] was offered a version that is not newer than the published one.
+    NotNewer {
+        local: u64,
+        offered: u64,
+    },
 }
 
 impl fmt::Display for RegistryError {
@@ -65,6 +70,10 @@ impl fmt::Display for RegistryError {
                 write!(f, "too many servers: a domain holds at most {MAX_SERVERS}")
             }
             RegistryError::BadEntry(why) => write!(f, "invalid server list: {why}"),
+            RegistryError::NotNewer { local, offered } => write!(
+                f,
+                "version {offered} is not newer than the local version {local}; nothing installed"
+            ),
         }
     }
 }
@@ -164,7 +173,16 @@ impl Namespace {
 
     /// [`Writer::open`] in this namespace.
     pub fn open_writer(&self, domain: &DomainName, create: bool) -> Result<Writer, RegistryError> {
-        Writer::open_segment(self.segment_name(domain), create)
+        Writer::open_segment(self.segment_name(domain), create, None).map(|(w, _)| w)
+    }
+
+    /// [`Writer::create_with`] in this namespace.
+    pub fn create_with(
+        &self,
+        domain: &DomainName,
+        list: &DomainList,
+    ) -> Result<(Writer, bool), RegistryError> {
+        Writer::create_segment_with(self.segment_name(domain), list)
     }
 
     /// [`destroy`] in this namespace.

@@ -183,6 +183,10 @@ fn errors_have_one_line_messages() {
         RegistryError::Corrupt("x".into()),
         RegistryError::TooManyServers,
         RegistryError::BadEntry("x".into()),
+        RegistryError::NotNewer {
+            local: 2,
+            offered: 1,
+        },
     ];
     for e in all {
         let msg = e.to_string();
@@ -374,6 +378,89 @@ fn concurrent_writers_take_turns() {
     let list = s.ns.open_reader(&d).unwrap().unwrap().read().unwrap();
     // Lost updates would show as fewer servers.
     assert_eq!(list.servers.len(), 4 * per_thread as usize);
+}
+
+/// A list as another host would have published it: exactly this version.
+fn foreign_list(version: u64, servers: &[(&str, u16)]) -> DomainList {
+    DomainList {
+        version,
+        distribution: Distribution::Crc32Modulo,
+        replicas: 2,
+        servers: servers.iter().map(|&(h, p)| server(h, p)).collect(),
+    }
+}
+
+#[test]
+fn install_publishes_exactly_the_given_version_if_newer() {
+    let s = Scratch::new();
+    let d = s.domain("install");
+    let v1 = s.with_two_servers(&d);
+    let mut w = s.ns.open_writer(&d, false).unwrap();
+    let r = s.ns.open_reader(&d).unwrap().unwrap();
+
+    let newer = foreign_list(v1 + 10, &[("mc3", 11213)]);
+    assert_eq!(w.install(newer.clone()).unwrap(), v1 + 10);
+    assert_eq!(r.version(), v1 + 10);
+    assert_eq!(r.read().unwrap(), newer);
+
+    // The same version again, an older one: refused, nothing written.
+    for offered in [v1 + 10, v1 + 9, v1] {
+        let err = w.install(foreign_list(offered, &[("x", 1)])).unwrap_err();
+        assert!(
+            matches!(err, RegistryError::NotNewer { local, offered: o } if local == v1 + 10 && o == offered),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not newer"), "{err}");
+    }
+    // Invalid lists and versions are refused before anything is looked at.
+    let dup = foreign_list(v1 + 20, &[("a", 1), ("A", 1)]);
+    assert!(matches!(w.install(dup), Err(RegistryError::BadEntry(m)) if m.contains("twice")));
+    let huge = foreign_list(MAX_VERSION + 1, &[("a", 1)]);
+    assert!(matches!(w.install(huge), Err(RegistryError::BadEntry(m)) if m.contains("version")));
+    assert_eq!(r.read().unwrap(), newer);
+
+    // Updates continue from the installed version.
+    let v = w.update(|_| Ok(())).unwrap();
+    assert!(v > v1 + 10);
+}
+
+#[test]
+fn create_with_starts_a_new_segment_at_the_given_version() {
+    let s = Scratch::new();
+    let d = s.domain("adopted");
+    // A version from long ago: a segment created the usual way would start later than it.
+    let old = foreign_list(20_200_101 * UPDATES_PER_DAY + 7, &[("mc1", 11211)]);
+    let (mut w, created) = s.ns.create_with(&d, &old).unwrap();
+    assert!(created);
+    let r = s.ns.open_reader(&d).unwrap().unwrap();
+    assert_eq!(r.version(), old.version);
+    assert_eq!(r.read().unwrap(), old);
+    let st = fstat(std::os::fd::AsFd::as_fd(&s.fd(&d))).unwrap();
+    assert_eq!(st.st_mode & 0o7777, 0o644);
+
+    // An existing segment is left alone.
+    let other = foreign_list(old.version + 5, &[("mc2", 11211)]);
+    let (_, created) = s.ns.create_with(&d, &other).unwrap();
+    assert!(!created);
+    assert_eq!(r.read().unwrap(), old);
+    assert!(w.update(|_| Ok(())).unwrap() > old.version);
+
+    // A half-created segment (its creator died) is finished with the given list.
+    let e = s.domain("half-adopted");
+    drop(shm_open(&s.c_segment(&e), libc::O_RDWR | libc::O_CREAT, 0o644).unwrap());
+    let (_, created) = s.ns.create_with(&e, &old).unwrap();
+    assert!(created);
+    assert_eq!(s.ns.open_reader(&e).unwrap().unwrap().read().unwrap(), old);
+
+    // An unusable list creates nothing.
+    let f = s.domain("never");
+    for bad in [foreign_list(1, &[]), foreign_list(old.version, &[("", 1)])] {
+        assert!(matches!(
+            s.ns.create_with(&f, &bad),
+            Err(RegistryError::BadEntry(_))
+        ));
+        assert!(s.ns.open_reader(&f).unwrap().is_none());
+    }
 }
 
 #[test]

@@ -35,13 +35,42 @@ impl Writer {
         Namespace::from_env()?.open_writer(domain, create)
     }
 
-    pub(crate) fn open_segment(segment: String, create: bool) -> Result<Writer, RegistryError> {
+    /// Opens the domain's segment, creating it if needed, like `open(domain, true)`; but a
+    /// segment that this call initialises (absent, or created and never initialised by a
+    /// creator that died) starts with `list` published at exactly `list.version` instead of an
+    /// empty list. The bool is true in that case. An existing segment is not changed: offer it
+    /// the list with [`Writer::install`]. This is how a host that has never had the domain
+    /// adopts the version another host published.
+    pub fn create_with(
+        domain: &DomainName,
+        list: &DomainList,
+    ) -> Result<(Writer, bool), RegistryError> {
+        Namespace::from_env()?.create_with(domain, list)
+    }
+
+    pub(crate) fn create_segment_with(
+        segment: String,
+        list: &DomainList,
+    ) -> Result<(Writer, bool), RegistryError> {
+        // Checked before anything is created, so an unusable list leaves no segment behind.
+        check_installable(list)?;
+        Writer::open_segment(segment, true, Some(list))
+    }
+
+    /// Opens (with `create`, creating) the segment. `initial` is the first list of a segment
+    /// this call initialises (already checked by the caller); the bool says whether it did.
+    pub(crate) fn open_segment(
+        segment: String,
+        create: bool,
+        initial: Option<&DomainList>,
+    ) -> Result<(Writer, bool), RegistryError> {
         let c_segment = super::c_name(&segment);
         let fd = open_fd(&segment, &c_segment, create)?;
         let st = fstat(fd.as_fd()).map_err(|e| io_error(&segment, "fstat", e))?;
         // Checked before waiting for the lock, so a planted file that its owner keeps locked
         // cannot make us wait; and again under the lock, in case it changed meanwhile.
         check_trusted(&st, &segment)?;
+        let mut initialised = false;
         let map = {
             let _lock =
                 ExclusiveLock::acquire(fd.as_fd()).map_err(|e| io_error(&segment, "flock", e))?;
@@ -57,14 +86,22 @@ impl Writer {
                 check_size(&segment, st.st_size)?;
             }
             let map = Mapping::map(fd.as_fd(), true).map_err(|e| io_error(&segment, "mmap", e))?;
-            match map.check_header(&segment)? {
-                HeaderState::Ready => {}
-                HeaderState::Uninitialised if create => map.initialise(next_version_now(0)),
-                HeaderState::Uninitialised => return Err(RegistryError::NotFound),
+            match (map.check_header(&segment)?, initial) {
+                (HeaderState::Ready, _) => {}
+                (HeaderState::Uninitialised, None) if create => map.initialise(next_version_now(0)),
+                (HeaderState::Uninitialised, Some(list)) if create => {
+                    // An empty list one version earlier, then `list` through the ordinary
+                    // publish: readers only ever see complete lists, and a reader that caught
+                    // the empty one sees the version move on.
+                    map.initialise(list.version - 1);
+                    map.publish(list);
+                    initialised = true;
+                }
+                (HeaderState::Uninitialised, _) => return Err(RegistryError::NotFound),
             }
             map
         };
-        Ok(Writer { map, fd, segment })
+        Ok((Writer { map, fd, segment }, initialised))
     }
 
     /// Changes the list. Under the segment lock: copies the current list, sets its `version` to
@@ -94,6 +131,26 @@ impl Writer {
         Ok(version)
     }
 
+    /// Publishes `list` as it is, version included, if that version is newer than the published
+    /// one: how a list another host published (see `crate::propagate`) is adopted with the
+    /// version it has everywhere. Under the segment lock; validates the list first. Returns the
+    /// version; [`RegistryError::NotNewer`] (nothing written) when the local version is the same
+    /// or newer, so two hosts never publish different lists under one version through this.
+    pub fn install(&mut self, list: DomainList) -> Result<u64, RegistryError> {
+        check_installable(&list)?;
+        let _lock = ExclusiveLock::acquire(self.fd.as_fd())
+            .map_err(|e| io_error(&self.segment, "flock", e))?;
+        let local = self.map.read_list(&self.segment)?.version;
+        if list.version <= local {
+            return Err(RegistryError::NotNewer {
+                local,
+                offered: list.version,
+            });
+        }
+        self.map.publish(&list);
+        Ok(list.version)
+    }
+
     /// Marks the segment destroyed under the lock (see `Mapping::mark_destroyed`).
     pub(crate) fn mark_destroyed(&self) -> Result<(), RegistryError> {
         let _lock = ExclusiveLock::acquire(self.fd.as_fd())
@@ -119,6 +176,18 @@ impl std::fmt::Debug for Writer {
             .field("segment", &self.segment)
             .finish()
     }
+}
+
+/// What a list given with its version must satisfy: a valid list, and a version that is neither
+/// 0 nor 1 (see `create_segment_with`) nor beyond what the published word can carry.
+fn check_installable(list: &DomainList) -> Result<(), RegistryError> {
+    if list.version < 2 || list.version > MAX_VERSION {
+        return Err(RegistryError::BadEntry(format!(
+            "version {} is outside 2..={MAX_VERSION}",
+            list.version
+        )));
+    }
+    list.validate()
 }
 
 /// Opens (or, with `create`, exclusively creates) the object. Only the process that really
