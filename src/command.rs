@@ -52,6 +52,10 @@ fn reply_line(conn: &mut Conn) -> Result<Reply<'_>, Failure> {
     }
 }
 
+/// From this size on a value is sent from where it is (vectored) instead of being copied behind
+/// the command line: below it, one copy is cheaper than building the vector.
+const LARGE_VALUE: usize = 2048;
+
 /// The answer to a storage command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stored {
@@ -76,8 +80,14 @@ pub fn store(
     value: &[u8],
 ) -> Result<Stored, Failure> {
     wbuf.clear();
-    protocol::encode_store(wbuf, cmd, key, flags, exptime, value);
-    send(conn, wbuf)?;
+    if value.len() < LARGE_VALUE {
+        protocol::encode_store(wbuf, cmd, key, flags, exptime, value);
+        send(conn, wbuf)?;
+    } else {
+        protocol::encode_store_header(wbuf, cmd, key, flags, exptime, value.len());
+        conn.send_parts(&[wbuf, value, b"\r\n"])
+            .map_err(Failure::Send)?;
+    }
     match reply_line(conn)? {
         Reply::Stored => Ok(Stored::Stored),
         Reply::NotStored => Ok(Stored::NotStored),

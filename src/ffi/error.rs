@@ -120,8 +120,19 @@ thread_local! {
     static QUEUE: RefCell<Vec<Report>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Reports queued in all threads and not yet delivered. While it is 0, a call needs no access
+/// to its thread's queue at all: in a shared library every thread-local access is a call to
+/// `__tls_get_addr`, and most calls report nothing.
+static QUEUED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn nothing_queued() -> bool {
+    // A thread sees its own increments, so 0 means this thread's queue is empty.
+    QUEUED.load(std::sync::atomic::Ordering::Relaxed) == 0
+}
+
 /// Queues a report for delivery when the current exported call finishes.
 pub fn queue(report: Report) {
+    QUEUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     QUEUE.with(|q| q.borrow_mut().push(report));
 }
 
@@ -173,6 +184,9 @@ impl Delivered {
 
 impl Scope {
     pub fn enter() -> Scope {
+        if nothing_queued() {
+            return Scope { start: 0 };
+        }
         Scope {
             start: QUEUE.with(|q| q.borrow().len()),
         }
@@ -182,6 +196,9 @@ impl Scope {
     /// The last report queued during this call, as its code and a message naming the error,
     /// the site's details and errno's text (for `mc_last_error()`).
     pub fn last(&self) -> Option<(u32, String)> {
+        if nothing_queued() {
+            return None;
+        }
         QUEUE.with(|q| {
             let q = q.borrow();
             let r = q.get(self.start..)?.last()?;
@@ -200,6 +217,9 @@ impl Scope {
 
     /// Whether this call queued a report of severity WARN or worse.
     pub fn serious(&self) -> bool {
+        if nothing_queued() {
+            return false;
+        }
         QUEUE.with(|q| {
             q.borrow().get(self.start..).is_some_and(|mine| {
                 mine.iter().any(|r| {
@@ -218,11 +238,15 @@ impl Scope {
     /// `ctxt` is the call's context, already checked by the exported function.
     #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn deliver(self, ctxt: *const memcache_ctxt) -> Delivered {
+        if nothing_queued() {
+            return Delivered { retcode: None };
+        }
         let mine: Vec<Report> = QUEUE.with(|q| {
             let mut q = q.borrow_mut();
             let start = self.start.min(q.len());
             q.drain(start..).collect()
         });
+        QUEUED.fetch_sub(mine.len(), std::sync::atomic::Ordering::Relaxed);
         let mut retcode = None;
         for r in &mine {
             // SAFETY: r.ctxt was a valid context pointer when the report was queued during this

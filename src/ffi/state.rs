@@ -113,6 +113,8 @@ pub struct HandleState {
     /// Code and message of the most recent failed call on the handle (0 and empty after a
     /// call that reported nothing).
     last_error: Mutex<(u32, String)>,
+    /// Whether `last_error` holds an error (so a success has something to clear).
+    has_error: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: `inner` is only reached through `Locked`, which holds `lock`; the other fields are
@@ -160,6 +162,7 @@ impl HandleState {
             dist: AtomicU8::new(dist as u8),
             selector: RwLock::new(None),
             last_error: Mutex::new((0, String::new())),
+            has_error: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -182,6 +185,11 @@ impl HandleState {
     }
 
     pub fn set_last_error(&self, last: Option<(u32, String)>) {
+        // Most calls succeed on a handle with no error recorded: then nothing is written.
+        if last.is_none() && !self.has_error.load(Ordering::Relaxed) {
+            return;
+        }
+        self.has_error.store(last.is_some(), Ordering::Relaxed);
         *self.last_error.lock() = last.unwrap_or_default();
     }
 

@@ -55,17 +55,30 @@ pub fn encode_store(
     value: &[u8],
 ) {
     out.reserve(key.len() + value.len() + 64);
+    encode_store_header(out, cmd, key, flags, exptime, value.len());
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The command line of a storage command alone, for sending a large value from where it is:
+/// the caller sends `value` and `\r\n` after it.
+pub fn encode_store_header(
+    out: &mut Vec<u8>,
+    cmd: StoreCmd,
+    key: &[u8],
+    flags: u32,
+    exptime: u64,
+    value_len: usize,
+) {
     out.extend_from_slice(cmd.verb());
     out.push(b' ');
     out.extend_from_slice(key);
     push_arg(out, flags as u64);
     push_arg(out, exptime);
-    push_arg(out, value.len() as u64);
+    push_arg(out, value_len as u64);
     if let StoreCmd::Cas(unique) = cmd {
         push_arg(out, unique);
     }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
