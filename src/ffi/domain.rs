@@ -182,7 +182,9 @@ pub unsafe fn before_explicit_add(
         return false;
     }
     inner.domain = None;
-    st.set_distribution(Distribution::Crc32Modulo);
+    if !inner.distribution_explicit {
+        st.set_distribution(Distribution::Crc32Modulo);
+    }
     if !inner.replicas_explicit {
         inner.replicas = 1;
     }
@@ -276,7 +278,9 @@ unsafe fn apply(
     inner: &mut HandleInner,
     list: DomainList,
 ) {
-    st.set_distribution(list.distribution);
+    if !inner.distribution_explicit {
+        st.set_distribution(list.distribution);
+    }
     let wanted: Vec<(String, String, u32)> = list
         .servers
         .iter()

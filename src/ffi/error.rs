@@ -82,21 +82,17 @@ static DELIVERY: OwnerLock = OwnerLock::new();
 
 /// The message each error record's `errmsg` points at, kept until the next report on that
 /// record replaces it, so a client may read `ectxt->errmsg` after the call returned.
-static MESSAGES: once_cell::sync::Lazy<parking_lot::Mutex<super::state::AddrMap<Box<[u8]>>>> =
+static MESSAGES: once_cell::sync::Lazy<super::lock::ForkLock<super::state::AddrMap<Box<[u8]>>>> =
     once_cell::sync::Lazy::new(Default::default);
 
 /// See state::lock_registries().
-pub fn lock_messages() {
-    use parking_lot::lock_api::RawMutex as _;
-    // SAFETY: released by unlock_messages() right after fork().
-    unsafe { MESSAGES.raw().lock() };
+pub fn hold_messages() {
+    MESSAGES.hold();
 }
 
-/// # Safety
-/// Only after lock_messages() in the same thread.
-pub unsafe fn unlock_messages() {
-    // SAFETY: per the contract.
-    unsafe { MESSAGES.force_unlock() };
+/// See state::unlock_registries().
+pub fn release_messages() {
+    MESSAGES.release();
 }
 
 /// Forgets the message kept for an error record that is being freed.

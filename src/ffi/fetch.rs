@@ -916,9 +916,26 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         groups.push(sendable);
     } else {
         groups.resize_with(n_servers, Vec::new);
+        // crc32-modulo: keys with the same hash % n share a server (1.4's grouping). Under
+        // ketama that is not so: each key goes to the group of the server the ring picks for
+        // it, unless the client installed its own finder (then 1.4's grouping applies).
+        // SAFETY: ctxt is live.
+        let own_finder = unsafe { (*ctxt).mcServerFind }.is_some_and(|f| {
+            f as usize != super::server::default_server_find as *const () as usize
+        });
+        let ring = st.distribution() == crate::hash::Distribution::KetamaMd5 && !own_finder;
+        // SAFETY: mc is live; its servers are live.
+        let servers = unsafe { state::server_slice(mc) };
+        let live = |i: usize| matches!(unsafe { (*servers[i]).active } as u8, b'u' | b't');
         for r in sendable {
             // SAFETY: a live result.
-            groups[unsafe { (*r).hash } as usize % n_servers].push(r);
+            let hash = unsafe { (*r).hash };
+            let group = if ring {
+                st.pick(n_servers, hash, live)
+            } else {
+                None
+            };
+            groups[group.unwrap_or(hash as usize % n_servers)].push(r);
         }
     }
     let mut any_server = false;

@@ -35,13 +35,11 @@ extern "C" fn prepare() {
 }
 
 extern "C" fn parent() {
-    // SAFETY: prepare() locked the registries in this thread just before fork().
-    unsafe { super::state::unlock_registries() };
+    super::state::unlock_registries();
 }
 
 extern "C" fn child() {
-    // SAFETY: as in parent(): the child's only thread is the one that locked them.
-    unsafe { super::state::unlock_registries() };
+    super::state::unlock_registries();
     // SAFETY: getpid() has no preconditions.
     PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     GENERATION.fetch_add(1, Ordering::AcqRel);

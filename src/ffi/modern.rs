@@ -28,7 +28,8 @@ pub unsafe extern "C" fn mc_distribution(mc: *mut memcache, distribution: c_int)
             _ => return -1,
         };
         let st = state::handle(mc);
-        let inner = st.lock();
+        let mut inner = st.lock();
+        inner.distribution_explicit = true;
         st.set_distribution(dist);
         // SAFETY: mc is live and its server array consistent (only changed under the lock).
         unsafe { st.rebuild_selector(mc, &inner) };

@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
-use parking_lot::{Mutex, RwLock};
 
-use super::lock::{OwnerGuard, OwnerLock};
+use super::lock::{ForkLock, OwnerGuard, OwnerLock};
 use super::types::*;
 use crate::conn::{Conn, Endpoint};
 use crate::hash::{Distribution, RingServer, Selector};
@@ -81,6 +80,8 @@ pub struct HandleInner {
     pub replicas: u32,
     /// mc_replicas() was called: the domain's count no longer applies.
     pub replicas_explicit: bool,
+    /// mc_distribution() was called: neither a domain's nor 1.4's default applies any more.
+    pub distribution_explicit: bool,
     /// The shared list the handle follows, if any (None: a private list).
     pub domain: Option<super::domain::DomainLink>,
     /// The fork generation the connections belong to; another one means this is a child
@@ -109,10 +110,10 @@ pub struct HandleState {
     dist: AtomicU8,
     /// Rebuilt when the server list changes; read by the default hash and finder without the
     /// handle's lock, since a client may call those hooks while the lock is held.
-    selector: RwLock<Option<Arc<Selector>>>,
+    selector: ForkLock<Option<Arc<Selector>>>,
     /// Code and message of the most recent failed call on the handle (0 and empty after a
     /// call that reported nothing).
-    last_error: Mutex<(u32, String)>,
+    last_error: ForkLock<(u32, String)>,
     /// Whether `last_error` holds an error (so a success has something to clear).
     has_error: std::sync::atomic::AtomicBool,
 }
@@ -156,12 +157,13 @@ impl HandleState {
                 retry: DEFAULT_RETRY,
                 replicas: 1,
                 replicas_explicit: false,
+                distribution_explicit: false,
                 domain: None,
                 fork_gen: super::fork::generation(),
             }),
             dist: AtomicU8::new(dist as u8),
-            selector: RwLock::new(None),
-            last_error: Mutex::new((0, String::new())),
+            selector: ForkLock::new(None),
+            last_error: ForkLock::new((0, String::new())),
             has_error: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -200,7 +202,7 @@ impl HandleState {
     /// Picks with the current selector under its read lock (no reference count traffic on the
     /// hot path); None when there is none or it does not match `n` servers.
     pub fn pick(&self, n: usize, hash: u32, live: impl Fn(usize) -> bool) -> Option<usize> {
-        let guard = self.selector.read();
+        let guard = self.selector.lock();
         let sel = guard.as_ref().filter(|sel| sel.num_servers() == n)?;
         sel.pick(hash, live)
     }
@@ -218,7 +220,7 @@ impl HandleState {
         out.clear();
         if let Some(sel) = self
             .selector
-            .read()
+            .lock()
             .as_ref()
             .filter(|sel| sel.num_servers() == n)
         {
@@ -254,7 +256,7 @@ impl HandleState {
                 weight: *weight,
             })
             .collect();
-        *self.selector.write() = Some(Arc::new(Selector::new(self.distribution(), &ring)));
+        *self.selector.lock() = Some(Arc::new(Selector::new(self.distribution(), &ring)));
     }
 }
 
@@ -286,15 +288,12 @@ pub unsafe fn cstr_lossy(p: *const libc::c_char) -> String {
         .into_owned()
 }
 
-static HANDLES: Lazy<RwLock<AddrMap<Arc<HandleState>>>> = Lazy::new(Default::default);
+static HANDLES: Lazy<ForkLock<AddrMap<Arc<HandleState>>>> = Lazy::new(Default::default);
 
 /// The state of handle `mc`, created on first use for a handle this library did not create.
 pub fn handle(mc: *const memcache) -> Arc<HandleState> {
-    if let Some(state) = HANDLES.read().get(&(mc as usize)) {
-        return state.clone();
-    }
     HANDLES
-        .write()
+        .lock()
         .entry(mc as usize)
         .or_insert_with(|| Arc::new(HandleState::new(Distribution::Crc32Modulo)))
         .clone()
@@ -303,7 +302,7 @@ pub fn handle(mc: *const memcache) -> Arc<HandleState> {
 /// Starts fresh state for a new handle, replacing anything left at that address.
 pub fn handle_created(mc: *const memcache) {
     super::fork::install();
-    let old = HANDLES.write().insert(
+    let old = HANDLES.lock().insert(
         mc as usize,
         Arc::new(HandleState::new(Distribution::Crc32Modulo)),
     );
@@ -312,31 +311,31 @@ pub fn handle_created(mc: *const memcache) {
 
 /// Forgets handle `mc`; its connections close when the last call using it ends.
 pub fn handle_freed(mc: *const memcache) {
-    let old = HANDLES.write().remove(&(mc as usize));
+    let old = HANDLES.lock().remove(&(mc as usize));
     drop(old);
 }
 
 /// Which handle each added server belongs to, for the calls that are given only a server.
-static OWNERS: Lazy<RwLock<AddrMap<usize>>> = Lazy::new(Default::default);
+static OWNERS: Lazy<ForkLock<AddrMap<usize>>> = Lazy::new(Default::default);
 
 pub fn set_owner(ms: *const memcache_server, mc: *const memcache) {
-    OWNERS.write().insert(ms as usize, mc as usize);
+    OWNERS.lock().insert(ms as usize, mc as usize);
 }
 
 pub fn owner(ms: *const memcache_server) -> Option<*const memcache> {
     OWNERS
-        .read()
+        .lock()
         .get(&(ms as usize))
         .map(|&mc| mc as *const memcache)
 }
 
 pub fn forget_owner(ms: *const memcache_server) {
-    OWNERS.write().remove(&(ms as usize));
+    OWNERS.lock().remove(&(ms as usize));
 }
 
 /// Value buffers this library allocated, by result address (D4, D11): lets `mc_get` and
 /// `mc_res_free` tell them from caller buffers without adding bits to `_flags`.
-static LIB_VALUES: Lazy<Mutex<AddrMap<usize>>> = Lazy::new(Default::default);
+static LIB_VALUES: Lazy<ForkLock<AddrMap<usize>>> = Lazy::new(Default::default);
 
 /// A result and the value buffer it points at.
 pub type ResultValue = (*const memcache_res, *const libc::c_void);
@@ -363,27 +362,16 @@ pub fn take_values(values: &[ResultValue], ours: &mut Vec<bool>) {
 /// Takes every process-wide registry before fork() (pthread_atfork prepare), so no other
 /// thread can be inside one when the child's copy is made.
 pub fn lock_registries() {
-    use parking_lot::lock_api::{RawMutex as _, RawRwLock as _};
-    // SAFETY: the raw locks are taken here and released by unlock_registries() right after
-    // fork() in both processes; no guard exists for these acquisitions.
-    unsafe {
-        HANDLES.raw().lock_exclusive();
-        OWNERS.raw().lock_exclusive();
-        LIB_VALUES.raw().lock();
-    }
-    super::error::lock_messages();
+    HANDLES.hold();
+    OWNERS.hold();
+    LIB_VALUES.hold();
+    super::error::hold_messages();
 }
 
-/// Releases what lock_registries() took (pthread_atfork parent and child).
-///
-/// # Safety
-/// Only right after lock_registries() in the thread that called fork().
-pub unsafe fn unlock_registries() {
-    // SAFETY: per the contract these were locked by lock_registries().
-    unsafe {
-        super::error::unlock_messages();
-        LIB_VALUES.force_unlock();
-        OWNERS.force_unlock_write();
-        HANDLES.force_unlock_write();
-    }
+/// Frees what lock_registries() took (pthread_atfork parent and child).
+pub fn unlock_registries() {
+    super::error::release_messages();
+    LIB_VALUES.release();
+    OWNERS.release();
+    HANDLES.release();
 }
