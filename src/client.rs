@@ -10,6 +10,13 @@
 //! - any [`Failure`] (I/O error, timeout, reply that does not parse or fit) closes that server's
 //!   connection and is returned; nothing is re-sent, so an `incr` can never count twice;
 //! - a miss, NOT_STORED or a server's refusal keeps the connection.
+//!
+//! With several copies ([`Client::set_replicas`]) a key lives on that many distinct servers, the
+//! distribution's next live ones (ketama: the next distinct servers on the ring; crc32-modulo: the
+//! next indexes), as the C library's `mc_replicas()` places them. A write goes to each in copy
+//! order and answers what the first server that answered said (the primary's answer unless the
+//! primary failed); the other answers are not compared. A read asks each copy in order until one
+//! has the key.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -215,6 +222,8 @@ pub struct Client {
     retry: Duration,
     /// How many slots have `dead_until` set; while 0, placement needs no clock read.
     dead: usize,
+    /// Copies of each key (1: none).
+    replicas: usize,
     /// The one request buffer, reused by every command.
     wbuf: Vec<u8>,
 }
@@ -256,6 +265,7 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
             retry: DEFAULT_RETRY_INTERVAL,
             dead: 0,
+            replicas: 1,
             wbuf: Vec::with_capacity(4096),
         })
     }
@@ -278,6 +288,22 @@ impl Client {
         self.retry = t;
     }
 
+    /// Keeps `n` copies of every key on distinct servers (default 1, no redundancy; 0 counts as
+    /// 1; with fewer live servers than `n`, every live server holds a copy). Writes (storage
+    /// commands, delete, touch, incr, decr) go to every copy and return the first answer in copy
+    /// order, the primary's unless it failed; [`get`](Self::get) and [`gets`](Self::gets) ask
+    /// the copies in order until one has the key; [`get_multi`](Self::get_multi) asks the keys
+    /// still missing of their next copy, round by round. Copies are not repaired: a key written
+    /// while one of its servers was down is missing there until it is written again.
+    pub fn set_replicas(&mut self, n: usize) {
+        self.replicas = n.max(1);
+    }
+
+    /// The number of copies kept of each key.
+    pub fn replicas(&self) -> usize {
+        self.replicas
+    }
+
     pub fn servers(&self) -> &[ServerSpec] {
         &self.specs
     }
@@ -291,6 +317,17 @@ impl Client {
         self.selector.pick(hash, |i| self.slots[i].is_live(now))
     }
 
+    /// The indexes of the servers that hold the copies of `key` now (see
+    /// [`set_replicas`](Self::set_replicas)), primary first, without any I/O. Empty for an
+    /// invalid key or when no server is live.
+    pub fn copies_for(&self, key: &[u8]) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.replicas);
+        if key::check(key).is_ok() {
+            self.pick_copies(self.selector.hash(key), Instant::now(), &mut out);
+        }
+        out
+    }
+
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Item>, ClientError> {
         self.fetch_one(key, false)
     }
@@ -301,9 +338,10 @@ impl Client {
     }
 
     /// Groups keys per server, writes every server's `get` before reading any reply; result in
-    /// key order, `None` for a miss. Duplicate keys are allowed. If any server fails, the other
-    /// servers' replies are still read (their connections stay in sync) and the first error is
-    /// returned.
+    /// key order, `None` for a miss. Duplicate keys are allowed. If a server fails, the other
+    /// servers' replies are still read (their connections stay in sync). With several copies,
+    /// the keys still missing are then asked of their next copy, round by round. The first
+    /// error is returned when some key got no answer from any server.
     pub fn get_multi(&mut self, keys: &[&[u8]]) -> Result<Vec<Option<Item>>, ClientError> {
         for k in keys {
             key::check(k).map_err(ClientError::BadKey)?;
@@ -318,7 +356,55 @@ impl Client {
             let server = self.route(k)?;
             groups[server].push(i);
         }
+        let mut answered = vec![false; keys.len()];
         let mut first_error: Option<ClientError> = None;
+        self.fetch_groups(keys, &groups, &mut out, &mut answered, &mut first_error);
+        let mut picks = Vec::with_capacity(self.replicas);
+        for round in 1..self.replicas {
+            groups.iter_mut().for_each(Vec::clear);
+            let mut any = false;
+            let now = Instant::now();
+            for (i, k) in keys.iter().enumerate() {
+                if out[i].is_some() {
+                    continue;
+                }
+                self.pick_copies(self.selector.hash(k), now, &mut picks);
+                let Some(&server) = picks.get(round) else {
+                    continue;
+                };
+                if self.slots[server].conn.is_none() {
+                    if let Err(e) = self.connect(server) {
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                }
+                groups[server].push(i);
+                any = true;
+            }
+            if !any {
+                break;
+            }
+            self.fetch_groups(keys, &groups, &mut out, &mut answered, &mut first_error);
+        }
+        if answered.iter().all(|&a| a) {
+            return Ok(out);
+        }
+        Err(first_error.unwrap_or(ClientError::NoServer))
+    }
+
+    /// One round of a multi-get: writes the `get` of every server that has a group (each
+    /// server's group holds indexes into `keys`, connected beforehand), then reads each reply.
+    /// Hits go to `out`; the keys of every server that answered are marked in `answered`. A
+    /// server that fails has its connection closed and its error kept in `first_error` unless
+    /// an earlier one is there.
+    fn fetch_groups(
+        &mut self,
+        keys: &[&[u8]],
+        groups: &[Vec<usize>],
+        out: &mut [Option<Item>],
+        answered: &mut [bool],
+        first_error: &mut Option<ClientError>,
+    ) {
         let mut sent = vec![false; self.slots.len()];
         for (server, group) in groups.iter().enumerate() {
             if group.is_empty() {
@@ -352,7 +438,7 @@ impl Client {
             requested.extend(group.iter().map(|&i| keys[i]));
             let mut sink = MultiSink {
                 map: group,
-                out: &mut out,
+                out: &mut *out,
                 current: None,
                 at: 0,
             };
@@ -361,6 +447,7 @@ impl Client {
                     if !conn.is_idle() {
                         slot.conn = None;
                     }
+                    group.iter().for_each(|&i| answered[i] = true);
                 }
                 Err(failure) => {
                     slot.conn = None;
@@ -370,10 +457,6 @@ impl Client {
                     });
                 }
             }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(out),
         }
     }
 
@@ -386,7 +469,7 @@ impl Client {
         flags: u32,
         exptime: u64,
     ) -> Result<Stored, ClientError> {
-        self.on_key(key, |conn, wbuf| {
+        self.on_key(key, never_done, |conn, wbuf| {
             command::store(conn, wbuf, cmd, key, flags, exptime, value)
         })
         .map(|(_, stored)| stored)
@@ -404,14 +487,18 @@ impl Client {
 
     /// True when deleted, false when there was no such key.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool, ClientError> {
-        self.on_key(key, |conn, wbuf| command::delete(conn, wbuf, key))
-            .map(|(_, deleted)| deleted)
+        self.on_key(key, never_done, |conn, wbuf| {
+            command::delete(conn, wbuf, key)
+        })
+        .map(|(_, deleted)| deleted)
     }
 
     /// True when touched, false when there was no such key.
     pub fn touch(&mut self, key: &[u8], exptime: u64) -> Result<bool, ClientError> {
-        self.on_key(key, |conn, wbuf| command::touch(conn, wbuf, key, exptime))
-            .map(|(_, touched)| touched)
+        self.on_key(key, never_done, |conn, wbuf| {
+            command::touch(conn, wbuf, key, exptime)
+        })
+        .map(|(_, touched)| touched)
     }
 
     /// The new value, or `None` when the key does not exist.
@@ -471,7 +558,7 @@ impl Client {
     }
 
     fn fetch_one(&mut self, key: &[u8], cas: bool) -> Result<Option<Item>, ClientError> {
-        self.on_key(key, |conn, wbuf| {
+        self.on_key(key, Option::is_some, |conn, wbuf| {
             command::send_get(conn, wbuf, [key], cas)?;
             read_one(conn, key)
         })
@@ -479,7 +566,7 @@ impl Client {
     }
 
     fn arith(&mut self, incr: bool, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
-        let (server, counter) = self.on_key(key, |conn, wbuf| {
+        let (server, counter) = self.on_key(key, never_done, |conn, wbuf| {
             command::arith(conn, wbuf, incr, key, delta)
         })?;
         match counter {
@@ -492,16 +579,87 @@ impl Client {
         }
     }
 
-    /// Checks `key`, finds and connects its server, runs `op` there; returns the server's index
-    /// with the result.
+    /// Checks `key`, finds and connects its server, runs `op` there; returns the index of the
+    /// server that answered with the result. With several copies, see [`Client::on_copies`];
+    /// `done` says which result ends a read.
     fn on_key<T>(
         &mut self,
         key: &[u8],
-        op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+        done: impl Fn(&T) -> bool,
+        op: impl FnMut(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
     ) -> Result<(usize, T), ClientError> {
         key::check(key).map_err(ClientError::BadKey)?;
+        if self.replicas > 1 {
+            return self.on_copies(key, done, op);
+        }
         let server = self.route(key)?;
         self.exchange(server, op).map(|v| (server, v))
+    }
+
+    /// Runs `op` on each server holding a copy of `key`, in copy order, connecting each on
+    /// first use, and stops at the first result for which `done` is true (a read's hit).
+    /// Returns that result, else the first result in copy order (a write's answer: the
+    /// primary's unless the primary failed), else the first error. A server whose connect fails
+    /// is marked dead and the copies are chosen again without it (its keys' next live server
+    /// takes its place); no server is asked twice.
+    fn on_copies<T>(
+        &mut self,
+        key: &[u8],
+        done: impl Fn(&T) -> bool,
+        mut op: impl FnMut(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+    ) -> Result<(usize, T), ClientError> {
+        let hash = self.selector.hash(key);
+        // Liveness is judged at one instant, so a server marked dead during this operation
+        // stays out of the choices made after it (a mark lasts at least 1 ns past its failure).
+        let now = Instant::now();
+        let mut picks = Vec::with_capacity(self.replicas);
+        let mut asked: Vec<usize> = Vec::with_capacity(self.replicas);
+        let mut answer: Option<(usize, T)> = None;
+        let mut first_error: Option<ClientError> = None;
+        // Each pass either ends or marks one more server dead: n + 1 passes are plenty.
+        'passes: for _ in 0..=self.slots.len() {
+            self.pick_copies(hash, now, &mut picks);
+            for &server in &picks {
+                if asked.contains(&server) {
+                    continue;
+                }
+                if self.slots[server].conn.is_none() {
+                    if let Err(e) = self.connect(server) {
+                        first_error.get_or_insert(e);
+                        continue 'passes;
+                    }
+                }
+                asked.push(server);
+                match self.exchange(server, &mut op) {
+                    Ok(v) if done(&v) => return Ok((server, v)),
+                    Ok(v) => {
+                        if answer.is_none() {
+                            answer = Some((server, v));
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            break;
+        }
+        match answer {
+            Some(found) => Ok(found),
+            None => Err(first_error.unwrap_or(ClientError::NoServer)),
+        }
+    }
+
+    /// The servers holding copies of the keys of `hash` among those live at `now`, primary
+    /// first.
+    fn pick_copies(&self, hash: u32, now: Instant, out: &mut Vec<usize>) {
+        if self.dead == 0 {
+            self.selector.pick_n(hash, self.replicas, |_| true, out);
+        } else {
+            let slots = &self.slots;
+            self.selector
+                .pick_n(hash, self.replicas, |i| slots[i].is_live(now), out);
+        }
     }
 
     /// Runs `op` on one given server (admin commands), connecting it if needed; a server marked
@@ -628,6 +786,11 @@ impl Client {
             }
         }
     }
+}
+
+/// A write is never ended early: every copy gets it.
+fn never_done<T>(_: &T) -> bool {
+    false
 }
 
 /// Reads the reply to a one-key `get`/`gets` without the bookkeeping that

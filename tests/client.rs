@@ -641,3 +641,197 @@ fn a_broken_server_in_a_multi_get_leaves_the_others_in_sync() {
     assert_eq!(real.stat("total_connections"), before + 1);
     fake.finish();
 }
+
+// ---- Copies on several servers (set_replicas) ----
+
+/// One single-server client per server, to see what each server alone holds.
+fn probes(addrs: &[String]) -> Vec<Client> {
+    addrs
+        .iter()
+        .map(|a| {
+            let mut c = Client::new(vec![spec(a)], Distribution::Crc32Modulo).expect("probe");
+            c.set_retry_interval(Duration::ZERO);
+            c
+        })
+        .collect()
+}
+
+/// The servers (indexes) that hold exactly `value` under `key`; `skip` is not asked. A probe
+/// whose connection died with its server (killed, then restarted) gets a second try, on a fresh
+/// connection.
+fn holders(probes: &mut [Client], key: &[u8], value: &[u8], skip: Option<usize>) -> Vec<usize> {
+    (0..probes.len())
+        .filter(|&i| Some(i) != skip)
+        .filter(|&i| {
+            let got = probes[i].get(key).or_else(|_| probes[i].get(key));
+            matches!(got, Ok(Some(it)) if it.value == value)
+        })
+        .collect()
+}
+
+fn sorted(mut v: Vec<usize>) -> Vec<usize> {
+    v.sort_unstable();
+    v
+}
+
+fn replicas_survive_a_killed_server(dist: Distribution) {
+    let [a, mut b, c] = [Memcached::start(), Memcached::start(), Memcached::start()];
+    let addrs = vec![a.addr(), b.addr(), c.addr()];
+    let mut probe = probes(&addrs);
+    let mut client = Client::new(addrs.iter().map(|s| spec(s)).collect(), dist).unwrap();
+    assert_eq!(client.replicas(), 1);
+    client.set_replicas(2);
+    assert_eq!(client.replicas(), 2);
+    client.set_retry_interval(Duration::from_millis(300));
+    let keys: Vec<String> = (0..150).map(|i| format!("rep:{dist}:{i}")).collect();
+    let mut placed = Vec::new();
+    for k in &keys {
+        let k = k.as_bytes();
+        assert_eq!(client.set(k, k, 3, 0).unwrap(), Stored::Stored);
+        let copies = client.copies_for(k);
+        assert_eq!(copies.len(), 2, "{k:?}");
+        assert_ne!(copies[0], copies[1]);
+        assert_eq!(Some(copies[0]), client.server_for(k));
+        if dist == Distribution::Crc32Modulo {
+            assert_eq!(copies[1], (copies[0] + 1) % 3);
+        }
+        assert_eq!(holders(&mut probe, k, k, None), sorted(copies.clone()));
+        placed.push(copies);
+    }
+    for (i, mc) in [&a, &b, &c].iter().enumerate() {
+        let held = placed.iter().filter(|p| p.contains(&i)).count();
+        assert!(held > 50, "{}: {held} copies", mc.addr());
+    }
+
+    // Server 1 dies: every key is still read, alone and in one multi-get.
+    b.kill();
+    for k in &keys {
+        assert_eq!(
+            client.get(k.as_bytes()).unwrap(),
+            item(k.as_bytes(), 3),
+            "{k}"
+        );
+    }
+    let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+    let got = client.get_multi(&wanted).unwrap();
+    for (k, got) in wanted.iter().zip(got) {
+        assert_eq!(got, item(k, 3));
+    }
+    // New writes go to the two live servers.
+    for i in 0..30 {
+        let k = format!("rep-out:{dist}:{i}");
+        client.set(k.as_bytes(), b"out", 0, 0).unwrap();
+        assert_eq!(
+            holders(&mut probe, k.as_bytes(), b"out", Some(1)),
+            vec![0, 2]
+        );
+    }
+
+    // Restarted (empty): after the retry interval writes reach it again, exactly for the keys
+    // whose copy set includes it.
+    b.restart();
+    thread::sleep(Duration::from_millis(400));
+    for (k, copies) in keys.iter().zip(&placed) {
+        let k = k.as_bytes();
+        client.set(k, b"again", 0, 0).unwrap();
+        assert_eq!(client.copies_for(k), *copies);
+        assert_eq!(
+            holders(&mut probe, k, b"again", None),
+            sorted(copies.clone())
+        );
+    }
+    let on_restarted = placed.iter().filter(|p| p.contains(&1)).count() as u64;
+    assert_eq!(b.stat("curr_items"), on_restarted);
+}
+
+#[test]
+fn two_copies_crc32_modulo_survive_a_killed_server() {
+    replicas_survive_a_killed_server(Distribution::Crc32Modulo);
+}
+
+#[test]
+fn two_copies_ketama_survive_a_killed_server() {
+    replicas_survive_a_killed_server(Distribution::KetamaMd5);
+}
+
+/// The rule of `set_replicas`: a write answers what the primary answered, the other copies
+/// still get the command; a read tries the primary, then the copy.
+#[test]
+fn copies_that_disagree_answer_as_the_primary() {
+    let servers = [Memcached::start(), Memcached::start(), Memcached::start()];
+    let addrs: Vec<String> = servers.iter().map(Memcached::addr).collect();
+    let mut probe = probes(&addrs);
+    let mut c = client_for(&addrs);
+    c.set_replicas(2);
+    let copies = |c: &Client, k: &str| {
+        let v = c.copies_for(k.as_bytes());
+        (v[0], v[1])
+    };
+
+    // add where only the copy has the key: the primary stores it.
+    let (p, q) = copies(&c, "dis:add1");
+    probe[q].set(b"dis:add1", b"old", 0, 0).unwrap();
+    assert_eq!(
+        c.store(StoreCmd::Add, b"dis:add1", b"new", 0, 0).unwrap(),
+        Stored::Stored
+    );
+    assert_eq!(probe[p].get(b"dis:add1").unwrap(), item(b"new", 0));
+    assert_eq!(probe[q].get(b"dis:add1").unwrap(), item(b"old", 0));
+    assert_eq!(c.get(b"dis:add1").unwrap(), item(b"new", 0));
+
+    // add where only the primary has it: not stored, though the copy stored it.
+    let (p, q) = copies(&c, "dis:add2");
+    probe[p].set(b"dis:add2", b"old", 0, 0).unwrap();
+    assert_eq!(
+        c.store(StoreCmd::Add, b"dis:add2", b"new", 0, 0).unwrap(),
+        Stored::NotStored
+    );
+    assert_eq!(probe[q].get(b"dis:add2").unwrap(), item(b"new", 0));
+    assert_eq!(c.get(b"dis:add2").unwrap(), item(b"old", 0));
+
+    // incr on diverged counters: the primary's value; the copy counts on its own.
+    let (_, q) = copies(&c, "dis:n");
+    c.set(b"dis:n", b"10", 0, 0).unwrap();
+    probe[q].set(b"dis:n", b"100", 0, 0).unwrap();
+    assert_eq!(c.incr(b"dis:n", 5).unwrap(), Some(15));
+    assert_eq!(c.decr(b"dis:n", 1).unwrap(), Some(14));
+    assert_eq!(probe[q].get(b"dis:n").unwrap(), item(b"104", 0));
+
+    // incr where only the copy has the counter: the primary's "not found".
+    let (_, q) = copies(&c, "dis:n2");
+    probe[q].set(b"dis:n2", b"7", 0, 0).unwrap();
+    assert_eq!(c.incr(b"dis:n2", 1).unwrap(), None);
+    assert_eq!(probe[q].get(b"dis:n2").unwrap(), item(b"8", 0));
+
+    // delete and touch where only the copy has the key: the primary's "not found".
+    let (_, q) = copies(&c, "dis:del");
+    probe[q].set(b"dis:del", b"v", 0, 0).unwrap();
+    assert!(!c.touch(b"dis:del", 100).unwrap());
+    assert!(!c.delete(b"dis:del").unwrap());
+    assert_eq!(probe[q].get(b"dis:del").unwrap(), None);
+
+    // Reads: a key only the copy holds is found, alone and in a multi-get.
+    let (_, q) = copies(&c, "dis:read");
+    probe[q].set(b"dis:read", b"on-copy", 9, 0).unwrap();
+    assert_eq!(c.get(b"dis:read").unwrap(), item(b"on-copy", 9));
+    assert_eq!(
+        c.gets(b"dis:read").unwrap().map(|it| it.value),
+        Some(b"on-copy".to_vec())
+    );
+    let got = c
+        .get_multi(&[b"dis:read", b"dis:nowhere", b"dis:add1"])
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![item(b"on-copy", 9), None, item(b"new", 0)],
+        "multi-get over copies"
+    );
+    // set_replicas(0) counts as 1.
+    c.set_replicas(0);
+    assert_eq!(c.replicas(), 1);
+    assert_eq!(
+        c.get(b"dis:read").unwrap(),
+        None,
+        "one copy: only the primary is asked"
+    );
+}

@@ -502,3 +502,130 @@ fn server_list_from_a_domain() {
     expect(&out, 2);
     one_error_line(&out);
 }
+
+// ---- Copies on several servers: -r N ----
+
+/// Which of `servers` hold exactly `value` under `key` (asked one by one, directly).
+fn holders(servers: &[&Memcached], key: &str, value: &[u8]) -> Vec<usize> {
+    (0..servers.len())
+        .filter(|&i| {
+            let mut one = Client::new(
+                vec![ServerSpec::parse(&servers[i].addr()).unwrap()],
+                Distribution::Crc32Modulo,
+            )
+            .unwrap();
+            matches!(one.get(key.as_bytes()), Ok(Some(it)) if it.value == value)
+        })
+        .collect()
+}
+
+#[test]
+fn replicas_option_keeps_copies_and_reads_them_while_a_server_is_down() {
+    let [a, mut b, c] = [Memcached::start(), Memcached::start(), Memcached::start()];
+    let joined = format!("{},{},{}", a.addr(), b.addr(), c.addr());
+    let list = [&a, &b, &c];
+    for (dist, flag) in [
+        (Distribution::Crc32Modulo, "crc32-modulo"),
+        (Distribution::KetamaMd5, "ketama-md5"),
+    ] {
+        let mut placement = Client::new(
+            list.iter()
+                .map(|m| ServerSpec::parse(&m.addr()).unwrap())
+                .collect(),
+            dist,
+        )
+        .unwrap();
+        placement.set_replicas(2);
+        for i in 0..12 {
+            let key = format!("r2:{flag}:{i}");
+            let args = ["--servers", &joined, "--distribution", flag, "-r", "2"];
+            expect(
+                &mclient(&[&args[..], &["set", &key, "two"]].concat(), b""),
+                0,
+            );
+            let mut copies = placement.copies_for(key.as_bytes());
+            copies.sort_unstable();
+            assert_eq!(holders(&list, &key, b"two"), copies, "{key}");
+            // Without -r the value goes to the primary only.
+            let key1 = format!("r1:{flag}:{i}");
+            let one = ["--servers", &joined, "--distribution", flag];
+            expect(
+                &mclient(&[&one[..], &["set", &key1, "one"]].concat(), b""),
+                0,
+            );
+            assert_eq!(holders(&list, &key1, b"one").len(), 1, "{key1}");
+        }
+    }
+    // --replicas is the long form; the add rule: the primary's answer.
+    let out = mclient(
+        &[
+            "--servers",
+            &joined,
+            "--replicas",
+            "2",
+            "add",
+            "r2:crc32-modulo:0",
+            "x",
+        ],
+        b"",
+    );
+    expect(&out, 1);
+    one_error_line(&out);
+
+    // One server down: every key is still read, one at a time and several at once.
+    b.kill();
+    let keys: Vec<String> = (0..12).map(|i| format!("r2:crc32-modulo:{i}")).collect();
+    for key in &keys {
+        let out = mclient(&["--servers", &joined, "-r", "2", "get", key], b"");
+        expect(&out, 0);
+        assert_eq!(out.stdout, b"two");
+    }
+    let mut args = vec!["--servers", joined.as_str(), "-r", "2", "get"];
+    args.extend(keys.iter().map(String::as_str));
+    let out = mclient(&args, b"");
+    expect(&out, 0);
+    assert_eq!(out.stdout, b"two".repeat(keys.len()));
+    b.restart();
+
+    // Out of range: a usage error.
+    for bad in ["0", "17", "x"] {
+        let out = mclient(&["--servers", &joined, "-r", bad, "get", "k"], b"");
+        expect(&out, 2);
+    }
+}
+
+#[test]
+fn a_domain_brings_its_replica_count() {
+    let servers = [Memcached::start(), Memcached::start(), Memcached::start()];
+    let list: Vec<&Memcached> = servers.iter().collect();
+    let domain = TestDomain::create("replicas", &list);
+    domain
+        .namespace
+        .open_writer(&domain.name, false)
+        .expect("open domain")
+        .update(|l| {
+            l.replicas = 2;
+            Ok(())
+        })
+        .expect("set replicas");
+    let env = [("MEMCACHE_SHM_PREFIX", domain.prefix.as_str())];
+    for i in 0..8 {
+        let key = format!("dr{i}");
+        expect(
+            &mclient_env(&["--domain", "web", "set", &key, "dv"], b"", &env),
+            0,
+        );
+        assert_eq!(holders(&list, &key, b"dv").len(), 2, "{key}");
+        // -r overrides the domain's count.
+        let key1 = format!("dr1-{i}");
+        expect(
+            &mclient_env(
+                &["--domain", "web", "-r", "1", "set", &key1, "dv"],
+                b"",
+                &env,
+            ),
+            0,
+        );
+        assert_eq!(holders(&list, &key1, b"dv").len(), 1, "{key1}");
+    }
+}

@@ -60,6 +60,11 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0, global = true)]
     flags: u32,
 
+    /// Keep N copies of each key on distinct servers, as the library's mc_replicas() does:
+    /// writes go to every copy, reads try them in order [default: 1, or the domain's count]
+    #[arg(short = 'r', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16), global = true)]
+    replicas: Option<u32>,
+
     /// Limit for each connect, write and read, in milliseconds [default: 2000]
     #[arg(long = "timeout-ms", value_name = "N", value_parser = clap::value_parser!(u64).range(1..), global = true)]
     timeout_ms: Option<u64>,
@@ -164,11 +169,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Outcome, String> {
-    let (servers, distribution) = server_list(&cli)?;
+    let (servers, distribution, replicas) = server_list(&cli)?;
     let mut client = Client::new(servers, distribution).map_err(|e| e.to_string())?;
     if let Some(ms) = cli.timeout_ms {
         client.set_timeout(Duration::from_millis(ms));
     }
+    client.set_replicas(cli.replicas.unwrap_or(replicas) as usize);
     let (exptime, flags) = (cli.exptime, cli.flags);
     match cli.command {
         Command::Get { print_keys, keys } => get(&mut client, &keys, print_keys),
@@ -193,13 +199,16 @@ fn run(cli: Cli) -> Result<Outcome, String> {
     }
 }
 
+/// A server list, its distribution and its replica count.
+type ServerList = (Vec<ServerSpec>, Distribution, u32);
+
 /// The servers to talk to: `--servers`, `--domain`, `$MEMCACHE_SERVERS`, then the domain
 /// `$MEMCACHE_DOMAIN` or `default`.
-fn server_list(cli: &Cli) -> Result<(Vec<ServerSpec>, Distribution), String> {
+fn server_list(cli: &Cli) -> Result<ServerList, String> {
     // An explicit list is placed as a 1.4 program that adds the same servers places it.
     let chosen = cli.distribution.unwrap_or(Distribution::Crc32Modulo);
     if let Some(list) = &cli.servers {
-        return Ok((parse_servers(list, "--servers")?, chosen));
+        return Ok((parse_servers(list, "--servers")?, chosen, 1));
     }
     if let Some(name) = &cli.domain {
         return domain_servers(name);
@@ -208,7 +217,7 @@ fn server_list(cli: &Cli) -> Result<(Vec<ServerSpec>, Distribution), String> {
         let list = list
             .into_string()
             .map_err(|_| format!("{ENV_SERVERS} is not UTF-8"))?;
-        return Ok((parse_servers(&list, ENV_SERVERS)?, chosen));
+        return Ok((parse_servers(&list, ENV_SERVERS)?, chosen, 1));
     }
     if cli.distribution.is_some() {
         return Err(
@@ -237,7 +246,7 @@ fn parse_servers(list: &str, origin: &str) -> Result<Vec<ServerSpec>, String> {
 }
 
 /// The current list of a shared domain, read once from its segment.
-fn domain_servers(name: &str) -> Result<(Vec<ServerSpec>, Distribution), String> {
+fn domain_servers(name: &str) -> Result<ServerList, String> {
     let domain = DomainName::parse(name).map_err(|e| format!("domain {name:?}: {e}"))?;
     let reader = Reader::open(&domain)
         .map_err(|e| format!("domain {domain}: {e}"))?
@@ -257,7 +266,7 @@ fn domain_servers(name: &str) -> Result<(Vec<ServerSpec>, Distribution), String>
             weight: s.weight,
         })
         .collect();
-    Ok((servers, list.distribution))
+    Ok((servers, list.distribution, list.replicas))
 }
 
 fn err(e: ClientError) -> String {
