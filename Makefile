@@ -39,12 +39,17 @@ bench: build
 	$(if $(SMOKE),,bench/domain_check.sh)
 	$(if $(SMOKE),,bench/domain_check_callgrind.sh)
 
+# Every test, then fmt and clippy; the last line sums up every cargo test binary's results.
+test: SHELL := /bin/bash
 test:
 	tools/install-deps
 	$(MAKE) install PREFIX=$(TEST_PREFIX)
-	LIBMEMCACHE_PREFIX=$(TEST_PREFIX) $(CARGO) test --release
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --all-targets -- -D warnings
+	set -o pipefail; status=0; \
+	LIBMEMCACHE_PREFIX=$(TEST_PREFIX) $(CARGO) test --release 2>&1 | tee target/test.log || status=1; \
+	$(CARGO) fmt --all -- --check || status=1; \
+	$(CARGO) clippy --release --all-targets -- -D warnings || status=1; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
+	exit $$status
 
 clean:
 	$(CARGO) clean
