@@ -932,30 +932,6 @@ int32_t mcMemGet(mcFreeFunc *freeFunc,
 void mcMemFreeCtxt(struct memcache_ctxt *ctxt);
 
 /*
- A handle using the server list of `domain`, kept in shared memory and edited with
- mcadmin(8); "private" gives a per-handle list (the 1.4 behaviour). A domain with no segment
- yet gives a handle with no servers that picks the list up once the domain is created.
- NULL for a name that is not 1-64 bytes of `[A-Za-z0-9_.-]` (reported) or allocation
- failure. Caller owns the handle; release it with mc_free().
-
- # Safety
- `ctxt` is NULL or live; `domain` is NULL (the `mc_new()` domain) or a C string.
- */
-struct memcache *mcm_new2(struct memcache_ctxt *ctxt, const char *domain);
-
-struct memcache *mc_new2(const char *domain);
-
-/*
- A handle with its own server list, exactly as 1.4's mc_new() behaved.
-
- # Safety
- `ctxt` is NULL or live.
- */
-struct memcache *mcm_new_private(struct memcache_ctxt *ctxt);
-
-struct memcache *mc_new_private(void);
-
-/*
  Reports an error through `ctxt`'s pipeline (spec §6.1). `msg` need not be NUL-terminated.
 
  # Safety
@@ -1761,6 +1737,30 @@ char *mcm_strnstr(const struct memcache_ctxt *_ctxt, const char *s, const char *
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/*
+ A handle using the server list of `domain`, kept in shared memory and edited with
+ mcadmin(8); "private" gives a per-handle list (the 1.4 behaviour). A domain with no segment
+ yet gives a handle with no servers that picks the list up once the domain is created.
+ NULL for a name that is not 1-64 bytes of `[A-Za-z0-9_.-]` (reported) or allocation
+ failure. Caller owns the handle; release it with mc_free().
+
+ # Safety
+ `ctxt` is NULL or live; `domain` is NULL (the `mc_new()` domain) or a C string.
+ */
+struct memcache *mcm_new2(struct memcache_ctxt *ctxt, const char *domain);
+
+struct memcache *mc_new2(const char *domain);
+
+/*
+ A handle with its own server list, exactly as 1.4's mc_new() behaved.
+
+ # Safety
+ `ctxt` is NULL or live.
+ */
+struct memcache *mcm_new_private(struct memcache_ctxt *ctxt);
+
+struct memcache *mc_new_private(void);
 
 /*
  The description of an MCM_ERR_* code (spec 6.2's table), a static string; "unknown error
