@@ -29,20 +29,12 @@
 #include <memcache.h>
 
 #include "check.h"
+#include "resilience.h"
 #include "recorder.h"
 
-#define K(s) (char *)(s), strlen(s)
 
 static const char *host, *port1, *port2, *dead_port, *reset_port, *sync_dir;
 static pid_t pid1, pid2;
-
-static double now(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
 
 static struct memcache *handle(const char *p)
 {
@@ -65,27 +57,6 @@ static int has_value(struct memcache *mc, const char *key, const char *expect)
 
 	free(v);
 	return ok;
-}
-
-/* Tells the harness we reached `ready`, then waits (up to 30 s) for it to create `go`. */
-static int handshake(const char *ready, const char *go)
-{
-	char path[1024];
-	FILE *f;
-	double deadline = now() + 30;
-
-	snprintf(path, sizeof(path), "%s/%s", sync_dir, ready);
-	f = fopen(path, "w");
-	if (f == NULL)
-		return 0;
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/%s", sync_dir, go);
-	while (access(path, F_OK) != 0) {
-		if (now() > deadline)
-			return 0;
-		usleep(10000);
-	}
-	return 1;
 }
 
 /* Every operation fails with its failure value, and the failures are reported. */
@@ -295,47 +266,6 @@ static void check_stats_and_flush(void)
 	mc_free(mixed);
 }
 
-/* SIGSTOP takes effect asynchronously: wait until every thread of `pid` is stopped ('T' in
- * /proc/PID/task/TID/stat), up to 2 s. */
-static int wait_stopped(pid_t pid)
-{
-	double deadline = now() + 2;
-	char path[512], buf[512];
-
-	while (now() < deadline) {
-		DIR *dir;
-		struct dirent *d;
-		int running = 0, seen = 0;
-
-		snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-		dir = opendir(path);
-		if (dir == NULL)
-			return 0;
-		while ((d = readdir(dir)) != NULL) {
-			FILE *f;
-			char *close_paren;
-
-			if (d->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, d->d_name);
-			f = fopen(path, "r");
-			if (f == NULL)
-				continue;
-			if (fgets(buf, sizeof(buf), f) != NULL) {
-				close_paren = strrchr(buf, ')');
-				seen++;
-				running += close_paren == NULL || close_paren[1] != ' ' || close_paren[2] != 'T';
-			}
-			fclose(f);
-		}
-		closedir(dir);
-		if (seen > 0 && running == 0)
-			return 1;
-		usleep(1000);
-	}
-	return 0;
-}
-
 static void check_read_timeout(void)
 {
 	struct memcache *t = mc_new(), *other = handle(port2);
@@ -387,7 +317,7 @@ static void check_kill_and_restart(void)
 	mc_server_deactivate(parked, parked->servers[0]);
 	CHECK(parked->servers[0]->active == 'd', "%s", "parked server deactivated");
 
-	if (!handshake("ready1", "go1")) {
+	if (!handshake(sync_dir, "ready1", "go1")) {
 		CHECK(0, "%s", "the harness did not kill the server (go1)");
 		return;
 	}
@@ -397,7 +327,7 @@ static void check_kill_and_restart(void)
 		expect_all_fail(mc, "killed server", 0);
 	CHECK(ms->active == 'd', "killed server state %c, expected 'd' after a refused connect", ms->active);
 
-	if (!handshake("ready2", "go2")) {
+	if (!handshake(sync_dir, "ready2", "go2")) {
 		CHECK(0, "%s", "the harness did not restart the server (go2)");
 		return;
 	}

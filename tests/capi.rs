@@ -310,54 +310,9 @@ fn faults() {
     out.assert_success().assert_stdout_empty();
 }
 
-/// A scripted memcached stand-in for `protocol.c` (see the script there). It records every
-/// command that arrives on a connection after it sent an unexpected reply: the library must close
-/// such a connection (spec D1).
-struct FakeServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    reused: Arc<Mutex<Vec<String>>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl FakeServer {
-    fn start() -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let port = listener.local_addr().expect("local_addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let reused = Arc::new(Mutex::new(Vec::new()));
-        let (flag, log) = (stop.clone(), reused.clone());
-        let thread = thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let log = log.clone();
-                        thread::spawn(move || fake_connection(stream, log));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        FakeServer {
-            port,
-            stop,
-            reused,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+// The fake server for `protocol.c` (see the script there) records every command that arrives
+// on a connection after it sent an unexpected reply: the library must close such a connection
+// (spec D1).
 
 /// Serves one connection of the fake server until the client closes it.
 fn fake_connection(stream: TcpStream, reused: Arc<Mutex<Vec<String>>>) {
@@ -467,11 +422,11 @@ fn fake_connection(stream: TcpStream, reused: Arc<Mutex<Vec<String>>>) {
 
 #[test]
 fn protocol() {
-    let fake = FakeServer::start();
+    let fake = FakeServer::start(fake_connection);
     let mut env = vec![("MC_HOST", "127.0.0.1".to_string())];
     env.push(("MC_FAKE_PORT", fake.port.to_string()));
     run_program("protocol", &[], &env);
-    let reused = fake.reused.lock().unwrap().clone();
+    let reused = fake.log.lock().unwrap().clone();
     assert!(
         reused.is_empty(),
         "commands sent on a connection after an unexpected reply (spec D1): {reused:?}"
@@ -530,7 +485,7 @@ fn valgrind() {
                 if let Some(sock) = &sock {
                     env.push(("MC_SOCK", sock.socket_path().to_string_lossy().into_owned()));
                 }
-                let fake = (extra == "fake").then(FakeServer::start);
+                let fake = (extra == "fake").then(|| FakeServer::start(fake_connection));
                 if let Some(fake) = &fake {
                     env.push(("MC_FAKE_PORT", fake.port.to_string()));
                 }

@@ -11,9 +11,8 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -149,54 +148,11 @@ struct FakeLog {
     stall_incrs: usize,
 }
 
-/// A memcached stand-in for `stalls.c` (the script is described there): one thread per
-/// connection, stopped when dropped.
-struct StallingServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    log: Arc<Mutex<FakeLog>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
+// The fake server for `stalls.c` (the script is described there) is support::FakeServer
+// running stalling_connection.
 
 /// How long a stall lasts before the fake completes the reply: well past the 100 ms timeout.
 const STALL: Duration = Duration::from_millis(400);
-
-impl StallingServer {
-    fn start() -> StallingServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("local_addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(FakeLog::default()));
-        let (flag, shared) = (stop.clone(), log.clone());
-        let thread = thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let log = shared.clone();
-                        thread::spawn(move || stalling_connection(stream, log));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        StallingServer {
-            port,
-            stop,
-            log,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for StallingServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// A complete, ordinary answer for `key`: the value "val-KEY".
 fn plain_value(key: &str) -> String {
@@ -326,7 +282,7 @@ fn stalling_connection(stream: TcpStream, log: Arc<Mutex<FakeLog>>) {
 
 #[test]
 fn stalls_and_garbage_fail_cleanly_and_the_next_get_reads_its_own_value() {
-    let fake = StallingServer::start();
+    let fake = FakeServer::start(stalling_connection);
     let env = vec![
         ("MC_HOST", "127.0.0.1".to_string()),
         ("MC_FAKE_PORT", fake.port.to_string()),

@@ -713,3 +713,54 @@ impl Drop for ShmPrefix {
         self.remove_all();
     }
 }
+
+/// A scripted stand-in for memcached, only for faults a real server cannot produce (garbage, a
+/// value cut short, a stall): each accepted connection runs `serve(stream, log)` in a thread of
+/// its own, `log` being what the script records for the test to check. Stops when dropped.
+pub struct FakeServer<L: Send + 'static> {
+    pub port: u16,
+    pub log: std::sync::Arc<std::sync::Mutex<L>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl<L: Default + Send + 'static> FakeServer<L> {
+    pub fn start(serve: fn(TcpStream, std::sync::Arc<std::sync::Mutex<L>>)) -> FakeServer<L> {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let port = listener.local_addr().expect("local_addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(L::default()));
+        let (flag, shared) = (stop.clone(), log.clone());
+        let thread = thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let log = shared.clone();
+                        thread::spawn(move || serve(stream, log));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        FakeServer {
+            port,
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl<L: Send + 'static> Drop for FakeServer<L> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
