@@ -810,6 +810,10 @@ fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
                 loop {
                     match conn.next_event()? {
                         Event::Data(d) => value.extend_from_slice(d),
+                        Event::DataLast(d) => {
+                            value.extend_from_slice(d);
+                            break;
+                        }
                         Event::DataEnd => break,
                         Event::Reply(_) => {
                             return Err(Failure::Unexpected("reply inside a value".into()))
@@ -829,7 +833,7 @@ fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
                 )))
             }
             Event::Reply(other) => return Err(Failure::Unexpected(other.to_string())),
-            Event::Data(_) | Event::DataEnd => {
+            Event::Data(_) | Event::DataLast(_) | Event::DataEnd => {
                 return Err(Failure::Unexpected("stray data".into()))
             }
         }

@@ -215,7 +215,7 @@ pub fn read_values(
                 (at, sink.begin(at, flags, bytes, cas))
             }
             Event::Reply(other) => return Err(unexpected(other)),
-            Event::Data(_) | Event::DataEnd => {
+            Event::Data(_) | Event::DataLast(_) | Event::DataEnd => {
                 return Err(Failure::Unexpected("stray data".into()))
             }
         };
@@ -227,6 +227,12 @@ pub fn read_values(
                     if keep {
                         sink.data(d)
                     }
+                }
+                Event::DataLast(d) => {
+                    if keep {
+                        sink.data(d)
+                    }
+                    break;
                 }
                 Event::DataEnd => break,
                 Event::Reply(_) => return Err(Failure::Unexpected("reply inside a value".into())),

@@ -257,6 +257,10 @@ mod tests {
         loop {
             match conn.next_event().unwrap() {
                 Event::Data(d) => value.extend_from_slice(d),
+                Event::DataLast(d) => {
+                    value.extend_from_slice(d);
+                    break;
+                }
                 Event::DataEnd => break,
                 other => panic!("unexpected {other:?}"),
             }

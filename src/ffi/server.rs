@@ -323,8 +323,7 @@ pub unsafe fn route(
     }
     // A client's finder could keep returning a dead server: bound the attempts.
     for _ in 0..=n {
-        inner.side(ms);
-        let at = inner.servers.iter().position(|s| s.ms == ms)?;
+        let at = inner.side_index(ms);
         // SAFETY: ms is a live server returned by the finder.
         if unsafe { connect(ctxt, &mut inner.servers[at]) } {
             return Some(at);
@@ -387,10 +386,7 @@ pub unsafe fn route_copies(
         let mut all = true;
         for &i in &picks {
             let ms = servers[i];
-            inner.side(ms);
-            let Some(at) = inner.servers.iter().position(|s| s.ms == ms) else {
-                continue;
-            };
+            let at = inner.side_index(ms);
             // SAFETY: ms is a live server of the handle.
             if unsafe { connect(ctxt, &mut inner.servers[at]) } {
                 out.push(at);

@@ -93,14 +93,19 @@ impl HandleInner {
     /// The state of server `ms`, created on first use (a client's own finder may return a
     /// server that was never added through us).
     pub fn side(&mut self, ms: *mut memcache_server) -> &mut ServerSide {
-        let at = match self.servers.iter().position(|s| s.ms == ms) {
+        let at = self.side_index(ms);
+        &mut self.servers[at]
+    }
+
+    /// The index of server `ms`'s state in `servers`, created on first use.
+    pub fn side_index(&mut self, ms: *mut memcache_server) -> usize {
+        match self.servers.iter().position(|s| s.ms == ms) {
             Some(at) => at,
             None => {
                 self.servers.push(ServerSide::new(ms));
                 self.servers.len() - 1
             }
-        };
-        &mut self.servers[at]
+        }
     }
 }
 

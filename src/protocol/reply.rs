@@ -105,6 +105,9 @@ impl ProtoError {
 pub enum Event<'a> {
     Reply(Reply<'a>),
     Data(&'a [u8]),
+    /// The value's last data and its CRLF at once (the usual case when the whole value has
+    /// arrived): no `DataEnd` follows.
+    DataLast(&'a [u8]),
     DataEnd,
 }
 
@@ -158,6 +161,13 @@ impl ReplyReader {
             Some(remaining) => {
                 if buf.is_empty() {
                     return Ok(None);
+                }
+                if buf.len() >= remaining + 2 {
+                    if &buf[remaining..remaining + 2] != b"\r\n" {
+                        return Err(ProtoError::DataNotCrlf);
+                    }
+                    self.in_value = None;
+                    return Ok(Some((Event::DataLast(&buf[..remaining]), remaining + 2)));
                 }
                 let n = remaining.min(buf.len());
                 self.in_value = Some(remaining - n);
@@ -327,6 +337,14 @@ mod tests {
                             _ => out.push(Owned::Data(d.to_vec())),
                         },
                         Event::DataEnd => out.push(Owned::DataEnd),
+                        Event::DataLast(d) => {
+                            match out.last_mut() {
+                                Some(Owned::Data(acc)) => acc.extend_from_slice(d),
+                                _ if !d.is_empty() => out.push(Owned::Data(d.to_vec())),
+                                _ => {}
+                            }
+                            out.push(Owned::DataEnd);
+                        }
                     }
                     pending.drain(..used);
                 }
