@@ -94,6 +94,7 @@ pub unsafe extern "C" fn mc_server_add_weighted(
     let len = if hostport.is_null() {
         0
     } else {
+        // SAFETY: hostport is a NUL-terminated string per the contract (NULL was checked).
         unsafe { libc::strlen(hostport) }
     };
     // SAFETY: forwarded contract; strlen of a NULL-checked C string.

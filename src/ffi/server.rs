@@ -662,6 +662,7 @@ pub unsafe extern "C" fn mcm_server_add(
         if s.is_null() {
             0
         } else {
+            // SAFETY: s is a NUL-terminated string per the contract (NULL was checked).
             unsafe { libc::strlen(s) }
         }
     };
@@ -724,6 +725,7 @@ pub unsafe extern "C" fn mcm_server_add4(
     let len = if hostport.is_null() {
         0
     } else {
+        // SAFETY: hostport is a NUL-terminated string per the contract (NULL was checked).
         unsafe { libc::strlen(hostport) }
     };
     // SAFETY: forwarded contract; strlen on a NULL-checked C string.
