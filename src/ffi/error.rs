@@ -172,10 +172,6 @@ impl Delivered {
             _ => v,
         }
     }
-
-    pub fn reported(self) -> bool {
-        self.retcode.is_some()
-    }
 }
 
 impl Scope {
