@@ -800,6 +800,18 @@ fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
     loop {
         match conn.next_event()? {
             Event::Reply(Reply::End) => return Ok(item),
+            Event::Value {
+                key: answered,
+                flags,
+                cas,
+                data,
+            } if answered == key && item.is_none() => {
+                item = Some(Item {
+                    value: data.to_vec(),
+                    flags,
+                    cas: cas.unwrap_or(0),
+                });
+            }
             Event::Reply(Reply::Value {
                 key: answered,
                 flags,
@@ -815,7 +827,7 @@ fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
                             break;
                         }
                         Event::DataEnd => break,
-                        Event::Reply(_) => {
+                        Event::Reply(_) | Event::Value { .. } => {
                             return Err(Failure::Unexpected("reply inside a value".into()))
                         }
                     }
@@ -826,7 +838,8 @@ fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
                     cas: cas.unwrap_or(0),
                 });
             }
-            Event::Reply(Reply::Value { key: answered, .. }) => {
+            Event::Reply(Reply::Value { key: answered, .. })
+            | Event::Value { key: answered, .. } => {
                 return Err(Failure::Unexpected(format!(
                     "VALUE for a key not requested (or twice): {}",
                     text(answered)

@@ -196,31 +196,49 @@ pub fn read_values(
         &mut large
     };
     let mut cursor = 0usize;
+    // The request index a VALUE answers, searched from after the previous answer.
+    let mut claim = |key: &[u8]| {
+        let n = keys.len();
+        let at = if cursor < n && !answered[cursor] && keys[cursor] == key {
+            cursor
+        } else {
+            (0..n)
+                .map(|i| (cursor + i) % n)
+                .find(|&i| !answered[i] && keys[i] == key)
+                .ok_or_else(|| {
+                    Failure::Unexpected(format!("VALUE for a key not requested: {}", text(key)))
+                })?
+        };
+        answered[at] = true;
+        cursor = at + 1;
+        Ok::<usize, Failure>(at)
+    };
     loop {
-        let (at, keep) = match conn.next_event()? {
+        let keep = match conn.next_event()? {
             Event::Reply(Reply::End) => return Ok(()),
+            Event::Value {
+                key,
+                flags,
+                cas,
+                data,
+            } => {
+                if sink.begin(claim(key)?, flags, data.len(), cas) {
+                    sink.data(data);
+                    sink.end();
+                }
+                continue;
+            }
             Event::Reply(Reply::Value {
                 key,
                 flags,
                 bytes,
                 cas,
-            }) => {
-                let n = keys.len();
-                let at = (cursor..n)
-                    .chain(0..cursor)
-                    .find(|&i| !answered[i] && keys[i] == key)
-                    .ok_or_else(|| {
-                        Failure::Unexpected(format!("VALUE for a key not requested: {}", text(key)))
-                    })?;
-                (at, sink.begin(at, flags, bytes, cas))
-            }
+            }) => sink.begin(claim(key)?, flags, bytes, cas),
             Event::Reply(other) => return Err(unexpected(other)),
             Event::Data(_) | Event::DataLast(_) | Event::DataEnd => {
                 return Err(Failure::Unexpected("stray data".into()))
             }
         };
-        answered[at] = true;
-        cursor = at + 1;
         loop {
             match conn.next_event()? {
                 Event::Data(d) => {
@@ -235,7 +253,9 @@ pub fn read_values(
                     break;
                 }
                 Event::DataEnd => break,
-                Event::Reply(_) => return Err(Failure::Unexpected("reply inside a value".into())),
+                Event::Reply(_) | Event::Value { .. } => {
+                    return Err(Failure::Unexpected("reply inside a value".into()))
+                }
             }
         }
         if keep {

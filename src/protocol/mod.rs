@@ -8,7 +8,10 @@
 mod reply;
 mod request;
 
-pub use reply::{parse_u64, Event, ProtoError, Reply, ReplyReader, MAX_LINE_LEN, MAX_VALUE_LEN};
+pub use reply::{
+    parse_u64, Event, EventOf, ProtoError, Reply, ReplyOf, ReplyReader, Span, MAX_LINE_LEN,
+    MAX_VALUE_LEN,
+};
 pub use request::{
     encode_arith, encode_delete, encode_get, encode_simple, encode_store, encode_store_header,
     encode_touch, StoreCmd,

@@ -8,12 +8,14 @@ pub const MAX_LINE_LEN: usize = 4096;
 /// Largest value accepted in a `VALUE` line: memcached's own ceiling (`-I 1024m`).
 pub const MAX_VALUE_LEN: usize = 1 << 30;
 
-/// One reply line, borrowing from the bytes it was parsed from.
+/// One reply line. `S` is how it refers to the bytes of the line: slices of them ([`Reply`]),
+/// or [`Span`]s, positions that hold no borrow, which lets a connection parse inside its read
+/// buffer and still refill that buffer when the reply is incomplete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reply<'a> {
+pub enum ReplyOf<S> {
     /// `VALUE <key> <flags> <bytes>[ <cas>]`: `bytes` of data and a CRLF follow.
     Value {
-        key: &'a [u8],
+        key: S,
         flags: u32,
         bytes: usize,
         cas: Option<u64>,
@@ -29,13 +31,75 @@ pub enum Reply<'a> {
     /// The new value after `incr`/`decr`.
     Number(u64),
     Stat {
-        name: &'a [u8],
-        value: &'a [u8],
+        name: S,
+        value: S,
     },
-    Version(&'a [u8]),
+    Version(S),
     Error,
-    ClientError(&'a [u8]),
-    ServerError(&'a [u8]),
+    ClientError(S),
+    ServerError(S),
+}
+
+/// A reply line borrowing from the bytes it was parsed from.
+pub type Reply<'a> = ReplyOf<&'a [u8]>;
+
+/// Where some bytes of a reply are, relative to the buffer given to [`ReplyReader::scan`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    /// The position of `part`, a subslice of `whole`.
+    fn within(whole: &[u8], part: &[u8]) -> Span {
+        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+        Span {
+            start,
+            end: start + part.len(),
+        }
+    }
+
+    pub fn of(self, buf: &[u8]) -> &[u8] {
+        &buf[self.start..self.end]
+    }
+}
+
+impl<S> ReplyOf<S> {
+    /// The same reply with each of its byte references converted by `f`.
+    #[inline]
+    pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> ReplyOf<T> {
+        match self {
+            ReplyOf::Value {
+                key,
+                flags,
+                bytes,
+                cas,
+            } => ReplyOf::Value {
+                key: f(key),
+                flags,
+                bytes,
+                cas,
+            },
+            ReplyOf::End => ReplyOf::End,
+            ReplyOf::Stored => ReplyOf::Stored,
+            ReplyOf::NotStored => ReplyOf::NotStored,
+            ReplyOf::Exists => ReplyOf::Exists,
+            ReplyOf::NotFound => ReplyOf::NotFound,
+            ReplyOf::Deleted => ReplyOf::Deleted,
+            ReplyOf::Touched => ReplyOf::Touched,
+            ReplyOf::Ok => ReplyOf::Ok,
+            ReplyOf::Number(n) => ReplyOf::Number(n),
+            ReplyOf::Stat { name, value } => ReplyOf::Stat {
+                name: f(name),
+                value: f(value),
+            },
+            ReplyOf::Version(v) => ReplyOf::Version(f(v)),
+            ReplyOf::Error => ReplyOf::Error,
+            ReplyOf::ClientError(m) => ReplyOf::ClientError(f(m)),
+            ReplyOf::ServerError(m) => ReplyOf::ServerError(f(m)),
+        }
+    }
 }
 
 /// The reply as the server sent it (a VALUE line without its data), for messages.
@@ -102,13 +166,48 @@ impl ProtoError {
 /// What [`ReplyReader::next`] yields: a reply line, then for a `VALUE` one or more chunks of its
 /// data and a `DataEnd` once the data and its CRLF have been consumed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event<'a> {
-    Reply(Reply<'a>),
-    Data(&'a [u8]),
+pub enum EventOf<S> {
+    Reply(ReplyOf<S>),
+    Data(S),
     /// The value's last data and its CRLF at once (the usual case when the whole value has
     /// arrived): no `DataEnd` follows.
-    DataLast(&'a [u8]),
+    DataLast(S),
     DataEnd,
+    /// A whole value that had arrived with its line: what `Reply(Value)` and the data events
+    /// would have said, at once (the usual case for values that fit in one read).
+    Value {
+        key: S,
+        flags: u32,
+        cas: Option<u64>,
+        data: S,
+    },
+}
+
+/// An event borrowing from the bytes it was read from.
+pub type Event<'a> = EventOf<&'a [u8]>;
+
+impl<S> EventOf<S> {
+    /// The same event with each of its byte references converted by `f`.
+    #[inline]
+    pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> EventOf<T> {
+        match self {
+            EventOf::Reply(r) => EventOf::Reply(r.map(f)),
+            EventOf::Data(d) => EventOf::Data(f(d)),
+            EventOf::DataLast(d) => EventOf::DataLast(f(d)),
+            EventOf::DataEnd => EventOf::DataEnd,
+            EventOf::Value {
+                key,
+                flags,
+                cas,
+                data,
+            } => EventOf::Value {
+                key: f(key),
+                flags,
+                cas,
+                data: f(data),
+            },
+        }
+    }
 }
 
 /// Incremental reader over a stream of replies. It keeps only where it is (between lines or
@@ -117,9 +216,6 @@ pub enum Event<'a> {
 pub struct ReplyReader {
     /// Data bytes of the current value still to come; `Some(0)` means its CRLF is next.
     in_value: Option<usize>,
-    /// Where [`needs_more`](Self::needs_more) found the next line's end, so the [`next`]
-    /// call that follows on the same bytes does not search again.
-    line_end: Option<usize>,
 }
 
 impl ReplyReader {
@@ -132,21 +228,17 @@ impl ReplyReader {
         self.in_value.is_none()
     }
 
-    /// True when `buf` is too short for [`next`](Self::next) to yield an event or an error.
-    pub fn needs_more(&mut self, buf: &[u8]) -> bool {
-        match self.in_value {
-            Some(0) => buf.len() < 2,
-            Some(_) => buf.is_empty(),
-            None => {
-                self.line_end = find_newline(buf);
-                buf.len() <= MAX_LINE_LEN && self.line_end.is_none()
-            }
-        }
-    }
-
     /// The next event in `buf` and how many bytes it used, or `None` when `buf` holds too little
     /// to say (read more and call again with the unconsumed bytes first).
     pub fn next<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(Event<'a>, usize)>, ProtoError> {
+        Ok(self
+            .scan(buf)?
+            .map(|(event, used)| (event.map(|s| s.of(buf)), used)))
+    }
+
+    /// [`next`](Self::next) with the event's bytes given as positions in `buf`.
+    #[inline]
+    pub fn scan(&mut self, buf: &[u8]) -> Result<Option<(EventOf<Span>, usize)>, ProtoError> {
         match self.in_value {
             Some(0) => {
                 if buf.len() < 2 {
@@ -156,7 +248,7 @@ impl ReplyReader {
                     return Err(ProtoError::DataNotCrlf);
                 }
                 self.in_value = None;
-                Ok(Some((Event::DataEnd, 2)))
+                Ok(Some((EventOf::DataEnd, 2)))
             }
             Some(remaining) => {
                 if buf.is_empty() {
@@ -167,43 +259,163 @@ impl ReplyReader {
                         return Err(ProtoError::DataNotCrlf);
                     }
                     self.in_value = None;
-                    return Ok(Some((Event::DataLast(&buf[..remaining]), remaining + 2)));
+                    let data = Span {
+                        start: 0,
+                        end: remaining,
+                    };
+                    return Ok(Some((EventOf::DataLast(data), remaining + 2)));
                 }
                 let n = remaining.min(buf.len());
                 self.in_value = Some(remaining - n);
-                Ok(Some((Event::Data(&buf[..n]), n)))
+                Ok(Some((EventOf::Data(Span { start: 0, end: n }), n)))
             }
             None => {
-                let found = match self.line_end.take() {
-                    // Found by needs_more() on these same bytes (the caller passes them again).
-                    Some(nl) if nl < buf.len() && buf[nl] == b'\n' => Some(nl),
-                    _ => find_newline(buf),
+                let Some((reply, used)) = scan_line(buf)? else {
+                    return Ok(None);
                 };
-                let Some(nl) = found else {
-                    return if buf.len() > MAX_LINE_LEN {
-                        Err(ProtoError::LineTooLong)
+                if let ReplyOf::Value {
+                    key,
+                    flags,
+                    bytes,
+                    cas,
+                } = reply
+                {
+                    let end = used + bytes;
+                    if buf.len() < end + 2 {
+                        self.in_value = Some(bytes);
+                    } else if &buf[end..end + 2] != b"\r\n" {
+                        return Err(ProtoError::DataNotCrlf);
                     } else {
-                        Ok(None)
-                    };
-                };
-                if nl == 0 || buf[nl - 1] != b'\r' {
-                    return Err(ProtoError::LineNotCrlf);
+                        let data = Span { start: used, end };
+                        let value = EventOf::Value {
+                            key,
+                            flags,
+                            cas,
+                            data,
+                        };
+                        return Ok(Some((value, end + 2)));
+                    }
                 }
-                if nl > MAX_LINE_LEN {
-                    return Err(ProtoError::LineTooLong);
-                }
-                let reply = parse_line(&buf[..nl - 1])?;
-                if let Reply::Value { bytes, .. } = reply {
-                    self.in_value = Some(bytes);
-                }
-                Ok(Some((Event::Reply(reply), nl + 1)))
+                Ok(Some((EventOf::Reply(reply), used)))
             }
         }
     }
 }
 
-fn find_newline(buf: &[u8]) -> Option<usize> {
-    memchr::memchr(b'\n', &buf[..buf.len().min(MAX_LINE_LEN + 1)])
+/// The reply line at the start of `buf` and its length with the CRLF, `None` if it has not all
+/// arrived. The replies every get and set ends with are recognised in one pass; anything else
+/// (including every malformed line) goes through [`parse_line`], which is the definition.
+#[inline]
+fn scan_line(buf: &[u8]) -> Result<Option<(ReplyOf<Span>, usize)>, ProtoError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf.starts_with(b"VALUE ") {
+        if let Some(value) = scan_value_line(buf) {
+            return Ok(Some(value));
+        }
+    } else if buf.starts_with(b"END\r\n") {
+        return Ok(Some((ReplyOf::End, 5)));
+    } else if buf.starts_with(b"STORED\r\n") {
+        return Ok(Some((ReplyOf::Stored, 8)));
+    }
+    find_line(buf)
+}
+
+/// [`scan_line`] by the definition: find the line's end, then [`parse_line`].
+fn find_line(buf: &[u8]) -> Result<Option<(ReplyOf<Span>, usize)>, ProtoError> {
+    let Some(nl) = memchr::memchr(b'\n', &buf[..buf.len().min(MAX_LINE_LEN + 1)]) else {
+        return if buf.len() > MAX_LINE_LEN {
+            Err(ProtoError::LineTooLong)
+        } else {
+            Ok(None)
+        };
+    };
+    if nl == 0 || buf[nl - 1] != b'\r' {
+        return Err(ProtoError::LineNotCrlf);
+    }
+    if nl > MAX_LINE_LEN {
+        return Err(ProtoError::LineTooLong);
+    }
+    let reply = parse_line(&buf[..nl - 1])?.map(|part| Span::within(buf, part));
+    Ok(Some((reply, nl + 1)))
+}
+
+/// A complete, well-formed `VALUE` line at the start of `buf` (which begins with "VALUE "),
+/// read in one pass. `None` for anything else: an incomplete or unusual line, which
+/// [`parse_line`] then judges, so this only ever agrees with it.
+#[inline]
+fn scan_value_line(buf: &[u8]) -> Option<(ReplyOf<Span>, usize)> {
+    let mut at = token_end(buf, 6, buf.len().min(MAX_LINE_LEN));
+    let key = Span { start: 6, end: at };
+    if key.end == key.start || buf.get(at) != Some(&b' ') {
+        return None;
+    }
+    at += 1;
+    let flags = u32::try_from(scan_digits(buf, &mut at)?).ok()?;
+    if buf.get(at) != Some(&b' ') {
+        return None;
+    }
+    at += 1;
+    let bytes = scan_digits(buf, &mut at)?;
+    let cas = if buf.get(at) == Some(&b' ') {
+        at += 1;
+        Some(scan_digits(buf, &mut at)?)
+    } else {
+        None
+    };
+    // `at + 1` is where the LF is: the same length limit as parse_line's.
+    if buf.get(at..at + 2) != Some(b"\r\n") || at + 1 > MAX_LINE_LEN || bytes > MAX_VALUE_LEN as u64
+    {
+        return None;
+    }
+    let bytes = bytes as usize;
+    Some((
+        ReplyOf::Value {
+            key,
+            flags,
+            bytes,
+            cas,
+        },
+        at + 2,
+    ))
+}
+
+/// Where the first byte at or below b' ' (a space, a control byte) is in `buf[at..limit]`, or
+/// `limit`. Eight bytes at a time: keys are typically 10 to 50 bytes.
+fn token_end(buf: &[u8], mut at: usize, limit: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while at + 8 <= limit {
+        let word = u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
+        // The lowest flagged byte is exact: a false flag can only follow a true one.
+        let low = word.wrapping_sub(ONES * 0x21) & !word & HIGHS;
+        if low != 0 {
+            return at + (low.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < limit && buf[at] > b' ' {
+        at += 1;
+    }
+    at
+}
+
+/// 1 to 19 decimal digits at `buf[*at..]` (19 cannot overflow a u64), advancing `at` past them.
+#[inline]
+fn scan_digits(buf: &[u8], at: &mut usize) -> Option<u64> {
+    let start = *at;
+    let stop = buf.len().min(start + 19);
+    let mut n = 0u64;
+    while *at < stop {
+        let digit = buf[*at].wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        n = n * 10 + digit as u64;
+        *at += 1;
+    }
+    (*at > start).then_some(n)
 }
 
 /// Parses one reply line without its CRLF.
@@ -337,6 +549,24 @@ mod tests {
                             _ => out.push(Owned::Data(d.to_vec())),
                         },
                         Event::DataEnd => out.push(Owned::DataEnd),
+                        Event::Value {
+                            key,
+                            flags,
+                            cas,
+                            data,
+                        } => {
+                            let line = Reply::Value {
+                                key,
+                                flags,
+                                bytes: data.len(),
+                                cas,
+                            };
+                            out.push(Owned::Reply(format!("{line:?}")));
+                            if !data.is_empty() {
+                                out.push(Owned::Data(data.to_vec()));
+                            }
+                            out.push(Owned::DataEnd);
+                        }
                         Event::DataLast(d) => {
                             match out.last_mut() {
                                 Some(Owned::Data(acc)) => acc.extend_from_slice(d),
@@ -419,6 +649,74 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pass_scan_agrees_with_the_definition() {
+        let keys: [&[u8]; 7] = [
+            b"k",
+            b"bench:mget:000",
+            b"a_key_of_exactly_24_byte",
+            b"\xff\xfe high bytes",
+            b"ctl\x01byte",
+            b"del\x7f",
+            b"",
+        ];
+        let numbers: [&[u8]; 7] = [
+            b"0",
+            b"100",
+            b"4294967295",
+            b"4294967296",
+            b"1073741825",
+            b"9999999999999999999",
+            b"99999999999999999999",
+        ];
+        let tails: [&[u8]; 6] = [b"\r\n", b"\n", b" \r\n", b"\r", b"x\r\n", b""];
+        let mut checked = 0;
+        for key in keys {
+            for (flags, bytes) in numbers.iter().zip(numbers.iter().rev()) {
+                for cas in [None, Some(&b"77"[..]), Some(numbers[6])] {
+                    for tail in tails {
+                        let mut line = b"VALUE ".to_vec();
+                        line.extend_from_slice(key);
+                        for part in [Some(*flags), Some(*bytes), cas].into_iter().flatten() {
+                            line.push(b' ');
+                            line.extend_from_slice(part);
+                        }
+                        line.extend_from_slice(tail);
+                        line.extend_from_slice(b"END\r\n");
+                        for end in 0..=line.len() {
+                            let buf = &line[..end];
+                            assert_eq!(scan_line(buf), find_line(buf), "{buf:?}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        for line in [&b"END\r\n"[..], b"STORED\r\n", b"END\n", b"STORED\r"] {
+            for end in 0..=line.len() {
+                assert_eq!(scan_line(&line[..end]), find_line(&line[..end]));
+            }
+        }
+        assert!(checked > 10_000);
+    }
+
+    #[test]
+    fn token_end_finds_the_first_space_or_control_byte() {
+        for len in 0..40 {
+            for stop in [b' ', b'\0', b'\r', b'\n', 0x1f] {
+                for at in 0..=len {
+                    let mut buf = vec![b'k'; len];
+                    buf.extend_from_slice(b"\xff\x80~");
+                    if at < len {
+                        buf[at] = stop;
+                    }
+                    let expect = if at < len { at } else { len + 3 };
+                    assert_eq!(token_end(&buf, 0, buf.len()), expect, "{buf:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn status_lines() {
         assert_eq!(parse_line(b"NOT_STORED").unwrap(), Reply::NotStored);
         assert_eq!(parse_line(b"DELETED").unwrap(), Reply::Deleted);
@@ -474,10 +772,12 @@ mod tests {
             run(&[b'A'; MAX_LINE_LEN + 2], 64),
             Err(ProtoError::LineTooLong)
         );
-        assert_eq!(
-            run(b"VALUE k 0 3\r\nabcXY", 1),
-            Err(ProtoError::DataNotCrlf)
-        );
+        for chunk in [1, 64] {
+            assert_eq!(
+                run(b"VALUE k 0 3\r\nabcXY", chunk),
+                Err(ProtoError::DataNotCrlf)
+            );
+        }
         assert_eq!(run(b"garbage\r\n", 3), Err(ProtoError::UnknownReply));
         // A truncated reply is not an error by itself: the reader asks for more bytes.
         let mut reader = ReplyReader::new();
