@@ -275,7 +275,7 @@ impl Client {
     pub fn set_timeout(&mut self, t: Duration) {
         self.timeout = t;
         for slot in &mut self.slots {
-            if let Some(conn) = &slot.conn {
+            if let Some(conn) = &mut slot.conn {
                 if conn.set_timeout(t).is_err() {
                     slot.conn = None;
                 }
@@ -425,37 +425,56 @@ impl Client {
                 }
             }
         }
-        let mut requested: Vec<&[u8]> = Vec::new();
-        for (server, group) in groups.iter().enumerate() {
-            if !sent[server] {
-                continue;
-            }
-            let slot = &mut self.slots[server];
-            let Some(conn) = slot.conn.as_mut() else {
-                continue;
-            };
-            requested.clear();
-            requested.extend(group.iter().map(|&i| keys[i]));
-            let mut sink = MultiSink {
+        let requested: Vec<Vec<&[u8]>> = groups
+            .iter()
+            .map(|group| group.iter().map(|&i| keys[i]).collect())
+            .collect();
+        let mut sinks: Vec<MultiSink> = groups
+            .iter()
+            .map(|group| MultiSink {
                 map: group,
-                out: &mut *out,
+                items: Vec::new(),
                 current: None,
                 at: 0,
+            })
+            .collect();
+        let mut fetches = Vec::new();
+        let mut servers = Vec::new();
+        let parts = self.slots.iter_mut().zip(&requested).zip(&mut sinks);
+        for (server, ((slot, keys), sink)) in parts.enumerate() {
+            let Some(conn) = slot.conn.as_mut().filter(|_| sent[server]) else {
+                continue;
             };
-            match command::read_values(conn, &requested, &mut sink) {
-                Ok(()) => {
-                    if !conn.is_idle() {
+            fetches.push(command::Fetch {
+                conn,
+                reply: command::GetReply::new(keys),
+                sink,
+                outcome: None,
+            });
+            servers.push(server);
+        }
+        command::read_values_many(&mut fetches);
+        let outcomes: Vec<_> = fetches.into_iter().map(|f| f.outcome).collect();
+        for (server, outcome) in servers.into_iter().zip(outcomes) {
+            let slot = &mut self.slots[server];
+            match outcome {
+                Some(Ok(())) => {
+                    if slot.conn.as_ref().is_some_and(|c| !c.is_idle()) {
                         slot.conn = None;
                     }
-                    group.iter().for_each(|&i| answered[i] = true);
+                    groups[server].iter().for_each(|&i| answered[i] = true);
+                    for (at, item) in sinks[server].items.drain(..) {
+                        out[at] = Some(item);
+                    }
                 }
-                Err(failure) => {
+                Some(Err(failure)) => {
                     slot.conn = None;
                     first_error.get_or_insert(ClientError::Server {
                         server: slot.name.clone(),
                         failure,
                     });
                 }
+                None => {}
             }
         }
     }
@@ -853,11 +872,13 @@ fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
     }
 }
 
-/// Collects one server's part of a multi-get into the caller's key-ordered result.
+/// Collects one server's part of a multi-get, to be moved into the caller's key-ordered result
+/// once that server's reply is complete.
 struct MultiSink<'a> {
     /// Request index on this server -> index in the caller's keys.
     map: &'a [usize],
-    out: &'a mut [Option<Item>],
+    /// (index in the caller's keys, item) for each hit.
+    items: Vec<(usize, Item)>,
     current: Option<Item>,
     at: usize,
 }
@@ -880,11 +901,8 @@ impl ValueSink for MultiSink<'_> {
     }
 
     fn end(&mut self) {
-        let item = self.current.take();
-        if let Some(&at) = self.map.get(self.at) {
-            if let Some(slot) = self.out.get_mut(at) {
-                *slot = item;
-            }
+        if let (Some(item), Some(&at)) = (self.current.take(), self.map.get(self.at)) {
+            self.items.push((at, item));
         }
     }
 }

@@ -3,7 +3,9 @@
 //! results) is decided above this layer.
 #![forbid(unsafe_code)]
 
-use crate::conn::{Conn, Fail};
+use std::time::Instant;
+
+use crate::conn::{wait_readable, Conn, Fail};
 use crate::protocol::{self, Event, Reply, StoreCmd};
 
 /// Why an exchange failed. Every kind leaves the stream in an unknown state: the caller closes
@@ -186,80 +188,203 @@ pub fn read_values(
     keys: &[&[u8]],
     sink: &mut dyn ValueSink,
 ) -> Result<(), Failure> {
-    // Which keys were answered: on the stack for the common sizes (this is every get's path).
-    let mut small = [false; 128];
-    let mut large = Vec::new();
-    let answered: &mut [bool] = if keys.len() <= small.len() {
-        &mut small[..keys.len()]
-    } else {
-        large.resize(keys.len(), false);
-        &mut large
-    };
-    let mut cursor = 0usize;
-    // The request index a VALUE answers, searched from after the previous answer.
-    let mut claim = |key: &[u8]| {
-        let n = keys.len();
-        let at = if cursor < n && !answered[cursor] && keys[cursor] == key {
+    read_rest(conn, &mut GetReply::new(keys), sink)
+}
+
+/// Reads the rest of `reply`, waiting for its bytes as long as it takes.
+fn read_rest(
+    conn: &mut Conn,
+    reply: &mut GetReply<'_>,
+    sink: &mut dyn ValueSink,
+) -> Result<(), Failure> {
+    while !reply.advance(conn, sink)? {
+        conn.fill()?;
+    }
+    Ok(())
+}
+
+/// A `get` reply being read: it can stop wherever the bytes received so far end and go on when
+/// more arrive, so the replies of several servers can be read as they come.
+pub struct GetReply<'k> {
+    keys: &'k [&'k [u8]],
+    /// Which keys were answered: a bit per key up to 128 keys (no allocation on the common
+    /// path), a Vec beyond.
+    small: u128,
+    large: Vec<bool>,
+    /// Where the search for the next answered key starts.
+    cursor: usize,
+    /// Some(keep) while a value's data is being read; keep: the sink wanted it.
+    in_value: Option<bool>,
+}
+
+impl<'k> GetReply<'k> {
+    pub fn new(keys: &'k [&'k [u8]]) -> GetReply<'k> {
+        GetReply {
+            keys,
+            small: 0,
+            large: if keys.len() > 128 {
+                vec![false; keys.len()]
+            } else {
+                Vec::new()
+            },
+            cursor: 0,
+            in_value: None,
+        }
+    }
+
+    fn answered(&self, i: usize) -> bool {
+        match self.large.get(i) {
+            Some(&a) => a,
+            None => self.small >> i & 1 == 1,
+        }
+    }
+
+    /// The request index a VALUE for `key` answers, marked answered.
+    fn claim(&mut self, key: &[u8]) -> Result<usize, Failure> {
+        let (n, cursor) = (self.keys.len(), self.cursor);
+        let fits = |i: usize| !self.answered(i) && self.keys[i] == key;
+        let at = if cursor < n && fits(cursor) {
             cursor
         } else {
-            (0..n)
-                .map(|i| (cursor + i) % n)
-                .find(|&i| !answered[i] && keys[i] == key)
+            (cursor..n)
+                .chain(0..cursor.min(n))
+                .find(|&i| fits(i))
                 .ok_or_else(|| {
                     Failure::Unexpected(format!("VALUE for a key not requested: {}", text(key)))
                 })?
         };
-        answered[at] = true;
-        cursor = at + 1;
-        Ok::<usize, Failure>(at)
-    };
+        match self.large.get_mut(at) {
+            Some(a) => *a = true,
+            None => self.small |= 1 << at,
+        }
+        self.cursor = at + 1;
+        Ok(at)
+    }
+
+    /// Hands every event already received to `sink`; true once END has been read.
+    pub fn advance(&mut self, conn: &mut Conn, sink: &mut dyn ValueSink) -> Result<bool, Failure> {
+        while let Some(event) = conn.buffered_event()? {
+            match (self.in_value, event) {
+                (None, Event::Reply(Reply::End)) => return Ok(true),
+                (
+                    None,
+                    Event::Value {
+                        key,
+                        flags,
+                        cas,
+                        data,
+                    },
+                ) => {
+                    if sink.begin(self.claim(key)?, flags, data.len(), cas) {
+                        sink.data(data);
+                        sink.end();
+                    }
+                }
+                (
+                    None,
+                    Event::Reply(Reply::Value {
+                        key,
+                        flags,
+                        bytes,
+                        cas,
+                    }),
+                ) => {
+                    let at = self.claim(key)?;
+                    self.in_value = Some(sink.begin(at, flags, bytes, cas));
+                }
+                (None, Event::Reply(other)) => return Err(unexpected(other)),
+                (None, _) => return Err(Failure::Unexpected("stray data".into())),
+                (Some(keep), Event::Data(d)) => {
+                    if keep {
+                        sink.data(d);
+                    }
+                }
+                (Some(keep), Event::DataLast(d)) => {
+                    self.in_value = None;
+                    if keep {
+                        sink.data(d);
+                        sink.end();
+                    }
+                }
+                (Some(keep), Event::DataEnd) => {
+                    self.in_value = None;
+                    if keep {
+                        sink.end();
+                    }
+                }
+                (Some(_), _) => return Err(Failure::Unexpected("reply inside a value".into())),
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// One server's part of a multi-server `get`, for [`read_values_many`].
+pub struct Fetch<'a> {
+    pub conn: &'a mut Conn,
+    pub reply: GetReply<'a>,
+    pub sink: &'a mut dyn ValueSink,
+    /// None until the reply has been read or has failed.
+    pub outcome: Option<Result<(), Failure>>,
+}
+
+/// Reads the replies of several servers (their `get`s already sent) in the order their bytes
+/// arrive, so a server that answers late does not hold up the others. Each connection waits at
+/// most its own timeout for its next bytes.
+pub fn read_values_many(fetches: &mut [Fetch<'_>]) {
+    if let [f] = fetches {
+        f.outcome = Some(read_rest(f.conn, &mut f.reply, f.sink));
+        return;
+    }
+    let mut waiting: Vec<usize> = Vec::with_capacity(fetches.len());
+    let mut ready = vec![false; fetches.len()];
+    let mut since = vec![Instant::now(); fetches.len()];
     loop {
-        let keep = match conn.next_event()? {
-            Event::Reply(Reply::End) => return Ok(()),
-            Event::Value {
-                key,
-                flags,
-                cas,
-                data,
-            } => {
-                if sink.begin(claim(key)?, flags, data.len(), cas) {
-                    sink.data(data);
-                    sink.end();
-                }
-                continue;
-            }
-            Event::Reply(Reply::Value {
-                key,
-                flags,
-                bytes,
-                cas,
-            }) => sink.begin(claim(key)?, flags, bytes, cas),
-            Event::Reply(other) => return Err(unexpected(other)),
-            Event::Data(_) | Event::DataLast(_) | Event::DataEnd => {
-                return Err(Failure::Unexpected("stray data".into()))
-            }
-        };
-        loop {
-            match conn.next_event()? {
-                Event::Data(d) => {
-                    if keep {
-                        sink.data(d)
-                    }
-                }
-                Event::DataLast(d) => {
-                    if keep {
-                        sink.data(d)
-                    }
-                    break;
-                }
-                Event::DataEnd => break,
-                Event::Reply(_) | Event::Value { .. } => {
-                    return Err(Failure::Unexpected("reply inside a value".into()))
+        waiting.clear();
+        for (i, f) in fetches.iter_mut().enumerate() {
+            if f.outcome.is_none() {
+                match f.reply.advance(f.conn, f.sink) {
+                    Ok(true) => f.outcome = Some(Ok(())),
+                    Ok(false) => waiting.push(i),
+                    Err(e) => f.outcome = Some(Err(e)),
                 }
             }
         }
-        if keep {
-            sink.end();
+        if let [only] = waiting[..] {
+            // One reply left: a plain blocking read waits for it.
+            let f = &mut fetches[only];
+            if let Err(e) = f.conn.fill() {
+                f.outcome = Some(Err(e.into()));
+            }
+            continue;
+        }
+        if waiting.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let wait = waiting
+            .iter()
+            .map(|&i| (since[i] + fetches[i].conn.timeout()).saturating_duration_since(now))
+            .min()
+            .unwrap_or_default();
+        let conns: Vec<&Conn> = waiting.iter().map(|&i| &*fetches[i].conn).collect();
+        let polled = wait_readable(&conns, wait, &mut ready).map_err(|e| e.errno());
+        drop(conns);
+        let now = Instant::now();
+        for (k, &i) in waiting.iter().enumerate() {
+            let f = &mut fetches[i];
+            let failed = match polled {
+                Err(errno) => Some(Fail::Io(std::io::Error::from_raw_os_error(errno))),
+                Ok(()) if ready[k] => {
+                    since[i] = now;
+                    f.conn.fill().err()
+                }
+                Ok(()) if now >= since[i] + f.conn.timeout() => Some(Fail::Timeout),
+                Ok(()) => None,
+            };
+            if let Some(e) = failed {
+                f.outcome = Some(Err(e.into()));
+            }
         }
     }
 }
@@ -309,5 +434,107 @@ pub fn version(conn: &mut Conn, wbuf: &mut Vec<u8>) -> Result<Vec<u8>, Failure> 
     match reply_line(conn)? {
         Reply::Version(v) => Ok(v.to_vec()),
         other => Err(unexpected(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::Endpoint;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::thread;
+    use std::time::Duration;
+
+    /// Collects (request index, value) pairs.
+    #[derive(Default)]
+    struct Collect(Vec<(usize, Vec<u8>)>);
+
+    impl ValueSink for Collect {
+        fn begin(&mut self, index: usize, _: u32, _: usize, _: Option<u64>) -> bool {
+            self.0.push((index, Vec::new()));
+            true
+        }
+        fn data(&mut self, chunk: &[u8]) {
+            self.0.last_mut().unwrap().1.extend_from_slice(chunk);
+        }
+        fn end(&mut self) {}
+    }
+
+    /// A server that reads one request, waits `delay`, then sends `pieces` with a pause between
+    /// them (None: never answers, holding the connection open until the test ends).
+    fn server(
+        delay: Duration,
+        pieces: Option<Vec<&'static [u8]>>,
+    ) -> (Endpoint, thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ep = Endpoint::Tcp(vec![listener.local_addr().unwrap()]);
+        let handle = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 256];
+            let _ = s.read(&mut req).unwrap();
+            thread::sleep(delay);
+            match pieces {
+                Some(pieces) => {
+                    for p in pieces {
+                        s.write_all(p).unwrap();
+                        thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                // Until the client gives up and closes.
+                None => while s.read(&mut req).is_ok_and(|n| n > 0) {},
+            }
+        });
+        (ep, handle)
+    }
+
+    #[test]
+    fn replies_of_several_servers_are_read_as_they_arrive_and_a_silent_one_times_out() {
+        let slow = server(
+            Duration::from_millis(150),
+            Some(vec![b"VALUE a 0 2\r\nA", b"1\r\nEND\r\n"]),
+        );
+        let fast = server(
+            Duration::ZERO,
+            Some(vec![b"VALUE b 0 2\r\nB1\r\nVALUE c 0 0\r\n\r\nEND\r\n"]),
+        );
+        let silent = server(Duration::ZERO, None);
+        let mut conns: Vec<Conn> = [&slow.0, &fast.0, &silent.0]
+            .iter()
+            .map(|ep| Conn::connect(ep, Duration::from_secs(5)).unwrap())
+            .collect();
+        conns[2].set_timeout(Duration::from_millis(100)).unwrap();
+        let keys: [&[&[u8]]; 3] = [&[b"a"], &[b"b", b"c"], &[b"z"]];
+        let mut wbuf = Vec::new();
+        for (conn, keys) in conns.iter_mut().zip(keys) {
+            send_get(conn, &mut wbuf, keys.iter().copied(), false).unwrap();
+        }
+        let mut sinks: Vec<Collect> = (0..3).map(|_| Collect::default()).collect();
+        let mut fetches: Vec<Fetch<'_>> = conns
+            .iter_mut()
+            .zip(keys)
+            .zip(&mut sinks)
+            .map(|((conn, keys), sink)| Fetch {
+                conn,
+                reply: GetReply::new(keys),
+                sink,
+                outcome: None,
+            })
+            .collect();
+        read_values_many(&mut fetches);
+        let outcomes: Vec<_> = fetches.into_iter().map(|f| f.outcome).collect();
+        assert!(matches!(outcomes[0], Some(Ok(()))));
+        assert!(matches!(outcomes[1], Some(Ok(()))));
+        assert!(matches!(
+            outcomes[2],
+            Some(Err(Failure::Recv(Fail::Timeout)))
+        ));
+        assert_eq!(sinks[0].0, vec![(0, b"A1".to_vec())]);
+        assert_eq!(sinks[1].0, vec![(0, b"B1".to_vec()), (1, Vec::new())]);
+        assert!(sinks[2].0.is_empty());
+        drop(conns);
+        for (_, h) in [slow, fast, silent] {
+            h.join().unwrap();
+        }
     }
 }

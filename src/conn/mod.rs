@@ -1,9 +1,9 @@
 //! Sockets to memcached servers: address forms, resolution, timeouts, and a buffered stream that
-//! the protocol reader walks over. No `unsafe`: socket2 does the system calls.
+//! the protocol reader walks over. No `unsafe`: socket2 and rustix do the system calls.
 #![forbid(unsafe_code)]
 
 mod addr;
 mod stream;
 
 pub use addr::{resolve, split_host_port, Endpoint, ResolveError, DEFAULT_PORT};
-pub use stream::{Conn, Fail};
+pub use stream::{wait_readable, Conn, Fail};

@@ -60,6 +60,8 @@ const READ_BUF: usize = 16 * 1024;
 
 pub struct Conn {
     sock: Socket,
+    /// The longest wait for the server, as set on the socket.
+    timeout: Duration,
     rbuf: Vec<u8>,
     start: usize,
     end: usize,
@@ -97,8 +99,9 @@ impl Conn {
             }
         };
         sock.set_cloexec(true)?;
-        let conn = Conn {
+        let mut conn = Conn {
             sock,
+            timeout,
             rbuf: vec![0; READ_BUF],
             start: 0,
             end: 0,
@@ -118,10 +121,14 @@ impl Conn {
     }
 
     /// Bounds every later wait for the socket to accept or deliver bytes.
-    pub fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
-        let timeout = Some(nonzero(timeout));
-        self.sock.set_read_timeout(timeout)?;
-        self.sock.set_write_timeout(timeout)
+    pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.timeout = nonzero(timeout);
+        self.sock.set_read_timeout(Some(self.timeout))?;
+        self.sock.set_write_timeout(Some(self.timeout))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Sends all of `data`. `MSG_NOSIGNAL`: a server that went away yields EPIPE, never SIGPIPE.
@@ -170,13 +177,25 @@ impl Conn {
         }
     }
 
+    /// The next event among the bytes already received, None when more must be read first
+    /// (with [`fill`](Self::fill), once [`wait_readable`] says they are there).
+    pub fn buffered_event(&mut self) -> Result<Option<Event<'_>>, Fail> {
+        let Some((event, used)) = self.reader.scan(&self.rbuf[self.start..self.end])? else {
+            return Ok(None);
+        };
+        let bytes = &self.rbuf[self.start..self.start + used];
+        self.start += used;
+        Ok(Some(event.map(|span| span.of(bytes))))
+    }
+
     /// True when no reply byte is waiting and no value is half read: the stream is at a
     /// command boundary and safe to reuse.
     pub fn is_idle(&self) -> bool {
         self.start == self.end && self.reader.at_boundary()
     }
 
-    fn fill(&mut self) -> Result<(), Fail> {
+    /// Reads what has arrived, waiting for at least one byte (at most the timeout).
+    pub fn fill(&mut self) -> Result<(), Fail> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -199,6 +218,32 @@ impl Conn {
             }
         }
     }
+}
+
+/// Waits until one of `conns` has bytes (or an end or error) to read, at most `timeout`, and
+/// marks which in `ready`. None ready means the time ran out.
+pub fn wait_readable(conns: &[&Conn], timeout: Duration, ready: &mut [bool]) -> Result<(), Fail> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds: Vec<PollFd<'_>> = conns
+        .iter()
+        .map(|c| PollFd::new(&c.sock, PollFlags::IN))
+        .collect();
+    let wait = Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    loop {
+        match poll(&mut fds, Some(&wait)) {
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Fail::Io(e.into())),
+        }
+    }
+    for (r, fd) in ready.iter_mut().zip(&fds) {
+        // Hang-up and error count as ready: the read that follows reports them.
+        *r = !fd.revents().is_empty();
+    }
+    Ok(())
 }
 
 /// A zero timeout would mean "wait forever" to setsockopt; the shortest real wait is 1 µs.

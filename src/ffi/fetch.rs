@@ -9,7 +9,7 @@ use super::call::{finish, on_copies_for, validate_key, Outcome};
 use super::context::{global, Alloc};
 use super::error::{report, Scope};
 use super::server::{drop_conn, hash_key, key_bytes, route, set_errnum};
-use super::state::{self, HandleInner};
+use super::state::{self, HandleInner, ServerSide};
 use super::types::*;
 use crate::command::{self, ValueSink};
 use crate::key;
@@ -728,7 +728,7 @@ struct ResultSink<'a> {
     results: &'a [*mut memcache_res],
     current: Option<(usize, Target)>,
     /// Buffers allocated for results, registered together once the fetch is over.
-    allocated: &'a mut Vec<state::ResultValue>,
+    allocated: Vec<state::ResultValue>,
 }
 
 impl ValueSink for ResultSink<'_> {
@@ -810,7 +810,7 @@ fn key_of<'a>(r: *mut memcache_res) -> &'a [u8] {
     unsafe { key_bytes((*r).key, (*r).len) }
 }
 
-/// Sends every batch, then reads every batch's replies, so all servers work in parallel. A
+/// Sends every batch, then reads the replies as they arrive, so all servers work in parallel. A
 /// failure closes that server's connection; its keys stay not found.
 ///
 /// # Safety
@@ -838,23 +838,51 @@ unsafe fn run_batches(
             Err(f) => unsafe { drop_conn(ctxt, side, f) },
         }
     }
-    for b in batches.iter().filter(|b| b.sent) {
-        let side = &mut servers[b.side];
-        let Some(conn) = side.conn.as_mut() else {
-            continue;
-        };
-        let keys: Vec<&[u8]> = b.results.iter().map(|&r| key_of(r)).collect();
-        let mut sink = ResultSink {
+    // Batches are one per server, so each connection is lent to one fetch.
+    let sent: Vec<&Batch> = batches.iter().filter(|b| b.sent).collect();
+    let keys: Vec<Vec<&[u8]>> = sent
+        .iter()
+        .map(|b| b.results.iter().map(|&r| key_of(r)).collect())
+        .collect();
+    let mut sinks: Vec<ResultSink> = sent
+        .iter()
+        .map(|b| ResultSink {
             ctxt,
             alloc,
             results: &b.results,
             current: None,
-            allocated: &mut *allocated,
+            allocated: Vec::with_capacity(b.results.len()),
+        })
+        .collect();
+    let mut sides: Vec<Option<&mut ServerSide>> = servers.iter_mut().map(Some).collect();
+    let mut fetches = Vec::with_capacity(sent.len());
+    let mut fetched_sides = Vec::with_capacity(sent.len());
+    for ((b, keys), sink) in sent.iter().zip(&keys).zip(&mut sinks) {
+        let Some(conn) = sides[b.side].take().and_then(|s| s.conn.as_mut()) else {
+            continue;
         };
-        if let Err(f) = command::read_values(conn, &keys, &mut sink) {
-            // SAFETY: as above.
-            unsafe { drop_conn(ctxt, side, f) };
-        }
+        fetches.push(command::Fetch {
+            conn,
+            reply: command::GetReply::new(keys),
+            sink,
+            outcome: None,
+        });
+        fetched_sides.push(b.side);
+    }
+    command::read_values_many(&mut fetches);
+    let failures: Vec<_> = fetches
+        .into_iter()
+        .zip(fetched_sides)
+        .filter_map(|(f, side)| f.outcome?.err().map(|e| (side, e)))
+        .collect();
+    drop(sides);
+    for sink in &mut sinks {
+        allocated.append(&mut sink.allocated);
+    }
+    drop(sinks);
+    for (side, failure) in failures {
+        // SAFETY: ctxt is live; the side is a server of the locked handle.
+        unsafe { drop_conn(ctxt, &mut servers[side], failure) };
     }
 }
 

@@ -1093,7 +1093,7 @@ pub unsafe extern "C" fn mcm_server_timeout(
             let st = state::handle(mc);
             let mut inner = st.lock();
             let side = inner.side(ms);
-            if let Some(c) = &side.conn {
+            if let Some(c) = &mut side.conn {
                 // SAFETY: ms is live.
                 if let Err(e) = c.set_timeout(timeout_of(unsafe { &(*ms).tv })) {
                     report!(
