@@ -77,15 +77,22 @@ fn has_bad_byte(key: &[u8]) -> bool {
         let is_del = del.wrapping_sub(ONES) & !del & HIGHS;
         below_0x21 | is_del != 0
     };
-    let mut chunks = key.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        if bad(u64::from_le_bytes(word)) {
+    let word_at = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().expect("8 bytes"));
+    if key.len() < 8 {
+        // Padded with an allowed byte to one word.
+        let mut word = [b'a'; 8];
+        word[..key.len()].copy_from_slice(key);
+        return bad(u64::from_le_bytes(word));
+    }
+    let mut at = 0;
+    while at + 8 < key.len() {
+        if bad(word_at(at)) {
             return true;
         }
+        at += 8;
     }
-    chunks.remainder().iter().any(|&b| is_bad(b))
+    // The last eight bytes, overlapping bytes already checked rather than going byte by byte.
+    bad(word_at(key.len() - 8))
 }
 
 #[cfg(test)]

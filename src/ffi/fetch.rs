@@ -898,16 +898,25 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     let alloc = unsafe { Alloc::of(ctxt) };
     // SAFETY: as above.
     let all = unsafe { results(req) };
+    // Only results holding a value can hold one of ours (a fresh request holds none, so it
+    // skips the registry); the others' records, if any, go when they are freed or replaced.
     // SAFETY: live results of the request.
     let values: Vec<state::ResultValue> = all
         .iter()
         .map(|&r| (r as _, unsafe { (*r).val } as _))
+        .filter(|&(_, val): &state::ResultValue| !val.is_null())
         .collect();
-    let mut ours = Vec::with_capacity(all.len());
-    state::take_values(&values, &mut ours);
-    for (&r, &ours) in all.iter().zip(&ours) {
+    let mut ours = Vec::with_capacity(values.len());
+    if !values.is_empty() {
+        state::take_values(&values, &mut ours);
+    }
+    let mut ours = values.iter().zip(ours).peekable();
+    for &r in &all {
+        let mine = ours
+            .next_if(|((res, _), _)| std::ptr::eq(*res, r))
+            .is_some_and(|(_, o)| o);
         // SAFETY: a live result of the request.
-        unsafe { reset_result(&alloc, r, ours) };
+        unsafe { reset_result(&alloc, r, mine) };
     }
     let st = state::handle(mc);
     // SAFETY: mc is live; the list is brought up to date before keys are grouped.
