@@ -447,7 +447,7 @@ impl Client {
             };
             fetches.push(command::Fetch {
                 conn,
-                reply: command::GetReply::new(keys),
+                reply: command::GetReply::new(keys.as_slice()),
                 sink,
                 outcome: None,
             });

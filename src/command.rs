@@ -191,10 +191,26 @@ pub fn read_values(
     read_rest(conn, &mut GetReply::new(keys), sink)
 }
 
+/// The keys of a `get` by their index in the request: a slice of keys, or whatever the caller
+/// keeps them in (the C API reads them from its result structures, without a copy).
+pub trait Keys {
+    fn count(&self) -> usize;
+    fn key(&self, index: usize) -> &[u8];
+}
+
+impl Keys for [&[u8]] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn key(&self, index: usize) -> &[u8] {
+        self[index]
+    }
+}
+
 /// Reads the rest of `reply`, waiting for its bytes as long as it takes.
-fn read_rest(
+fn read_rest<K: Keys + ?Sized>(
     conn: &mut Conn,
-    reply: &mut GetReply<'_>,
+    reply: &mut GetReply<'_, K>,
     sink: &mut dyn ValueSink,
 ) -> Result<(), Failure> {
     while !reply.advance(conn, sink)? {
@@ -205,8 +221,8 @@ fn read_rest(
 
 /// A `get` reply being read: it can stop wherever the bytes received so far end and go on when
 /// more arrive, so the replies of several servers can be read as they come.
-pub struct GetReply<'k> {
-    keys: &'k [&'k [u8]],
+pub struct GetReply<'k, K: Keys + ?Sized> {
+    keys: &'k K,
     /// Which keys were answered: a bit per key up to 128 keys (no allocation on the common
     /// path), a Vec beyond.
     small: u128,
@@ -217,13 +233,13 @@ pub struct GetReply<'k> {
     in_value: Option<bool>,
 }
 
-impl<'k> GetReply<'k> {
-    pub fn new(keys: &'k [&'k [u8]]) -> GetReply<'k> {
+impl<'k, K: Keys + ?Sized> GetReply<'k, K> {
+    pub fn new(keys: &'k K) -> GetReply<'k, K> {
         GetReply {
             keys,
             small: 0,
-            large: if keys.len() > 128 {
-                vec![false; keys.len()]
+            large: if keys.count() > 128 {
+                vec![false; keys.count()]
             } else {
                 Vec::new()
             },
@@ -241,8 +257,8 @@ impl<'k> GetReply<'k> {
 
     /// The request index a VALUE for `key` answers, marked answered.
     fn claim(&mut self, key: &[u8]) -> Result<usize, Failure> {
-        let (n, cursor) = (self.keys.len(), self.cursor);
-        let fits = |i: usize| !self.answered(i) && self.keys[i] == key;
+        let (n, cursor) = (self.keys.count(), self.cursor);
+        let fits = |i: usize| !self.answered(i) && self.keys.key(i) == key;
         let at = if cursor < n && fits(cursor) {
             cursor
         } else {
@@ -320,9 +336,9 @@ impl<'k> GetReply<'k> {
 }
 
 /// One server's part of a multi-server `get`, for [`read_values_many`].
-pub struct Fetch<'a> {
+pub struct Fetch<'a, K: Keys + ?Sized> {
     pub conn: &'a mut Conn,
-    pub reply: GetReply<'a>,
+    pub reply: GetReply<'a, K>,
     pub sink: &'a mut dyn ValueSink,
     /// None until the reply has been read or has failed.
     pub outcome: Option<Result<(), Failure>>,
@@ -331,7 +347,7 @@ pub struct Fetch<'a> {
 /// Reads the replies of several servers (their `get`s already sent) in the order their bytes
 /// arrive, so a server that answers late does not hold up the others. Each connection waits at
 /// most its own timeout for its next bytes.
-pub fn read_values_many(fetches: &mut [Fetch<'_>]) {
+pub fn read_values_many<K: Keys + ?Sized>(fetches: &mut [Fetch<'_, K>]) {
     if let [f] = fetches {
         f.outcome = Some(read_rest(f.conn, &mut f.reply, f.sink));
         return;
@@ -510,7 +526,7 @@ mod tests {
             send_get(conn, &mut wbuf, keys.iter().copied(), false).unwrap();
         }
         let mut sinks: Vec<Collect> = (0..3).map(|_| Collect::default()).collect();
-        let mut fetches: Vec<Fetch<'_>> = conns
+        let mut fetches: Vec<Fetch<'_, [&[u8]]>> = conns
             .iter_mut()
             .zip(keys)
             .zip(&mut sinks)

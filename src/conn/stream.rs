@@ -179,7 +179,11 @@ impl Conn {
 
     /// The next event among the bytes already received, None when more must be read first
     /// (with [`fill`](Self::fill), once [`wait_readable`] says they are there).
+    #[inline]
     pub fn buffered_event(&mut self) -> Result<Option<Event<'_>>, Fail> {
+        if self.start == self.end {
+            return Ok(None);
+        }
         let Some((event, used)) = self.reader.scan(&self.rbuf[self.start..self.end])? else {
             return Ok(None);
         };

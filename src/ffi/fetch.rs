@@ -313,7 +313,8 @@ pub extern "C" fn mc_req_new() -> *mut memcache_req {
 /// # Safety
 /// `req` is a live request.
 unsafe fn results(req: *const memcache_req) -> Vec<*mut memcache_res> {
-    let mut out = Vec::new();
+    // SAFETY: per the contract. num_keys is only a size hint: the list decides.
+    let mut out = Vec::with_capacity(unsafe { (*req).num_keys }.into());
     // SAFETY: per the contract the list links live results.
     let mut res = unsafe { (*req).query.tqh_first };
     while !res.is_null() && out.len() < 1 << 24 {
@@ -474,7 +475,7 @@ pub unsafe extern "C" fn mcm_res_free(
                 }
             }
             let mut ours = Vec::with_capacity(1);
-            state::take_values(&[(res, (*res).val)], &mut ours);
+            state::take_values([(res as _, (*res).val as _)], &mut ours);
             free_result(&alloc, res, ours[0]);
         }
     })
@@ -516,10 +517,8 @@ pub unsafe extern "C" fn mcm_req_free(ctxt: *const memcache_ctxt, req: *mut memc
         unsafe {
             let alloc = Alloc::of(ctxt);
             let all = results(req);
-            let values: Vec<state::ResultValue> =
-                all.iter().map(|&r| (r as _, (*r).val as _)).collect();
             let mut ours = Vec::with_capacity(all.len());
-            state::take_values(&values, &mut ours);
+            state::take_values(all.iter().map(|&r| (r as _, (*r).val as _)), &mut ours);
             for (&res, &ours) in all.iter().zip(&ours) {
                 free_result(&alloc, res, ours);
             }
@@ -727,8 +726,9 @@ struct ResultSink<'a> {
     alloc: &'a Alloc,
     results: &'a [*mut memcache_res],
     current: Option<(usize, Target)>,
-    /// Buffers allocated for results, registered together once the fetch is over.
-    allocated: Vec<state::ResultValue>,
+    /// Which results got a buffer allocated here, registered together once the fetch is over
+    /// (indexes: a small vector, kept apart from the values' sizes in the allocator).
+    allocated: Vec<u32>,
 }
 
 impl ValueSink for ResultSink<'_> {
@@ -785,7 +785,7 @@ impl ValueSink for ResultSink<'_> {
                 let (flags, bytes) = (v.flags, v.bytes);
                 r.val = v.finish() as *mut c_void;
                 r.size = bytes;
-                self.allocated.push((res, r.val));
+                self.allocated.push(index as u32);
                 (flags, bytes)
             }
             Target::Caller { flags, bytes, .. } => (flags, bytes),
@@ -801,6 +801,18 @@ impl Drop for ResultSink<'_> {
         if let Some((_, Target::New(v))) = self.current.take() {
             self.alloc.free(v.buf);
         }
+    }
+}
+
+/// The keys of a batch, read from its results where they are.
+struct ResultKeys<'a>(&'a [*mut memcache_res]);
+
+impl command::Keys for ResultKeys<'_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn key(&self, index: usize) -> &[u8] {
+        key_of(self.0[index])
     }
 }
 
@@ -820,7 +832,6 @@ unsafe fn run_batches(
     alloc: &Alloc,
     inner: &mut HandleInner,
     batches: &mut [Batch],
-    allocated: &mut Vec<state::ResultValue>,
 ) {
     let HandleInner { servers, wbuf, .. } = inner;
     for b in batches.iter_mut() {
@@ -840,10 +851,7 @@ unsafe fn run_batches(
     }
     // Batches are one per server, so each connection is lent to one fetch.
     let sent: Vec<&Batch> = batches.iter().filter(|b| b.sent).collect();
-    let keys: Vec<Vec<&[u8]>> = sent
-        .iter()
-        .map(|b| b.results.iter().map(|&r| key_of(r)).collect())
-        .collect();
+    let keys: Vec<ResultKeys> = sent.iter().map(|b| ResultKeys(&b.results)).collect();
     let mut sinks: Vec<ResultSink> = sent
         .iter()
         .map(|b| ResultSink {
@@ -876,9 +884,14 @@ unsafe fn run_batches(
         .filter_map(|(f, side)| f.outcome?.err().map(|e| (side, e)))
         .collect();
     drop(sides);
-    for sink in &mut sinks {
-        allocated.append(&mut sink.allocated);
-    }
+    state::values_allocated(sinks.iter().flat_map(|sink| {
+        sink.allocated.iter().map(|&i| {
+            let res = sink.results[i as usize];
+            // SAFETY: a live result of the request.
+            (res as *const memcache_res, unsafe { (*res).val }
+                as *const c_void)
+        })
+    }));
     drop(sinks);
     for (side, failure) in failures {
         // SAFETY: ctxt is live; the side is a server of the locked handle.
@@ -908,7 +921,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         .collect();
     let mut ours = Vec::with_capacity(values.len());
     if !values.is_empty() {
-        state::take_values(&values, &mut ours);
+        state::take_values(values.iter().copied(), &mut ours);
     }
     let mut ours = values.iter().zip(ours).peekable();
     for &r in &all {
@@ -976,7 +989,6 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         }
     }
     let mut any_server = false;
-    let mut allocated: Vec<state::ResultValue> = Vec::with_capacity(asked.len());
     {
         let mut inner = st.lock();
         let mut batches: Vec<Batch> = Vec::new();
@@ -998,7 +1010,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
             }
         }
         // SAFETY: ctxt is live; batches index into inner.
-        unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches, &mut allocated) };
+        unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
         // With copies, keys still missing are asked of their next copy, round by round.
         let copies = inner.replicas as usize;
         for round in 1..copies {
@@ -1031,10 +1043,9 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
                 break;
             }
             // SAFETY: as above.
-            unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches, &mut allocated) };
+            unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
         }
     }
-    state::values_allocated(&allocated);
     let failed = !any_server || scope.serious();
     finish(scope, ctxt, Some(&st), failed);
     if single && !any_server {

@@ -346,19 +346,19 @@ static LIB_VALUES: Lazy<ForkLock<AddrMap<usize>>> = Lazy::new(Default::default);
 pub type ResultValue = (*const memcache_res, *const libc::c_void);
 
 /// Records the value buffers this library allocated for results (one lock for a whole fetch).
-pub fn values_allocated(values: &[ResultValue]) {
+pub fn values_allocated(values: impl IntoIterator<Item = ResultValue>) {
     let mut map = LIB_VALUES.lock();
-    for &(res, val) in values {
+    for (res, val) in values {
         map.insert(res as usize, val as usize);
     }
 }
 
 /// For each result, whether its `val` is a buffer this library allocated for it; forgets them
 /// all (one lock for a whole request).
-pub fn take_values(values: &[ResultValue], ours: &mut Vec<bool>) {
+pub fn take_values(values: impl IntoIterator<Item = ResultValue>, ours: &mut Vec<bool>) {
     ours.clear();
     let mut map = LIB_VALUES.lock();
-    for &(res, val) in values {
+    for (res, val) in values {
         let allocated = map.remove(&(res as usize));
         ours.push(allocated == Some(val as usize) && !val.is_null());
     }

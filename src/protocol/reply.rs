@@ -346,21 +346,21 @@ fn find_line(buf: &[u8]) -> Result<Option<(ReplyOf<Span>, usize)>, ProtoError> {
 /// [`parse_line`] then judges, so this only ever agrees with it.
 #[inline]
 fn scan_value_line(buf: &[u8]) -> Option<(ReplyOf<Span>, usize)> {
-    let mut at = token_end(buf, 6, buf.len().min(MAX_LINE_LEN));
+    let at = token_end(buf, 6, buf.len().min(MAX_LINE_LEN));
     let key = Span { start: 6, end: at };
     if key.end == key.start || buf.get(at) != Some(&b' ') {
         return None;
     }
-    at += 1;
-    let flags = u32::try_from(scan_digits(buf, &mut at)?).ok()?;
+    let (flags, at) = scan_digits(buf, at + 1)?;
+    let flags = u32::try_from(flags).ok()?;
     if buf.get(at) != Some(&b' ') {
         return None;
     }
-    at += 1;
-    let bytes = scan_digits(buf, &mut at)?;
+    let (bytes, mut at) = scan_digits(buf, at + 1)?;
     let cas = if buf.get(at) == Some(&b' ') {
-        at += 1;
-        Some(scan_digits(buf, &mut at)?)
+        let (cas, end) = scan_digits(buf, at + 1)?;
+        at = end;
+        Some(cas)
     } else {
         None
     };
@@ -401,21 +401,22 @@ fn token_end(buf: &[u8], mut at: usize, limit: usize) -> usize {
     at
 }
 
-/// 1 to 19 decimal digits at `buf[*at..]` (19 cannot overflow a u64), advancing `at` past them.
+/// 1 to 19 decimal digits at `buf[start..]` (19 cannot overflow a u64): their value and where
+/// they end.
 #[inline]
-fn scan_digits(buf: &[u8], at: &mut usize) -> Option<u64> {
-    let start = *at;
+fn scan_digits(buf: &[u8], start: usize) -> Option<(u64, usize)> {
     let stop = buf.len().min(start + 19);
     let mut n = 0u64;
-    while *at < stop {
-        let digit = buf[*at].wrapping_sub(b'0');
+    let mut at = start;
+    while at < stop {
+        let digit = buf[at].wrapping_sub(b'0');
         if digit > 9 {
             break;
         }
         n = n * 10 + digit as u64;
-        *at += 1;
+        at += 1;
     }
-    (*at > start).then_some(n)
+    (at > start).then_some((n, at))
 }
 
 /// Parses one reply line without its CRLF.
