@@ -167,6 +167,27 @@ static void check_free_on_delete_caller_buffer(struct memcache *mc)
 	mc_req_free(req);
 }
 
+static void check_zero_length_values_released_one_by_one(struct memcache *mc, const char *label)
+{
+	/* D11: the library's zero-length values are freed with their result however it is freed:
+	 * with mc_res_free(req, res), and with mc_res_free(NULL, res) after the caller unlinked it
+	 * from the request itself (the valgrind run reports a leak of either value). */
+	struct memcache_req *req = mc_req_new();
+	struct memcache_res *a = mc_req_add(req, K("rq:empty"));
+	struct memcache_res *b = mc_req_add(req, K("rq:empty"));
+	struct memcache_res *c = mc_req_add(req, K("rq:empty"));
+
+	mc_get(mc, req);
+	CHECK(mc_res_found(a) && mc_res_found(b) && mc_res_found(c) && a->bytes == 0 && b->bytes == 0,
+	      "%s: three zero-length hits", label);
+	mc_res_free(req, a);
+	TAILQ_REMOVE(&req->query, b, entries);
+	req->num_keys--;
+	mc_res_free(NULL, b);
+	CHECK(req->num_keys == 1 && TAILQ_FIRST(&req->query) == c, "%s: one result left", label);
+	mc_req_free(req);
+}
+
 static void check_duplicates_and_bounded_keys(struct memcache *mc, const char *label)
 {
 	struct memcache_req *req = mc_req_new();
@@ -453,6 +474,8 @@ int main(void)
 	check_single_key_hash();
 	check_free_on_delete_caller_buffer(one);
 	check_free_on_delete_caller_buffer(three);
+	check_zero_length_values_released_one_by_one(one, "one server");
+	check_zero_length_values_released_one_by_one(three, "three servers");
 	check_duplicates_and_bounded_keys(one, "one server");
 	check_duplicates_and_bounded_keys(three, "three servers");
 	check_multi(one, "one server");

@@ -249,32 +249,43 @@ impl<'k, K: Keys + ?Sized> GetReply<'k, K> {
     }
 
     fn answered(&self, i: usize) -> bool {
-        match self.large.get(i) {
-            Some(&a) => a,
-            None => self.small >> i & 1 == 1,
+        if self.large.is_empty() {
+            self.small >> i & 1 == 1
+        } else {
+            self.large[i]
         }
     }
 
-    /// The request index a VALUE for `key` answers, marked answered.
+    /// The request index a VALUE for `key` answers, marked answered. memcached answers in
+    /// request order, so it is almost always the key after the previous answer.
+    #[inline]
     fn claim(&mut self, key: &[u8]) -> Result<usize, Failure> {
-        let (n, cursor) = (self.keys.count(), self.cursor);
-        let fits = |i: usize| !self.answered(i) && self.keys.key(i) == key;
-        let at = if cursor < n && fits(cursor) {
-            cursor
+        let at = self.cursor;
+        let at = if at < self.keys.count() && !self.answered(at) && self.keys.key(at) == key {
+            at
         } else {
-            (cursor..n)
-                .chain(0..cursor.min(n))
-                .find(|&i| fits(i))
-                .ok_or_else(|| {
-                    Failure::Unexpected(format!("VALUE for a key not requested: {}", text(key)))
-                })?
+            self.search(key)?
         };
-        match self.large.get_mut(at) {
-            Some(a) => *a = true,
-            None => self.small |= 1 << at,
+        if self.large.is_empty() {
+            self.small |= 1 << at;
+        } else {
+            self.large[at] = true;
         }
         self.cursor = at + 1;
         Ok(at)
+    }
+
+    /// [`claim`](Self::claim) for a key answered out of order (a key requested twice, or a
+    /// server that does not answer in order): the first unanswered key of that name.
+    #[cold]
+    fn search(&self, key: &[u8]) -> Result<usize, Failure> {
+        let (n, cursor) = (self.keys.count(), self.cursor.min(self.keys.count()));
+        (cursor..n)
+            .chain(0..cursor)
+            .find(|&i| !self.answered(i) && self.keys.key(i) == key)
+            .ok_or_else(|| {
+                Failure::Unexpected(format!("VALUE for a key not requested: {}", text(key)))
+            })
     }
 
     /// Hands every event already received to `sink`; true once END has been read.

@@ -445,6 +445,11 @@ fn frees_value(r: &memcache_res, ours: bool) -> bool {
     r._flags & FOD != 0 && !r.val.is_null() && (ours || r._flags & NO_FOD == 0 && r.size > 0)
 }
 
+/// Whether frees_value() depends on `ours` for this result.
+fn owner_matters(r: &memcache_res) -> bool {
+    frees_value(r, true) != frees_value(r, false)
+}
+
 /// Unlinks `res` from `req` (if given) and frees its key copy, its value when it is
 /// free-on-delete, and the result.
 ///
@@ -475,7 +480,7 @@ pub unsafe extern "C" fn mcm_res_free(
                 }
             }
             let mut ours = Vec::with_capacity(1);
-            state::take_values([(res as _, (*res).val as _)], &mut ours);
+            state::take_values(req, [(res as _, (*res).val as _)], &mut ours);
             free_result(&alloc, res, ours[0]);
         }
     })
@@ -517,10 +522,21 @@ pub unsafe extern "C" fn mcm_req_free(ctxt: *const memcache_ctxt, req: *mut memc
         unsafe {
             let alloc = Alloc::of(ctxt);
             let all = results(req);
-            let mut ours = Vec::with_capacity(all.len());
-            state::take_values(all.iter().map(|&r| (r as _, (*r).val as _)), &mut ours);
-            for (&res, &ours) in all.iter().zip(&ours) {
-                free_result(&alloc, res, ours);
+            // Only results whose release depends on who allocated the value are looked up
+            // (after a fetch, none: the library's values are free-on-delete with a size).
+            let undecided: Vec<*mut memcache_res> = all
+                .iter()
+                .copied()
+                .filter(|&r| owner_matters(&*r))
+                .collect();
+            let mut ours = Vec::with_capacity(undecided.len());
+            let values = undecided.iter().map(|&r| (r as _, (*r).val as _));
+            state::take_values(req, values, &mut ours);
+            state::forget_request(req);
+            let mut ours = undecided.iter().zip(ours).peekable();
+            for &res in &all {
+                let mine = ours.next_if(|&(&r, _)| r == res).is_some_and(|(_, o)| o);
+                free_result(&alloc, res, mine);
             }
             let mut cb = (*req).cb.tqh_first;
             while !cb.is_null() {
@@ -829,6 +845,7 @@ fn key_of<'a>(r: *mut memcache_res) -> &'a [u8] {
 /// `ctxt` is live; `inner` is the locked state the batches' sides index into.
 unsafe fn run_batches(
     ctxt: *const memcache_ctxt,
+    req: *const memcache_req,
     alloc: &Alloc,
     inner: &mut HandleInner,
     batches: &mut [Batch],
@@ -884,14 +901,17 @@ unsafe fn run_batches(
         .filter_map(|(f, side)| f.outcome?.err().map(|e| (side, e)))
         .collect();
     drop(sides);
-    state::values_allocated(sinks.iter().flat_map(|sink| {
-        sink.allocated.iter().map(|&i| {
-            let res = sink.results[i as usize];
-            // SAFETY: a live result of the request.
-            (res as *const memcache_res, unsafe { (*res).val }
-                as *const c_void)
-        })
-    }));
+    state::values_allocated(
+        req,
+        sinks.iter().flat_map(|sink| {
+            sink.allocated.iter().map(|&i| {
+                let res = sink.results[i as usize];
+                // SAFETY: a live result of the request.
+                (res as *const memcache_res, unsafe { (*res).val }
+                    as *const c_void)
+            })
+        }),
+    );
     drop(sinks);
     for (side, failure) in failures {
         // SAFETY: ctxt is live; the side is a server of the locked handle.
@@ -911,25 +931,19 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     let alloc = unsafe { Alloc::of(ctxt) };
     // SAFETY: as above.
     let all = unsafe { results(req) };
-    // Only results holding a value can hold one of ours (a fresh request holds none, so it
-    // skips the registry); the others' records, if any, go when they are freed or replaced.
+    let mut ours = Vec::with_capacity(all.len());
     // SAFETY: live results of the request.
-    let values: Vec<state::ResultValue> = all
-        .iter()
-        .map(|&r| (r as _, unsafe { (*r).val } as _))
-        .filter(|&(_, val): &state::ResultValue| !val.is_null())
-        .collect();
-    let mut ours = Vec::with_capacity(values.len());
-    if !values.is_empty() {
-        state::take_values(values.iter().copied(), &mut ours);
-    }
-    let mut ours = values.iter().zip(ours).peekable();
-    for &r in &all {
-        let mine = ours
-            .next_if(|((res, _), _)| std::ptr::eq(*res, r))
-            .is_some_and(|(_, o)| o);
+    state::take_values(
+        req,
+        all.iter().map(|&r| (r as _, unsafe { (*r).val } as _)),
+        &mut ours,
+    );
+    // Every value of ours is released or handed over below: records left are stale (values
+    // the caller took off a result itself).
+    state::forget_request(req);
+    for (&r, &ours) in all.iter().zip(&ours) {
         // SAFETY: a live result of the request.
-        unsafe { reset_result(&alloc, r, mine) };
+        unsafe { reset_result(&alloc, r, ours) };
     }
     let st = state::handle(mc);
     // SAFETY: mc is live; the list is brought up to date before keys are grouped.
@@ -1010,7 +1024,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
             }
         }
         // SAFETY: ctxt is live; batches index into inner.
-        unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
+        unsafe { run_batches(ctxt, req, &alloc, &mut inner, &mut batches) };
         // With copies, keys still missing are asked of their next copy, round by round.
         let copies = inner.replicas as usize;
         for round in 1..copies {
@@ -1043,7 +1057,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
                 break;
             }
             // SAFETY: as above.
-            unsafe { run_batches(ctxt, &alloc, &mut inner, &mut batches) };
+            unsafe { run_batches(ctxt, req, &alloc, &mut inner, &mut batches) };
         }
     }
     let failed = !any_server || scope.serious();

@@ -338,30 +338,81 @@ pub fn forget_owner(ms: *const memcache_server) {
     OWNERS.lock().remove(&(ms as usize));
 }
 
-/// Value buffers this library allocated, by result address (D4, D11): lets `mc_get` and
-/// `mc_res_free` tell them from caller buffers without adding bits to `_flags`.
-static LIB_VALUES: Lazy<ForkLock<AddrMap<usize>>> = Lazy::new(Default::default);
+/// Value buffers this library allocated for results (D4, D11): lets `mc_get` and `mc_res_free`
+/// tell them from caller buffers without adding bits to `_flags`. Kept per request (by its
+/// address), so a fetch or a release of a whole request costs one lookup, not one per key.
+static LIB_VALUES: Lazy<ForkLock<AddrMap<Vec<Record>>>> = Lazy::new(Default::default);
 
 /// A result and the value buffer it points at.
 pub type ResultValue = (*const memcache_res, *const libc::c_void);
 
-/// Records the value buffers this library allocated for results (one lock for a whole fetch).
-pub fn values_allocated(values: impl IntoIterator<Item = ResultValue>) {
-    let mut map = LIB_VALUES.lock();
-    for (res, val) in values {
-        map.insert(res as usize, val as usize);
+/// A [`ResultValue`] as addresses (0 for a record already taken).
+type Record = (usize, usize);
+
+fn record((res, val): ResultValue) -> Record {
+    (res as usize, val as usize)
+}
+
+/// Records the value buffers this library allocated for results of `req` (one lock for a whole
+/// fetch).
+pub fn values_allocated(req: *const memcache_req, values: impl IntoIterator<Item = ResultValue>) {
+    let mut values = values.into_iter().peekable();
+    if values.peek().is_some() {
+        let mut map = LIB_VALUES.lock();
+        map.entry(req as usize)
+            .or_default()
+            .extend(values.map(record));
     }
 }
 
-/// For each result, whether its `val` is a buffer this library allocated for it; forgets them
-/// all (one lock for a whole request).
-pub fn take_values(values: impl IntoIterator<Item = ResultValue>, ours: &mut Vec<bool>) {
+/// For each result, whether its `val` is a buffer this library allocated for it, forgetting
+/// those records. `req` is the request holding the results; NULL when the caller does not say
+/// (then every request's records are searched).
+pub fn take_values(
+    req: *const memcache_req,
+    values: impl IntoIterator<Item = ResultValue>,
+    ours: &mut Vec<bool>,
+) {
     ours.clear();
     let mut map = LIB_VALUES.lock();
-    for (res, val) in values {
-        let allocated = map.remove(&(res as usize));
-        ours.push(allocated == Some(val as usize) && !val.is_null());
+    if req.is_null() {
+        for value in values.into_iter().map(record) {
+            let found = map.values_mut().any(|list| {
+                let at = list.iter().position(|&r| r == value);
+                at.map(|at| list.swap_remove(at)).is_some()
+            });
+            ours.push(found && value.1 != 0);
+        }
+        map.retain(|_, list| !list.is_empty());
+        return;
     }
+    let Some(list) = map.get_mut(&(req as usize)) else {
+        ours.extend(values.into_iter().map(|_| false));
+        return;
+    };
+    // Records are in the order values were filled in (server by server), so the search for
+    // each starts after the previous find and wraps around.
+    let mut cursor = 0;
+    for value in values.into_iter().map(record) {
+        let n = list.len();
+        let at = (cursor..n)
+            .chain(0..cursor.min(n))
+            .find(|&i| list[i] == value);
+        if let Some(at) = at {
+            list[at].0 = 0; // taken
+            cursor = at + 1;
+        }
+        ours.push(at.is_some() && value.1 != 0);
+    }
+    list.retain(|r| r.0 != 0);
+    if list.is_empty() {
+        map.remove(&(req as usize));
+    }
+}
+
+/// Forgets what is left of `req`'s records (it is being freed).
+pub fn forget_request(req: *const memcache_req) {
+    LIB_VALUES.lock().remove(&(req as usize));
 }
 
 /// Takes every process-wide registry before fork() (pthread_atfork prepare), so no other
