@@ -905,6 +905,14 @@ impl ValueSink for MultiSink<'_> {
             self.items.push((at, item));
         }
     }
+
+    fn whole(&mut self, index: usize, flags: u32, cas: Option<u64>, value: &[u8]) {
+        if let Some(&at) = self.map.get(index) {
+            let cas = cas.unwrap_or(0);
+            let value = value.to_vec();
+            self.items.push((at, Item { value, flags, cas }));
+        }
+    }
 }
 
 /// A stats group is one or more space-separated words, each a valid key: it goes on the command

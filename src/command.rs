@@ -160,11 +160,19 @@ pub fn arith(
 
 /// Where the values of a `get` go. `begin` is told which requested key a VALUE answers (its
 /// index in the request) and returns whether to keep its data; `data` receives the chunks;
-/// `end` is called once the value and its CRLF are read.
+/// `end` is called once the value and its CRLF are read. A value that arrived whole goes to
+/// `whole`, which a sink may implement in one step.
 pub trait ValueSink {
     fn begin(&mut self, index: usize, flags: u32, bytes: usize, cas: Option<u64>) -> bool;
     fn data(&mut self, chunk: &[u8]);
     fn end(&mut self);
+
+    fn whole(&mut self, index: usize, flags: u32, cas: Option<u64>, value: &[u8]) {
+        if self.begin(index, flags, value.len(), cas) {
+            self.data(value);
+            self.end();
+        }
+    }
 }
 
 /// Sends `get`/`gets` for `keys` (already encoded by the caller when batching several servers:
@@ -302,10 +310,7 @@ impl<'k, K: Keys + ?Sized> GetReply<'k, K> {
                         data,
                     },
                 ) => {
-                    if sink.begin(self.claim(key)?, flags, data.len(), cas) {
-                        sink.data(data);
-                        sink.end();
-                    }
+                    sink.whole(self.claim(key)?, flags, cas, data);
                 }
                 (
                     None,

@@ -98,6 +98,16 @@ impl ValueSink for NewBuffer<'_> {
             self.alloc.free(old.buf);
         }
     }
+    fn whole(&mut self, _index: usize, flags: u32, cas: Option<u64>, value: &[u8]) {
+        let alloc = self.alloc;
+        let cas = cas.unwrap_or(0);
+        if let Some(mut v) = Incoming::start(self.ctxt, alloc, value.len(), flags, cas) {
+            v.push(value);
+            if let Some(old) = self.hit.replace(v) {
+                alloc.free(old.buf);
+            }
+        }
+    }
 }
 
 impl Drop for NewBuffer<'_> {
@@ -790,9 +800,32 @@ impl ValueSink for ResultSink<'_> {
     }
 
     fn end(&mut self) {
-        let Some((index, target)) = self.current.take() else {
+        if let Some((index, target)) = self.current.take() {
+            self.found(index, target);
+        }
+    }
+
+    /// A value that arrived whole goes into a new buffer in one step (the common case); a
+    /// caller's buffer takes the general path, which copies what fits.
+    fn whole(&mut self, index: usize, flags: u32, cas: Option<u64>, value: &[u8]) {
+        // SAFETY: as in begin().
+        if unsafe { (*self.results[index]).size } != 0 {
+            if self.begin(index, flags, value.len(), cas) {
+                self.data(value);
+                self.end();
+            }
             return;
-        };
+        }
+        if let Some(mut v) = Incoming::start(self.ctxt, self.alloc, value.len(), flags, 0) {
+            v.push(value);
+            self.found(index, Target::New(v));
+        }
+    }
+}
+
+impl ResultSink<'_> {
+    /// Stores a received value in result `index` and marks it found.
+    fn found(&mut self, index: usize, target: Target) {
         let res = self.results[index];
         // SAFETY: as in begin().
         let r = unsafe { &mut *res };
