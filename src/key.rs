@@ -65,17 +65,24 @@ fn is_bad(b: u8) -> bool {
     b <= 0x20 || b == 0x7f
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every byte of `word` (eight bytes, little-endian) that is a space or a
+/// control byte (at or below 0x20): such a byte makes its subtraction borrow, and bytes with
+/// the high bit set are masked out by `!word`. Exact as an "is there any" test, and the lowest
+/// flag is exact too (a false flag can only follow a true one), so it also finds the first.
+pub(crate) fn space_or_control(word: u64) -> u64 {
+    word.wrapping_sub(ONES * 0x21) & !word & HIGHS
+}
+
 /// Whether any byte is whitespace, a control byte or DEL, eight bytes at a time (every key of
-/// every operation passes here). Exact as an "is there any" test: a byte below 0x21 makes its
-/// subtraction borrow, and bytes with the high bit set (allowed) are masked out by `!word`.
+/// every operation passes here).
 fn has_bad_byte(key: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     let bad = |word: u64| {
-        let below_0x21 = word.wrapping_sub(ONES * 0x21) & !word & HIGHS;
         let del = word ^ (ONES * 0x7f);
         let is_del = del.wrapping_sub(ONES) & !del & HIGHS;
-        below_0x21 | is_del != 0
+        space_or_control(word) | is_del != 0
     };
     let word_at = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().expect("8 bytes"));
     if key.len() < 8 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::Endpoint;
-use crate::protocol::{Event, ProtoError, ReplyReader};
+use crate::protocol::{Event, EventOf, ProtoError, ReplyReader, Span};
 
 /// Why an exchange with a server failed. Every variant leaves the stream in an unknown state:
 /// the caller drops the connection so no later command can read a stale reply.
@@ -166,12 +166,8 @@ impl Conn {
     /// the read buffer: copy them before asking for the next event.
     pub fn next_event(&mut self) -> Result<Event<'_>, Fail> {
         loop {
-            // The reader answers in positions, so no borrow of the buffer outlives this call
-            // when the reply is incomplete and the buffer must be refilled.
-            if let Some((event, used)) = self.reader.scan(&self.rbuf[self.start..self.end])? {
-                let bytes = &self.rbuf[self.start..self.start + used];
-                self.start += used;
-                return Ok(event.map(|span| span.of(bytes)));
+            if let Some(found) = self.scan()? {
+                return Ok(self.consume(found));
             }
             self.fill()?;
         }
@@ -181,15 +177,28 @@ impl Conn {
     /// (with [`fill`](Self::fill), once [`wait_readable`] says they are there).
     #[inline]
     pub fn buffered_event(&mut self) -> Result<Option<Event<'_>>, Fail> {
+        let Some(found) = self.scan()? else {
+            return Ok(None);
+        };
+        Ok(Some(self.consume(found)))
+    }
+
+    /// Where the next event is in the received bytes, and their length; None if incomplete.
+    /// Positions hold no borrow of the buffer, so the caller may refill it after a None.
+    #[inline]
+    fn scan(&mut self) -> Result<Option<(EventOf<Span>, usize)>, ProtoError> {
         if self.start == self.end {
             return Ok(None);
         }
-        let Some((event, used)) = self.reader.scan(&self.rbuf[self.start..self.end])? else {
-            return Ok(None);
-        };
+        self.reader.scan(&self.rbuf[self.start..self.end])
+    }
+
+    /// The event [`scan`](Self::scan) found, its bytes taken off the buffer.
+    #[inline]
+    fn consume(&mut self, (event, used): (EventOf<Span>, usize)) -> Event<'_> {
         let bytes = &self.rbuf[self.start..self.start + used];
         self.start += used;
-        Ok(Some(event.map(|span| span.of(bytes))))
+        event.map(|span| span.of(bytes))
     }
 
     /// True when no reply byte is waiting and no value is half read: the stream is at a

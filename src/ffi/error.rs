@@ -324,9 +324,8 @@ unsafe fn deliver_one(
     }
     let user_handler =
         handler.is_some_and(|h| h as usize != default_err_handler as *const () as usize);
-    // SAFETY: as above; the handler may have changed cont.
-    let cont = unsafe { (*e).cont } as u8;
-    let sysexit = unsafe { (*e).sysexit };
+    // SAFETY: as above; the handler may have changed cont and sysexit.
+    let (cont, sysexit) = unsafe { ((*e).cont as u8, (*e).sysexit) };
     if !user_handler || code == MCM_ERR_MC_SERV_LIST && cont == b'n' {
         return;
     }

@@ -489,9 +489,8 @@ pub unsafe extern "C" fn mcm_res_free(
                     q.num_keys = q.num_keys.saturating_sub(1);
                 }
             }
-            let mut ours = Vec::with_capacity(1);
-            state::take_values(req, [(res as _, (*res).val as _)], &mut ours);
-            free_result(&alloc, res, ours[0]);
+            let ours = state::take_value(req, (res, (*res).val));
+            free_result(&alloc, res, ours);
         }
     })
 }
@@ -532,21 +531,19 @@ pub unsafe extern "C" fn mcm_req_free(ctxt: *const memcache_ctxt, req: *mut memc
         unsafe {
             let alloc = Alloc::of(ctxt);
             let all = results(req);
-            // Only results whose release depends on who allocated the value are looked up
-            // (after a fetch, none: the library's values are free-on-delete with a size).
-            let undecided: Vec<*mut memcache_res> = all
+            let mut records = state::take_request(req);
+            // Looked up only when it decides (after a fetch, never: the library's values are
+            // free-on-delete with a size).
+            let ours: Vec<bool> = all
                 .iter()
-                .copied()
-                .filter(|&r| owner_matters(&*r))
+                .map(|&r| owner_matters(&*r) && records.owns((r, (*r).val)))
                 .collect();
-            let mut ours = Vec::with_capacity(undecided.len());
-            let values = undecided.iter().map(|&r| (r as _, (*r).val as _));
-            state::take_values(req, values, &mut ours);
-            state::forget_request(req);
-            let mut ours = undecided.iter().zip(ours).peekable();
-            for &res in &all {
-                let mine = ours.next_if(|&(&r, _)| r == res).is_some_and(|(_, o)| o);
-                free_result(&alloc, res, mine);
+            // Released before the results: freed after their small blocks, the records' block
+            // can join the top of the heap, and glibc then consolidates those small blocks,
+            // slowing the next request's allocations (measured: +30% instructions).
+            drop(records);
+            for (&res, ours) in all.iter().zip(ours) {
+                free_result(&alloc, res, ours);
             }
             let mut cb = (*req).cb.tqh_first;
             while !cb.is_null() {
@@ -964,20 +961,17 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     let alloc = unsafe { Alloc::of(ctxt) };
     // SAFETY: as above.
     let all = unsafe { results(req) };
-    let mut ours = Vec::with_capacity(all.len());
-    // SAFETY: live results of the request.
-    state::take_values(
-        req,
-        all.iter().map(|&r| (r as _, unsafe { (*r).val } as _)),
-        &mut ours,
-    );
-    // Every value of ours is released or handed over below: records left are stale (values
-    // the caller took off a result itself).
-    state::forget_request(req);
-    for (&r, &ours) in all.iter().zip(&ours) {
+    // Every value of ours is released or handed over here, so the records go: any left over
+    // are stale (values the caller took off a result itself).
+    let mut records = state::take_request(req);
+    for &r in &all {
         // SAFETY: a live result of the request.
+        let val = unsafe { (*r).val };
+        let ours = !val.is_null() && records.owns((r, val));
+        // SAFETY: as above.
         unsafe { reset_result(&alloc, r, ours) };
     }
+    drop(records);
     let st = state::handle(mc);
     // SAFETY: mc is live; the list is brought up to date before keys are grouped.
     unsafe { super::call::begin(ctxt, mc, &st, &mut st.lock()) };
@@ -1023,6 +1017,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         let ring = st.distribution() == crate::hash::Distribution::KetamaMd5 && !own_finder;
         // SAFETY: mc is live; its servers are live.
         let servers = unsafe { state::server_slice(mc) };
+        // SAFETY: as above.
         let live = |i: usize| matches!(unsafe { (*servers[i]).active } as u8, b'u' | b't');
         for r in sendable {
             // SAFETY: a live result.
@@ -1068,8 +1063,9 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
                 if unsafe { (*r)._flags } & FOUND != 0 {
                     continue;
                 }
-                // SAFETY: ctxt and mc are live; inner is mc's locked state.
+                // SAFETY: a live result of the request.
                 let hash = unsafe { (*r).hash };
+                // SAFETY: ctxt and mc are live; inner is mc's locked state.
                 unsafe {
                     super::server::route_copies(ctxt, mc, &st, &mut inner, hash, copies, &mut picks)
                 };

@@ -91,14 +91,16 @@ pub unsafe extern "C" fn mc_server_add_weighted(
     hostport: *const c_char,
     weight: u32,
 ) -> c_int {
-    let len = if hostport.is_null() {
-        0
-    } else {
-        // SAFETY: hostport is a NUL-terminated string per the contract (NULL was checked).
-        unsafe { libc::strlen(hostport) }
-    };
-    // SAFETY: forwarded contract; strlen of a NULL-checked C string.
-    unsafe { mcm_server_add_weighted(global(), mc, hostport, len, weight) }
+    // SAFETY: forwarded contract.
+    unsafe {
+        mcm_server_add_weighted(
+            global(),
+            mc,
+            hostport,
+            super::server::c_len(hostport),
+            weight,
+        )
+    }
 }
 
 /// The MCM_ERR_* code with which the handle's most recent call failed: its last report of

@@ -29,6 +29,20 @@ pub unsafe fn set_errnum(ctxt: *mut memcache_ctxt, value: u32) {
     unsafe { AtomicU32::from_ptr(&raw mut (*ctxt).errnum) }.store(value, Ordering::Relaxed);
 }
 
+/// `strlen(s)`, 0 for NULL (the entry points that take C strings pass a NULL on to the
+/// checks of their length-taking forms).
+///
+/// # Safety
+/// `s` is NULL or a NUL-terminated string.
+pub unsafe fn c_len(s: *const c_char) -> usize {
+    if s.is_null() {
+        0
+    } else {
+        // SAFETY: a NUL-terminated string per the contract (NULL was checked).
+        unsafe { libc::strlen(s) }
+    }
+}
+
 /// A key as bytes.
 ///
 /// # Safety
@@ -658,16 +672,8 @@ pub unsafe extern "C" fn mcm_server_add(
     hostname: *const c_char,
     port: *const c_char,
 ) -> c_int {
-    let len = |s: *const c_char| {
-        if s.is_null() {
-            0
-        } else {
-            // SAFETY: s is a NUL-terminated string per the contract (NULL was checked).
-            unsafe { libc::strlen(s) }
-        }
-    };
-    // SAFETY: forwarded contract; strlen on NULL-checked C strings.
-    unsafe { mcm_server_add2(ctxt, mc, hostname, len(hostname), port, len(port)) }
+    // SAFETY: forwarded contract.
+    unsafe { mcm_server_add2(ctxt, mc, hostname, c_len(hostname), port, c_len(port)) }
 }
 
 #[no_mangle]
@@ -722,14 +728,8 @@ pub unsafe extern "C" fn mcm_server_add4(
     mc: *mut memcache,
     hostport: *const c_char,
 ) -> c_int {
-    let len = if hostport.is_null() {
-        0
-    } else {
-        // SAFETY: hostport is a NUL-terminated string per the contract (NULL was checked).
-        unsafe { libc::strlen(hostport) }
-    };
-    // SAFETY: forwarded contract; strlen on a NULL-checked C string.
-    unsafe { mcm_server_add5(ctxt, mc, hostport, len) }
+    // SAFETY: forwarded contract.
+    unsafe { mcm_server_add5(ctxt, mc, hostport, c_len(hostport)) }
 }
 
 #[no_mangle]

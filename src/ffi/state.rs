@@ -346,7 +346,7 @@ static LIB_VALUES: Lazy<ForkLock<AddrMap<Vec<Record>>>> = Lazy::new(Default::def
 /// A result and the value buffer it points at.
 pub type ResultValue = (*const memcache_res, *const libc::c_void);
 
-/// A [`ResultValue`] as addresses (0 for a record already taken).
+/// A [`ResultValue`] as addresses (0 for a record already asked about).
 type Record = (usize, usize);
 
 fn record((res, val): ResultValue) -> Record {
@@ -365,54 +365,61 @@ pub fn values_allocated(req: *const memcache_req, values: impl IntoIterator<Item
     }
 }
 
-/// For each result, whether its `val` is a buffer this library allocated for it, forgetting
-/// those records. `req` is the request holding the results; NULL when the caller does not say
-/// (then every request's records are searched).
-pub fn take_values(
-    req: *const memcache_req,
-    values: impl IntoIterator<Item = ResultValue>,
-    ours: &mut Vec<bool>,
-) {
-    ours.clear();
-    let mut map = LIB_VALUES.lock();
-    if req.is_null() {
-        for value in values.into_iter().map(record) {
-            let found = map.values_mut().any(|list| {
-                let at = list.iter().position(|&r| r == value);
-                at.map(|at| list.swap_remove(at)).is_some()
-            });
-            ours.push(found && value.1 != 0);
-        }
-        map.retain(|_, list| !list.is_empty());
-        return;
-    }
-    let Some(list) = map.get_mut(&(req as usize)) else {
-        ours.extend(values.into_iter().map(|_| false));
-        return;
-    };
-    // Records are in the order values were filled in (server by server), so the search for
-    // each starts after the previous find and wraps around.
-    let mut cursor = 0;
-    for value in values.into_iter().map(record) {
-        let n = list.len();
-        let at = (cursor..n)
-            .chain(0..cursor.min(n))
-            .find(|&i| list[i] == value);
-        if let Some(at) = at {
-            list[at].0 = 0; // taken
-            cursor = at + 1;
-        }
-        ours.push(at.is_some() && value.1 != 0);
-    }
-    list.retain(|r| r.0 != 0);
-    if list.is_empty() {
-        map.remove(&(req as usize));
+/// Takes all of `req`'s records (the request is being fetched again or freed: each of its
+/// values is then released or handed to the caller), to be asked about without the lock.
+pub fn take_request(req: *const memcache_req) -> Records {
+    let list = LIB_VALUES.lock().remove(&(req as usize));
+    Records {
+        list: list.unwrap_or_default(),
+        cursor: 0,
     }
 }
 
-/// Forgets what is left of `req`'s records (it is being freed).
-pub fn forget_request(req: *const memcache_req) {
-    LIB_VALUES.lock().remove(&(req as usize));
+/// Whether `value`'s buffer is one this library allocated for its result, forgetting that
+/// record. `req` is the request holding the result; NULL when the caller does not say (then
+/// every request's records are searched).
+pub fn take_value(req: *const memcache_req, value: ResultValue) -> bool {
+    let value = record(value);
+    let mut map = LIB_VALUES.lock();
+    let found = if req.is_null() {
+        let found = map.values_mut().any(|list| take_from(list, value));
+        map.retain(|_, list| !list.is_empty());
+        found
+    } else {
+        map.get_mut(&(req as usize))
+            .is_some_and(|list| take_from(list, value))
+    };
+    found && value.1 != 0
+}
+
+fn take_from(list: &mut Vec<Record>, value: Record) -> bool {
+    let at = list.iter().position(|&r| r == value);
+    at.map(|at| list.swap_remove(at)).is_some()
+}
+
+/// A request's records, taken out of the registry by [`take_request`].
+pub struct Records {
+    list: Vec<Record>,
+    /// Records are in the order values were filled in (server by server) and results are
+    /// asked about in request order: the search starts after the previous find.
+    cursor: usize,
+}
+
+impl Records {
+    /// Whether `value`'s buffer is one this library allocated for its result.
+    pub fn owns(&mut self, value: ResultValue) -> bool {
+        let value = record(value);
+        let n = self.list.len();
+        let Some(at) = (self.cursor..n)
+            .chain(0..self.cursor.min(n))
+            .find(|&i| self.list[i] == value)
+        else {
+            return false;
+        };
+        self.list[at].0 = 0; // asked: a result is released once
+        self.cursor = at + 1;
+        value.1 != 0
+    }
 }
 
 /// Takes every process-wide registry before fork() (pthread_atfork prepare), so no other

@@ -307,9 +307,6 @@ impl ReplyReader {
 /// (including every malformed line) goes through [`parse_line`], which is the definition.
 #[inline]
 fn scan_line(buf: &[u8]) -> Result<Option<(ReplyOf<Span>, usize)>, ProtoError> {
-    if buf.is_empty() {
-        return Ok(None);
-    }
     if buf.starts_with(b"VALUE ") {
         if let Some(value) = scan_value_line(buf) {
             return Ok(Some(value));
@@ -384,12 +381,9 @@ fn scan_value_line(buf: &[u8]) -> Option<(ReplyOf<Span>, usize)> {
 /// Where the first byte at or below b' ' (a space, a control byte) is in `buf[at..limit]`, or
 /// `limit`. Eight bytes at a time: keys are typically 10 to 50 bytes.
 fn token_end(buf: &[u8], mut at: usize, limit: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     while at + 8 <= limit {
         let word = u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
-        // The lowest flagged byte is exact: a false flag can only follow a true one.
-        let low = word.wrapping_sub(ONES * 0x21) & !word & HIGHS;
+        let low = crate::key::space_or_control(word);
         if low != 0 {
             return at + (low.trailing_zeros() / 8) as usize;
         }
