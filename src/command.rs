@@ -473,24 +473,32 @@ pub fn version(conn: &mut Conn, wbuf: &mut Vec<u8>) -> Result<Vec<u8>, Failure> 
 mod tests {
     use super::*;
     use crate::conn::Endpoint;
+    use std::cell::RefCell;
     use std::io::{Read, Write};
     use std::net::TcpListener;
+    use std::rc::Rc;
     use std::thread;
     use std::time::Duration;
 
-    /// Collects (request index, value) pairs.
-    #[derive(Default)]
-    struct Collect(Vec<(usize, Vec<u8>)>);
+    /// Collects (request index, value) pairs, and writes its server's number to a log shared
+    /// by all sinks each time a value is complete.
+    struct Collect {
+        values: Vec<(usize, Vec<u8>)>,
+        server: usize,
+        log: Rc<RefCell<Vec<usize>>>,
+    }
 
     impl ValueSink for Collect {
         fn begin(&mut self, index: usize, _: u32, _: usize, _: Option<u64>) -> bool {
-            self.0.push((index, Vec::new()));
+            self.values.push((index, Vec::new()));
             true
         }
         fn data(&mut self, chunk: &[u8]) {
-            self.0.last_mut().unwrap().1.extend_from_slice(chunk);
+            self.values.last_mut().unwrap().1.extend_from_slice(chunk);
         }
-        fn end(&mut self) {}
+        fn end(&mut self) {
+            self.log.borrow_mut().push(self.server);
+        }
     }
 
     /// A server that reads one request, waits `delay`, then sends `pieces` with a pause between
@@ -523,7 +531,7 @@ mod tests {
     #[test]
     fn replies_of_several_servers_are_read_as_they_arrive_and_a_silent_one_times_out() {
         let slow = server(
-            Duration::from_millis(150),
+            Duration::from_millis(300),
             Some(vec![b"VALUE a 0 2\r\nA", b"1\r\nEND\r\n"]),
         );
         let fast = server(
@@ -541,7 +549,14 @@ mod tests {
         for (conn, keys) in conns.iter_mut().zip(keys) {
             send_get(conn, &mut wbuf, keys.iter().copied(), false).unwrap();
         }
-        let mut sinks: Vec<Collect> = (0..3).map(|_| Collect::default()).collect();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut sinks: Vec<Collect> = (0..3)
+            .map(|server| Collect {
+                values: Vec::new(),
+                server,
+                log: Rc::clone(&log),
+            })
+            .collect();
         let mut fetches: Vec<Fetch<'_, [&[u8]]>> = conns
             .iter_mut()
             .zip(keys)
@@ -561,9 +576,12 @@ mod tests {
             outcomes[2],
             Some(Err(Failure::Recv(Fail::Timeout)))
         ));
-        assert_eq!(sinks[0].0, vec![(0, b"A1".to_vec())]);
-        assert_eq!(sinks[1].0, vec![(0, b"B1".to_vec()), (1, Vec::new())]);
-        assert!(sinks[2].0.is_empty());
+        assert_eq!(sinks[0].values, vec![(0, b"A1".to_vec())]);
+        assert_eq!(sinks[1].values, vec![(0, b"B1".to_vec()), (1, Vec::new())]);
+        assert!(sinks[2].values.is_empty());
+        // The fast server's values were taken while the slow one (asked first) was still
+        // silent: read in server order, the slow one's value would come first.
+        assert_eq!(*log.borrow(), vec![1, 1, 0]);
         drop(conns);
         for (_, h) in [slow, fast, silent] {
             h.join().unwrap();
