@@ -153,11 +153,22 @@ impl Alloc {
         p as *mut libc::c_char
     }
 
+    /// `len` bytes for a structure or an array of pointers, from `mcMalloc`, or NULL.
+    pub fn block(&self, len: usize) -> *mut c_void {
+        // SAFETY: calling the context's allocator with a size; the caller checks for NULL.
+        unsafe { (self.malloc)(len.max(1)) }
+    }
+
     // The pointer is only handed to the context's own allocator, never dereferenced here.
     #[allow(clippy::not_unsafe_ptr_arg_deref)]
     /// Grows or shrinks with `mcRealloc`; NULL on failure (the old block is then untouched).
+    /// A NULL `p` is a first allocation and goes to `mcMalloc`: host allocators (PostgreSQL's
+    /// `repalloc`, a mail server's wrapper) crash or panic on a NULL realloc (spec §5.2).
     pub fn realloc(&self, p: *mut c_void, len: usize) -> *mut c_void {
-        // SAFETY: p came from this context's allocator (or is NULL), as realloc requires.
+        if p.is_null() {
+            return self.block(len);
+        }
+        // SAFETY: p is non-NULL and came from this context's allocator, as realloc requires.
         unsafe { (self.realloc)(p, len.max(1)) }
     }
 

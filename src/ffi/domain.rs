@@ -138,8 +138,10 @@ pub unsafe extern "C" fn mc_new2(domain: *const c_char) -> *mut memcache {
 /// `ctxt` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn mcm_new_private(ctxt: *mut memcache_ctxt) -> *mut memcache {
-    // SAFETY: forwarded contract.
-    unsafe { new_attached(ctxt, PRIVATE, false) }
+    ffi_body!(std::ptr::null_mut(), {
+        // SAFETY: forwarded contract.
+        unsafe { new_attached(ctxt, PRIVATE, false) }
+    })
 }
 
 #[no_mangle]
@@ -316,10 +318,8 @@ unsafe fn replace_servers(
         .map(|&m| Some(m))
         .collect();
     // Allocate everything new first, so a failure leaves the old list intact.
-    let array = alloc.realloc(
-        std::ptr::null_mut(),
-        (wanted.len() + 1) * std::mem::size_of::<*mut memcache_server>(),
-    ) as *mut *mut memcache_server;
+    let array = alloc.block((wanted.len() + 1) * std::mem::size_of::<*mut memcache_server>())
+        as *mut *mut memcache_server;
     if array.is_null() {
         report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "server array");
         return;
