@@ -23,6 +23,7 @@ struct report {
 	int sysexit;
 	const void *ctxt;
 	int has_funcname;
+	char funcname[64];
 	char errstr[96];
 	char msg[160];
 };
@@ -52,6 +53,8 @@ static int32_t recorder_handler(MCM_ERR_FUNC_ARGS)
 		r->sysexit = e->sysexit;
 		r->ctxt = e->ctxt;
 		r->has_funcname = e->funcname != NULL;
+		if (e->funcname != NULL)
+			strncpy(r->funcname, e->funcname, sizeof(r->funcname) - 1);
 		if (e->errstr != NULL) {
 			strncpy(r->errstr, e->errstr, sizeof(r->errstr) - 1);
 		}

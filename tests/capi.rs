@@ -47,6 +47,17 @@ fn layout_strict_iso() {
     run_program("layout", &["-std=c99", "-pedantic"], &[]);
 }
 
+/// Reports read like 1.4's: the C function's name, the errno of a failed connect, read or
+/// write, and a refused key not called a protocol error (issue 11).
+#[test]
+fn report_fidelity() {
+    let mc = Memcached::start();
+    let shm = ShmPrefix::new("fidelity");
+    let mut env = server_env(&[&mc]);
+    env.push(shm.env());
+    run_program("report_fidelity", &["-lpthread"], &env);
+}
+
 #[test]
 fn symbols() {
     run_program("symbols", &[], &[]);

@@ -6,4 +6,4 @@ mod addr;
 mod stream;
 
 pub use addr::{resolve, split_host_port, Endpoint, ResolveError, DEFAULT_PORT};
-pub use stream::{wait_readable, Conn, Fail};
+pub use stream::{errno_of, wait_readable, Conn, Fail};

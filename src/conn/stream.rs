@@ -49,10 +49,26 @@ impl Fail {
     /// The errno to show in error reports, 0 when there is none.
     pub fn errno(&self) -> i32 {
         match self {
-            Fail::Io(e) => e.raw_os_error().unwrap_or(0),
+            Fail::Io(e) => errno_of(e),
             Fail::Timeout => libc::ETIMEDOUT,
             _ => 0,
         }
+    }
+}
+
+/// The errno behind a failed system call, for `memcache_err_ctxt.errnum`: a timed-out connect
+/// or wait carries no OS error, but is ETIMEDOUT to the program reading the report.
+pub fn errno_of(e: &io::Error) -> i32 {
+    match e.raw_os_error() {
+        Some(n) => n,
+        None if matches!(
+            e.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        ) =>
+        {
+            libc::ETIMEDOUT
+        }
+        None => 0,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use libc::{c_char, size_t};
 
-use super::error::{report, Delivered, Scope};
+use super::error::{report_bad_key, Delivered, Scope};
 use super::server::{drop_conn, hash_key, key_bytes, route, Failure};
 use super::state::{HandleInner, HandleState};
 use super::types::*;
@@ -54,13 +54,7 @@ pub unsafe fn validate_key<'a>(
             // SAFETY: the client's validator with the documented arguments.
             let rc = unsafe { hook(ctxt as _, key_ptr, len) };
             if rc != 0 {
-                report!(
-                    ctxt,
-                    MCM_ERR_PROTO,
-                    MCM_ERR_LVL_ERR,
-                    0,
-                    "key rejected by mcKeyValid"
-                );
+                report_bad_key(ctxt, "key rejected by mcKeyValid");
                 return Err(rc);
             }
         }
@@ -70,7 +64,7 @@ pub unsafe fn validate_key<'a>(
     match key::check(bytes) {
         Ok(()) => Ok(bytes),
         Err(e) => {
-            report!(ctxt, MCM_ERR_PROTO, MCM_ERR_LVL_ERR, 0, e.message());
+            report_bad_key(ctxt, e.message());
             Err(-9)
         }
     }

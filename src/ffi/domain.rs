@@ -4,6 +4,7 @@
 //! rebuild `mc->servers`, `mc->num_servers` and `mc->server_list`, keeping the structures (and
 //! so the connections) of servers that stay.
 
+use std::ffi::CStr;
 use std::time::{Duration, Instant};
 
 use libc::c_char;
@@ -64,9 +65,14 @@ fn default_domain() -> String {
 ///
 /// # Safety
 /// `ctxt` is NULL (libc allocator) or live.
-unsafe fn new_attached(ctxt: *mut memcache_ctxt, domain: &str, legacy: bool) -> *mut memcache {
+unsafe fn new_attached(
+    ctxt: *mut memcache_ctxt,
+    domain: &str,
+    legacy: bool,
+    funcname: &'static CStr,
+) -> *mut memcache {
     let report_ctxt = if ctxt.is_null() { global() } else { ctxt };
-    let scope = Scope::enter();
+    let scope = Scope::enter(funcname);
     let link = if domain == PRIVATE {
         None
     } else {
@@ -122,7 +128,7 @@ pub unsafe extern "C" fn mcm_new2(
             unsafe { cstr_lossy(domain) }
         };
         // SAFETY: per the contract.
-        unsafe { new_attached(ctxt, &name, false) }
+        unsafe { new_attached(ctxt, &name, false, c"mcm_new2") }
     })
 }
 
@@ -140,7 +146,7 @@ pub unsafe extern "C" fn mc_new2(domain: *const c_char) -> *mut memcache {
 pub unsafe extern "C" fn mcm_new_private(ctxt: *mut memcache_ctxt) -> *mut memcache {
     ffi_body!(std::ptr::null_mut(), {
         // SAFETY: forwarded contract.
-        unsafe { new_attached(ctxt, PRIVATE, false) }
+        unsafe { new_attached(ctxt, PRIVATE, false, c"mcm_new_private") }
     })
 }
 
@@ -157,7 +163,7 @@ pub extern "C" fn mc_new_private() -> *mut memcache {
 /// `ctxt` is NULL or live.
 pub unsafe fn new_default(ctxt: *mut memcache_ctxt) -> *mut memcache {
     // SAFETY: forwarded contract.
-    unsafe { new_attached(ctxt, &default_domain(), true) }
+    unsafe { new_attached(ctxt, &default_domain(), true, c"mcm_new") }
 }
 
 /// Before an explicit add: a legacy handle detaches (its domain servers are dropped and it

@@ -107,8 +107,10 @@ pub struct Report {
     /// 0 keeps the code's default severity.
     pub level: u32,
     pub errnum: u32,
-    pub funcname: &'static CStr,
+    /// The Rust line that queued it; the function name is the C call's, known to its [`Scope`].
     pub line: u32,
+    /// Replaces the code's description (`errstr`) where the code alone would mislead.
+    pub errstr: Option<&'static CStr>,
     pub msg: Cow<'static, str>,
 }
 
@@ -132,7 +134,7 @@ pub fn queue(report: Report) {
     QUEUE.with(|q| q.borrow_mut().push(report));
 }
 
-/// `report!(ctxt, CODE, level, errnum, msg)`: queue a report naming this module and line.
+/// `report!(ctxt, CODE, level, errnum, msg)`: queue a report of this line.
 macro_rules! report {
     ($ctxt:expr, $code:expr, $level:expr, $errnum:expr, $msg:expr) => {
         $crate::ffi::error::queue($crate::ffi::error::Report {
@@ -140,22 +142,35 @@ macro_rules! report {
             code: $code,
             level: $level,
             errnum: $errnum as u32,
-            funcname: match ::std::ffi::CStr::from_bytes_with_nul(
-                concat!(module_path!(), "\0").as_bytes(),
-            ) {
-                Ok(name) => name,
-                Err(_) => c"libmemcache",
-            },
             line: line!(),
+            errstr: None,
             msg: ::std::borrow::Cow::from($msg),
         })
     };
 }
 pub(crate) use report;
 
-/// The span of one exported call: reports queued during it are delivered by [`Scope::deliver`].
+/// Queues the report of a key refused before anything was sent (D2): `MCM_ERR_PROTO` at ERR,
+/// the code 1.4 used, but described as what it is, since no server spoke any protocol.
+#[track_caller]
+pub fn report_bad_key(ctxt: *const memcache_ctxt, msg: impl Into<Cow<'static, str>>) {
+    queue(Report {
+        ctxt,
+        code: MCM_ERR_PROTO,
+        level: MCM_ERR_LVL_ERR,
+        errnum: 0,
+        line: std::panic::Location::caller().line(),
+        errstr: Some(c"invalid key"),
+        msg: msg.into(),
+    });
+}
+
+/// The span of one exported call: reports queued during it are delivered by [`Scope::deliver`],
+/// under the name of the C function the program called (`memcache_err_ctxt.funcname`, which
+/// host programs print in their logs as 1.4's `__FUNCTION__`).
 pub struct Scope {
     start: usize,
+    funcname: &'static CStr,
 }
 
 /// What delivery left behind: the handler's `retcode` if a report reached the call's context.
@@ -175,12 +190,15 @@ impl Delivered {
 }
 
 impl Scope {
-    pub fn enter() -> Scope {
+    /// `funcname` is the `mcm_*` form of the exported function (an `mc_*` call is its `mcm_*`
+    /// twin on the global context, spec §4.5).
+    pub fn enter(funcname: &'static CStr) -> Scope {
         if nothing_queued() {
-            return Scope { start: 0 };
+            return Scope { start: 0, funcname };
         }
         Scope {
             start: QUEUE.with(|q| q.borrow().len()),
+            funcname,
         }
     }
 
@@ -194,7 +212,8 @@ impl Scope {
         QUEUE.with(|q| {
             let q = q.borrow();
             let r = q.get(self.start..)?.last()?;
-            let mut msg = info(r.code).text.to_string_lossy().into_owned();
+            let text = r.errstr.unwrap_or(info(r.code).text);
+            let mut msg = text.to_string_lossy().into_owned();
             if !r.msg.is_empty() {
                 msg.push_str(": ");
                 msg.push_str(&r.msg);
@@ -246,12 +265,15 @@ impl Scope {
             unsafe {
                 deliver_one(
                     r.ctxt,
-                    r.code,
-                    r.level,
-                    r.errnum,
-                    r.funcname.as_ptr(),
-                    r.line,
-                    r.msg.as_bytes(),
+                    &Entry {
+                        code: r.code,
+                        level: r.level,
+                        errnum: r.errnum,
+                        funcname: self.funcname.as_ptr(),
+                        line: r.line,
+                        msg: r.msg.as_bytes(),
+                        errstr: r.errstr,
+                    },
                 )
             };
             if r.ctxt == ctxt && !ctxt.is_null() {
@@ -263,19 +285,33 @@ impl Scope {
     }
 }
 
+/// One report as the error record receives it.
+struct Entry<'a> {
+    code: u32,
+    /// 0 keeps the code's default severity.
+    level: u32,
+    errnum: u32,
+    /// NULL or a C string valid for the call.
+    funcname: *const c_char,
+    line: u32,
+    msg: &'a [u8],
+    errstr: Option<&'static CStr>,
+}
+
 /// Steps 1-8 of spec §6.1 with D1.
 ///
 /// # Safety
-/// `ctxt` is NULL or a live context; `funcname` is NULL or a C string valid for the call.
-unsafe fn deliver_one(
-    ctxt: *const memcache_ctxt,
-    code: u32,
-    level: u32,
-    errnum: u32,
-    funcname: *const c_char,
-    line: u32,
-    msg: &[u8],
-) {
+/// `ctxt` is NULL or a live context.
+unsafe fn deliver_one(ctxt: *const memcache_ctxt, entry: &Entry) {
+    let &Entry {
+        code,
+        level,
+        errnum,
+        funcname,
+        line,
+        msg,
+        errstr,
+    } = entry;
     // SAFETY: per the function contract ctxt is NULL or valid.
     let Some(c) = (unsafe { ctxt.as_ref() }) else {
         return;
@@ -307,7 +343,7 @@ unsafe fn deliver_one(
         };
         e.errlen = msg.len();
         e.errnum = errnum;
-        e.errstr = info.text.as_ptr();
+        e.errstr = errstr.unwrap_or(info.text).as_ptr();
         e.severity = severity as c_char;
         e.sysexit = info.sysexit;
     }
@@ -413,7 +449,9 @@ pub unsafe extern "C" fn default_err_handler(_ctxt: *const c_void, ectxt: *mut c
 /// code" for other values. Beyond 1.4.
 #[no_mangle]
 pub extern "C" fn mc_strerror(errcode: u32) -> *const c_char {
-    info(errcode).text.as_ptr()
+    ffi_body!(c"unknown error code".as_ptr(), {
+        info(errcode).text.as_ptr()
+    })
 }
 
 /// Reports an error through `ctxt`'s pipeline (spec §6.1). `msg` need not be NUL-terminated.
@@ -446,7 +484,20 @@ pub unsafe extern "C" fn mcm_err(
             unsafe { std::slice::from_raw_parts(msg as *const u8, msglen as usize) }
         };
         // SAFETY: contract of this function.
-        unsafe { deliver_one(ctxt, errcode, errlvl, errnum, funcname, lineno, text) }
+        unsafe {
+            deliver_one(
+                ctxt,
+                &Entry {
+                    code: errcode,
+                    level: errlvl,
+                    errnum,
+                    funcname,
+                    line: lineno,
+                    msg: text,
+                    errstr: None,
+                },
+            )
+        }
     })
 }
 
@@ -463,12 +514,15 @@ pub unsafe extern "C" fn mcm_err_test(ctxt: *const memcache_ctxt) {
         unsafe {
             deliver_one(
                 ctxt,
-                MCM_ERR_TEST,
-                0,
-                0,
-                c"mcm_err_test".as_ptr(),
-                line!(),
-                msg.as_bytes(),
+                &Entry {
+                    code: MCM_ERR_TEST,
+                    level: 0,
+                    errnum: 0,
+                    funcname: c"mcm_err_test".as_ptr(),
+                    line: line!(),
+                    msg: msg.as_bytes(),
+                    errstr: None,
+                },
             )
         }
     })

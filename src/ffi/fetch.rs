@@ -1,13 +1,14 @@
 //! Retrieval: `mc_aget`/`mc_aget2` (spec §9.5), requests and results, `mc_get` with its
 //! single- and multi-server paths and fetch callbacks (§9.6, D4, D11).
 
+use std::ffi::CStr;
 use std::ptr;
 
 use libc::{c_char, c_int, c_void, size_t};
 
 use super::call::{finish, on_copies_for, validate_key, Outcome};
 use super::context::{global, Alloc};
-use super::error::{report, Scope};
+use super::error::{report, report_bad_key, Scope};
 use super::server::{drop_conn, hash_key, key_bytes, route, set_errnum};
 use super::state::{self, HandleInner, ServerSide};
 use super::types::*;
@@ -133,12 +134,13 @@ pub(super) unsafe fn aget(
     retlen: *mut size_t,
     flags_out: *mut u16,
     cas_out: *mut u64,
+    funcname: &'static CStr,
 ) -> *mut c_void {
     if !retlen.is_null() {
         // SAFETY: writable per the contract.
         unsafe { *retlen = 0 };
     }
-    let scope = Scope::enter();
+    let scope = Scope::enter(funcname);
     // SAFETY: per the contract.
     let Ok(key) = (unsafe { validate_key(ctxt, key, len) }) else {
         finish(scope, ctxt, Some(&state::handle(mc)), true);
@@ -198,7 +200,18 @@ pub unsafe extern "C" fn mcm_aget2(
     ffi_body!(ptr::null_mut(), {
         check_null!(ptr::null_mut(); ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { aget(ctxt, mc, key, len, retlen, ptr::null_mut(), ptr::null_mut()) }
+        unsafe {
+            aget(
+                ctxt,
+                mc,
+                key,
+                len,
+                retlen,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                c"mcm_aget2",
+            )
+        }
     })
 }
 
@@ -261,7 +274,7 @@ pub unsafe extern "C" fn mcm_agets(
         check_null!(ptr::null_mut(); ctxt, mc);
         let mut unique = 0u64;
         // SAFETY: forwarded contract; `unique` is a local out-value.
-        let val = unsafe { aget(ctxt, mc, key, len, retlen, flags, &mut unique) };
+        let val = unsafe { aget(ctxt, mc, key, len, retlen, flags, &mut unique, c"mcm_agets") };
         if !cas.is_null() {
             // SAFETY: writable per the contract.
             unsafe { *cas = unique };
@@ -296,7 +309,7 @@ pub unsafe extern "C" fn mc_agets(
 #[no_mangle]
 pub unsafe extern "C" fn mcm_req_new(ctxt: *const memcache_ctxt) -> *mut memcache_req {
     ffi_body!(ptr::null_mut(), {
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_req_new");
         // SAFETY: per the contract.
         let req = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache_req>();
         // SAFETY: req is NULL or a fresh zeroed request.
@@ -360,8 +373,9 @@ unsafe fn req_add(
     key: *mut c_char,
     len: size_t,
     copy: bool,
+    funcname: &'static CStr,
 ) -> *mut memcache_res {
-    let scope = Scope::enter();
+    let scope = Scope::enter(funcname);
     // SAFETY: per the contract.
     let res = match unsafe { validate_key(ctxt, key, len) } {
         Err(_) => ptr::null_mut(),
@@ -406,7 +420,7 @@ pub unsafe extern "C" fn mcm_req_add(
     ffi_body!(ptr::null_mut(), {
         check_null!(ptr::null_mut(); ctxt, req);
         // SAFETY: forwarded contract.
-        unsafe { req_add(ctxt, req, key, len, true) }
+        unsafe { req_add(ctxt, req, key, len, true, c"mcm_req_add") }
     })
 }
 
@@ -425,7 +439,7 @@ pub unsafe extern "C" fn mcm_req_add_ref(
     ffi_body!(ptr::null_mut(), {
         check_null!(ptr::null_mut(); ctxt, req);
         // SAFETY: forwarded contract.
-        unsafe { req_add(ctxt, req, key, len, false) }
+        unsafe { req_add(ctxt, req, key, len, false, c"mcm_req_add_ref") }
     })
 }
 
@@ -954,7 +968,7 @@ unsafe fn run_batches(
 /// # Safety
 /// `ctxt`, `mc` and `req` are live.
 unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_req) {
-    let scope = Scope::enter();
+    let scope = Scope::enter(c"mcm_get");
     // SAFETY: per the contract.
     unsafe { set_errnum(ctxt, 0) };
     // SAFETY: as above.
@@ -996,7 +1010,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
                 }
                 sendable.push(r);
             }
-            Err(e) => report!(ctxt, MCM_ERR_PROTO, MCM_ERR_LVL_ERR, 0, e.message()),
+            Err(e) => report_bad_key(ctxt, e.message()),
         }
     }
     // Group as 1.4 does: one group, or one per `hash % num_servers`; each group's server is

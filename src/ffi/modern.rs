@@ -91,16 +91,18 @@ pub unsafe extern "C" fn mc_server_add_weighted(
     hostport: *const c_char,
     weight: u32,
 ) -> c_int {
-    // SAFETY: forwarded contract.
-    unsafe {
-        mcm_server_add_weighted(
-            global(),
-            mc,
-            hostport,
-            super::server::c_len(hostport),
-            weight,
-        )
-    }
+    ffi_body!(-1, {
+        // SAFETY: forwarded contract.
+        unsafe {
+            mcm_server_add_weighted(
+                global(),
+                mc,
+                hostport,
+                super::server::c_len(hostport),
+                weight,
+            )
+        }
+    })
 }
 
 /// The MCM_ERR_* code with which the handle's most recent call failed: its last report of
@@ -161,7 +163,7 @@ pub unsafe extern "C" fn mcm_server_version(
 ) -> *mut c_char {
     ffi_body!(std::ptr::null_mut(), {
         check_null!(std::ptr::null_mut(); ctxt, mc, ms);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_server_version");
         let st = state::handle(mc);
         // SAFETY: per the contract.
         let v = unsafe { super::stats::version_of(ctxt, &st, ms) };
@@ -221,7 +223,7 @@ pub unsafe extern "C" fn mc_domain_version(mc: *mut memcache) -> u64 {
     ffi_body!(0, {
         check_null!(0; mc);
         let ctxt = global();
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mc_domain_version");
         let st = state::handle(mc);
         let version = {
             let mut inner = st.lock();

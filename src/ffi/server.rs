@@ -1,6 +1,7 @@
 //! Servers: adding them (spec §7.1, D3), their states (§7.3), the default hash and finder (§8),
 //! and routing a key to a connected server with 1.4's failover and D8's automatic retry.
 
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -238,15 +239,15 @@ fn promote_due(inner: &mut HandleInner) {
 ///
 /// # Safety
 /// `ctxt` is live; `side.ms` is a live server.
-unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> bool {
+unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> Result<(), i32> {
     if side.conn.is_some() {
-        return true;
+        return Ok(());
     }
     let ms = side.ms;
     // SAFETY: per the contract.
     let m = unsafe { &mut *ms };
     if m.active == STATE_DOWN || m.active == STATE_NO_HOST {
-        return false;
+        return Err(0);
     }
     if side.endpoint.is_none() {
         // SAFETY: hostname and port are NULL or C strings.
@@ -262,7 +263,7 @@ unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> bool {
                     0,
                     format!("{host}:{port}: {}", e.message())
                 );
-                return false;
+                return Err(0);
             }
         }
     }
@@ -277,7 +278,7 @@ unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> bool {
                 let name = unsafe { server_name(ms) };
                 report!(ctxt, MCM_ERR_MC_RECONN, 0, 0, name);
             }
-            true
+            Ok(())
         }
         Err(e) => {
             m.active = STATE_DOWN;
@@ -286,14 +287,9 @@ unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> bool {
             side.retrying = false;
             // SAFETY: ms is live.
             let name = unsafe { server_name(ms) };
-            report!(
-                ctxt,
-                MCM_ERR_SYS_CONNECT,
-                0,
-                e.raw_os_error().unwrap_or(0),
-                name
-            );
-            false
+            let errno = conn::errno_of(&e);
+            report!(ctxt, MCM_ERR_SYS_CONNECT, 0, errno, name);
+            Err(errno)
         }
     }
 }
@@ -339,12 +335,12 @@ pub unsafe fn route(
     for _ in 0..=n {
         let at = inner.side_index(ms);
         // SAFETY: ms is a live server returned by the finder.
-        if unsafe { connect(ctxt, &mut inner.servers[at]) } {
+        let Err(errno) = (unsafe { connect(ctxt, &mut inner.servers[at]) }) else {
             return Some(at);
-        }
+        };
         // SAFETY: as above.
         let name = unsafe { server_name(ms) };
-        report!(ctxt, MCM_ERR_NET_CONNECT, 0, 0, name);
+        report!(ctxt, MCM_ERR_NET_CONNECT, 0, errno, name);
         // SAFETY: per the contract.
         ms = unsafe { find(ctxt, mc, st, hash) };
         if ms.is_null() {
@@ -402,15 +398,14 @@ pub unsafe fn route_copies(
             let ms = servers[i];
             let at = inner.side_index(ms);
             // SAFETY: ms is a live server of the handle.
-            if unsafe { connect(ctxt, &mut inner.servers[at]) } {
-                out.push(at);
-            } else {
+            if let Err(errno) = unsafe { connect(ctxt, &mut inner.servers[at]) } {
                 // SAFETY: as above.
                 let name = unsafe { server_name(ms) };
-                report!(ctxt, MCM_ERR_NET_CONNECT, 0, 0, name);
+                report!(ctxt, MCM_ERR_NET_CONNECT, 0, errno, name);
                 all = false;
                 break;
             }
+            out.push(at);
         }
         if all {
             break;
@@ -452,7 +447,7 @@ pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failu
             ctxt,
             MCM_ERR_TIMEOUT,
             0,
-            0,
+            libc::ETIMEDOUT,
             format!("{name}: no reply within the timeout")
         ),
         Failure::Recv(Fail::Closed) => report!(
@@ -466,7 +461,7 @@ pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failu
             ctxt,
             MCM_ERR_SYS_READ,
             0,
-            e.raw_os_error().unwrap_or(0),
+            conn::errno_of(&e),
             format!("{name}: read failed")
         ),
         Failure::Recv(Fail::Proto(p)) => {
@@ -519,20 +514,26 @@ fn close(side: &mut ServerSide) {
 #[no_mangle]
 pub unsafe extern "C" fn mcm_server_new(ctxt: *mut memcache_ctxt) -> *mut memcache_server {
     ffi_body!(std::ptr::null_mut(), {
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_server_new");
         // SAFETY: per the contract.
-        let ms = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache_server>();
-        // SAFETY: ms is NULL or a fresh zeroed server.
-        match unsafe { ms.as_mut() } {
-            Some(m) => {
-                m.fd = -1;
-                m.active = STATE_TRY;
-            }
-            None => super::context::report_oom(ctxt, "struct memcache_server"),
+        let ms = new_server(&unsafe { Alloc::of(ctxt) });
+        if ms.is_null() {
+            super::context::report_oom(ctxt, "struct memcache_server");
         }
         scope.deliver(if ctxt.is_null() { global() } else { ctxt });
         ms
     })
+}
+
+/// A zeroed server from `mcMalloc` in state 't' with no socket, or NULL.
+fn new_server(alloc: &Alloc) -> *mut memcache_server {
+    let ms = alloc.new_zeroed::<memcache_server>();
+    // SAFETY: ms is NULL or a fresh zeroed server that nothing else refers to.
+    if let Some(m) = unsafe { ms.as_mut() } {
+        m.fd = -1;
+        m.active = STATE_TRY;
+    }
+    ms
 }
 
 #[no_mangle]
@@ -596,21 +597,68 @@ pub unsafe extern "C" fn mcm_server_add2(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: per the contract.
-        let (host, port) =
-            unsafe { (key_bytes(hostname, hostname_len), key_bytes(port, port_len)) };
-        let host: &[u8] = if host.is_empty() { b"localhost" } else { host };
-        let port: &[u8] = if port.is_empty() || host[0] == b'/' && port.is_empty() {
-            conn::DEFAULT_PORT.as_bytes()
-        } else {
-            port
-        };
-        // A unix socket path has no TCP port: store "0" so host + ":" + port round-trips.
-        let port: &[u8] = if host[0] == b'/' { b"0" } else { port };
-        // SAFETY: per the contract.
-        unsafe { add_host_port(ctxt, mc, host, port) }
+        unsafe {
+            add_parts(
+                ctxt,
+                mc,
+                hostname,
+                hostname_len,
+                port,
+                port_len,
+                c"mcm_server_add2",
+            )
+        }
     })
 }
 
+/// mcm_server_add2()'s work, reported under `funcname`.
+///
+/// # Safety
+/// As mcm_server_add2(), with `ctxt` and `mc` checked.
+unsafe fn add_parts(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    hostname: *const c_char,
+    hostname_len: size_t,
+    port: *const c_char,
+    port_len: size_t,
+    funcname: &'static CStr,
+) -> c_int {
+    // SAFETY: per the contract.
+    let (host, port) = unsafe { (key_bytes(hostname, hostname_len), key_bytes(port, port_len)) };
+    let host: &[u8] = if host.is_empty() { b"localhost" } else { host };
+    let port: &[u8] = if port.is_empty() || host[0] == b'/' && port.is_empty() {
+        conn::DEFAULT_PORT.as_bytes()
+    } else {
+        port
+    };
+    // A unix socket path has no TCP port: store "0" so host + ":" + port round-trips.
+    let port: &[u8] = if host[0] == b'/' { b"0" } else { port };
+    // SAFETY: per the contract.
+    unsafe { add_host_port(ctxt, mc, host, port, funcname) }
+}
+
+/// mcm_server_add5()'s work, reported under `funcname`.
+///
+/// # Safety
+/// As mcm_server_add5(), with `ctxt` and `mc` checked.
+unsafe fn add_spec(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    hostport: *const c_char,
+    hostlen: size_t,
+    funcname: &'static CStr,
+) -> c_int {
+    // SAFETY: per the contract.
+    let spec = unsafe { key_bytes(hostport, hostlen) };
+    let (host, port) = conn::split_host_port(spec);
+    // SAFETY: per the contract.
+    unsafe { add_host_port(ctxt, mc, host, port, funcname) }
+}
+
+/// Builds a server for `host` and `port` and appends it, under one report scope named after
+/// the C function the program called.
+///
 /// # Safety
 /// `ctxt` and `mc` are live.
 unsafe fn add_host_port(
@@ -618,34 +666,48 @@ unsafe fn add_host_port(
     mc: *mut memcache,
     host: &[u8],
     port: &[u8],
+    funcname: &'static CStr,
+) -> c_int {
+    let scope = Scope::enter(funcname);
+    // SAFETY: per the contract.
+    let rc = unsafe { build_and_add(ctxt, mc, host, port) };
+    state::handle(mc).set_last_error(if rc != 0 { scope.last() } else { None });
+    scope.deliver(ctxt).ret(rc)
+}
+
+/// # Safety
+/// As add_host_port().
+unsafe fn build_and_add(
+    ctxt: *mut memcache_ctxt,
+    mc: *mut memcache,
+    host: &[u8],
+    port: &[u8],
 ) -> c_int {
     // SAFETY: per the contract.
     let alloc = unsafe { Alloc::of(ctxt) };
-    // SAFETY: as above.
-    let ms = unsafe { mcm_server_new(ctxt) };
+    let ms = new_server(&alloc);
     if ms.is_null() {
+        super::context::report_oom(ctxt, "struct memcache_server");
         return -1;
     }
     let h = alloc.cstring(host);
     if h.is_null() {
         alloc.free(ms);
-        let scope = Scope::enter();
         super::context::report_oom(ctxt, "server hostname");
-        return scope.deliver(ctxt).ret(-2);
+        return -2;
     }
     let p = alloc.cstring(port);
     if p.is_null() {
         alloc.free(h);
         alloc.free(ms);
-        let scope = Scope::enter();
         super::context::report_oom(ctxt, "server port");
-        return scope.deliver(ctxt).ret(-3);
+        return -3;
     }
     // SAFETY: ms is a fresh server; the strings are ours to hand over.
     unsafe {
         (*ms).hostname = h;
         (*ms).port = p;
-        mcm_server_add3(ctxt, mc, ms)
+        add3(ctxt, mc, ms)
     }
 }
 
@@ -672,8 +734,12 @@ pub unsafe extern "C" fn mcm_server_add(
     hostname: *const c_char,
     port: *const c_char,
 ) -> c_int {
-    // SAFETY: forwarded contract.
-    unsafe { mcm_server_add2(ctxt, mc, hostname, c_len(hostname), port, c_len(port)) }
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        let (hlen, plen) = (c_len(hostname), c_len(port));
+        // SAFETY: per the contract.
+        unsafe { add_parts(ctxt, mc, hostname, hlen, port, plen, c"mcm_server_add") }
+    })
 }
 
 #[no_mangle]
@@ -701,10 +767,7 @@ pub unsafe extern "C" fn mcm_server_add5(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: per the contract.
-        let spec = unsafe { key_bytes(hostport, hostlen) };
-        let (host, port) = conn::split_host_port(spec);
-        // SAFETY: per the contract.
-        unsafe { add_host_port(ctxt, mc, host, port) }
+        unsafe { add_spec(ctxt, mc, hostport, hostlen, c"mcm_server_add5") }
     })
 }
 
@@ -728,8 +791,12 @@ pub unsafe extern "C" fn mcm_server_add4(
     mc: *mut memcache,
     hostport: *const c_char,
 ) -> c_int {
-    // SAFETY: forwarded contract.
-    unsafe { mcm_server_add5(ctxt, mc, hostport, c_len(hostport)) }
+    ffi_body!(-1, {
+        check_null!(-1; ctxt, mc);
+        let len = c_len(hostport);
+        // SAFETY: per the contract.
+        unsafe { add_spec(ctxt, mc, hostport, len, c"mcm_server_add4") }
+    })
 }
 
 #[no_mangle]
@@ -754,7 +821,7 @@ pub unsafe extern "C" fn mcm_server_add3(
 ) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc, ms);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_server_add3");
         // SAFETY: per the contract.
         let rc = unsafe { add3(ctxt, mc, ms) };
         let st = state::handle(mc);
@@ -862,7 +929,7 @@ pub unsafe extern "C" fn mcm_server_find(
 ) -> *mut memcache_server {
     ffi_body!(std::ptr::null_mut(), {
         check_null!(std::ptr::null_mut(); ctxt, mc);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_server_find");
         // SAFETY: per the contract.
         unsafe { super::domain::sync_handle(ctxt, mc) };
         let st = state::handle(mc);
@@ -892,7 +959,7 @@ pub unsafe extern "C" fn mcm_server_activate(
 ) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc, ms);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_server_activate");
         let st = state::handle(mc);
         let rc = {
             let mut inner = st.lock();
@@ -1080,7 +1147,7 @@ pub unsafe extern "C" fn mcm_server_timeout(
 ) -> c_int {
     ffi_body!(0, {
         check_null!(0; ms);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_server_timeout");
         // SAFETY: per the contract.
         unsafe {
             (*ms).tv = timeval {
@@ -1096,13 +1163,7 @@ pub unsafe extern "C" fn mcm_server_timeout(
             if let Some(c) = &mut side.conn {
                 // SAFETY: ms is live.
                 if let Err(e) = c.set_timeout(timeout_of(unsafe { &(*ms).tv })) {
-                    report!(
-                        ctxt,
-                        MCM_ERR_SYS_SETSOCKOPT,
-                        0,
-                        e.raw_os_error().unwrap_or(0),
-                        ""
-                    );
+                    report!(ctxt, MCM_ERR_SYS_SETSOCKOPT, 0, conn::errno_of(&e), "");
                     rc = 0;
                 }
             }
@@ -1133,11 +1194,11 @@ pub unsafe fn connect_one(
     super::call::forget_after_fork(inner);
     promote_due(inner);
     // SAFETY: per the contract.
-    let ok = unsafe { connect(ctxt, inner.side(ms)) };
-    if !ok {
+    let result = unsafe { connect(ctxt, inner.side(ms)) };
+    if let Err(errno) = result {
         // SAFETY: ms is live.
         let name = unsafe { server_name(ms) };
-        report!(ctxt, MCM_ERR_NET_CONNECT, 0, 0, name);
+        report!(ctxt, MCM_ERR_NET_CONNECT, 0, errno, name);
     }
-    ok
+    result.is_ok()
 }

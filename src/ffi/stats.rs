@@ -103,7 +103,7 @@ pub unsafe extern "C" fn mcm_server_stats(
 ) -> *mut memcache_server_stats {
     ffi_body!(ptr::null_mut(), {
         check_null!(ptr::null_mut(); ctxt, mc, ms);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_server_stats");
         let st = state::handle(mc);
         // SAFETY: per the contract.
         let alloc = unsafe { Alloc::of(ctxt) };
@@ -159,7 +159,7 @@ pub unsafe extern "C" fn mcm_stats(
 ) -> *mut memcache_server_stats {
     ffi_body!(ptr::null_mut(), {
         check_null!(ptr::null_mut(); ctxt, mc);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_stats");
         // SAFETY: per the contract.
         unsafe { super::domain::sync_handle(ctxt, mc) };
         scope.deliver(ctxt);
@@ -249,7 +249,7 @@ pub unsafe extern "C" fn mcm_flush(
 ) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_flush");
         let st = state::handle(mc);
         let rc = if ms.is_null() {
             report!(ctxt, MCM_ERR_MC_VALID_SERVER, 0, 0, "no server to flush");
@@ -287,7 +287,7 @@ pub unsafe extern "C" fn mc_flush(mc: *mut memcache, ms: *mut memcache_server) -
 pub unsafe extern "C" fn mcm_flush_all(ctxt: *mut memcache_ctxt, mc: *mut memcache) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_flush_all");
         // SAFETY: per the contract.
         unsafe { super::domain::sync_handle(ctxt, mc) };
         scope.deliver(ctxt);

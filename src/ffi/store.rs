@@ -2,6 +2,8 @@
 //! (§9.4), and the modern append, prepend, cas, touch and 64-bit counters, which share the same
 //! paths.
 
+use std::ffi::CStr;
+
 use libc::{c_char, c_int, c_void, size_t, time_t};
 
 use super::call::{finish, on_copies_for, validate_key, Outcome};
@@ -31,7 +33,14 @@ pub(super) unsafe fn store(
     expire: time_t,
     flags: u32,
 ) -> c_int {
-    let scope = Scope::enter();
+    let scope = Scope::enter(match cmd {
+        StoreCmd::Set => c"mcm_set",
+        StoreCmd::Add => c"mcm_add",
+        StoreCmd::Replace => c"mcm_replace",
+        StoreCmd::Append => c"mcm_append",
+        StoreCmd::Prepend => c"mcm_prepend",
+        StoreCmd::Cas(_) => c"mcm_cas",
+    });
     // SAFETY: per the contract.
     let key = match unsafe { validate_key(ctxt, key, key_len) } {
         Ok(k) => k,
@@ -438,7 +447,7 @@ pub unsafe extern "C" fn mcm_delete(
 ) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_delete");
         // SAFETY: per the contract.
         let key = match unsafe { validate_key(ctxt, key, key_len) } {
             Ok(k) => k,
@@ -495,7 +504,7 @@ pub unsafe extern "C" fn mcm_touch(
 ) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
-        let scope = Scope::enter();
+        let scope = Scope::enter(c"mcm_touch");
         // SAFETY: per the contract.
         let key = match unsafe { validate_key(ctxt, key, key_len) } {
             Ok(k) => k,
@@ -550,12 +559,13 @@ struct ArithFail {
 unsafe fn arith(
     ctxt: *mut memcache_ctxt,
     mc: *mut memcache,
+    funcname: &'static CStr,
     incr: bool,
     key: *mut c_char,
     key_len: size_t,
     delta: u64,
 ) -> Result<Option<u64>, ArithFail> {
-    let scope = Scope::enter();
+    let scope = Scope::enter(funcname);
     // SAFETY: ctxt is live.
     unsafe { set_errnum(ctxt, 0) };
     // SAFETY: per the contract.
@@ -616,13 +626,14 @@ unsafe fn arith(
 unsafe fn arith32(
     ctxt: *mut memcache_ctxt,
     mc: *mut memcache,
+    funcname: &'static CStr,
     incr: bool,
     key: *mut c_char,
     key_len: size_t,
     val: u32,
 ) -> u32 {
     // SAFETY: forwarded contract.
-    match unsafe { arith(ctxt, mc, incr, key, key_len, val as u64) } {
+    match unsafe { arith(ctxt, mc, funcname, incr, key, key_len, val as u64) } {
         Ok(Some(v)) => v as u32,
         Ok(None) => 0,
         // D2: a bad key returns 0 (errnum EINVAL), like every other failure.
@@ -646,7 +657,7 @@ pub unsafe extern "C" fn mcm_incr(
     ffi_body!(0, {
         check_null!(0; ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { arith32(ctxt, mc, true, key, key_len, val) }
+        unsafe { arith32(ctxt, mc, c"mcm_incr", true, key, key_len, val) }
     })
 }
 
@@ -665,7 +676,7 @@ pub unsafe extern "C" fn mcm_decr(
     ffi_body!(0, {
         check_null!(0; ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { arith32(ctxt, mc, false, key, key_len, val) }
+        unsafe { arith32(ctxt, mc, c"mcm_decr", false, key, key_len, val) }
     })
 }
 
@@ -707,6 +718,7 @@ pub unsafe extern "C" fn mc_decr(
 unsafe fn arith64(
     ctxt: *mut memcache_ctxt,
     mc: *mut memcache,
+    funcname: &'static CStr,
     incr: bool,
     key: *mut c_char,
     key_len: size_t,
@@ -714,7 +726,7 @@ unsafe fn arith64(
     value: *mut u64,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    match unsafe { arith(ctxt, mc, incr, key, key_len, delta) } {
+    match unsafe { arith(ctxt, mc, funcname, incr, key, key_len, delta) } {
         Ok(Some(v)) => {
             if !value.is_null() {
                 // SAFETY: value is writable per the contract.
@@ -744,7 +756,7 @@ pub unsafe extern "C" fn mcm_incr64(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { arith64(ctxt, mc, true, key, key_len, delta, value) }
+        unsafe { arith64(ctxt, mc, c"mcm_incr64", true, key, key_len, delta, value) }
     })
 }
 
@@ -764,7 +776,7 @@ pub unsafe extern "C" fn mcm_decr64(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         // SAFETY: forwarded contract.
-        unsafe { arith64(ctxt, mc, false, key, key_len, delta, value) }
+        unsafe { arith64(ctxt, mc, c"mcm_decr64", false, key, key_len, delta, value) }
     })
 }
 
