@@ -10,13 +10,23 @@
  * frames. So the library's error handler only copies each report into a static array; once the
  * library call has returned, the wrapper looks at the call's result and the recorded reports and
  * raises an ERROR (the call failed) or re-emits them as NOTICE/WARNING/DEBUG1 (it succeeded).
- * Nothing is palloc'd while a library buffer is held, for the same reason: every library buffer
- * is copied and free()d before PostgreSQL code that can throw runs.
+ *
+ * Memory: the library allocates with PostgreSQL's allocator, from a memory context of its own
+ * ("pgmemcache_rs", a child of TopMemoryContext: the handle and its connections outlive
+ * transactions, so the context lives as long as the backend and is never reset). The wrappers
+ * given to mcMemNewCtxt run inside library frames, so they never throw: an allocation that fails
+ * returns NULL, which the library reports as MCM_ERR_MEM_MALLOC/REALLOC and turns into a failed
+ * call, raised as an out-of-memory ERROR once the call has returned. free and realloc are pfree
+ * and repalloc with no NULL check: the library never passes them NULL (spec 5.2), and were it to,
+ * the backend would crash where the tests see it rather than hide the broken contract.
+ * The library frees what it allocates; what it hands over (a fetched value, statistics) belongs
+ * to the extension, which copies it into the caller's memory and releases it (lib_free,
+ * mcm_server_stats_free) before any code that can throw runs: an ERROR does not reset this
+ * context, so a buffer held across one would stay allocated until the backend exits.
  */
 #include "postgres.h"
 
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,6 +39,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -53,9 +64,11 @@ PG_MODULE_MAGIC;
 static char *domain_setting = NULL;  /* memcache.domain */
 static char *servers_setting = NULL; /* memcache.servers */
 
+/* The memory context the library allocates from (see lib_malloc); created once per backend. */
+static MemoryContext lib_mcxt = NULL;
 static struct memcache_ctxt *lib_ctxt = NULL;
 static struct memcache *handle = NULL;
-/* What the handle was built from: "domain:<name>" or "servers:<list>"; malloc'd. */
+/* What the handle was built from: "domain:<name>" or "servers:<list>"; in lib_mcxt. */
 static char *handle_source = NULL;
 
 /* One report of the library, copied out of its memcache_err_ctxt by the handler. */
@@ -69,6 +82,91 @@ typedef struct LibReport
 
 static LibReport reports[MAX_REPORTS];
 static int	report_count = 0;
+
+/* ---------------------------------------------------------------------------------------------
+ * The library's allocator: PostgreSQL's, over lib_mcxt. These run inside library frames, so
+ * none of them may throw (no elog, no palloc that can fail with an ERROR).
+ */
+
+/*
+ * mcMalloc (and mcMallocAtomic). MCXT_ALLOC_NO_OOM: out of memory gives NULL instead of an
+ * ERROR, whose longjmp would cross the library's Rust frames; the library fails the call with
+ * MCM_ERR_MEM_MALLOC and the wrapper raises the ERROR after it returned. MCXT_ALLOC_HUGE and the
+ * size check: a size PostgreSQL cannot allocate (a server announcing a value above 1 GB) is an
+ * elog(ERROR) even with NO_OOM; it must be a NULL too. fetch() refuses values above 1 GB later.
+ */
+static void *
+lib_malloc(size_t size)
+{
+	if (size > MaxAllocHugeSize)
+		return NULL;
+	return MemoryContextAllocExtended(lib_mcxt, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+/*
+ * mcRealloc: the block stays in the context it came from (lib_mcxt). No NULL check: the library
+ * grows only what lib_malloc or lib_realloc returned (spec 5.2); repalloc(NULL) crashes the
+ * backend, which fails the tests instead of hiding a broken contract.
+ */
+static void *
+lib_realloc(void *ptr, size_t size)
+{
+	if (size > MaxAllocHugeSize)
+		return NULL;
+#ifdef PGMC_HAVE_REPALLOC_EXTENDED
+	return repalloc_extended(ptr, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+#else
+	{
+		/*
+		 * A server without repalloc_extended (before 16 and its back-branch releases):
+		 * repalloc_huge throws on out of memory. The ERROR is caught here, in this frame, so
+		 * its longjmp never reaches the library's; nothing but the allocation was under way, so
+		 * undoing what the ERROR reset and flushing its state is all the cleanup there is.
+		 */
+		MemoryContext caller = CurrentMemoryContext;
+		uint32		holdoff = InterruptHoldoffCount;
+		uint32		cancel_holdoff = QueryCancelHoldoffCount;
+		void	   *volatile grown = NULL;
+
+		PG_TRY();
+		{
+			grown = repalloc_huge(ptr, size);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(caller);
+			FlushErrorState();
+			InterruptHoldoffCount = holdoff;
+			QueryCancelHoldoffCount = cancel_holdoff;
+			grown = NULL;
+		}
+		PG_END_TRY();
+		return grown;
+	}
+#endif
+}
+
+/*
+ * mcFree, and what the extension releases the library's values with. No NULL check, as for
+ * lib_realloc: the library never frees NULL, and pfree(NULL) crashes the backend.
+ */
+static void
+lib_free(void *ptr)
+{
+	pfree(ptr);
+}
+
+/* A copy of `s` in lib_mcxt, or NULL when out of memory (never throws). */
+static char *
+lib_strdup(const char *s)
+{
+	size_t		len = strlen(s) + 1;
+	char	   *copy = MemoryContextAllocExtended(lib_mcxt, len, MCXT_ALLOC_NO_OOM);
+
+	if (copy != NULL)
+		memcpy(copy, s, len);
+	return copy;
+}
 
 /* ---------------------------------------------------------------------------------------------
  * The error handler: runs inside library frames, so it only copies. No palloc, no elog.
@@ -315,8 +413,11 @@ ensure_context(void)
 {
 	if (lib_ctxt != NULL)
 		return;
-	/* malloc, not palloc: palloc can longjmp out of the library on OOM. */
-	lib_ctxt = mcMemNewCtxt(free, malloc, NULL, realloc);
+	if (lib_mcxt == NULL)
+		lib_mcxt = AllocSetContextCreate(TopMemoryContext, "pgmemcache_rs",
+										 ALLOCSET_DEFAULT_SIZES);
+	/* NULL mallocAtomic: the library then uses lib_malloc for strings and values too. */
+	lib_ctxt = mcMemNewCtxt(lib_free, lib_malloc, NULL, lib_realloc);
 	if (lib_ctxt == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -334,7 +435,8 @@ drop_handle(void)
 		mcm_free(lib_ctxt, handle);
 		handle = NULL;
 	}
-	free(handle_source);
+	if (handle_source != NULL)
+		pfree(handle_source);
 	handle_source = NULL;
 }
 
@@ -421,7 +523,7 @@ get_handle(void)
 		add_listed_servers(mc, servers_setting);
 	}
 
-	handle_source = strdup(wanted);
+	handle_source = lib_strdup(wanted);
 	if (handle_source == NULL)
 	{
 		mcm_free(lib_ctxt, mc);
@@ -557,8 +659,9 @@ delta_of(int64 delta)
  */
 
 /*
- * The value of `key` copied into a new bytea, or NULL on a miss. The library's buffer (malloc'd,
- * the context's allocator) is copied and freed before anything that can throw.
+ * The value of `key` copied into a new bytea, or NULL on a miss. The library's buffer is ours
+ * (in lib_mcxt, from lib_malloc): it is copied into the caller's memory and released with
+ * lib_free before anything that can throw runs (palloc_extended with NO_OOM does not throw).
  */
 static bytea *
 fetch(const char *what, char *key)
@@ -581,7 +684,7 @@ fetch(const char *what, char *key)
 	}
 	if (len > MaxAllocSize - VARHDRSZ)
 	{
-		free(val);
+		lib_free(val);
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("memcache: value of %zu bytes is too large", len)));
@@ -592,7 +695,7 @@ fetch(const char *what, char *key)
 		SET_VARSIZE(result, len + VARHDRSZ);
 		memcpy(VARDATA(result), val, len);
 	}
-	free(val);
+	lib_free(val);
 	if (result == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -863,7 +966,7 @@ pgmc_stats(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 			continue;
 		}
-		/* Copy, then give the library its memory back before anything can throw. */
+		/* Copy, then release them (mcm_server_stats_free: lib_free) before anything can throw. */
 		copy = *s;
 		copy_bounded(version, sizeof(version), s->version ? s->version : "",
 					 s->version ? strlen(s->version) : 0);

@@ -19,7 +19,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-tests=(basic errors domain readme)
+tests=(basic errors domain memory readme)
 
 "$root/tools/install-deps"
 
@@ -159,6 +159,46 @@ mc1=$started
 start_memcached
 mc2=$started
 
+# A fake memcached for the out-of-memory test: every get is answered with one value of
+# $big_value bytes, sent in full, so that the library's allocation for it is the only thing
+# that can fail. It binds a free loopback port itself and writes it to a file.
+big_value=$((256 * 1024 * 1024))
+step "starting a fake server with values of $big_value bytes"
+perl -MIO::Socket::INET -e '
+	my ($portfile, $bytes) = @ARGV;
+	$SIG{PIPE} = "IGNORE";
+	my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 5,
+		ReuseAddr => 1) or die "listen: $!\n";
+	open(my $f, ">", "$portfile.new") or die "$portfile: $!\n";
+	print $f $l->sockport, "\n";
+	close $f;
+	rename("$portfile.new", $portfile) or die "$portfile: $!\n";
+	my $chunk = "v" x (1024 * 1024);
+	while (my $c = $l->accept) {
+		while (defined(my $line = <$c>)) {
+			if ($line =~ /^gets? (\S+)/) {
+				print $c "VALUE $1 0 $bytes\r\n";
+				print $c $chunk for 1 .. $bytes / length($chunk);
+				print $c "\r\nEND\r\n";
+			} else {
+				print $c "ERROR\r\n";
+			}
+		}
+		close $c;
+	}' "$tmp/fake.port" "$big_value" </dev/null >/dev/null 2>"$tmp/fake.log" &
+memcached_pids+=("$!")
+for i in $(seq 1 100); do
+	[ -s "$tmp/fake.port" ] && break
+	kill -0 "${memcached_pids[-1]}" 2>/dev/null || break
+	sleep 0.05
+done
+if [ ! -s "$tmp/fake.port" ]; then
+	echo "test.sh: cannot start the fake server" >&2
+	cat "$tmp/fake.log" >&2
+	exit 1
+fi
+mcbig=127.0.0.1:$(cat "$tmp/fake.port")
+
 # Domains of this run (as the server user, who must own them or see them owned by root).
 as_pg MEMCACHE_SHM_PREFIX="$shm_prefix" "$mcadmin" --domain pgtest set "$mc1" 2>/dev/null
 as_pg MEMCACHE_SHM_PREFIX="$shm_prefix" "$mcadmin" --domain pgmove set "$mc1" 2>/dev/null
@@ -194,7 +234,7 @@ psql_env=(PATH="$PATH" PGHOST="$tmp/pg" PGPORT=5432 PGUSER=postgres PGDATABASE=p
 failed=0
 for t in "${tests[@]}"; do
 	as_pg "${psql_env[@]}" "$pg_bindir/psql" -X -a -q -v ON_ERROR_STOP=0 \
-		-v mc1="$mc1" -v mc2="$mc2" <"$here/sql/$t.sql" >"$tmp/results/$t.out" 2>&1 || true
+		-v mc1="$mc1" -v mc2="$mc2" -v mcbig="$mcbig" <"$here/sql/$t.sql" >"$tmp/results/$t.out" 2>&1 || true
 	if diff -u "$here/expected/$t.out" "$tmp/results/$t.out" >"$tmp/results/$t.diff"; then
 		step "$t: ok"
 	else
