@@ -30,19 +30,22 @@ pub fn pid() -> u32 {
     }
 }
 
+// The pthread_atfork handlers run inside the panic boundary like every function C calls.
 extern "C" fn prepare() {
-    super::state::lock_registries();
+    ffi_body!((), { super::state::lock_registries() })
 }
 
 extern "C" fn parent() {
-    super::state::unlock_registries();
+    ffi_body!((), { super::state::unlock_registries() })
 }
 
 extern "C" fn child() {
-    super::state::unlock_registries();
-    // SAFETY: getpid() has no preconditions.
-    PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
-    GENERATION.fetch_add(1, Ordering::AcqRel);
+    ffi_body!((), {
+        super::state::unlock_registries();
+        // SAFETY: getpid() has no preconditions.
+        PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+        GENERATION.fetch_add(1, Ordering::AcqRel);
+    })
 }
 
 /// Registers the fork handlers once per process; called when the first handle is created.

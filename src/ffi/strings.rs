@@ -33,9 +33,11 @@ pub unsafe extern "C" fn mcm_strdup(
     ctxt: *const super::types::memcache_ctxt,
     str: *const c_char,
 ) -> *mut c_char {
-    check_null!(std::ptr::null_mut(); str);
-    // SAFETY: forwarded contract; str is a C string.
-    unsafe { mcm_strndup(ctxt, str, libc::strlen(str)) }
+    ffi_body!(std::ptr::null_mut(), {
+        check_null!(std::ptr::null_mut(); str);
+        // SAFETY: forwarded contract; str is a C string.
+        unsafe { mcm_strndup(ctxt, str, libc::strlen(str)) }
+    })
 }
 
 #[no_mangle]
