@@ -2081,3 +2081,60 @@ fn namespaces_are_cleaned_up() {
         );
     }
 }
+
+// One handle, eight threads, a list that keeps changing (issue 12, fault 1)
+
+/// How long the threads of `list_race.c` run while the list changes under them.
+const RACE_SECONDS: u64 = 20;
+
+/// Eight threads on one `mc_new2` handle loop over multi-key `mc_get`, `mc_stats` and
+/// `mc_flush_all` while `mcadmin set` switches the list between three servers for the whole run.
+/// A call that walked the server array outside the handle's exclusion used servers another
+/// thread's call had just freed: the process died with SIGSEGV. It must live and return 0.
+#[test]
+fn threads_survive_list_changes() {
+    let servers = [Memcached::start(), Memcached::start(), Memcached::start()];
+    let addrs: Vec<String> = servers.iter().map(Memcached::addr).collect();
+    let shm = ShmPrefix::new("race");
+    mcadmin_ok(&shm, &["--domain", "race", "set", &addrs[0], &addrs[1]]);
+    let dir = support::temp_dir("list-race");
+    let started = dir.join("started");
+    let env = [
+        shm.env(),
+        ("RACE_DOMAIN", "race".to_string()),
+        ("RACE_SECONDS", RACE_SECONDS.to_string()),
+        ("RACE_STARTED", started.display().to_string()),
+    ];
+    let mut process = spawn_c_with(
+        &[],
+        &compile_capi("list_race", &["-lpthread"]),
+        &env,
+        Duration::from_secs(RACE_SECONDS + 60),
+    );
+    let deadline = Instant::now() + Duration::from_secs(RACE_SECONDS + 30);
+    while !started.exists() && !process.has_exited() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Every list differs from the one before, so every change replaces servers.
+    let lists: [&[&str]; 4] = [
+        &[&addrs[1], &addrs[2]],
+        &[&addrs[0]],
+        &[&addrs[0], &addrs[1], &addrs[2]],
+        &[&addrs[2]],
+    ];
+    let mut changes = 0usize;
+    while !process.has_exited() && Instant::now() < deadline {
+        let mut args = vec!["--domain", "race", "set"];
+        args.extend_from_slice(lists[changes % lists.len()]);
+        mcadmin_ok(&shm, &args);
+        changes += 1;
+        thread::sleep(Duration::from_millis(5));
+    }
+    let out = process.wait();
+    out.assert_success().assert_stdout_empty();
+    assert!(
+        changes >= 100,
+        "only {changes} list changes during the run: the race was not exercised"
+    );
+    eprintln!("{} list changes; {}", changes, out.stderr.trim());
+}

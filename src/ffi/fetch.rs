@@ -126,6 +126,7 @@ impl Drop for NewBuffer<'_> {
 ///
 /// # Safety
 /// `ctxt` and `mc` are live; `key` is `len` bytes; the out-pointers are NULL or writable.
+#[allow(clippy::too_many_arguments)] // the C signatures' arguments and the caller's name
 pub(super) unsafe fn aget(
     ctxt: *mut memcache_ctxt,
     mc: *mut memcache,
@@ -987,12 +988,16 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     }
     drop(records);
     let st = state::handle(mc);
-    // SAFETY: mc is live; the list is brought up to date before keys are grouped.
-    unsafe { super::call::begin(ctxt, mc, &st, &mut st.lock()) };
+    // One guard from bringing the list up to date to the last reply: the server array and the
+    // server structures read below are only replaced under it, by another thread's begin().
+    let mut inner = st.lock();
+    // SAFETY: mc is live and inner its locked state.
+    unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
     // SAFETY: mc is live.
     let n_servers = unsafe { (*mc).num_servers } as usize;
     let single = all.len() == 1 || n_servers == 1;
     if all.is_empty() || (!single && n_servers == 0) {
+        drop(inner);
         finish(scope, ctxt, Some(&st), !all.is_empty());
         return;
     }
@@ -1046,7 +1051,6 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     }
     let mut any_server = false;
     {
-        let mut inner = st.lock();
         let mut batches: Vec<Batch> = Vec::new();
         for group in groups.into_iter().filter(|g| !g.is_empty()) {
             // SAFETY: a live result.
@@ -1103,6 +1107,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
             unsafe { run_batches(ctxt, req, &alloc, &mut inner, &mut batches) };
         }
     }
+    drop(inner);
     let failed = !any_server || scope.serious();
     finish(scope, ctxt, Some(&st), failed);
     if single && !any_server {

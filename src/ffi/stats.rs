@@ -8,7 +8,7 @@ use super::call::finish;
 use super::context::{global, Alloc};
 use super::error::{report, Scope};
 use super::server::{drop_conn, Failure};
-use super::state::{self, HandleState};
+use super::state::{self, HandleInner, HandleState};
 use super::types::*;
 use crate::command;
 use crate::conn::Conn;
@@ -25,12 +25,25 @@ unsafe fn on_server<T>(
     ms: *mut memcache_server,
     exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
 ) -> Option<T> {
-    let mut inner = st.lock();
     // SAFETY: per the contract.
-    if !unsafe { super::server::connect_one(ctxt, &mut inner, ms) } {
+    unsafe { on_server_locked(ctxt, &mut st.lock(), ms, exchange) }
+}
+
+/// on_server() for a caller that holds the handle's guard.
+///
+/// # Safety
+/// `ctxt` is live; `ms` is a live server of the handle whose locked state is `inner`.
+unsafe fn on_server_locked<T>(
+    ctxt: *const memcache_ctxt,
+    inner: &mut HandleInner,
+    ms: *mut memcache_server,
+    exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+) -> Option<T> {
+    // SAFETY: per the contract.
+    if !unsafe { super::server::connect_one(ctxt, inner, ms) } {
         return None;
     }
-    let state::HandleInner { servers, wbuf, .. } = &mut *inner;
+    let HandleInner { servers, wbuf, .. } = inner;
     let side = servers.iter_mut().find(|s| s.ms == ms)?;
     wbuf.clear();
     let conn = side.conn.as_mut()?;
@@ -106,29 +119,43 @@ pub unsafe extern "C" fn mcm_server_stats(
         let scope = Scope::enter(c"mcm_server_stats");
         let st = state::handle(mc);
         // SAFETY: per the contract.
-        let alloc = unsafe { Alloc::of(ctxt) };
-        let s = alloc.new_zeroed::<memcache_server_stats>();
-        if s.is_null() {
-            report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "stats");
-            finish(scope, ctxt, Some(&st), true);
-            return ptr::null_mut();
-        }
-        // SAFETY: per the contract; s is a fresh zeroed structure.
-        let ok = unsafe {
-            on_server(ctxt, &st, ms, |conn, wbuf| {
-                command::stats(conn, wbuf, None, &mut |name, value| {
-                    apply_stat(&alloc, &mut *s, name, value)
-                })
-            })
-        };
-        finish(scope, ctxt, Some(&st), ok.is_none());
-        if ok.is_none() {
-            // SAFETY: s is ours and not handed out.
-            unsafe { mcm_server_stats_free(ctxt, s) };
-            return ptr::null_mut();
-        }
+        let s = unsafe { stats_of(ctxt, &mut st.lock(), ms) };
+        finish(scope, ctxt, Some(&st), s.is_null());
         s
     })
+}
+
+/// One server's statistics from the context's allocator, NULL when it cannot be reached or
+/// answers wrongly (reported).
+///
+/// # Safety
+/// `ctxt` is live; `ms` is a live server of the handle whose locked state is `inner`.
+unsafe fn stats_of(
+    ctxt: *mut memcache_ctxt,
+    inner: &mut HandleInner,
+    ms: *mut memcache_server,
+) -> *mut memcache_server_stats {
+    // SAFETY: per the contract.
+    let alloc = unsafe { Alloc::of(ctxt) };
+    let s = alloc.new_zeroed::<memcache_server_stats>();
+    if s.is_null() {
+        report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "stats");
+        return ptr::null_mut();
+    }
+    // SAFETY: per the contract; s is a fresh zeroed structure.
+    let ok = unsafe {
+        on_server_locked(ctxt, inner, ms, |conn, wbuf| {
+            command::stats(conn, wbuf, None, &mut |name, value| {
+                apply_stat(&alloc, &mut *s, name, value)
+            })
+        })
+    };
+    if ok.is_none() {
+        // SAFETY: s is ours and not handed out.
+        unsafe { mcm_server_stats_free(ctxt, s) };
+        return ptr::null_mut();
+    }
+    s
 }
 
 #[no_mangle]
@@ -160,20 +187,27 @@ pub unsafe extern "C" fn mcm_stats(
     ffi_body!(ptr::null_mut(), {
         check_null!(ptr::null_mut(); ctxt, mc);
         let scope = Scope::enter(c"mcm_stats");
-        // SAFETY: per the contract.
-        unsafe { super::domain::sync_handle(ctxt, mc) };
-        scope.deliver(ctxt);
+        let st = state::handle(mc);
+        // One guard from bringing the list up to date to the last server asked: another
+        // thread's begin() replaces the server array and frees the servers that left.
+        let mut inner = st.lock();
+        // SAFETY: per the contract; inner is mc's locked state.
+        unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
         // SAFETY: per the contract.
         let alloc = unsafe { Alloc::of(ctxt) };
         let total = alloc.new_zeroed::<memcache_server_stats>();
         if total.is_null() {
+            report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "stats");
+            drop(inner);
+            finish(scope, ctxt, Some(&st), true);
             return ptr::null_mut();
         }
-        // SAFETY: mc is live; total is a fresh zeroed structure owned here.
+        // SAFETY: mc is live and its list cannot change under the guard; total is a fresh
+        // zeroed structure owned here.
         unsafe {
             let t = &mut *total;
-            for &ms in state::server_slice(mc).to_vec().iter() {
-                let s = mcm_server_stats(ctxt, mc, ms);
+            for &ms in state::server_slice(mc) {
+                let s = stats_of(ctxt, &mut inner, ms);
                 let Some(one) = s.as_ref() else { continue };
                 t.pid = one.pid;
                 t.uptime = one.uptime;
@@ -201,6 +235,8 @@ pub unsafe extern "C" fn mcm_stats(
                 mcm_server_stats_free(ctxt, s);
             }
         }
+        drop(inner);
+        finish(scope, ctxt, Some(&st), false);
         total
     })
 }
@@ -255,22 +291,35 @@ pub unsafe extern "C" fn mcm_flush(
             report!(ctxt, MCM_ERR_MC_VALID_SERVER, 0, 0, "no server to flush");
             -1
         } else {
-            let mut reached = false;
             // SAFETY: per the contract.
-            let r = unsafe {
-                on_server(ctxt, &st, ms, |conn, wbuf| {
-                    reached = true;
-                    command::flush(conn, wbuf)
-                })
-            };
-            match (r, reached) {
-                (Some(()), _) => 0,
-                (None, true) => -3,
-                (None, false) => -1,
-            }
+            unsafe { flush_one(ctxt, &mut st.lock(), ms) }
         };
         finish(scope, ctxt, Some(&st), rc != 0).ret(rc)
     })
+}
+
+/// Flushes `ms`: 0 on OK; -1 if it cannot be reached; -3 for any other reply (reported).
+///
+/// # Safety
+/// `ctxt` is live; `ms` is a live server of the handle whose locked state is `inner`.
+unsafe fn flush_one(
+    ctxt: *const memcache_ctxt,
+    inner: &mut HandleInner,
+    ms: *mut memcache_server,
+) -> c_int {
+    let mut reached = false;
+    // SAFETY: per the contract.
+    let r = unsafe {
+        on_server_locked(ctxt, inner, ms, |conn, wbuf| {
+            reached = true;
+            command::flush(conn, wbuf)
+        })
+    };
+    match (r, reached) {
+        (Some(()), _) => 0,
+        (None, true) => -3,
+        (None, false) => -1,
+    }
 }
 
 #[no_mangle]
@@ -288,19 +337,22 @@ pub unsafe extern "C" fn mcm_flush_all(ctxt: *mut memcache_ctxt, mc: *mut memcac
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         let scope = Scope::enter(c"mcm_flush_all");
-        // SAFETY: per the contract.
-        unsafe { super::domain::sync_handle(ctxt, mc) };
-        scope.deliver(ctxt);
+        let st = state::handle(mc);
+        // One guard for the whole walk, as in mcm_stats().
+        let mut inner = st.lock();
+        // SAFETY: per the contract; inner is mc's locked state.
+        unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
         let mut first = 0;
-        // SAFETY: per the contract.
-        for &ms in unsafe { state::server_slice(mc) }.to_vec().iter() {
+        // SAFETY: mc is live and its list cannot change under the guard.
+        for &ms in unsafe { state::server_slice(mc) } {
             // SAFETY: as above.
-            let rc = unsafe { mcm_flush(ctxt, mc, ms) };
+            let rc = unsafe { flush_one(ctxt, &mut inner, ms) };
             if first == 0 {
                 first = rc;
             }
         }
-        first
+        drop(inner);
+        finish(scope, ctxt, Some(&st), first != 0).ret(first)
     })
 }
 

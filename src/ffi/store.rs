@@ -715,6 +715,7 @@ pub unsafe extern "C" fn mc_decr(
 ///
 /// # Safety
 /// As mcm_incr(); `value` is NULL or writable.
+#[allow(clippy::too_many_arguments)] // the C signature's arguments and the caller's name
 unsafe fn arith64(
     ctxt: *mut memcache_ctxt,
     mc: *mut memcache,
