@@ -8,6 +8,7 @@
  * The fake server's script, by key: get "good" -> VALUE good 7 2 "ok"; get "alien" -> a VALUE for
  * a key not in the request; get "garbage" -> a line that is no reply; get "short" -> a value cut
  * short and the connection closed; set "weird" -> GARBAGE; set "servererr" -> SERVER_ERROR;
+ * set "stray" -> STORED plus an END nobody asked for; set "straylate" -> the same END 50 ms later;
  * incr "text" -> CLIENT_ERROR; incr "num" -> 42; incr "huge" -> 2^64-1; delete "weird" -> WHAT;
  * flush_all -> NOPE; stats -> a few known and unknown names.
  *
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <memcache.h>
 
@@ -98,6 +100,26 @@ int main(void)
 	CHECK(rc == 4, "set answered with SERVER_ERROR -> %d, expected 4", rc);
 	recorder_reset();
 	expect_good("SERVER_ERROR");
+
+	/* Bytes nobody asked for never answer the next command: the connection is closed instead. */
+	rc = mc_set(mc, K("stray"), "v", 1, 0, 0);
+	CHECK(rc == 0, "set answered STORED plus a stray END -> %d", rc);
+	expect_good("a stray END in the reply's write");
+	rc = mc_set(mc, K("straylate"), "v", 1, 0, 0);
+	CHECK(rc == 0, "set answered STORED, then a stray END -> %d", rc);
+	usleep(200000); /* the stray END has arrived by now */
+	expect_good("a stray END after the reply");
+	{
+		struct memcache_req *r2 = mc_req_new();
+		struct memcache_res *res2 = mc_req_add(r2, K("good"));
+
+		rc = mc_set(mc, K("straylate"), "v", 1, 0, 0);
+		usleep(200000);
+		mc_get(mc, r2);
+		CHECK(rc == 0 && mc_res_found(res2), "%s", "mc_get after a stray END: found");
+		mc_req_free(r2);
+	}
+	recorder_reset();
 
 	mc_global_ctxt()->errnum = 0;
 	n = mc_incr(mc, K("text"), 1);

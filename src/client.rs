@@ -206,6 +206,15 @@ struct Slot {
 }
 
 impl Slot {
+    /// Whether the slot holds a connection ready for the next command; one that is not (stray
+    /// bytes, closed by the server) is dropped here, never reused.
+    fn has_ready_conn(&mut self) -> bool {
+        if self.conn.as_ref().is_some_and(|c| !c.ready_for_command()) {
+            self.conn = None;
+        }
+        self.conn.is_some()
+    }
+
     #[inline]
     fn is_live(&self, now: Instant) -> bool {
         self.dead_until.is_none_or(|until| now >= until)
@@ -372,7 +381,7 @@ impl Client {
                 let Some(&server) = picks.get(round) else {
                     continue;
                 };
-                if self.slots[server].conn.is_none() {
+                if !self.slots[server].has_ready_conn() {
                     if let Err(e) = self.connect(server) {
                         first_error.get_or_insert(e);
                         continue;
@@ -642,7 +651,7 @@ impl Client {
                 if asked.contains(&server) {
                     continue;
                 }
-                if self.slots[server].conn.is_none() {
+                if !self.slots[server].has_ready_conn() {
                     if let Err(e) = self.connect(server) {
                         first_error.get_or_insert(e);
                         continue 'passes;
@@ -688,8 +697,8 @@ impl Client {
         server: usize,
         op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
     ) -> Result<T, ClientError> {
-        let slot = &self.slots[server];
-        if slot.conn.is_none() {
+        let slot = &mut self.slots[server];
+        if !slot.has_ready_conn() {
             if !slot.is_live(Instant::now()) {
                 return Err(ClientError::Connect {
                     server: slot.name.clone(),
@@ -749,7 +758,7 @@ impl Client {
             let Some(server) = pick else {
                 break;
             };
-            if self.slots[server].conn.is_some() {
+            if self.slots[server].has_ready_conn() {
                 return Ok(server);
             }
             first_attempt.get_or_insert_with(Instant::now);

@@ -384,6 +384,18 @@ fn fake_connection(stream: TcpStream, reused: Arc<Mutex<Vec<String>>>) {
                         false,
                         false,
                     ),
+                    // A reply and bytes nobody asked for, in the same write: a client that
+                    // reuses the connection reads this END as the answer to its next get.
+                    "stray" => ("STORED\r\nEND\r\n".into(), true, false),
+                    // The same bytes sent a moment after the reply, once the client has read it:
+                    // only a look at the socket before reuse sees them.
+                    "straylate" => {
+                        if writer.write_all(b"STORED\r\n").is_err() {
+                            return;
+                        }
+                        thread::sleep(Duration::from_millis(50));
+                        ("END\r\n".into(), true, false)
+                    }
                     _ => ("STORED\r\n".into(), false, false),
                 }
             }

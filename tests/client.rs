@@ -329,17 +329,36 @@ fn only_dead_servers() {
 
 #[test]
 fn a_failure_is_returned_not_retried_and_the_next_call_reconnects() {
+    // The server reads the incr and closes the connection without a reply: the call fails, and
+    // the incr is not silently sent again (it might have been applied)...
+    let fake = FakeServer::start(vec![
+        Scripted {
+            reply: CLOSE.to_vec(),
+        },
+        Scripted {
+            reply: HEALTHY.to_vec(),
+        },
+    ]);
+    let mut c = client_for(&[fake.addr.to_string()]);
+    match c.incr(b"n", 1) {
+        Err(ClientError::Server { server, .. }) => assert_eq!(server, fake.addr.to_string()),
+        other => panic!("incr on a connection closed under it: {other:?}"),
+    }
+    // ...and the next call connects afresh.
+    assert_eq!(c.get(b"k").unwrap(), item(b"ok", 5));
+    let held = fake.finish();
+    assert_eq!(held.len(), 2);
+    assert_eq!(held[0].0, b"incr n 1\r\n");
+    assert_eq!(held[1].0, b"get k\r\n", "the incr was sent again");
+
+    // A connection the server closed while it was idle (a restart) is noticed before anything
+    // is sent on it: the call goes out on a new connection, to the new server (which lost the
+    // data), instead of failing.
     let mut mc = Memcached::start();
     let mut c = client_for(&[mc.addr()]);
     c.set(b"n", b"1", 0, 0).unwrap();
     mc.restart();
-    // The old connection is gone: the first call fails (it is not silently re-sent)...
-    match c.incr(b"n", 1) {
-        Err(ClientError::Server { server, .. }) => assert_eq!(server, mc.addr()),
-        other => panic!("incr on a dead connection: {other:?}"),
-    }
-    // ...and the next one connects afresh to the new server (which lost the data).
-    assert_eq!(c.get(b"n").unwrap(), None);
+    assert_eq!(c.incr(b"n", 1).unwrap(), None);
     assert_eq!(c.set(b"n", b"5", 0, 0).unwrap(), Stored::Stored);
     assert_eq!(c.incr(b"n", 1).unwrap(), Some(6));
 }
@@ -418,10 +437,17 @@ fn unix_socket_server() {
 // ---- A scripted fake server, for faults a real memcached cannot produce. ----
 
 /// What the fake server does with one accepted connection: read one request (up to the CRLF
-/// ending its first line), write `reply`, then hold the connection open without a word.
+/// ending its first line), write `reply`, then hold the connection open without a word. A
+/// [`PAUSE`] in `reply` is not sent: the server waits 50 ms there instead; a reply ending in
+/// [`CLOSE`] closes the connection after what comes before it.
 struct Scripted {
     reply: Vec<u8>,
 }
+
+/// Splits a scripted reply into writes 50 ms apart.
+const PAUSE: &[u8] = b"<pause>";
+/// Ends a scripted reply by closing the connection.
+const CLOSE: &[u8] = b"<close>";
 
 struct FakeServer {
     addr: SocketAddr,
@@ -459,7 +485,19 @@ impl FakeServer {
                     assert!(n > 0, "client closed before sending a request");
                     request.extend_from_slice(&buf[..n]);
                 }
-                stream.write_all(&step.reply).expect("write reply");
+                let (mut rest, close) = match step.reply.strip_suffix(CLOSE) {
+                    Some(before) => (before, true),
+                    None => (&step.reply[..], false),
+                };
+                while let Some(at) = rest.windows(PAUSE.len()).position(|w| w == PAUSE) {
+                    stream.write_all(&rest[..at]).expect("write reply");
+                    thread::sleep(Duration::from_millis(50));
+                    rest = &rest[at + PAUSE.len()..];
+                }
+                stream.write_all(rest).expect("write reply");
+                if close {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                }
                 held.push((request, stream));
             }
             held
@@ -529,6 +567,34 @@ fn garbage_reply_is_an_error_and_the_connection_is_replaced() {
     ));
     assert_eq!(c.get(b"k").unwrap(), item(b"ok", 5));
     fake.finish();
+}
+
+/// Bytes nobody asked for never answer the next command, whether they come in the reply's write
+/// or after the reply was read: the connection is closed and the next command gets a new one.
+#[test]
+fn stray_bytes_after_a_reply_close_the_connection() {
+    for reply in [&b"STORED\r\nEND\r\n"[..], b"STORED\r\n<pause>END\r\n"] {
+        let fake = FakeServer::start(vec![
+            Scripted {
+                reply: reply.to_vec(),
+            },
+            Scripted {
+                reply: HEALTHY.to_vec(),
+            },
+        ]);
+        let mut c = client_for(&[fake.addr.to_string()]);
+        assert_eq!(c.set(b"k", b"v", 0, 0).unwrap(), Stored::Stored);
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            c.get(b"k").unwrap(),
+            item(b"ok", 5),
+            "{:?}",
+            String::from_utf8_lossy(reply)
+        );
+        let held = fake.finish();
+        assert_eq!(held.len(), 2, "a second connection was opened");
+        assert_eq!(held[1].0, b"get k\r\n");
+    }
 }
 
 #[test]

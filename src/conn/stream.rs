@@ -223,6 +223,29 @@ impl Conn {
         self.start == self.end && self.reader.at_boundary()
     }
 
+    /// Whether the connection may carry the next command: [`is_idle`](Self::is_idle), and
+    /// nothing waiting in the socket either (a byte nobody asked for, or the server's end of
+    /// stream). One non-blocking peek. A connection that fails this is out of step with its
+    /// server, or closed by it: the caller closes it and never reuses it, so a stray reply can
+    /// never answer the next command.
+    pub fn ready_for_command(&self) -> bool {
+        if !self.is_idle() {
+            return false;
+        }
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        loop {
+            match self
+                .sock
+                .recv_with_flags(&mut probe, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+            {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Ok(0): the server closed; Ok(_): unsolicited bytes; Err: a dead socket.
+                _ => return false,
+            }
+        }
+    }
+
     /// Reads what has arrived, waiting for at least one byte (at most the timeout).
     pub fn fill(&mut self) -> Result<(), Fail> {
         if self.start == self.end {

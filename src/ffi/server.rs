@@ -240,8 +240,11 @@ fn promote_due(inner: &mut HandleInner) {
 /// # Safety
 /// `ctxt` is live; `side.ms` is a live server.
 unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> Result<(), i32> {
-    if side.conn.is_some() {
-        return Ok(());
+    match &side.conn {
+        Some(c) if c.ready_for_command() => return Ok(()),
+        // Bytes nobody asked for, or closed by the server: never reused (D1).
+        Some(_) => close(side),
+        None => {}
     }
     let ms = side.ms;
     // SAFETY: per the contract.
