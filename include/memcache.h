@@ -449,7 +449,9 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- Creates an empty buffer with room for 32 bytes.
+ Creates an empty buffer: `len` 0, `size` `INIT_GET_BUF_SIZE` (4096 bytes, the terminating NUL
+ included, so 4095 bytes of contents fit before it grows), `ptr[0]` NUL, `off` and `flags` 0.
+ The structure and its storage come from the context's `mcMalloc`.
 
  Returns the buffer, or NULL when the allocator fails. Caller owns the returned buffer; release
  it with mcm_buf_free().
@@ -460,8 +462,9 @@ extern "C" {
 struct memcache_buf *mcm_buf_new(struct memcache_ctxt *ctxt);
 
 /*
- Creates a buffer holding a copy of the `len` bytes at `data` (which may include NULs), with
- capacity `len`.
+ Creates a buffer holding a copy of the `len` bytes at `data` (which may include NULs): as
+ mcm_buf_new() then mcm_buf_append(), so `size` is 4096 unless the bytes and their NUL need
+ more (then `max(len + 1, 8192)`).
 
  Returns the buffer, or NULL when `data` is NULL or the allocator fails. Caller owns the
  returned buffer; release it with mcm_buf_free().
@@ -472,8 +475,8 @@ struct memcache_buf *mcm_buf_new(struct memcache_ctxt *ctxt);
 struct memcache_buf *mcm_buf_new2(struct memcache_ctxt *ctxt, const char *data, uint32_t len);
 
 /*
- Creates a buffer holding a copy of the C string `cstr` (without its NUL), with capacity
- `strlen(cstr)`.
+ Creates a buffer holding a copy of the C string `cstr` (without its NUL), as mcm_buf_new2()
+ with `strlen(cstr)`.
 
  Returns the buffer, or NULL when `cstr` is NULL or the allocator fails. Caller owns the
  returned buffer; release it with mcm_buf_free().
@@ -484,8 +487,8 @@ struct memcache_buf *mcm_buf_new2(struct memcache_ctxt *ctxt, const char *data, 
 struct memcache_buf *mcm_buf_new3(struct memcache_ctxt *ctxt, const char *cstr);
 
 /*
- Creates a buffer with the same contents, read cursor and flags as `buf`, with capacity
- `buf->len`.
+ Creates a buffer holding a copy of the used bytes of `buf`: mcm_buf_new2() of them, so the
+ copy's `size` follows mcm_buf_new2() (not `buf`'s) and its `off` and `flags` are 0.
 
  Returns the copy, or NULL when `buf` is NULL or the allocator fails. Caller owns the returned
  buffer; release it with mcm_buf_free().
@@ -508,8 +511,10 @@ struct memcache_buf *mcm_buf_copy(struct memcache_ctxt *ctxt, struct memcache_bu
 int mcm_buf_free(struct memcache_ctxt *ctxt, struct memcache_buf **buf);
 
 /*
- Appends the `len` bytes at `data` to `buf`, growing its storage by doubling as needed; the
- contents stay NUL-terminated and the read cursor is kept.
+ Appends the `len` bytes at `data` to `buf`; the contents stay NUL-terminated and the read
+ cursor is kept. Appending 0 bytes changes nothing. When the contents and their NUL would not
+ fit in `size` bytes, the storage first grows as mcm_buf_realloc() with `len + n + 1`, i.e. to
+ `max(len + n + 1, 2 * size)`.
 
  Returns 1 on success, 0 when `buf` or `data` is NULL or the storage cannot grow (`buf` is then
  unchanged). Borrowed: `data` is only read, and may point into `buf`.
@@ -549,7 +554,8 @@ int mcm_buf_append_buf(struct memcache_ctxt *ctxt,
                        struct memcache_buf *src);
 
 /*
- Appends the byte `c` (which may be NUL) to `buf`, as mcm_buf_append().
+ Appends the byte `c` (which may be NUL) to `buf`, as mcm_buf_append(): the buffer stays
+ NUL-terminated after the new byte.
 
  Returns 1 on success, 0 when `buf` is NULL or the storage cannot grow.
 
@@ -559,11 +565,13 @@ int mcm_buf_append_buf(struct memcache_ctxt *ctxt,
 int mcm_buf_append_char(struct memcache_ctxt *ctxt, struct memcache_buf *buf, char c);
 
 /*
- Sets the contents of `buf` to the `len` bytes at `data` and rewinds the read cursor (`off` 0,
- `MCM_BUF_OFF_USED` cleared); grows the storage if needed, never shrinks it.
+ Sets the contents of `buf` to the `len` bytes at `data`: mcm_buf_reset() then
+ mcm_buf_append(), so the read cursor is rewound (`off` 0, `MCM_BUF_OFF_USED` cleared) and the
+ storage grows as an append to an empty buffer would, never shrinks.
 
  Returns 1 on success, 0 when `buf` or `data` is NULL or the storage cannot grow (`buf` is then
- unchanged). Borrowed: `data` is only read, and may point into `buf`.
+ unchanged). Borrowed: `data` is only read, and may point into `buf` (it is read as it was
+ before the reset).
 
  # Safety
  `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer; `data`
@@ -601,11 +609,11 @@ int mcm_buf_replace_buf(struct memcache_ctxt *ctxt,
                         struct memcache_buf *src);
 
 /*
- Compares the used bytes of `buf` with the `len` bytes at `data`: memcmp order on the common
- prefix, then the shorter sorts first.
+ Tells whether the used bytes of `buf` equal the `len` bytes at `data` (1.4's convention, not
+ memcmp's sign).
 
- Returns -1, 0 or 1 as `buf` sorts before, equal to or after `data`; -1 when `buf` or `data` is
- NULL (a NULL argument never compares equal).
+ Returns 1 when they are equal, or when `data` is `buf->ptr` whatever `len` says; 0 when they
+ differ (lengths first, then bytes) or when `buf` or `data` is NULL.
 
  # Safety
  `buf` is NULL or a live buffer; `data` is NULL or readable for `len` bytes.
@@ -616,10 +624,11 @@ int mcm_buf_cmp(struct memcache_ctxt *_ctxt,
                 size_t len);
 
 /*
- Compares the used bytes of `buf` with the C string `cstr` (without its NUL), as
- mcm_buf_cmp().
+ Tells whether the used bytes of `buf` equal the C string `cstr` (without its NUL), as
+ mcm_buf_cmp() with `strlen(cstr)`.
 
- Returns -1, 0 or 1; -1 when `buf` or `cstr` is NULL.
+ Returns 1 when equal (or `cstr` is `buf->ptr`), 0 when different or when `buf` or `cstr` is
+ NULL.
 
  # Safety
  `buf` is NULL or a live buffer; `cstr` is NULL or a C string.
@@ -627,9 +636,10 @@ int mcm_buf_cmp(struct memcache_ctxt *_ctxt,
 int mcm_buf_cmp2(struct memcache_ctxt *_ctxt, const struct memcache_buf *buf, const char *cstr);
 
 /*
- Compares the used bytes of `a` and `b`, as mcm_buf_cmp().
+ Tells whether the used bytes of `a` and `b` are equal, as mcm_buf_cmp().
 
- Returns -1, 0 or 1; -1 when `a` or `b` is NULL.
+ Returns 1 when equal (always when `a` and `b` are the same buffer), 0 when different or when
+ `a` or `b` is NULL.
 
  # Safety
  `a` and `b` are NULL or live buffers.
@@ -639,9 +649,11 @@ int mcm_buf_cmp_buf(struct memcache_ctxt *_ctxt,
                     const struct memcache_buf *b);
 
 /*
- Tells whether the used bytes of `buf` end with the `len` bytes at `data`.
+ Tells whether the used bytes of `buf` end with the `len` bytes at `data`, with the 1/0
+ convention of mcm_buf_cmp().
 
- Returns 1 if they do (always for `len` 0), 0 if not or when `buf` or `data` is NULL.
+ Returns 1 if they do (always for `len` 0), 0 if not (`len` longer than the contents, or
+ different bytes) or when `buf` or `data` is NULL.
 
  # Safety
  `buf` is NULL or a live buffer; `data` is NULL or readable for `len` bytes.
@@ -758,7 +770,8 @@ struct memcache_buf *mcm_buf_find_replace2(struct memcache_ctxt *ctxt,
 uint32_t mcm_buf_len(const struct memcache_ctxt *_ctxt, const struct memcache_buf *buf);
 
 /*
- The free space of `buf`: how many bytes can be added before it must grow.
+ The free space of `buf`, as 1.4 counted it: `size` includes the byte the terminating NUL
+ occupies, so `remain - 1` more bytes can be appended before the storage must grow.
 
  Returns `buf->size - buf->len`, or 0 when `buf` is NULL.
 
@@ -790,10 +803,11 @@ size_t mcm_buf_remain_off(const struct memcache_ctxt *_ctxt, const struct memcac
 void mcm_buf_eat_line(struct memcache_ctxt *ctxt, struct memcache_buf *buf);
 
 /*
- Drops the bytes before the read cursor: the rest moves to the front, `off` becomes 0 and
- `MCM_BUF_OFF_USED` is cleared. The capacity is kept.
+ Fits the storage of `buf` to its contents: mcm_buf_realloc() with `len + 1`, so `size`
+ becomes `len + 1` (a buffer of length 1 ends with `size` 2). The contents, `off` and `flags`
+ are kept.
 
- Returns 1, or 0 when `buf` is NULL.
+ Returns 1 on success, 0 when `buf` is NULL or the allocator fails (`buf` is then unchanged).
 
  # Safety
  `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
@@ -801,8 +815,8 @@ void mcm_buf_eat_line(struct memcache_ctxt *ctxt, struct memcache_buf *buf);
 int mcm_buf_compact(struct memcache_ctxt *ctxt, struct memcache_buf *buf);
 
 /*
- Empties `buf`: `len` and `off` become 0, `flags` is cleared and `ptr[0]` is NUL. The capacity
- is kept.
+ Empties `buf`: `off` becomes 0, the `MCM_BUF_OFF_USED` flag is cleared (other `flags` bits
+ are kept), `len` becomes 0 and `ptr[0]` NUL. The storage and `size` are kept.
 
  Returns 1, or 0 when `buf` is NULL.
 
@@ -812,9 +826,10 @@ int mcm_buf_compact(struct memcache_ctxt *ctxt, struct memcache_buf *buf);
 int mcm_buf_reset(struct memcache_ctxt *ctxt, struct memcache_buf *buf);
 
 /*
- Calls read(2) once on `fd`, appending what it returns to `buf`. A full buffer first drops the
- bytes before the read cursor (when `MCM_BUF_OFF_USED` is set, as mcm_buf_compact()), then
- grows by doubling if it is still full.
+ Calls read(2) once on `fd`, appending what it returns to `buf` (at most `remain - 1` bytes:
+ the NUL keeps its byte). A full buffer first drops the bytes before the read cursor (when
+ `MCM_BUF_OFF_USED` is set: the rest moves to the front and the cursor is rewound), then grows
+ by doubling if it is still full.
 
  Returns the number of bytes read; 0 on end of file, on a read(2) error (`errno` is left as
  read(2) set it), when `buf` is NULL or when the storage cannot grow.
@@ -825,10 +840,17 @@ int mcm_buf_reset(struct memcache_ctxt *ctxt, struct memcache_buf *buf);
 size_t mcm_buf_read(struct memcache_ctxt *ctxt, struct memcache_buf *buf, int fd);
 
 /*
- Sets the capacity of `buf` to exactly `size` bytes (never below `buf->len`, which is kept),
- growing or shrinking its storage; the contents stay NUL-terminated.
+ Sets the storage of `buf` to `size` bytes (the terminating NUL's byte included), as 1.4 did:
+ - `size` 0, or equal to `buf->size`: nothing changes;
+ - a buffer without storage (`buf->size` 0): a block from the context's `mcMalloc(size)`;
+ - larger than `buf->size`: grows with `mcRealloc` to `max(size, 2 * buf->size)`;
+ - smaller: shrinks with `mcRealloc` to exactly `size`. Contents that no longer fit with their
+   NUL are dropped (`len` becomes `size - 1`, `off` at most that).
 
- Returns 1 on success, 0 when `buf` is NULL or the allocator fails (`buf` is then unchanged).
+ The contents stay NUL-terminated.
+
+ Returns 1 on success (including the cases that change nothing), 0 when `buf` is NULL or the
+ allocator fails (`buf` is then unchanged).
 
  # Safety
  `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
@@ -836,8 +858,10 @@ size_t mcm_buf_read(struct memcache_ctxt *ctxt, struct memcache_buf *buf, int fd
 int mcm_buf_realloc(struct memcache_ctxt *ctxt, struct memcache_buf *buf, uint32_t size);
 
 /*
- Makes the capacity of `buf` at least `size` bytes, growing its storage to exactly `size` if it
- is smaller; never shrinks.
+ Sets the length of `buf` to `size`: mcm_buf_realloc() with `size + 1`, then `len = size`, so
+ the logical length shortens or lengthens (a 4-byte buffer resized to 2 has `len` 2 and `size`
+ 3). Bytes that lengthening exposes are zeroed, `ptr[size]` is NUL, and a read cursor past the
+ new end moves back to it.
 
  Returns 1 on success, 0 when `buf` is NULL or the allocator fails (`buf` is then unchanged).
 
@@ -848,7 +872,7 @@ int mcm_buf_resize(struct memcache_ctxt *ctxt, struct memcache_buf *buf, uint32_
 
 /*
  The NUL that ends the contents of `buf`: `buf->ptr + buf->len`, where the next bytes go.
- A buffer without storage is given some first.
+ A buffer without storage is first given a 1-byte block (just the NUL) from `mcMalloc`.
 
  Returns that pointer, or NULL when `buf` is NULL or the allocator fails. Borrowed: points into
  `buf`, valid until `buf` is next written or freed.
@@ -860,7 +884,7 @@ char *mcm_buf_tail(struct memcache_ctxt *ctxt, struct memcache_buf *buf);
 
 /*
  The contents of `buf` as a NUL-terminated string (`buf->ptr`; it may hold earlier NULs).
- A buffer without storage is given some first.
+ A buffer without storage is first given a 1-byte block (just the NUL) from `mcMalloc`.
 
  Returns `buf->ptr`, or NULL when `buf` is NULL or the allocator fails. Borrowed: points into
  `buf`, valid until `buf` is next written or freed.

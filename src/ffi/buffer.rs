@@ -1,20 +1,30 @@
 //! The buffer API of `memcache/buffer.h` (spec §4.4): a growable byte buffer whose storage is
 //! always NUL-terminated, with a read cursor. No known client calls it; it is exported because
-//! 1.4 exported it, so every function is total: NULL arguments and allocation failures return the
-//! function's failure value.
+//! 1.4 exported it, with the semantics 1.4 programs can observe (sizes, the 1/0 comparisons), and
+//! every function is total: NULL arguments and allocation failures return the function's failure
+//! value.
 //!
-//! Every buffer this file creates or accepts keeps one invariant: `ptr` is either NULL (a structure
-//! zeroed by hand: no storage, empty) or a block of at least `size + 1` bytes from the context's
-//! allocator, with `len <= size`, `off <= len` and `ptr[len] == 0`. The structure comes from
-//! `mcMalloc`, the storage from `mcMallocAtomic`, growth from `mcRealloc` (spec §5.2).
+//! `size` is the number of bytes of the storage block, the terminating NUL's byte included, as in
+//! 1.4: `mcm_buf_new()`'s 4096-byte block holds up to 4095 bytes of contents, an append grows the
+//! block as soon as the contents and their NUL would no longer fit, and `mcm_buf_compact()` leaves
+//! `size == len + 1`. So every buffer this file creates or accepts keeps one invariant: `ptr` is
+//! either NULL (a structure zeroed by hand: no storage, empty, `size` 0) or a block of `size`
+//! bytes from the context's allocator, with `len < size`, `off <= len` and `ptr[len] == 0`.
+//! Programs that set fields by hand (`mcm_buf_len_set()`, ...) must keep it too.
+//!
+//! The structure and its storage both come from `mcMalloc`, as in 1.4 (spec §4.4 and §5.2 list
+//! buffers with the structures; `mcMallocAtomic` is for strings and values); growth and shrinking
+//! use `mcRealloc`, release `mcFree`. Neither of those two is ever given NULL: a buffer without
+//! storage gets its first block from `mcMalloc` (spec §5.2).
 //!
 //! Conventions shared by the whole family:
 //! - `ctxt` may be NULL: libc's `malloc`/`realloc`/`free` are then used. A buffer must always be
 //!   used with the context (or NULL) it was created with.
 //! - Any other NULL pointer argument makes the call return its failure value and change nothing.
-//! - `int` results are 1 for success and 0 for failure, except the comparisons.
-//! - Byte arguments (a `const char *` and a length, a C string, a source buffer) are only read
-//!   during the call and may point into the destination buffer itself.
+//! - `int` results are 1 for success and 0 for failure; the comparisons return 1 for "equal" (or
+//!   "ends with") and 0 otherwise, as in 1.4 (not memcmp's sign).
+//! - Byte arguments (a `const char *` and a length, a C string, a source buffer) are read as they
+//!   were when the call began and may point into the destination buffer itself.
 //! - A pointer into a buffer (`ptr`, `mcm_buf_find()`, `mcm_buf_tail()`, ...) is invalidated by
 //!   any call that writes to that buffer.
 
@@ -31,18 +41,14 @@ use super::types::*;
 /// The `flags` bit set once the read cursor `off` has been advanced (`MCM_BUF_OFF_USED`).
 pub const MCM_BUF_OFF_USED: c_char = 0x1;
 
-/// The capacity of `mcm_buf_new()` and the smallest capacity growth produces.
-const MIN_CAPACITY: usize = 32;
+/// The `size` of `mcm_buf_new()`: 1.4's `INIT_GET_BUF_SIZE` (declared in memcache.h).
+const INIT_GET_BUF_SIZE: usize = 4096;
 
 // ---- byte logic, no pointers ----
 
-/// memcmp order on the common prefix, then the shorter sorts first; -1, 0 or 1.
-fn compare(a: &[u8], b: &[u8]) -> c_int {
-    match a.cmp(b) {
-        Ordering::Less => -1,
-        Ordering::Equal => 0,
-        Ordering::Greater => 1,
-    }
+/// 1 if `a` and `b` hold the same bytes, else 0 (1.4's comparison result).
+fn equal(a: &[u8], b: &[u8]) -> c_int {
+    c_int::from(a == b)
 }
 
 /// 1 if `hay` ends with `suffix` (always for an empty suffix), else 0.
@@ -131,8 +137,8 @@ unsafe fn parts(buf: *const memcache_buf) -> (*const c_char, usize) {
 /// # Safety
 /// `buf` is non-NULL, satisfies the module invariant and is not modified during `'a`.
 unsafe fn used_bytes<'a>(buf: *const memcache_buf) -> &'a [u8] {
-    // SAFETY: buf is valid per the contract; by the invariant its storage holds len + 1 bytes,
-    // unmodified during 'a.
+    // SAFETY: buf is valid per the contract; by the invariant its storage holds size > len
+    // bytes, unmodified during 'a.
     unsafe {
         let (data, len) = parts(buf);
         caller_bytes(data, len)
@@ -151,11 +157,7 @@ unsafe fn source<'a>(dst: *const memcache_buf, data: *const c_char, len: usize) 
     let bytes = unsafe { caller_bytes(data, len) };
     // SAFETY: dst is a live buffer per the contract; two fields are copied out.
     let (storage, size) = unsafe { ((*dst).ptr, (*dst).size) };
-    let storage_len = if storage.is_null() {
-        0
-    } else {
-        size.saturating_add(1)
-    };
+    let storage_len = if storage.is_null() { 0 } else { size };
     let at = bytes.as_ptr() as usize;
     let inside = overlaps(at, bytes.len(), storage as usize, storage_len)
         || overlaps(
@@ -206,15 +208,15 @@ impl<'a> BufMut<'a> {
         if self.buf.ptr.is_null() || self.buf.len == 0 {
             return &mut [];
         }
-        // SAFETY: by the invariant the storage holds len + 1 bytes; &mut self makes the access
-        // exclusive while the slice lives.
+        // SAFETY: by the invariant the storage holds size > len bytes, all initialised; &mut self
+        // makes the access exclusive while the slice lives.
         unsafe { slice::from_raw_parts_mut(self.buf.ptr as *mut u8, self.buf.len) }
     }
 
     /// Writes the NUL at `ptr[len]`.
     fn terminate(&mut self) {
         if !self.buf.ptr.is_null() {
-            // SAFETY: the storage holds size + 1 >= len + 1 bytes.
+            // SAFETY: the storage holds size > len bytes.
             unsafe { *self.buf.ptr.add(self.buf.len) = 0 };
         }
     }
@@ -224,46 +226,66 @@ impl<'a> BufMut<'a> {
         self.buf.flags &= !MCM_BUF_OFF_USED;
     }
 
-    /// Sets the capacity to exactly `max(cap, len)`, allocating storage if there is none.
-    fn set_capacity(&mut self, cap: usize) -> bool {
-        let cap = cap.max(self.buf.len);
-        let Some(total) = cap.checked_add(1) else {
-            return false;
+    /// 1.4's `mcm_buf_realloc()`: makes the block `n` bytes (NUL included). `n == 0` and
+    /// `n == size` change nothing; a buffer without storage gets `mcMalloc(n)`; a larger `n`
+    /// grows the block to `max(n, 2 * size)` (so n appends cost O(log n) reallocations); a
+    /// smaller one shrinks it to exactly `n`, dropping the contents that no longer fit with their
+    /// NUL (1.4 left `len` past the block).
+    fn realloc(&mut self, n: usize) -> bool {
+        if n == 0 {
+            return true;
+        }
+        if self.buf.ptr.is_null() {
+            // A first allocation: never realloc(NULL), which host allocators crash on (§5.2).
+            let block = self.alloc.block(n) as *mut c_char;
+            if block.is_null() {
+                return false;
+            }
+            self.buf.ptr = block;
+            self.buf.size = n;
+            self.terminate(); // len is 0: the block is an empty string
+            return true;
+        }
+        let size = self.buf.size;
+        let target = match n.cmp(&size) {
+            Ordering::Equal => return true,
+            Ordering::Greater => n.max(size.saturating_mul(2)),
+            Ordering::Less => n,
         };
-        let block = if self.buf.ptr.is_null() {
-            self.alloc.bytes(total)
-        } else {
-            self.alloc.realloc(self.buf.ptr as *mut c_void, total) as *mut u8
-        };
+        let block = self.alloc.realloc(self.buf.ptr as *mut c_void, target) as *mut c_char;
         if block.is_null() {
             return false;
         }
-        self.buf.ptr = block as *mut c_char;
-        self.buf.size = cap;
-        self.terminate();
+        self.buf.ptr = block;
+        self.buf.size = target;
+        if self.buf.len >= target {
+            self.buf.len = target - 1;
+            self.buf.off = self.buf.off.min(self.buf.len);
+            self.terminate();
+        }
         true
     }
 
-    /// Makes the capacity at least `needed`, doubling it (and at least `MIN_CAPACITY`), so that
-    /// n appends cost O(log n) reallocations; also gives a buffer without storage its storage.
-    fn reserve(&mut self, needed: usize) -> bool {
-        if !self.buf.ptr.is_null() && needed <= self.buf.size {
+    /// 1.4's append: nothing to do for no bytes; otherwise, when the contents and their NUL would
+    /// not fit, first `realloc(len + src.len() + 1)`. `src` must not lie inside this buffer (see
+    /// [`source`]).
+    fn append(&mut self, src: &[u8]) -> bool {
+        if src.is_empty() {
             return true;
         }
-        let doubled = self.buf.size.saturating_mul(2);
-        self.set_capacity(needed.max(doubled).max(MIN_CAPACITY))
-    }
-
-    /// `src` must not lie inside this buffer (see [`source`]).
-    fn append(&mut self, src: &[u8]) -> bool {
         let Some(needed) = self.buf.len.checked_add(src.len()) else {
             return false;
         };
-        if !self.reserve(needed) {
-            return false;
+        if needed >= self.buf.size {
+            let Some(total) = needed.checked_add(1) else {
+                return false;
+            };
+            if !self.realloc(total) {
+                return false;
+            }
         }
-        // SAFETY: reserve left at least len + src.len() bytes of storage (plus the NUL's), and
-        // src does not overlap it: source() copies bytes that would.
+        // SAFETY: the storage now holds size > needed bytes, so [len, needed) and the NUL at
+        // needed are inside it, and src does not overlap it: source() copies bytes that would.
         unsafe {
             let tail = (self.buf.ptr as *mut u8).add(self.buf.len);
             ptr::copy_nonoverlapping(src.as_ptr(), tail, src.len());
@@ -273,19 +295,60 @@ impl<'a> BufMut<'a> {
         true
     }
 
-    /// Replaces the contents with `src` (which must not lie inside this buffer) and rewinds.
-    fn assign(&mut self, src: &[u8]) -> bool {
-        // Room first, so that a failure leaves the old contents.
-        if !self.reserve(src.len()) {
-            return false;
-        }
-        self.buf.len = 0;
+    /// 1.4's reset: the cursor rewound (`MCM_BUF_OFF_USED` cleared, other flags kept), no
+    /// contents, `ptr[0]` NUL; the block is kept.
+    fn reset(&mut self) {
         self.rewind();
+        self.buf.len = 0;
+        self.terminate();
+    }
+
+    /// 1.4's replace: reset, then append. The growth that append makes on the emptied buffer
+    /// (the same `size`, so the same figures) comes first, so that a failure leaves the old
+    /// contents. `src` must not lie inside this buffer (see [`source`]).
+    fn replace(&mut self, src: &[u8]) -> bool {
+        if !src.is_empty() && src.len() >= self.buf.size {
+            let Some(total) = src.len().checked_add(1) else {
+                return false;
+            };
+            if !self.realloc(total) {
+                return false;
+            }
+        }
+        self.reset();
         self.append(src)
     }
 
-    /// Drops the bytes before the cursor and rewinds it.
-    fn compact(&mut self) {
+    /// 1.4's compact: `realloc(len + 1)`, the block fitted to the contents and their NUL. The
+    /// cursor and the contents are kept.
+    fn compact(&mut self) -> bool {
+        // len < size, so len + 1 cannot overflow for a buffer that keeps the invariant.
+        self.buf.len.checked_add(1).is_some_and(|n| self.realloc(n))
+    }
+
+    /// 1.4's resize: `realloc(n + 1)`, then `len = n`. Bytes that lengthening exposes are zeroed
+    /// (1.4 left whatever the block held); a cursor past the new end moves back to it.
+    fn resize(&mut self, n: usize) -> bool {
+        let Some(total) = n.checked_add(1) else {
+            return false;
+        };
+        if !self.realloc(total) {
+            return false;
+        }
+        let old = self.buf.len;
+        if n > old {
+            // SAFETY: realloc(n + 1) left a block of at least n + 1 bytes, so [old, n) is inside
+            // it; &mut self makes the write exclusive.
+            unsafe { ptr::write_bytes(self.buf.ptr.add(old), 0, n - old) };
+        }
+        self.buf.len = n;
+        self.buf.off = self.buf.off.min(n);
+        self.terminate();
+        true
+    }
+
+    /// Drops the bytes before the cursor and rewinds it; the block is kept.
+    fn drop_consumed(&mut self) {
         let off = self.buf.off.min(self.buf.len);
         if off > 0 {
             self.used_mut().copy_within(off.., 0);
@@ -303,37 +366,37 @@ impl<'a> BufMut<'a> {
         }
     }
 
-    fn reset(&mut self) {
-        self.buf.len = 0;
-        self.buf.off = 0;
-        self.buf.flags = 0;
-        self.terminate();
+    /// The storage, allocating a 1-byte block (just the NUL) for a buffer that has none; NULL if
+    /// that fails.
+    fn storage(&mut self) -> *mut c_char {
+        if self.buf.ptr.is_null() && !self.realloc(1) {
+            return ptr::null_mut();
+        }
+        self.buf.ptr
     }
 
-    /// The storage, allocating it for a buffer that has none; NULL if that fails.
-    fn storage(&mut self) -> *mut c_char {
-        if self.reserve(self.buf.len) {
-            self.buf.ptr
-        } else {
-            ptr::null_mut()
-        }
+    /// Whether there is no room for one more byte besides the NUL.
+    fn is_full(&self) -> bool {
+        self.buf.len.saturating_add(1) >= self.buf.size
     }
 
     /// One read(2) into the free space. A full buffer first drops the bytes its cursor has
     /// consumed (when `MCM_BUF_OFF_USED` is set), then grows if it is still full.
     fn read_from(&mut self, fd: c_int) -> usize {
-        if self.buf.len >= self.buf.size && self.buf.flags & MCM_BUF_OFF_USED != 0 {
-            self.compact();
+        if self.is_full() && self.buf.flags & MCM_BUF_OFF_USED != 0 {
+            self.drop_consumed();
         }
-        let Some(needed) = self.buf.len.checked_add(1) else {
-            return 0;
-        };
-        if !self.reserve(needed) {
-            return 0;
+        if self.is_full() {
+            let Some(n) = self.buf.len.checked_add(2) else {
+                return 0;
+            };
+            if !self.realloc(n) {
+                return 0;
+            }
         }
-        let spare = self.buf.size - self.buf.len;
-        // SAFETY: the storage holds size + 1 bytes, so the spare bytes [len, size) are ours to
-        // write, and read(2) writes at most `spare` of them.
+        let spare = self.buf.size - self.buf.len - 1;
+        // SAFETY: the storage holds size bytes, so the spare bytes [len, size - 1) are ours to
+        // write (the last one stays for the NUL), and read(2) writes at most `spare` of them.
         let got = unsafe {
             let tail = self.buf.ptr.add(self.buf.len) as *mut c_void;
             libc::read(fd, tail, spare)
@@ -348,9 +411,9 @@ impl<'a> BufMut<'a> {
     }
 }
 
-/// A new buffer holding `content`, with capacity `max(capacity, content.len())`; NULL when the
-/// allocator fails.
-fn create(alloc: &Alloc, content: &[u8], capacity: usize) -> *mut memcache_buf {
+/// 1.4's `mcm_buf_new()` then append of `content`: a buffer of `INIT_GET_BUF_SIZE` bytes, more if
+/// `content` and its NUL do not fit; NULL when the allocator fails.
+fn create(alloc: &Alloc, content: &[u8]) -> *mut memcache_buf {
     let raw: *mut memcache_buf = alloc.new_zeroed();
     if raw.is_null() {
         return ptr::null_mut();
@@ -358,7 +421,7 @@ fn create(alloc: &Alloc, content: &[u8], capacity: usize) -> *mut memcache_buf {
     // SAFETY: raw is a fresh zeroed structure from alloc (no storage, so the invariant holds)
     // that nothing else can reach yet; content is a separate slice.
     let mut buf = unsafe { BufMut::new(alloc, raw) };
-    if buf.set_capacity(capacity) && buf.append(content) {
+    if buf.realloc(INIT_GET_BUF_SIZE) && buf.append(content) {
         return raw;
     }
     // SAFETY: raw came from alloc and is not returned.
@@ -402,7 +465,7 @@ unsafe fn write(
     let mut dst = unsafe { BufMut::new(&alloc, buf) };
     let done = match how {
         Write::Append => dst.append(&src),
-        Write::Replace => dst.assign(&src),
+        Write::Replace => dst.replace(&src),
     };
     c_int::from(done)
 }
@@ -435,7 +498,7 @@ unsafe fn find_replace_in(
         let out = replace_all(used_bytes(buf), pat, used_bytes(rep));
         (Alloc::of(ctxt), out)
     };
-    create(&alloc, &out, out.len())
+    create(&alloc, &out)
 }
 
 /// Runs `f` on `buf` with its context's allocator.
@@ -457,7 +520,9 @@ unsafe fn with_buf<T>(
 
 // ---- creation and release ----
 
-/// Creates an empty buffer with room for 32 bytes.
+/// Creates an empty buffer: `len` 0, `size` `INIT_GET_BUF_SIZE` (4096 bytes, the terminating NUL
+/// included, so 4095 bytes of contents fit before it grows), `ptr[0]` NUL, `off` and `flags` 0.
+/// The structure and its storage come from the context's `mcMalloc`.
 ///
 /// Returns the buffer, or NULL when the allocator fails. Caller owns the returned buffer; release
 /// it with mcm_buf_free().
@@ -469,12 +534,13 @@ pub unsafe extern "C" fn mcm_buf_new(ctxt: *mut memcache_ctxt) -> *mut memcache_
     ffi_body!(ptr::null_mut(), {
         // SAFETY: ctxt is NULL or live per the contract.
         let alloc = unsafe { Alloc::of(ctxt) };
-        create(&alloc, &[], MIN_CAPACITY)
+        create(&alloc, &[])
     })
 }
 
-/// Creates a buffer holding a copy of the `len` bytes at `data` (which may include NULs), with
-/// capacity `len`.
+/// Creates a buffer holding a copy of the `len` bytes at `data` (which may include NULs): as
+/// mcm_buf_new() then mcm_buf_append(), so `size` is 4096 unless the bytes and their NUL need
+/// more (then `max(len + 1, 8192)`).
 ///
 /// Returns the buffer, or NULL when `data` is NULL or the allocator fails. Caller owns the
 /// returned buffer; release it with mcm_buf_free().
@@ -491,12 +557,12 @@ pub unsafe extern "C" fn mcm_buf_new2(
         check_null!(ptr::null_mut(); data);
         // SAFETY: ctxt is NULL or live; data is non-NULL and readable for len bytes.
         let (alloc, bytes) = unsafe { (Alloc::of(ctxt), caller_bytes(data, len as usize)) };
-        create(&alloc, bytes, bytes.len())
+        create(&alloc, bytes)
     })
 }
 
-/// Creates a buffer holding a copy of the C string `cstr` (without its NUL), with capacity
-/// `strlen(cstr)`.
+/// Creates a buffer holding a copy of the C string `cstr` (without its NUL), as mcm_buf_new2()
+/// with `strlen(cstr)`.
 ///
 /// Returns the buffer, or NULL when `cstr` is NULL or the allocator fails. Caller owns the
 /// returned buffer; release it with mcm_buf_free().
@@ -512,12 +578,12 @@ pub unsafe extern "C" fn mcm_buf_new3(
         check_null!(ptr::null_mut(); cstr);
         // SAFETY: ctxt is NULL or live; cstr is a non-NULL C string.
         let (alloc, bytes) = unsafe { (Alloc::of(ctxt), cstr_bytes(cstr)) };
-        create(&alloc, bytes, bytes.len())
+        create(&alloc, bytes)
     })
 }
 
-/// Creates a buffer with the same contents, read cursor and flags as `buf`, with capacity
-/// `buf->len`.
+/// Creates a buffer holding a copy of the used bytes of `buf`: mcm_buf_new2() of them, so the
+/// copy's `size` follows mcm_buf_new2() (not `buf`'s) and its `off` and `flags` are 0.
 ///
 /// Returns the copy, or NULL when `buf` is NULL or the allocator fails. Caller owns the returned
 /// buffer; release it with mcm_buf_free().
@@ -531,18 +597,10 @@ pub unsafe extern "C" fn mcm_buf_copy(
 ) -> *mut memcache_buf {
     ffi_body!(ptr::null_mut(), {
         check_null!(ptr::null_mut(); buf);
-        // SAFETY: ctxt is NULL or live; buf is a live buffer, only read here, and the copy is a
-        // fresh structure no one else can reach.
-        unsafe {
-            let alloc = Alloc::of(ctxt);
-            let bytes = used_bytes(buf);
-            let copy = create(&alloc, bytes, bytes.len());
-            if !copy.is_null() {
-                (*copy).off = (*buf).off.min(bytes.len());
-                (*copy).flags = (*buf).flags;
-            }
-            copy
-        }
+        // SAFETY: ctxt is NULL or live; buf is a live buffer, only read while the copy, a fresh
+        // block, is filled.
+        let (alloc, bytes) = unsafe { (Alloc::of(ctxt), used_bytes(buf)) };
+        create(&alloc, bytes)
     })
 }
 
@@ -575,8 +633,10 @@ pub unsafe extern "C" fn mcm_buf_free(
 
 // ---- appending ----
 
-/// Appends the `len` bytes at `data` to `buf`, growing its storage by doubling as needed; the
-/// contents stay NUL-terminated and the read cursor is kept.
+/// Appends the `len` bytes at `data` to `buf`; the contents stay NUL-terminated and the read
+/// cursor is kept. Appending 0 bytes changes nothing. When the contents and their NUL would not
+/// fit in `size` bytes, the storage first grows as mcm_buf_realloc() with `len + n + 1`, i.e. to
+/// `max(len + n + 1, 2 * size)`.
 ///
 /// Returns 1 on success, 0 when `buf` or `data` is NULL or the storage cannot grow (`buf` is then
 /// unchanged). Borrowed: `data` is only read, and may point into `buf`.
@@ -645,7 +705,8 @@ pub unsafe extern "C" fn mcm_buf_append_buf(
     })
 }
 
-/// Appends the byte `c` (which may be NUL) to `buf`, as mcm_buf_append().
+/// Appends the byte `c` (which may be NUL) to `buf`, as mcm_buf_append(): the buffer stays
+/// NUL-terminated after the new byte.
 ///
 /// Returns 1 on success, 0 when `buf` is NULL or the storage cannot grow.
 ///
@@ -666,11 +727,13 @@ pub unsafe extern "C" fn mcm_buf_append_char(
 
 // ---- replacing ----
 
-/// Sets the contents of `buf` to the `len` bytes at `data` and rewinds the read cursor (`off` 0,
-/// `MCM_BUF_OFF_USED` cleared); grows the storage if needed, never shrinks it.
+/// Sets the contents of `buf` to the `len` bytes at `data`: mcm_buf_reset() then
+/// mcm_buf_append(), so the read cursor is rewound (`off` 0, `MCM_BUF_OFF_USED` cleared) and the
+/// storage grows as an append to an empty buffer would, never shrinks.
 ///
 /// Returns 1 on success, 0 when `buf` or `data` is NULL or the storage cannot grow (`buf` is then
-/// unchanged). Borrowed: `data` is only read, and may point into `buf`.
+/// unchanged). Borrowed: `data` is only read, and may point into `buf` (it is read as it was
+/// before the reset).
 ///
 /// # Safety
 /// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer; `data`
@@ -739,11 +802,11 @@ pub unsafe extern "C" fn mcm_buf_replace_buf(
 
 // ---- comparing ----
 
-/// Compares the used bytes of `buf` with the `len` bytes at `data`: memcmp order on the common
-/// prefix, then the shorter sorts first.
+/// Tells whether the used bytes of `buf` equal the `len` bytes at `data` (1.4's convention, not
+/// memcmp's sign).
 ///
-/// Returns -1, 0 or 1 as `buf` sorts before, equal to or after `data`; -1 when `buf` or `data` is
-/// NULL (a NULL argument never compares equal).
+/// Returns 1 when they are equal, or when `data` is `buf->ptr` whatever `len` says; 0 when they
+/// differ (lengths first, then bytes) or when `buf` or `data` is NULL.
 ///
 /// # Safety
 /// `buf` is NULL or a live buffer; `data` is NULL or readable for `len` bytes.
@@ -754,17 +817,28 @@ pub unsafe extern "C" fn mcm_buf_cmp(
     data: *const c_char,
     len: size_t,
 ) -> c_int {
-    ffi_body!(-1, {
-        check_null!(-1; buf, data);
-        // SAFETY: buf is a live buffer; data is readable for len bytes; both only read.
-        unsafe { compare(used_bytes(buf), caller_bytes(data, len)) }
+    ffi_body!(0, {
+        check_null!(0; buf, data);
+        // SAFETY: buf is a live buffer, only read; data is readable for len bytes, and viewed only
+        // once the identity and the lengths have been checked.
+        unsafe {
+            if ptr::eq((*buf).ptr, data) {
+                return 1;
+            }
+            let bytes = used_bytes(buf);
+            if bytes.len() != len {
+                return 0;
+            }
+            equal(bytes, caller_bytes(data, len))
+        }
     })
 }
 
-/// Compares the used bytes of `buf` with the C string `cstr` (without its NUL), as
-/// mcm_buf_cmp().
+/// Tells whether the used bytes of `buf` equal the C string `cstr` (without its NUL), as
+/// mcm_buf_cmp() with `strlen(cstr)`.
 ///
-/// Returns -1, 0 or 1; -1 when `buf` or `cstr` is NULL.
+/// Returns 1 when equal (or `cstr` is `buf->ptr`), 0 when different or when `buf` or `cstr` is
+/// NULL.
 ///
 /// # Safety
 /// `buf` is NULL or a live buffer; `cstr` is NULL or a C string.
@@ -774,16 +848,22 @@ pub unsafe extern "C" fn mcm_buf_cmp2(
     buf: *const memcache_buf,
     cstr: *const c_char,
 ) -> c_int {
-    ffi_body!(-1, {
-        check_null!(-1; buf, cstr);
+    ffi_body!(0, {
+        check_null!(0; buf, cstr);
         // SAFETY: buf is a live buffer; cstr is a C string; both only read.
-        unsafe { compare(used_bytes(buf), cstr_bytes(cstr)) }
+        unsafe {
+            if ptr::eq((*buf).ptr, cstr) {
+                return 1;
+            }
+            equal(used_bytes(buf), cstr_bytes(cstr))
+        }
     })
 }
 
-/// Compares the used bytes of `a` and `b`, as mcm_buf_cmp().
+/// Tells whether the used bytes of `a` and `b` are equal, as mcm_buf_cmp().
 ///
-/// Returns -1, 0 or 1; -1 when `a` or `b` is NULL.
+/// Returns 1 when equal (always when `a` and `b` are the same buffer), 0 when different or when
+/// `a` or `b` is NULL.
 ///
 /// # Safety
 /// `a` and `b` are NULL or live buffers.
@@ -793,16 +873,21 @@ pub unsafe extern "C" fn mcm_buf_cmp_buf(
     a: *const memcache_buf,
     b: *const memcache_buf,
 ) -> c_int {
-    ffi_body!(-1, {
-        check_null!(-1; a, b);
+    ffi_body!(0, {
+        check_null!(0; a, b);
+        if ptr::eq(a, b) {
+            return 1;
+        }
         // SAFETY: a and b are live buffers, only read.
-        unsafe { compare(used_bytes(a), used_bytes(b)) }
+        unsafe { equal(used_bytes(a), used_bytes(b)) }
     })
 }
 
-/// Tells whether the used bytes of `buf` end with the `len` bytes at `data`.
+/// Tells whether the used bytes of `buf` end with the `len` bytes at `data`, with the 1/0
+/// convention of mcm_buf_cmp().
 ///
-/// Returns 1 if they do (always for `len` 0), 0 if not or when `buf` or `data` is NULL.
+/// Returns 1 if they do (always for `len` 0), 0 if not (`len` longer than the contents, or
+/// different bytes) or when `buf` or `data` is NULL.
 ///
 /// # Safety
 /// `buf` is NULL or a live buffer; `data` is NULL or readable for `len` bytes.
@@ -990,7 +1075,8 @@ pub unsafe extern "C" fn mcm_buf_len(_ctxt: *const memcache_ctxt, buf: *const me
     })
 }
 
-/// The free space of `buf`: how many bytes can be added before it must grow.
+/// The free space of `buf`, as 1.4 counted it: `size` includes the byte the terminating NUL
+/// occupies, so `remain - 1` more bytes can be appended before the storage must grow.
 ///
 /// Returns `buf->size - buf->len`, or 0 when `buf` is NULL.
 ///
@@ -1046,10 +1132,11 @@ pub unsafe extern "C" fn mcm_buf_eat_line(ctxt: *mut memcache_ctxt, buf: *mut me
     })
 }
 
-/// Drops the bytes before the read cursor: the rest moves to the front, `off` becomes 0 and
-/// `MCM_BUF_OFF_USED` is cleared. The capacity is kept.
+/// Fits the storage of `buf` to its contents: mcm_buf_realloc() with `len + 1`, so `size`
+/// becomes `len + 1` (a buffer of length 1 ends with `size` 2). The contents, `off` and `flags`
+/// are kept.
 ///
-/// Returns 1, or 0 when `buf` is NULL.
+/// Returns 1 on success, 0 when `buf` is NULL or the allocator fails (`buf` is then unchanged).
 ///
 /// # Safety
 /// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
@@ -1061,13 +1148,13 @@ pub unsafe extern "C" fn mcm_buf_compact(
     ffi_body!(0, {
         check_null!(0; buf);
         // SAFETY: buf is a live buffer of ctxt, ours for the call.
-        unsafe { with_buf(ctxt, buf, |b| b.compact()) };
-        1
+        let done = unsafe { with_buf(ctxt, buf, |b| b.compact()) };
+        c_int::from(done)
     })
 }
 
-/// Empties `buf`: `len` and `off` become 0, `flags` is cleared and `ptr[0]` is NUL. The capacity
-/// is kept.
+/// Empties `buf`: `off` becomes 0, the `MCM_BUF_OFF_USED` flag is cleared (other `flags` bits
+/// are kept), `len` becomes 0 and `ptr[0]` NUL. The storage and `size` are kept.
 ///
 /// Returns 1, or 0 when `buf` is NULL.
 ///
@@ -1083,9 +1170,10 @@ pub unsafe extern "C" fn mcm_buf_reset(ctxt: *mut memcache_ctxt, buf: *mut memca
     })
 }
 
-/// Calls read(2) once on `fd`, appending what it returns to `buf`. A full buffer first drops the
-/// bytes before the read cursor (when `MCM_BUF_OFF_USED` is set, as mcm_buf_compact()), then
-/// grows by doubling if it is still full.
+/// Calls read(2) once on `fd`, appending what it returns to `buf` (at most `remain - 1` bytes:
+/// the NUL keeps its byte). A full buffer first drops the bytes before the read cursor (when
+/// `MCM_BUF_OFF_USED` is set: the rest moves to the front and the cursor is rewound), then grows
+/// by doubling if it is still full.
 ///
 /// Returns the number of bytes read; 0 on end of file, on a read(2) error (`errno` is left as
 /// read(2) set it), when `buf` is NULL or when the storage cannot grow.
@@ -1105,10 +1193,17 @@ pub unsafe extern "C" fn mcm_buf_read(
     })
 }
 
-/// Sets the capacity of `buf` to exactly `size` bytes (never below `buf->len`, which is kept),
-/// growing or shrinking its storage; the contents stay NUL-terminated.
+/// Sets the storage of `buf` to `size` bytes (the terminating NUL's byte included), as 1.4 did:
+/// - `size` 0, or equal to `buf->size`: nothing changes;
+/// - a buffer without storage (`buf->size` 0): a block from the context's `mcMalloc(size)`;
+/// - larger than `buf->size`: grows with `mcRealloc` to `max(size, 2 * buf->size)`;
+/// - smaller: shrinks with `mcRealloc` to exactly `size`. Contents that no longer fit with their
+///   NUL are dropped (`len` becomes `size - 1`, `off` at most that).
 ///
-/// Returns 1 on success, 0 when `buf` is NULL or the allocator fails (`buf` is then unchanged).
+/// The contents stay NUL-terminated.
+///
+/// Returns 1 on success (including the cases that change nothing), 0 when `buf` is NULL or the
+/// allocator fails (`buf` is then unchanged).
 ///
 /// # Safety
 /// `ctxt` is NULL or the context `buf` was created with; `buf` is NULL or a live buffer.
@@ -1121,13 +1216,15 @@ pub unsafe extern "C" fn mcm_buf_realloc(
     ffi_body!(0, {
         check_null!(0; buf);
         // SAFETY: buf is a live buffer of ctxt, ours for the call.
-        let done = unsafe { with_buf(ctxt, buf, |b| b.set_capacity(size as usize)) };
+        let done = unsafe { with_buf(ctxt, buf, |b| b.realloc(size as usize)) };
         c_int::from(done)
     })
 }
 
-/// Makes the capacity of `buf` at least `size` bytes, growing its storage to exactly `size` if it
-/// is smaller; never shrinks.
+/// Sets the length of `buf` to `size`: mcm_buf_realloc() with `size + 1`, then `len = size`, so
+/// the logical length shortens or lengthens (a 4-byte buffer resized to 2 has `len` 2 and `size`
+/// 3). Bytes that lengthening exposes are zeroed, `ptr[size]` is NUL, and a read cursor past the
+/// new end moves back to it.
 ///
 /// Returns 1 on success, 0 when `buf` is NULL or the allocator fails (`buf` is then unchanged).
 ///
@@ -1141,13 +1238,8 @@ pub unsafe extern "C" fn mcm_buf_resize(
 ) -> c_int {
     ffi_body!(0, {
         check_null!(0; buf);
-        let size = size as usize;
         // SAFETY: buf is a live buffer of ctxt, ours for the call.
-        let done = unsafe {
-            with_buf(ctxt, buf, |b| {
-                (!b.buf.ptr.is_null() && b.buf.size >= size) || b.set_capacity(size)
-            })
-        };
+        let done = unsafe { with_buf(ctxt, buf, |b| b.resize(size as usize)) };
         c_int::from(done)
     })
 }
@@ -1155,7 +1247,7 @@ pub unsafe extern "C" fn mcm_buf_resize(
 // ---- access ----
 
 /// The NUL that ends the contents of `buf`: `buf->ptr + buf->len`, where the next bytes go.
-/// A buffer without storage is given some first.
+/// A buffer without storage is first given a 1-byte block (just the NUL) from `mcMalloc`.
 ///
 /// Returns that pointer, or NULL when `buf` is NULL or the allocator fails. Borrowed: points into
 /// `buf`, valid until `buf` is next written or freed.
@@ -1184,7 +1276,7 @@ pub unsafe extern "C" fn mcm_buf_tail(
 }
 
 /// The contents of `buf` as a NUL-terminated string (`buf->ptr`; it may hold earlier NULs).
-/// A buffer without storage is given some first.
+/// A buffer without storage is first given a 1-byte block (just the NUL) from `mcMalloc`.
 ///
 /// Returns `buf->ptr`, or NULL when `buf` is NULL or the allocator fails. Borrowed: points into
 /// `buf`, valid until `buf` is next written or freed.
@@ -1230,17 +1322,17 @@ mod tests {
 
     const LIBC: *mut memcache_ctxt = ptr::null_mut();
 
-    /// The used bytes of `b`, after checking the invariant: storage present, `len <= size`,
-    /// `off <= len` and the NUL at `ptr[len]`.
+    /// The used bytes of `b`, after checking the invariant: storage present, `len < size` (the
+    /// NUL's byte is part of `size`), `off <= len` and the NUL at `ptr[len]`.
     ///
     /// # Safety
     /// `b` is a live buffer.
     unsafe fn contents(b: *const memcache_buf) -> Vec<u8> {
-        // SAFETY: b is a live buffer per the contract; its storage holds size + 1 bytes.
+        // SAFETY: b is a live buffer per the contract; its storage holds size > len bytes.
         unsafe {
             let r = &*b;
             assert!(!r.ptr.is_null(), "no storage");
-            assert!(r.len <= r.size, "len {} > size {}", r.len, r.size);
+            assert!(r.len < r.size, "len {} >= size {}", r.len, r.size);
             assert!(r.off <= r.len, "off {} > len {}", r.off, r.len);
             assert_eq!(*r.ptr.add(r.len), 0, "not NUL-terminated");
             slice::from_raw_parts(r.ptr as *const u8, r.len).to_vec()
@@ -1259,12 +1351,14 @@ mod tests {
 
     #[test]
     fn byte_logic() {
-        assert_eq!(compare(b"abc", b"abc"), 0);
-        assert_eq!(compare(b"abc", b"abd"), -1);
-        assert_eq!(compare(b"abd", b"abc"), 1);
-        assert_eq!(compare(b"ab", b"abc"), -1);
-        assert_eq!(compare(b"abc", b"ab"), 1);
-        assert_eq!(compare(b"", b""), 0);
+        assert_eq!(equal(b"abc", b"abc"), 1);
+        assert_eq!(equal(b"abc", b"abd"), 0);
+        assert_eq!(equal(b"ab", b"abc"), 0);
+        assert_eq!(equal(b"abc", b"ab"), 0);
+        assert_eq!(equal(b"", b""), 1);
+        assert_eq!(ends_with(b"abc", b"bc"), 1);
+        assert_eq!(ends_with(b"abc", b""), 1);
+        assert_eq!(ends_with(b"bc", b"abc"), 0);
         assert_eq!(find(b"hello", b"ll"), Some(2));
         assert_eq!(find(b"hello", b""), Some(0));
         assert_eq!(find(b"", b"x"), None);
@@ -1289,7 +1383,7 @@ mod tests {
             let b = mcm_buf_new(LIBC);
             assert!(!b.is_null());
             assert_eq!(contents(b), b"");
-            assert_eq!((*b).size, MIN_CAPACITY);
+            assert_eq!((*b).size, INIT_GET_BUF_SIZE);
             let mut model = Vec::new();
             let mut sizes = vec![(*b).size];
             for i in 0..5000u32 {
@@ -1334,7 +1428,7 @@ mod tests {
         unsafe {
             let b2 = mcm_buf_new2(LIBC, b"a\0b".as_ptr().cast(), 3);
             assert_eq!(contents(b2), b"a\0b");
-            assert_eq!((*b2).size, 3);
+            assert_eq!((*b2).size, INIT_GET_BUF_SIZE);
             let b3 = mcm_buf_new3(LIBC, c"hello".as_ptr());
             assert_eq!(contents(b3), b"hello");
             let empty = mcm_buf_new2(LIBC, c"".as_ptr(), 0);
@@ -1344,10 +1438,13 @@ mod tests {
             assert_eq!((*b3).off, 0);
             assert_eq!(mcm_buf_append2(LIBC, b3, c"\nrest".as_ptr()), 1);
             mcm_buf_eat_line(LIBC, b3);
+            assert_eq!((*b3).off, 6);
+            // A copy is mcm_buf_new2() of the bytes: its own cursor and size.
+            assert_eq!(mcm_buf_compact(LIBC, b3), 1);
             let copy = mcm_buf_copy(LIBC, b3);
             assert_eq!(contents(copy), b"hello\nrest");
-            assert_eq!((*copy).off, 6);
-            assert_eq!((*copy).flags, MCM_BUF_OFF_USED);
+            assert_eq!(((*copy).off, (*copy).flags), (0, 0));
+            assert_eq!((*copy).size, INIT_GET_BUF_SIZE);
             assert_ne!((*copy).ptr, (*b3).ptr);
             // Independent storage.
             assert_eq!(mcm_buf_append_char(LIBC, copy, b'!' as c_char), 1);
@@ -1366,14 +1463,18 @@ mod tests {
             let b = mcm_buf_new3(LIBC, c"VALUE key 0 5\r\n".as_ptr());
             let same = mcm_buf_new3(LIBC, c"VALUE key 0 5\r\n".as_ptr());
             let suffix = mcm_buf_new3(LIBC, c"\r\n".as_ptr());
-            assert_eq!(mcm_buf_cmp(LIBC, b, c"VALUE key 0 5\r\n".as_ptr(), 15), 0);
-            assert_eq!(mcm_buf_cmp(LIBC, b, c"VALUE".as_ptr(), 5), 1);
-            assert_eq!(mcm_buf_cmp(LIBC, b, c"W".as_ptr(), 1), -1);
-            assert_eq!(mcm_buf_cmp2(LIBC, b, c"VALUE key 0 5\r\n".as_ptr()), 0);
-            assert_eq!(mcm_buf_cmp2(LIBC, b, c"VALUE key 0 5\r\nmore".as_ptr()), -1);
-            assert_eq!(mcm_buf_cmp_buf(LIBC, b, same), 0);
-            assert_eq!(mcm_buf_cmp_buf(LIBC, b, b), 0);
-            assert_eq!(mcm_buf_cmp_buf(LIBC, suffix, b), -1);
+            assert_eq!(mcm_buf_cmp(LIBC, b, c"VALUE key 0 5\r\n".as_ptr(), 15), 1);
+            assert_eq!(mcm_buf_cmp(LIBC, b, c"VALUE".as_ptr(), 5), 0);
+            assert_eq!(mcm_buf_cmp(LIBC, b, c"VALUE key 0 6\r\n".as_ptr(), 15), 0);
+            assert_eq!(mcm_buf_cmp(LIBC, b, c"W".as_ptr(), 1), 0);
+            // Its own storage is equal whatever the length says.
+            assert_eq!(mcm_buf_cmp(LIBC, b, (*b).ptr, 3), 1);
+            assert_eq!(mcm_buf_cmp2(LIBC, b, c"VALUE key 0 5\r\n".as_ptr()), 1);
+            assert_eq!(mcm_buf_cmp2(LIBC, b, c"VALUE key 0 5\r\nmore".as_ptr()), 0);
+            assert_eq!(mcm_buf_cmp2(LIBC, b, (*b).ptr), 1);
+            assert_eq!(mcm_buf_cmp_buf(LIBC, b, same), 1);
+            assert_eq!(mcm_buf_cmp_buf(LIBC, b, b), 1);
+            assert_eq!(mcm_buf_cmp_buf(LIBC, suffix, b), 0);
             assert_eq!(mcm_buf_end(LIBC, b, c"5\r\n".as_ptr(), 3), 1);
             assert_eq!(mcm_buf_end(LIBC, b, c"".as_ptr(), 0), 1);
             assert_eq!(mcm_buf_end(LIBC, b, c"5\r".as_ptr(), 2), 0);
@@ -1456,22 +1557,28 @@ mod tests {
             mcm_buf_eat_line(LIBC, b);
             assert_eq!((*b).off, 15);
             assert_eq!(contents(b), b"VALUE k 0 1\r\nx\nEND");
-            let size = (*b).size;
+            // Compacting fits the storage to the contents; the cursor stays.
+            assert_eq!((*b).size, INIT_GET_BUF_SIZE);
             assert_eq!(mcm_buf_compact(LIBC, b), 1);
-            assert_eq!(contents(b), b"END");
-            assert_eq!((*b).off, 0);
-            assert_eq!((*b).flags & MCM_BUF_OFF_USED, 0);
-            assert_eq!((*b).size, size);
+            assert_eq!(contents(b), b"VALUE k 0 1\r\nx\nEND");
+            assert_eq!((*b).size, 19);
+            assert_eq!(((*b).off, (*b).flags), (15, MCM_BUF_OFF_USED));
             assert_eq!(mcm_buf_remain_off(LIBC, b), 3);
+            assert_eq!(mcm_buf_remain(LIBC, b), 1);
+            // A compact buffer grows on the next append.
             assert_eq!(mcm_buf_append2(LIBC, b, c"\r\n".as_ptr()), 1);
+            assert_eq!((*b).size, 38);
             mcm_buf_eat_line(LIBC, b);
             assert_eq!(mcm_buf_remain_off(LIBC, b), 0);
             assert_eq!(mcm_buf_compact(LIBC, b), 1);
-            assert_eq!(contents(b), b"");
-            // Compacting at off 0 changes nothing.
+            assert_eq!((*b).size, 21);
+            // Compacting a compact buffer changes nothing.
             assert_eq!(mcm_buf_replace2(LIBC, b, c"abc".as_ptr()), 1);
             assert_eq!(mcm_buf_compact(LIBC, b), 1);
+            assert_eq!(((*b).size, (*b).off), (4, 0));
+            assert_eq!(mcm_buf_compact(LIBC, b), 1);
             assert_eq!(contents(b), b"abc");
+            assert_eq!((*b).size, 4);
             release(LIBC, b);
         }
     }
@@ -1526,25 +1633,49 @@ mod tests {
                 17
             );
 
+            // realloc: shrinks to exactly n, changes nothing for 0 or the current size, grows
+            // to max(n, 2 * size).
             assert_eq!(mcm_buf_realloc(LIBC, b, 1000), 1);
             assert_eq!((*b).size, 1000);
             assert_eq!(mcm_buf_remain(LIBC, b), 983);
-            assert_eq!(mcm_buf_realloc(LIBC, b, 2), 1); // never below len
-            assert_eq!((*b).size, 17);
+            assert_eq!(mcm_buf_realloc(LIBC, b, 0), 1);
+            assert_eq!(mcm_buf_realloc(LIBC, b, 1000), 1);
+            assert_eq!((*b).size, 1000);
+            assert_eq!(mcm_buf_realloc(LIBC, b, 1001), 1);
+            assert_eq!((*b).size, 2000);
+            assert_eq!(mcm_buf_realloc(LIBC, b, 5000), 1);
+            assert_eq!((*b).size, 5000);
+            assert_eq!(mcm_buf_realloc(LIBC, b, 18), 1); // exactly the contents and the NUL
+            assert_eq!((*b).size, 18);
+            assert_eq!(mcm_buf_remain(LIBC, b), 1);
             assert_eq!(contents(b), b"HELLO, WORLD! \xe9\x01Z");
+            // Shrinking below the contents drops what no longer fits with the NUL.
+            assert_eq!(mcm_buf_realloc(LIBC, b, 16), 1);
+            assert_eq!((*b).size, 16);
+            assert_eq!(contents(b), b"HELLO, WORLD! \xe9");
+            // resize: realloc(n + 1), then len = n, lengthening with zeroes.
             assert_eq!(mcm_buf_resize(LIBC, b, 100), 1);
-            assert_eq!((*b).size, 100);
-            assert_eq!(mcm_buf_resize(LIBC, b, 50), 1); // never shrinks
-            assert_eq!((*b).size, 100);
+            assert_eq!(((*b).len, (*b).size), (100, 101));
+            assert_eq!(
+                contents(b),
+                [b"HELLO, WORLD! \xe9".to_vec(), vec![0; 85]].concat()
+            );
+            assert_eq!(mcm_buf_resize(LIBC, b, 5), 1);
+            assert_eq!(((*b).len, (*b).size), (5, 6));
+            assert_eq!(contents(b), b"HELLO");
+            assert_eq!(mcm_buf_append2(LIBC, b, c", WORLD! \xe9\x01Z".as_ptr()), 1);
             assert_eq!(contents(b), b"HELLO, WORLD! \xe9\x01Z");
+            assert_eq!((*b).size, 18);
+            assert_eq!(mcm_buf_realloc(LIBC, b, 100), 1);
 
             mcm_buf_eat_line(LIBC, b);
             assert_eq!(mcm_buf_append2(LIBC, b, c"\nx".as_ptr()), 1);
             mcm_buf_eat_line(LIBC, b);
             assert_ne!((*b).off, 0);
+            (*b).flags |= 0x2; // a bit reset does not own
             assert_eq!(mcm_buf_reset(LIBC, b), 1);
             assert_eq!(contents(b), b"");
-            assert_eq!(((*b).off, (*b).flags, (*b).size), (0, 0, 100));
+            assert_eq!(((*b).off, (*b).flags, (*b).size), (0, 0x2, 100));
             assert_eq!(*(*b).ptr, 0);
             assert_eq!(mcm_buf_tail(LIBC, b), (*b).ptr);
             assert_eq!(mcm_buf_to_upper(LIBC, b), b);
@@ -1561,12 +1692,18 @@ mod tests {
             assert!(!b.is_null());
             assert_eq!(mcm_buf_len(LIBC, b), 0);
             assert!(mcm_buf_find(LIBC, b, c"x".as_ptr()).is_null());
-            assert_eq!(mcm_buf_cmp2(LIBC, b, c"".as_ptr()), 0);
+            assert_eq!(mcm_buf_cmp2(LIBC, b, c"".as_ptr()), 1);
+            assert_eq!(mcm_buf_cmp2(LIBC, b, c"x".as_ptr()), 0);
+            // Appending nothing needs no storage.
+            assert_eq!(mcm_buf_append(LIBC, b, c"".as_ptr(), 0), 1);
+            assert!((*b).ptr.is_null());
             let s = mcm_buf_to_cstr(LIBC, b);
             assert!(!s.is_null());
             assert_eq!(*s, 0);
+            assert_eq!((*b).size, 1);
             assert_eq!(mcm_buf_append2(LIBC, b, c"abc".as_ptr()), 1);
             assert_eq!(contents(b), b"abc");
+            assert_eq!((*b).size, 4);
             release(LIBC, b);
         }
     }
@@ -1585,8 +1722,10 @@ mod tests {
             );
             assert_eq!(libc::close(wr), 0);
 
-            // A full buffer (capacity == len) grows before reading.
+            // A full buffer (no byte free besides the NUL's) grows before reading.
             let b = mcm_buf_new2(LIBC, c"abc".as_ptr(), 3);
+            assert_eq!(mcm_buf_compact(LIBC, b), 1);
+            assert_eq!((*b).size, 4);
             let mut model = b"abc".to_vec();
             loop {
                 let before = (*b).len;
@@ -1611,9 +1750,10 @@ mod tests {
             assert_eq!(libc::write(wr, b"0123456789".as_ptr().cast(), 10), 10);
             let b = mcm_buf_new3(LIBC, c"done\nrest".as_ptr());
             mcm_buf_eat_line(LIBC, b);
+            assert_eq!(mcm_buf_compact(LIBC, b), 1);
             assert_eq!(mcm_buf_read(LIBC, b, rd), 5);
             assert_eq!(contents(b), b"rest01234");
-            assert_eq!(((*b).off, (*b).size), (0, 9));
+            assert_eq!(((*b).off, (*b).size), (0, 10));
             assert_eq!(libc::close(rd), 0);
             assert_eq!(libc::close(wr), 0);
             release(LIBC, b);
@@ -1647,10 +1787,12 @@ mod tests {
             assert_eq!(mcm_buf_replace2(LIBC, b, ns), 0);
             assert_eq!(mcm_buf_replace_buf(LIBC, b, nb), 0);
             assert_eq!(mcm_buf_replace_buf(LIBC, nb, b), 0);
-            assert_eq!(mcm_buf_cmp(LIBC, nb, s, 3), -1);
-            assert_eq!(mcm_buf_cmp(LIBC, b, ns, 0), -1);
-            assert_eq!(mcm_buf_cmp2(LIBC, b, ns), -1);
-            assert_eq!(mcm_buf_cmp_buf(LIBC, nb, nb), -1);
+            assert_eq!(mcm_buf_cmp(LIBC, nb, s, 3), 0);
+            assert_eq!(mcm_buf_cmp(LIBC, b, ns, 0), 0);
+            assert_eq!(mcm_buf_cmp2(LIBC, b, ns), 0);
+            assert_eq!(mcm_buf_cmp2(LIBC, nb, s), 0);
+            assert_eq!(mcm_buf_cmp_buf(LIBC, nb, nb), 0);
+            assert_eq!(mcm_buf_cmp_buf(LIBC, b, nb), 0);
             assert_eq!(mcm_buf_end(LIBC, nb, s, 0), 0);
             assert_eq!(mcm_buf_end2(LIBC, b, ns), 0);
             assert_eq!(mcm_buf_end_buf(LIBC, b, nb), 0);
@@ -1679,8 +1821,11 @@ mod tests {
     }
 
     static MALLOCS: AtomicUsize = AtomicUsize::new(0);
+    static ATOMICS: AtomicUsize = AtomicUsize::new(0);
     static REALLOCS: AtomicUsize = AtomicUsize::new(0);
     static FREES: AtomicUsize = AtomicUsize::new(0);
+    /// realloc(NULL) and free(NULL) calls, which host allocators crash on (spec §5.2).
+    static NULLS: AtomicUsize = AtomicUsize::new(0);
 
     unsafe extern "C" fn counting_malloc(n: size_t) -> *mut c_void {
         MALLOCS.fetch_add(1, SeqCst);
@@ -1688,14 +1833,26 @@ mod tests {
         unsafe { libc::malloc(n) }
     }
 
+    unsafe extern "C" fn counting_atomic(n: size_t) -> *mut c_void {
+        ATOMICS.fetch_add(1, SeqCst);
+        // SAFETY: plain malloc.
+        unsafe { libc::malloc(n) }
+    }
+
     unsafe extern "C" fn counting_realloc(p: *mut c_void, n: size_t) -> *mut c_void {
         REALLOCS.fetch_add(1, SeqCst);
+        if p.is_null() {
+            NULLS.fetch_add(1, SeqCst);
+        }
         // SAFETY: p came from counting_malloc/realloc, i.e. libc.
         unsafe { libc::realloc(p, n) }
     }
 
     unsafe extern "C" fn counting_free(p: *mut c_void) {
         FREES.fetch_add(1, SeqCst);
+        if p.is_null() {
+            NULLS.fetch_add(1, SeqCst);
+        }
         // SAFETY: p came from counting_malloc/realloc, i.e. libc.
         unsafe { libc::free(p) }
     }
@@ -1710,7 +1867,7 @@ mod tests {
         memcache_ctxt {
             mcFree: Some(counting_free),
             mcMalloc: Some(counting_malloc),
-            mcMallocAtomic: Some(counting_malloc),
+            mcMallocAtomic: Some(counting_atomic),
             mcRealloc: Some(realloc),
             mcErr: None,
             mcKeyValid: None,
@@ -1733,13 +1890,15 @@ mod tests {
         // SAFETY: c is a live context; every buffer here is created and freed with it.
         unsafe {
             let b = mcm_buf_new(c);
-            assert_eq!(MALLOCS.load(SeqCst), 2); // structure and storage
+            assert_eq!(MALLOCS.load(SeqCst), 2); // structure and storage, both from mcMalloc
             for _ in 0..100_000 {
                 assert_eq!(mcm_buf_append_char(c, b, b'a' as c_char), 1);
             }
+            // Doubling from 4096: 8192, 16384, 32768, 65536, 131072.
             let reallocs = REALLOCS.load(SeqCst);
-            assert!((1..=12).contains(&reallocs), "{reallocs} reallocations");
-            let copy = mcm_buf_copy(c, b);
+            assert_eq!(reallocs, 5, "{reallocs} reallocations");
+            assert_eq!((*b).size, 131_072);
+            let copy = mcm_buf_copy(c, b); // 4096 bytes, then one realloc to 100_001
             let pat = mcm_buf_new3(c, c"aa".as_ptr());
             let rep = mcm_buf_new2(c, c"b".as_ptr(), 1);
             let r = mcm_buf_find_replace(c, b, pat, rep);
@@ -1748,7 +1907,22 @@ mod tests {
                 release(c, x);
             }
             assert_eq!(MALLOCS.load(SeqCst), 10);
+            assert_eq!(ATOMICS.load(SeqCst), 0);
+            assert_eq!(REALLOCS.load(SeqCst), 7); // b's 5, the copy's, the result's
             assert_eq!(FREES.load(SeqCst), 10);
+            assert_eq!(NULLS.load(SeqCst), 0);
+            // A structure zeroed by hand gets its storage from mcMalloc, and frees no NULL.
+            let mut zeroed: *mut memcache_buf =
+                libc::calloc(1, mem::size_of::<memcache_buf>()).cast();
+            assert_eq!(mcm_buf_append2(c, zeroed, c"xyz".as_ptr()), 1);
+            assert_eq!(((*zeroed).len, (*zeroed).size), (3, 4));
+            assert_eq!((MALLOCS.load(SeqCst), REALLOCS.load(SeqCst)), (11, 7));
+            assert_eq!(mcm_buf_free(c, &mut zeroed), 1);
+            let mut bare: *mut memcache_buf =
+                libc::calloc(1, mem::size_of::<memcache_buf>()).cast();
+            assert_eq!(mcm_buf_free(c, &mut bare), 1);
+            assert_eq!(FREES.load(SeqCst), 13);
+            assert_eq!(NULLS.load(SeqCst), 0);
         }
     }
 
@@ -1762,17 +1936,28 @@ mod tests {
         // SAFETY: c is a live context whose realloc always fails; the buffer is created and
         // freed with it.
         unsafe {
-            let b = mcm_buf_new2(c, c"abc".as_ptr(), 3);
+            // Full: 4095 bytes and the NUL in mcm_buf_new()'s 4096.
+            let full = vec![b'a'; 4095];
+            let b = mcm_buf_new2(c, full.as_ptr().cast(), 4095);
+            assert_eq!((*b).size, INIT_GET_BUF_SIZE);
+            assert_eq!(mcm_buf_append2(c, b, c"\n".as_ptr()), 0);
             assert_eq!(mcm_buf_append(c, b, c"d".as_ptr(), 1), 0);
             assert_eq!(mcm_buf_append_char(c, b, b'd' as c_char), 0);
-            assert_eq!(mcm_buf_replace2(c, b, c"abcd".as_ptr()), 0);
+            let longer = [full.clone(), b"d".to_vec()].concat();
+            assert_eq!(mcm_buf_replace(c, b, longer.as_ptr().cast(), 4096), 0);
             assert_eq!(mcm_buf_realloc(c, b, 64), 0);
+            assert_eq!(mcm_buf_realloc(c, b, 4097), 0);
             assert_eq!(mcm_buf_resize(c, b, 64), 0);
-            assert_eq!(contents(b), b"abc");
-            assert_eq!((*b).size, 3);
-            // What fits needs no reallocation.
+            assert_eq!(mcm_buf_resize(c, b, 4096), 0);
+            assert_eq!(contents(b), full);
+            assert_eq!((*b).size, INIT_GET_BUF_SIZE);
+            // What needs no reallocation still works.
+            assert_eq!(mcm_buf_compact(c, b), 1); // len + 1 == size already
+            assert_eq!(mcm_buf_realloc(c, b, 0), 1);
+            assert_eq!(mcm_buf_resize(c, b, 4095), 1);
             assert_eq!(mcm_buf_replace2(c, b, c"xy".as_ptr()), 1);
             assert_eq!(contents(b), b"xy");
+            assert_eq!((*b).size, INIT_GET_BUF_SIZE);
             release(c, b);
         }
     }
