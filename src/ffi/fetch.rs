@@ -387,6 +387,10 @@ unsafe fn req_add(
             let stored_key = if copy { alloc.cstring(bytes) } else { key };
             if res.is_null() || stored_key.is_null() {
                 alloc.free(res);
+                if copy {
+                    // The copy may have succeeded where the result failed.
+                    alloc.free(stored_key);
+                }
                 report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "request result");
                 ptr::null_mut()
             } else {
