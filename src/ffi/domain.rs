@@ -1,11 +1,11 @@
 //! Handles attached to a shared server list (a domain): `mc_new2`, `mc_new_private`, and the
-//! check every operation makes for a newer list. The check is one atomic load of the segment's
-//! published version; only when it differs does the handle copy and validate the list and
-//! rebuild `mc->servers`, `mc->num_servers` and `mc->server_list`, keeping the structures (and
-//! so the connections) of servers that stay.
+//! check every operation makes for a newer list. The check (the registry's `Follower`) is one
+//! atomic load of the segment's published version and a read of the coarse clock, with a look at
+//! the segment's name once a second for a segment removed or replaced; only when there is a new
+//! list does the handle rebuild `mc->servers`, `mc->num_servers` and `mc->server_list`, keeping
+//! the structures (and so the connections) of servers that stay.
 
 use std::ffi::CStr;
-use std::time::{Duration, Instant};
 
 use libc::c_char;
 
@@ -16,23 +16,16 @@ use super::server::{free_server, mcm_server_new};
 use super::state::{self, cstr_lossy, server_slice, HandleInner, HandleState};
 use super::types::*;
 use crate::hash::Distribution;
-use crate::registry::{DomainList, DomainName, Reader};
-
-/// How often a handle looks for a segment that does not exist yet (or was refused).
-const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+use crate::registry::{DomainList, DomainName, Follower, Notice};
 
 /// The name private handles use: a per-handle list, exactly the 1.4 behaviour.
 const PRIVATE: &str = "private";
 
-/// A handle's attachment to a domain.
+/// A handle's attachment to a domain. What to check and when (new versions, a segment removed
+/// or replaced, a missing one looked for once a second) is the registry's [`Follower`].
 pub struct DomainLink {
     pub name: DomainName,
-    reader: Option<Reader>,
-    /// The version whose list the handle's servers show; 0 before any.
-    applied: u64,
-    /// A version that failed validation: not read again until the version moves on.
-    refused: u64,
-    next_probe: Instant,
+    follower: Follower,
     /// Made by mc_new(): the first explicit mc_server_add*() detaches the handle and makes it
     /// private, so 1.4 programs keep working unchanged.
     pub legacy: bool,
@@ -41,16 +34,13 @@ pub struct DomainLink {
 impl DomainLink {
     /// The version whose list the handle shows (0 before any).
     pub fn applied(&self) -> u64 {
-        self.applied
+        self.follower.applied()
     }
 
     fn new(name: DomainName, legacy: bool) -> DomainLink {
         DomainLink {
+            follower: Follower::new(name.clone()),
             name,
-            reader: None,
-            applied: 0,
-            refused: 0,
-            next_probe: Instant::now(),
             legacy,
         }
     }
@@ -201,11 +191,15 @@ pub unsafe fn before_explicit_add(
     true
 }
 
-/// The per-operation check: one atomic load in the common case. On a new version the list is
-/// copied, validated and applied; a bad list is reported once and the last good one kept.
+/// The per-operation check ([`Follower::poll`]): one atomic load and a read of the coarse clock
+/// in the common case. A new list (a newer version, or the list of a segment that replaced the
+/// old one) is applied; each event (a switch to a new segment, a removed segment, a list or
+/// segment refused) is reported once as MCM_ERR_MC_SERV_LIST, and the last good list is kept
+/// whenever there is no usable new one.
 ///
 /// # Safety
 /// `ctxt` and `mc` are live; `inner` is `mc`'s locked state.
+#[inline]
 pub unsafe fn sync(
     ctxt: *const memcache_ctxt,
     mc: *mut memcache,
@@ -215,65 +209,38 @@ pub unsafe fn sync(
     let Some(link) = inner.domain.as_mut() else {
         return;
     };
-    let version = match &link.reader {
-        Some(reader) => reader.version(),
-        None => {
-            let now = Instant::now();
-            if now < link.next_probe {
-                return;
-            }
-            link.next_probe = now + PROBE_INTERVAL;
-            match Reader::open(&link.name) {
-                Ok(Some(reader)) => {
-                    // A re-created segment counts its versions afresh: whatever it holds is new
-                    // to this handle, even a version number it applied from the old one.
-                    link.applied = 0;
-                    link.refused = 0;
-                    let v = reader.version();
-                    link.reader = Some(reader);
-                    v
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    report!(
-                        ctxt,
-                        MCM_ERR_MC_SERV_LIST,
-                        0,
-                        0,
-                        format!("domain {}: {e}", link.name)
-                    );
-                    return;
-                }
-            }
-        }
-    };
-    if version == link.applied || version == link.refused {
+    let Some(update) = link.follower.poll() else {
         return;
+    };
+    // SAFETY: per the contract.
+    unsafe { take_update(ctxt, mc, st, inner, update) };
+}
+
+/// Applies and reports what the follower found: off the fast path.
+///
+/// # Safety
+/// As sync().
+#[cold]
+#[inline(never)]
+unsafe fn take_update(
+    ctxt: *const memcache_ctxt,
+    mc: *mut memcache,
+    st: &HandleState,
+    inner: &mut HandleInner,
+    update: crate::registry::Update,
+) {
+    if let Some(list) = update.list {
+        // SAFETY: per the contract.
+        unsafe { apply(ctxt, mc, st, inner, list) };
     }
-    let Some(reader) = link.reader.as_ref() else {
-        return;
-    };
-    match reader.read() {
-        Ok(list) => {
-            link.applied = list.version;
-            // SAFETY: per the contract.
-            unsafe { apply(ctxt, mc, st, inner, list) };
-        }
-        Err(e) => {
-            link.refused = version;
-            report!(
-                ctxt,
-                MCM_ERR_MC_SERV_LIST,
-                0,
-                0,
-                format!("domain {}: {e}; keeping the last good list", link.name)
-            );
-            if reader.is_stale() {
-                // Destroyed, and maybe re-created as a new object: open it afresh now.
-                link.reader = None;
-                link.next_probe = Instant::now();
-            }
-        }
+    if let Some(notice) = update.notice {
+        let level = match notice {
+            // News, not a failure: the handle follows the domain as it should.
+            Notice::Switched { .. } => MCM_ERR_LVL_NOTICE,
+            // The code's own severity (WARN), as for every list that cannot be used.
+            _ => 0,
+        };
+        report!(ctxt, MCM_ERR_MC_SERV_LIST, level, 0, notice.to_string());
     }
 }
 

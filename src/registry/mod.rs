@@ -3,7 +3,10 @@
 //! library handle through a [`Reader`].
 //!
 //! A handle's hot path is [`Reader::version`], one atomic load; only when the version moves does
-//! it [`Reader::read`] a fresh, validated copy. The layout and the publish protocol that keeps
+//! it [`Reader::read`] a fresh, validated copy. A [`Follower`] wraps a reader with the rest of
+//! what a handle needs: about once a second it also checks that the segment's name still refers
+//! to the mapped object, so a segment removed or replaced (re-created, or another file moved
+//! over it) is noticed and the new one followed. The layout and the publish protocol that keeps
 //! readers from ever seeing a torn list (even when a writer is SIGKILLed mid-write) are described
 //! in [`layout`] (public, as the reference of the format). The segment is treated as untrusted input: an object planted by another user,
 //! a truncated file or a garbage header is an error, never a crash.
@@ -12,6 +15,7 @@
 //! `segment.rs` (system calls, the mapping, the volatile copies) and a layout test.
 
 mod codec;
+mod follower;
 pub mod layout;
 mod list;
 mod name;
@@ -27,10 +31,11 @@ use std::ffi::{CString, OsStr};
 use std::fmt;
 use std::io;
 
+pub use follower::{Follower, Notice, Update, CHECK_INTERVAL};
 pub use layout::MAX_SERVERS;
 pub use list::{DomainList, ServerEntry, MAX_HOST_LEN, MAX_REPLICAS};
 pub use name::{DomainName, NameError, MAX_NAME_LEN, PRIVATE_DOMAIN};
-pub use reader::Reader;
+pub use reader::{PathState, Reader};
 pub use version::{next_version, next_version_now, MAX_VERSION, UPDATES_PER_DAY};
 pub use writer::{Writer, SEGMENT_MODE};
 
@@ -233,8 +238,8 @@ pub fn segment_name(domain: &DomainName) -> String {
         .segment_name(domain)
 }
 
-/// Removes a domain's segment (`shm_unlink`). Processes that have it mapped keep their copy
-/// until [`Reader::is_stale`] tells them to look again. `NotFound` if there is none.
+/// Removes a domain's segment (`shm_unlink`), marking it first so that every [`Follower`] of it
+/// notices on its next operation (one that has it mapped keeps its copy of the list). `NotFound` if there is none.
 pub fn destroy(domain: &DomainName) -> Result<(), RegistryError> {
     Namespace::from_env()?.destroy(domain)
 }

@@ -4,10 +4,11 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
 
 use super::layout::SEGMENT_SIZE;
 use super::list::DomainList;
-use super::segment::{check_trusted, fstat, shm_open, HeaderState, Mapping};
+use super::segment::{check_trusted, fstat, shm_open, HeaderState, Mapping, DESTROYED_WORD};
 use super::{io_error, DomainName, Namespace, RegistryError};
 
 /// A read-only mapping of a domain segment. Holds no file descriptor (a C host program's fd
@@ -47,6 +48,10 @@ impl Reader {
         drop(fd);
         match map.check_header(&segment)? {
             HeaderState::Uninitialised => Ok(None),
+            // Marked by `destroy`, which unlinks it next: already gone.
+            HeaderState::Ready if map.published().load(Ordering::Acquire) == DESTROYED_WORD => {
+                Ok(None)
+            }
             HeaderState::Ready => Ok(Some(Reader {
                 map,
                 segment,
@@ -61,10 +66,7 @@ impl Reader {
     /// compares it with the version it last copied before every operation.
     #[inline]
     pub fn version(&self) -> u64 {
-        self.map
-            .published()
-            .load(std::sync::atomic::Ordering::Acquire)
-            >> 1
+        self.map.published().load(Ordering::Acquire) >> 1
     }
 
     /// A consistent copy of the published list, fully validated. Never a torn list: a copy that
@@ -79,17 +81,31 @@ impl Reader {
         }
     }
 
-    /// Whether the segment's name now refers to another object (destroyed and re-created) or to
-    /// none (destroyed): then the caller should open it again. Costs an open and an fstat, so
-    /// handles ask at most about once a second. Other errors (out of descriptors, ...) answer
-    /// `false`: the current mapping stays valid and usable.
+    /// Whether `destroy` has marked the segment (it unlinks it right after): its list is gone.
+    pub fn is_destroyed(&self) -> bool {
+        self.map.published().load(Ordering::Acquire) == DESTROYED_WORD
+    }
+
+    /// Whether the segment's name now refers to another object (destroyed and re-created,
+    /// removed and created anew, or another file renamed over it) or to none (destroyed or
+    /// removed): then the caller should open it again. Costs an open, an fstat and a close, so
+    /// [`super::Follower`] asks at most about once a second. Other errors (out of descriptors,
+    /// ...) answer `false`: the current mapping stays valid and usable.
     pub fn is_stale(&self) -> bool {
+        matches!(self.path_state(), PathState::Replaced | PathState::Gone)
+    }
+
+    /// What the segment's name refers to now, compared by device and inode with the object
+    /// this reader maps. One `shm_open`, `fstat` and `close`.
+    pub fn path_state(&self) -> PathState {
         match shm_open(&self.c_segment, libc::O_RDONLY, 0) {
             Ok(fd) => match fstat(fd.as_fd()) {
-                Ok(st) => st.st_dev != self.dev || st.st_ino != self.ino,
-                Err(_) => false,
+                Ok(st) if st.st_dev != self.dev || st.st_ino != self.ino => PathState::Replaced,
+                Ok(_) => PathState::Same,
+                Err(_) => PathState::Unknown,
             },
-            Err(e) => e.kind() == io::ErrorKind::NotFound,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => PathState::Gone,
+            Err(_) => PathState::Unknown,
         }
     }
 
@@ -97,6 +113,19 @@ impl Reader {
     pub fn segment_name(&self) -> &str {
         &self.segment
     }
+}
+
+/// What a segment's name refers to, compared with the object a [`Reader`] maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathState {
+    /// The same object.
+    Same,
+    /// Another object: the segment was re-created, or a file was renamed over it.
+    Replaced,
+    /// Nothing: the segment was removed.
+    Gone,
+    /// Could not be told (the open or fstat failed for another reason, e.g. no descriptors).
+    Unknown,
 }
 
 impl std::fmt::Debug for Reader {

@@ -791,3 +791,193 @@ fn planted_non_files_are_refused_without_blocking() {
     assert!(matches!(err, RegistryError::Io(_)), "{err}");
     assert!(err.to_string().contains(&s.ns.segment_name(&link)), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Followers: a segment removed, replaced or destroyed under a handle (time driven by hand)
+
+/// One check interval, in the nanoseconds of `Follower::poll_at`.
+const TICK: u64 = CHECK_INTERVAL.as_nanos() as u64;
+/// An arbitrary start on the coarse clock.
+const T0: u64 = 1_000 * 1_000_000_000;
+
+/// Creates `d` with one server, `host`, at `version`.
+fn create(s: &Scratch, d: &DomainName, version: u64, host: &str) {
+    let (_, created) =
+        s.ns.create_with(d, &foreign_list(version, &[(host, 1)]))
+            .unwrap();
+    assert!(created);
+}
+
+fn hosts(update: &Update) -> Vec<String> {
+    let list = update.list.as_ref().expect("a list to apply");
+    list.servers.iter().map(|s| s.host.clone()).collect()
+}
+
+/// A follower attached to `d`, whose first poll took up the list on `host`.
+fn follower_on(s: &Scratch, d: &DomainName, host: &str) -> Follower {
+    let mut f = Follower::in_namespace(s.ns.clone(), d.clone());
+    let first = f.poll_at(T0).expect("the first poll opens the segment");
+    assert_eq!(hosts(&first), [host]);
+    assert!(first.notice.is_none(), "attaching is not news: {first:?}");
+    assert!(f.poll_at(T0 + 1).is_none(), "nothing changed");
+    f
+}
+
+fn notice(update: Option<Update>) -> Notice {
+    update
+        .expect("an update")
+        .notice
+        .expect("a notice with the update")
+}
+
+#[test]
+fn a_follower_takes_up_updates_at_once() {
+    let s = Scratch::new();
+    let d = s.domain("updates");
+    create(&s, &d, 100, "a");
+    let mut f = follower_on(&s, &d, "a");
+    assert_eq!(f.applied(), 100);
+    let mut w = s.ns.open_writer(&d, false).unwrap();
+    let v2 = w
+        .update(|l| {
+            l.servers = vec![server("b", 1)];
+            Ok(())
+        })
+        .unwrap();
+    // Well before the deadline: the version moved, that is enough.
+    let update = f.poll_at(T0 + 2).expect("the new version");
+    assert_eq!(hosts(&update), ["b"]);
+    assert!(update.notice.is_none());
+    assert_eq!(f.applied(), v2);
+    assert!(f.poll_at(T0 + 3).is_none());
+    // At the deadline the name is checked: still the same object, nothing to do.
+    assert!(f.poll_at(T0 + TICK).is_none());
+    assert!(f.is_attached());
+}
+
+#[test]
+fn a_follower_notices_a_removed_and_recreated_segment_at_the_deadline() {
+    let s = Scratch::new();
+    let d = s.domain("recreated");
+    // The old segment is ahead of what the new one will start at.
+    create(&s, &d, u64::MAX >> 2, "old");
+    let mut f = follower_on(&s, &d, "old");
+    std::fs::remove_file(s.shm_path(&d)).unwrap();
+    create(&s, &d, 5, "new");
+    assert!(
+        f.poll_at(T0 + TICK - 1).is_none(),
+        "the name is checked at most once per interval"
+    );
+    let update = f.poll_at(T0 + TICK).expect("the switch");
+    assert_eq!(hosts(&update), ["new"], "a smaller version is followed too");
+    let msg = notice(Some(update)).to_string();
+    assert!(
+        msg.contains(&s.ns.segment_name(&d)) && msg.contains("new segment"),
+        "{msg}"
+    );
+    assert_eq!(f.applied(), 5);
+    for i in 1..5 {
+        assert!(f.poll_at(T0 + TICK + i * TICK).is_none(), "told once");
+    }
+}
+
+#[test]
+fn a_follower_notices_a_segment_moved_over_its_own() {
+    let s = Scratch::new();
+    let (d, e) = (s.domain("target"), s.domain("source"));
+    create(&s, &e, 7, "moved");
+    create(&s, &d, 9, "first");
+    let mut f = follower_on(&s, &d, "first");
+    let mut other = follower_on(&s, &e, "moved");
+    std::fs::rename(s.shm_path(&e), s.shm_path(&d)).unwrap();
+    let update = f.poll_at(T0 + TICK).expect("the switch");
+    assert_eq!(hosts(&update), ["moved"]);
+    assert!(matches!(
+        update.notice,
+        Some(Notice::Switched { version: 7, .. })
+    ));
+    // The follower of the moved segment's old name finds it gone.
+    assert!(matches!(
+        notice(other.poll_at(T0 + TICK)),
+        Notice::Removed { kept: 7, .. }
+    ));
+    assert!(!other.is_attached());
+}
+
+#[test]
+fn a_follower_keeps_the_last_list_of_a_removed_segment() {
+    let s = Scratch::new();
+    let d = s.domain("removed");
+    create(&s, &d, 11, "kept");
+    let mut f = follower_on(&s, &d, "kept");
+    std::fs::remove_file(s.shm_path(&d)).unwrap();
+    let removed = f.poll_at(T0 + TICK).expect("the removal");
+    assert!(removed.list.is_none(), "the last list stays");
+    let msg = notice(Some(removed)).to_string();
+    assert!(
+        msg.contains("was removed") && msg.contains("version 11"),
+        "{msg}"
+    );
+    assert_eq!(f.applied(), 11);
+    for i in 2..6 {
+        assert!(f.poll_at(T0 + i * TICK).is_none(), "told once");
+    }
+    // Created again: found by the next look.
+    create(&s, &d, 3, "back");
+    assert!(f.poll_at(T0 + 6 * TICK - 1).is_none());
+    let back = f.poll_at(T0 + 6 * TICK).expect("found again");
+    assert_eq!(hosts(&back), ["back"]);
+    assert!(matches!(
+        back.notice,
+        Some(Notice::Switched { version: 3, .. })
+    ));
+}
+
+#[test]
+fn a_follower_notices_destroy_at_once() {
+    let s = Scratch::new();
+    let d = s.domain("destroyed");
+    create(&s, &d, 13, "a");
+    let mut f = follower_on(&s, &d, "a");
+    s.ns.destroy(&d).unwrap();
+    // Long before the deadline: destroy marks the segment.
+    assert!(matches!(
+        notice(f.poll_at(T0 + 2)),
+        Notice::Removed { kept: 13, .. }
+    ));
+    assert!(f.poll_at(T0 + 3).is_none());
+    // Destroyed and re-created while the handle was idle: straight to the new segment.
+    let e = s.domain("idle");
+    create(&s, &e, 13, "b");
+    let mut g = follower_on(&s, &e, "b");
+    s.ns.destroy(&e).unwrap();
+    create(&s, &e, 2, "c");
+    let update = g.poll_at(T0 + 2).expect("the switch");
+    assert_eq!(hosts(&update), ["c"]);
+    assert!(matches!(
+        update.notice,
+        Some(Notice::Switched { version: 2, .. })
+    ));
+}
+
+#[test]
+fn a_follower_tells_an_unusable_replacement_once() {
+    let s = Scratch::new();
+    let d = s.domain("unusable");
+    create(&s, &d, 17, "a");
+    let mut f = follower_on(&s, &d, "a");
+    std::fs::remove_file(s.shm_path(&d)).unwrap();
+    create(&s, &d, 2, "b");
+    s.chmod(&d, 0o666);
+    let update = f.poll_at(T0 + TICK).expect("the refusal");
+    assert!(update.list.is_none(), "an insecure segment is not followed");
+    let msg = notice(Some(update)).to_string();
+    assert!(msg.contains("writable by group or others"), "{msg}");
+    for i in 2..5 {
+        assert!(f.poll_at(T0 + i * TICK).is_none(), "told once");
+    }
+    s.chmod(&d, 0o644);
+    let fixed = f.poll_at(T0 + 5 * TICK).expect("followed once repaired");
+    assert_eq!(hosts(&fixed), ["b"]);
+    assert!(matches!(fixed.notice, Some(Notice::Switched { .. })));
+}
