@@ -426,11 +426,8 @@ impl Client {
             match command::send_get(conn, &mut self.wbuf, group.iter().map(|&i| keys[i]), false) {
                 Ok(()) => sent[server] = true,
                 Err(failure) => {
-                    slot.conn = None;
-                    first_error.get_or_insert(ClientError::Server {
-                        server: slot.name.clone(),
-                        failure,
-                    });
+                    let e = self.server_failed(server, failure);
+                    first_error.get_or_insert(e);
                 }
             }
         }
@@ -477,11 +474,8 @@ impl Client {
                     }
                 }
                 Some(Err(failure)) => {
-                    slot.conn = None;
-                    first_error.get_or_insert(ClientError::Server {
-                        server: slot.name.clone(),
-                        failure,
-                    });
+                    let e = self.server_failed(server, failure);
+                    first_error.get_or_insert(e);
                 }
                 None => {}
             }
@@ -728,13 +722,7 @@ impl Client {
                 }
                 Ok(v)
             }
-            Err(failure) => {
-                slot.conn = None;
-                Err(ClientError::Server {
-                    server: slot.name.clone(),
-                    failure,
-                })
-            }
+            Err(failure) => Err(self.server_failed(server, failure)),
         }
     }
 
@@ -795,23 +783,46 @@ impl Client {
                 Ok(())
             }
             Err(message) => {
-                // At least 1 ns, so the pick that follows in this operation skips it; a retry
-                // interval past the clock's range means "for as long as the clock can say".
-                let now = Instant::now();
-                let retry = self.retry.max(Duration::from_nanos(1));
-                let until = now
-                    .checked_add(retry)
-                    .or_else(|| now.checked_add(Duration::from_secs(10 * 365 * 24 * 3600)))
-                    .unwrap_or(now + Duration::from_nanos(1));
-                if slot.dead_until.replace(until).is_none() {
-                    self.dead += 1;
-                }
-                slot.last_error.clone_from(&message);
+                self.mark_dead(server, &message);
                 Err(ClientError::Connect {
-                    server: slot.name.clone(),
+                    server: self.slots[server].name.clone(),
                     message,
                 })
             }
+        }
+    }
+
+    /// Takes `server` out of placement for the retry interval (a failed connect, a timeout).
+    fn mark_dead(&mut self, server: usize, why: &str) {
+        // At least 1 ns, so the pick that follows in this operation skips it; a retry
+        // interval past the clock's range means "for as long as the clock can say".
+        let now = Instant::now();
+        let retry = self.retry.max(Duration::from_nanos(1));
+        let until = now
+            .checked_add(retry)
+            .or_else(|| now.checked_add(Duration::from_secs(10 * 365 * 24 * 3600)))
+            .unwrap_or(now + Duration::from_nanos(1));
+        let slot = &mut self.slots[server];
+        if slot.dead_until.replace(until).is_none() {
+            self.dead += 1;
+        }
+        slot.last_error = why.to_string();
+    }
+
+    /// What a failed exchange does to its server: the connection is closed (its state is
+    /// unknown), and a server that did not answer in time is skipped for the retry interval,
+    /// as the C API does, instead of costing a full timeout on every call.
+    fn server_failed(&mut self, server: usize, failure: Failure) -> ClientError {
+        self.slots[server].conn = None;
+        if matches!(
+            failure,
+            Failure::Recv(conn::Fail::Timeout) | Failure::Send(conn::Fail::Timeout)
+        ) {
+            self.mark_dead(server, &failure.to_string());
+        }
+        ClientError::Server {
+            server: self.slots[server].name.clone(),
+            failure,
         }
     }
 }

@@ -369,6 +369,8 @@ fn a_stopped_server_times_out_within_the_timeout() {
     let mut c = client_for(&[mc.addr()]);
     c.set(b"k", b"v", 0, 0).unwrap();
     c.set_timeout(Duration::from_millis(100));
+    // A timeout takes the server out for the retry interval; here the next call may use it.
+    c.set_retry_interval(Duration::ZERO);
     mc.stop_and_wait();
     let started = Instant::now();
     let result = c.get(b"k");
@@ -380,6 +382,51 @@ fn a_stopped_server_times_out_within_the_timeout() {
     c.set(b"k2", b"v2", 0, 0).unwrap();
     assert_eq!(c.get(b"k").unwrap(), item(b"v", 0));
     assert_eq!(c.get(b"k2").unwrap(), item(b"v2", 0));
+}
+
+/// A server that timed out is skipped for the retry interval, as in the C API (D8), instead of
+/// costing a full timeout on every call; its keys go to the next live server meanwhile.
+#[test]
+fn a_timeout_marks_the_server_down_for_the_retry_interval() {
+    let (stopped, live) = (Memcached::start(), Memcached::start());
+    let mut c = client_for(&[stopped.addr(), live.addr()]);
+    c.set_timeout(Duration::from_millis(300));
+    c.set_retry_interval(Duration::from_secs(60));
+    // A key the stopped server holds: the one the client fails on once it is stopped.
+    stopped.stop_and_wait();
+    let mut timed_out = None;
+    for i in 0..64 {
+        let key = format!("down{i}");
+        let started = Instant::now();
+        if let Err(e) = c.set(key.as_bytes(), b"v", 0, 0) {
+            assert_timed_out(&Err::<(), _>(e), started.elapsed());
+            timed_out = Some(key);
+            break;
+        }
+    }
+    let key = timed_out.expect("no key of 64 went to the stopped server");
+    // Within the retry interval the stopped server is not tried: the key's calls go to the
+    // live server at once, every time.
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_eq!(
+            c.set(key.as_bytes(), b"again", 0, 0).unwrap(),
+            Stored::Stored
+        );
+        assert_eq!(c.get(key.as_bytes()).unwrap(), item(b"again", 0));
+        assert!(
+            started.elapsed() < Duration::from_millis(250),
+            "a call waited on the server that timed out: {:?}",
+            started.elapsed()
+        );
+    }
+    stopped.cont();
+    let mut direct = client_for(&[live.addr()]);
+    assert_eq!(
+        direct.get(key.as_bytes()).unwrap(),
+        item(b"again", 0),
+        "the key went to the live server"
+    );
 }
 
 #[test]
@@ -609,6 +656,9 @@ fn value_cut_short_then_stall_times_out_and_the_connection_is_replaced() {
     ]);
     let mut c = client_for(&[fake.addr.to_string()]);
     c.set_timeout(Duration::from_millis(100));
+    // The timeout takes the server out for the retry interval; with none, the next call may
+    // use it again, on a new connection.
+    c.set_retry_interval(Duration::ZERO);
     let started = Instant::now();
     let result = c.get(b"k");
     let took = started.elapsed();
@@ -628,6 +678,9 @@ fn incr_is_never_resent_after_a_timeout() {
     ]);
     let mut c = client_for(&[fake.addr.to_string()]);
     c.set_timeout(Duration::from_millis(100));
+    // The timeout takes the server out for the retry interval; with none, the next call may
+    // use it again, on a new connection.
+    c.set_retry_interval(Duration::ZERO);
     assert!(matches!(
         c.incr(b"n", 1),
         Err(ClientError::Server {
@@ -881,7 +934,7 @@ fn copies_that_disagree_answer_as_the_primary() {
 }
 
 /// A get that failed with a read timeout, after the 100 ms timeout and well within a second.
-fn assert_timed_out(result: &Result<Option<Item>, ClientError>, took: Duration) {
+fn assert_timed_out<T: std::fmt::Debug>(result: &Result<T, ClientError>, took: Duration) {
     assert!(
         matches!(
             result,
