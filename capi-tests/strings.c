@@ -113,7 +113,9 @@ static void check_buffers(void)
 	mcm_buf_reset(ctxt, d);
 	CHECK(content_is(ctxt, d, ""), "%s", "mcm_buf_reset empties");
 	mcm_buf_resize(ctxt, d, 5000);
-	CHECK(d->size >= 5000 && d->len == 0, "resize: size %lu", (unsigned long)d->size);
+	/* spec §4.4: resize is realloc(n + 1), then len = n. */
+	CHECK(d->size >= 5001 && d->len == 5000 && d->ptr[5000] == '\0', "resize: size %lu len %lu",
+	      (unsigned long)d->size, (unsigned long)d->len);
 	mcm_buf_free(ctxt, &d);
 
 	/* mcm_buf_read appends what a descriptor has to offer. */

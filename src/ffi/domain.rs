@@ -26,6 +26,9 @@ const PRIVATE: &str = "private";
 pub struct DomainLink {
     pub name: DomainName,
     follower: Follower,
+    /// The context the handle was created with (NULL: the libc allocator): the servers the
+    /// domain brings are made and freed with its allocator.
+    pub owner: *mut memcache_ctxt,
     /// Made by mc_new(): the first explicit mc_server_add*() detaches the handle and makes it
     /// private, so 1.4 programs keep working unchanged.
     pub legacy: bool,
@@ -37,10 +40,11 @@ impl DomainLink {
         self.follower.applied()
     }
 
-    fn new(name: DomainName, legacy: bool) -> DomainLink {
+    fn new(name: DomainName, legacy: bool, owner: *mut memcache_ctxt) -> DomainLink {
         DomainLink {
             follower: Follower::new(name.clone()),
             name,
+            owner,
             legacy,
         }
     }
@@ -67,7 +71,7 @@ unsafe fn new_attached(
         None
     } else {
         match DomainName::parse(domain) {
-            Ok(name) => Some(DomainLink::new(name, legacy)),
+            Ok(name) => Some(DomainLink::new(name, legacy, ctxt)),
             Err(e) => {
                 report!(
                     report_ctxt,
@@ -179,6 +183,7 @@ pub unsafe fn before_explicit_add(
         report!(ctxt, MCM_ERR_MC_SERV_LIST, MCM_ERR_LVL_ERR, 0, msg);
         return false;
     }
+    let owner = link.owner;
     inner.domain = None;
     if !inner.distribution_explicit {
         st.set_distribution(Distribution::Crc32Modulo);
@@ -187,7 +192,7 @@ pub unsafe fn before_explicit_add(
         inner.replicas = 1;
     }
     // SAFETY: per the contract: drop every domain-provided server.
-    unsafe { replace_servers(ctxt, mc, st, inner, &[]) };
+    unsafe { replace_servers(ctxt, owner, mc, st, inner, &[]) };
     true
 }
 
@@ -212,18 +217,20 @@ pub unsafe fn sync(
     let Some(update) = link.follower.poll() else {
         return;
     };
-    // SAFETY: per the contract.
-    unsafe { take_update(ctxt, mc, st, inner, update) };
+    let owner = link.owner;
+    // SAFETY: per the contract; owner is the handle's own context.
+    unsafe { take_update(ctxt, owner, mc, st, inner, update) };
 }
 
 /// Applies and reports what the follower found: off the fast path.
 ///
 /// # Safety
-/// As sync().
+/// As sync(); `owner` is the context the handle was created with (NULL or live).
 #[cold]
 #[inline(never)]
 unsafe fn take_update(
     ctxt: *const memcache_ctxt,
+    owner: *mut memcache_ctxt,
     mc: *mut memcache,
     st: &HandleState,
     inner: &mut HandleInner,
@@ -231,7 +238,7 @@ unsafe fn take_update(
 ) {
     if let Some(list) = update.list {
         // SAFETY: per the contract.
-        unsafe { apply(ctxt, mc, st, inner, list) };
+        unsafe { apply(ctxt, owner, mc, st, inner, list) };
     }
     if let Some(notice) = update.notice {
         let level = match notice {
@@ -248,6 +255,7 @@ unsafe fn take_update(
 /// As sync().
 unsafe fn apply(
     ctxt: *const memcache_ctxt,
+    owner: *mut memcache_ctxt,
     mc: *mut memcache,
     st: &HandleState,
     inner: &mut HandleInner,
@@ -262,7 +270,7 @@ unsafe fn apply(
         .map(|s| (s.host.clone(), s.port.to_string(), s.weight))
         .collect();
     // SAFETY: per the contract.
-    unsafe { replace_servers(ctxt, mc, st, inner, &wanted) };
+    unsafe { replace_servers(ctxt, owner, mc, st, inner, &wanted) };
     if !inner.replicas_explicit {
         inner.replicas = list.replicas.max(1);
     }
@@ -271,20 +279,22 @@ unsafe fn apply(
 }
 
 /// Makes the handle's servers exactly `wanted` (host, port, weight), in that order, reusing the
-/// structure of every server that stays so its connection survives.
+/// structure of every server that stays so its connection survives. Structures and strings are
+/// made and freed with `owner`'s allocator (the handle's context); reports go to `ctxt`.
 ///
 /// # Safety
-/// As sync().
+/// As sync(); `owner` is the context the handle was created with (NULL or live).
 unsafe fn replace_servers(
     ctxt: *const memcache_ctxt,
+    owner: *mut memcache_ctxt,
     mc: *mut memcache,
     st: &HandleState,
     inner: &mut HandleInner,
     wanted: &[(String, String, u32)],
 ) {
     let _ = st;
-    // SAFETY: per the contract.
-    let alloc = unsafe { Alloc::of(ctxt) };
+    // SAFETY: per the contract, owner is NULL or live.
+    let alloc = unsafe { Alloc::of(owner) };
     // SAFETY: as above.
     let mut old: Vec<Option<*mut memcache_server>> = unsafe { server_slice(mc) }
         .iter()
@@ -310,7 +320,7 @@ unsafe fn replace_servers(
             Some(ms) => ms,
             None => {
                 // SAFETY: a fresh server from the context's allocator.
-                let ms = unsafe { mcm_server_new(ctxt as *mut memcache_ctxt) };
+                let ms = unsafe { mcm_server_new(owner) };
                 let (h, p) = (
                     alloc.cstring(host.as_bytes()),
                     alloc.cstring(port.as_bytes()),
