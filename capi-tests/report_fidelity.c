@@ -61,30 +61,49 @@ static void reset_close(int fd)
 	close(fd);
 }
 
-/* Accepts one connection, reads `want` bytes (at least one read), then resets it. */
+static struct memcache *handle_for(const char *hostport)
+{
+	struct memcache *mc = mc_new();
+
+	CHECK(mc_server_add4(mc, hostport) == 0, "add %s", hostport);
+	return mc;
+}
+
+/* A server thread: accepts one connection, reads once (the start of a request), resets it. */
 struct resetter {
 	int lfd;
-	size_t want;
+	pthread_t thread;
 };
 
 static void *reset_after_reading(void *arg)
 {
 	struct resetter *r = arg;
 	char buf[4096];
-	size_t got = 0;
-	ssize_t n;
 	int fd = accept(r->lfd, NULL, NULL);
 
 	if (fd < 0)
 		return NULL;
-	do {
-		n = read(fd, buf, sizeof(buf));
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	} while (got < r->want);
+	(void)read(fd, buf, sizeof(buf));
 	reset_close(fd);
 	return NULL;
+}
+
+/* Starts a resetting server and returns a handle that uses it. */
+static struct memcache *resetting_server(struct resetter *r)
+{
+	char hp[64], p[16];
+
+	r->lfd = listen_loopback(p, sizeof(p));
+	pthread_create(&r->thread, NULL, reset_after_reading, r);
+	snprintf(hp, sizeof(hp), "127.0.0.1:%s", p);
+	return handle_for(hp);
+}
+
+static void resetting_server_done(struct resetter *r, struct memcache *mc)
+{
+	pthread_join(r->thread, NULL);
+	mc_free(mc);
+	close(r->lfd);
 }
 
 /* The first recorded report with this code, or NULL. */
@@ -110,14 +129,6 @@ static void expect_funcname(const char *label, const char *want)
 		CHECK(strstr(reports[i].funcname, "::") == NULL, "%s: a Rust path: %s", label,
 		      reports[i].funcname);
 	}
-}
-
-static struct memcache *handle_for(const char *hostport)
-{
-	struct memcache *mc = mc_new();
-
-	CHECK(mc_server_add4(mc, hostport) == 0, "add %s", hostport);
-	return mc;
 }
 
 static void funcnames(const char *host, const char *port)
@@ -224,7 +235,6 @@ static void errnums(void)
 	struct memcache *mc;
 	const struct report *r;
 	struct resetter rs;
-	pthread_t t;
 	int lfd;
 	size_t big = 32u << 20;
 	char *value;
@@ -256,38 +266,24 @@ static void errnums(void)
 	close(lfd);
 
 	/* A read that fails: the server reads the request, then resets the connection. */
-	lfd = listen_loopback(p, sizeof(p));
-	rs.lfd = lfd;
-	rs.want = 1;
-	pthread_create(&t, NULL, reset_after_reading, &rs);
-	snprintf(hp, sizeof(hp), "127.0.0.1:%s", p);
-	mc = handle_for(hp);
+	mc = resetting_server(&rs);
 	recorder_reset();
 	CHECK(mc_aget(mc, K("k")) == NULL, "get from a server that resets");
-	pthread_join(t, NULL);
+	resetting_server_done(&rs, mc);
 	r = find(MCM_ERR_SYS_READ);
 	CHECK(r != NULL && r->errnum == ECONNRESET, "read report errnum %u, want ECONNRESET",
 	      r ? r->errnum : 0);
-	mc_free(mc);
-	close(lfd);
 
 	/* A write that fails: the server resets while a 32 MiB value is still being written. */
-	lfd = listen_loopback(p, sizeof(p));
-	rs.lfd = lfd;
-	rs.want = 1;
-	pthread_create(&t, NULL, reset_after_reading, &rs);
-	snprintf(hp, sizeof(hp), "127.0.0.1:%s", p);
-	mc = handle_for(hp);
+	mc = resetting_server(&rs);
 	value = calloc(1, big);
 	recorder_reset();
 	CHECK(mc_set(mc, K("big"), value, big, 0, 0) != 0, "set to a server that resets");
-	pthread_join(t, NULL);
+	resetting_server_done(&rs, mc);
 	r = find(MCM_ERR_MC_SEND_CMD);
 	CHECK(r != NULL && (r->errnum == ECONNRESET || r->errnum == EPIPE),
 	      "write report errnum %u, want ECONNRESET or EPIPE", r ? r->errnum : 0);
 	free(value);
-	mc_free(mc);
-	close(lfd);
 }
 
 int main(void)
