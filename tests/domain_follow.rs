@@ -58,10 +58,8 @@ fn program() -> PathBuf {
 // mcadmin
 
 fn mcadmin(shm: &ShmPrefix, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcadmin"))
-        .args(args)
-        .env_remove("MEMCACHE_DOMAIN")
-        .env("MEMCACHE_SHM_PREFIX", &shm.prefix)
+    let mut child = shm
+        .mcadmin(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -89,17 +89,8 @@ fn read_in_background<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHand
     })
 }
 
-/// `mcadmin` in the test's namespace, with no `MEMCACHE_DOMAIN` from our own environment.
-fn mcadmin_command(shm: &ShmPrefix, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcadmin"));
-    cmd.args(args)
-        .env_remove("MEMCACHE_DOMAIN")
-        .env("MEMCACHE_SHM_PREFIX", &shm.prefix);
-    cmd
-}
-
 fn mcadmin(shm: &ShmPrefix, args: &[&str]) -> Output {
-    run_bounded(&mut mcadmin_command(shm, args), b"")
+    run_bounded(&mut shm.mcadmin(args), b"")
 }
 
 fn code(out: &Output) -> i32 {
@@ -1263,7 +1254,7 @@ fn an_unprivileged_handle_trusts_only_root_and_itself() {
     let _ = mcadmin_ok(&shm, &["--domain", "byroot", "set", &a.addr()]);
     let _ = mcadmin_ok(&shm, &["--domain", "byother", "set", &a.addr()]);
     fchown(&shm.segment("byother"), UID_NOBODY - 1);
-    let mut own = mcadmin_command(&shm, &["--domain", "byself", "set", &b.addr()]);
+    let mut own = shm.mcadmin(&["--domain", "byself", "set", &b.addr()]);
     own.uid(UID_NOBODY).gid(UID_NOBODY);
     expect_code(&run_bounded(&mut own, b""), 0, "mcadmin set as uid 65534");
     let meta = fs::metadata(shm.segment("byself")).expect("segment");
@@ -1305,7 +1296,7 @@ fn mcadmin_shows_root_domains_to_other_users() {
     let a = Memcached::start();
     let _ = mcadmin_ok(&shm, &["--domain", "web", "set", &a.addr()]);
     let as_nobody = |args: &[&str]| {
-        let mut cmd = mcadmin_command(&shm, args);
+        let mut cmd = shm.mcadmin(args);
         cmd.uid(UID_NOBODY).gid(UID_NOBODY);
         run_bounded(&mut cmd, b"")
     };
@@ -1534,8 +1525,7 @@ fn mcadmin_end_to_end() {
     }
 
     // create: mode 0644 whatever the umask, owned by us, the layout's size, an empty list.
-    let mut create = mcadmin_command(
-        &shm,
+    let mut create = shm.mcadmin(
         &with(&["create"])
             .iter()
             .map(String::as_str)
@@ -1649,7 +1639,7 @@ fn mcadmin_end_to_end() {
     );
 
     // $MEMCACHE_DOMAIN, and "default" when nothing names a domain.
-    let mut env_cmd = mcadmin_command(&shm, &["set", &ba]);
+    let mut env_cmd = shm.mcadmin(&["set", &ba]);
     env_cmd.env("MEMCACHE_DOMAIN", "fromenv");
     expect_code(
         &run_bounded(&mut env_cmd, b""),

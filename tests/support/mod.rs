@@ -678,6 +678,15 @@ impl ShmPrefix {
         Path::new("/dev/shm").join(format!("{}.{domain}", self.prefix))
     }
 
+    /// `mcadmin` in this namespace, with no `MEMCACHE_DOMAIN` from the test's own environment.
+    pub fn mcadmin(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcadmin"));
+        cmd.args(args)
+            .env_remove("MEMCACHE_DOMAIN")
+            .env("MEMCACHE_SHM_PREFIX", &self.prefix);
+        cmd
+    }
+
     pub fn env(&self) -> (&'static str, String) {
         ("MEMCACHE_SHM_PREFIX", self.prefix.clone())
     }
