@@ -41,98 +41,12 @@ const PREALLOC_LIMIT: usize = 1 << 20;
 /// One server's `STAT name value` lines, in the order it sent them.
 pub type StatLines = Vec<(String, String)>;
 
-/// One server of the list.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ServerSpec {
-    /// Host name, IP literal (IPv6 without brackets) or unix socket path (leading `/`).
-    pub host: String,
-    /// TCP port; 0 for a unix socket.
-    pub port: u16,
-    /// Relative weight for ketama placement (0 counts as 1).
-    pub weight: u32,
-}
+/// One server of the list: the library's one address type, [`crate::address::ServerAddr`].
+pub use crate::address::ServerAddr as ServerSpec;
 
-impl ServerSpec {
-    /// Parses `host:port`, `host` (port 11211), `[v6]:port`, a bare IPv6 literal or a unix
-    /// socket path `/path`, with weight 1. Surrounding whitespace is ignored.
-    pub fn parse(s: &str) -> Result<ServerSpec, ClientError> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err(ClientError::BadServer("\"\": empty address".into()));
-        }
-        let (host, port) = conn::split_host_port(s.as_bytes());
-        let bad = |why: &str| ClientError::BadServer(format!("{s:?}: {why}"));
-        // Both parts are cut from `s` at ASCII bytes (or are constants), so this cannot fail;
-        // an error is still an error rather than a panic.
-        let host = std::str::from_utf8(host).map_err(|_| bad("not UTF-8"))?;
-        let port = if host.starts_with('/') {
-            0
-        } else {
-            parse_port(port).ok_or_else(|| bad("port is not a number from 1 to 65535"))?
-        };
-        let spec = ServerSpec {
-            host: host.to_owned(),
-            port,
-            weight: 1,
-        };
-        spec.check()?;
-        Ok(spec)
-    }
-
-    /// True for a unix socket path.
-    pub fn is_unix(&self) -> bool {
-        self.host.starts_with('/')
-    }
-
-    /// Refuses what cannot name a server (the fields are public, so [`Client::new`] checks
-    /// again what [`ServerSpec::parse`] built).
-    fn check(&self) -> Result<(), ClientError> {
-        // Debug-quoted, so a control byte in the host cannot break the one-line message.
-        let bad = |why: &str| ClientError::BadServer(format!("{:?}: {why}", self.to_string()));
-        if self.host.is_empty() {
-            return Err(bad("empty host"));
-        }
-        if self.is_unix() {
-            if self.port != 0 {
-                return Err(bad("a unix socket path takes port 0"));
-            }
-            if self.host.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                return Err(bad("control byte in the socket path"));
-            }
-            return Ok(());
-        }
-        if self.port == 0 {
-            return Err(bad("port is not a number from 1 to 65535"));
-        }
-        let refused = |b: u8| b <= 0x20 || b == 0x7f || matches!(b, b'[' | b']' | b'/' | b',');
-        if self.host.bytes().any(refused) {
-            return Err(bad(
-                "host contains whitespace, a control byte or one of []/,",
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn parse_port(digits: &[u8]) -> Option<u16> {
-    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let port = digits
-        .iter()
-        .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
-    u16::try_from(port).ok().filter(|&p| p != 0)
-}
-
-impl fmt::Display for ServerSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_unix() {
-            f.write_str(&self.host)
-        } else if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
+impl From<crate::address::AddressError> for ClientError {
+    fn from(e: crate::address::AddressError) -> ClientError {
+        ClientError::BadServer(format!("{:?}: {}", e.address(), e.reason()))
     }
 }
 
@@ -963,78 +877,6 @@ mod tests {
 
     fn spec(s: &str) -> ServerSpec {
         ServerSpec::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
-
-    #[test]
-    fn server_spec_forms() {
-        let cases: [(&str, &str, u16, &str); 9] = [
-            ("127.0.0.1:11300", "127.0.0.1", 11300, "127.0.0.1:11300"),
-            ("cache1", "cache1", 11211, "cache1:11211"),
-            ("cache1:", "cache1", 11211, "cache1:11211"),
-            (" cache2:99 ", "cache2", 99, "cache2:99"),
-            ("[::1]:11300", "::1", 11300, "[::1]:11300"),
-            ("[::1]", "::1", 11211, "[::1]:11211"),
-            ("2001:db8::7", "2001:db8::7", 11211, "[2001:db8::7]:11211"),
-            ("/run/mc.sock", "/run/mc.sock", 0, "/run/mc.sock"),
-            ("/run/mc.sock:0", "/run/mc.sock", 0, "/run/mc.sock"),
-        ];
-        for (input, host, port, shown) in cases {
-            let s = spec(input);
-            assert_eq!(
-                (s.host.as_str(), s.port, s.weight),
-                (host, port, 1),
-                "{input}"
-            );
-            assert_eq!(s.to_string(), shown, "{input}");
-            // What Display shows parses back to the same server.
-            assert_eq!(spec(shown), s, "{input}");
-        }
-    }
-
-    #[test]
-    fn bad_server_specs() {
-        for input in [
-            "",
-            "   ",
-            "host:0",
-            "host:65536",
-            "host:x",
-            "host:+80",
-            "host:-1",
-            "[::1]:99999",
-            "a b:11211",
-            "[::1:11211",
-            "host\n:1",
-        ] {
-            match ServerSpec::parse(input) {
-                Err(e @ ClientError::BadServer(_)) => {
-                    let shown = e.to_string();
-                    assert!(!shown.contains('\n'), "{input:?}: {shown:?}");
-                }
-                other => panic!("{input:?}: {other:?}"),
-            }
-        }
-        let tcp_port_zero = ServerSpec {
-            host: "h".into(),
-            port: 0,
-            weight: 1,
-        };
-        let unix_with_port = ServerSpec {
-            host: "/tmp/s".into(),
-            port: 5,
-            weight: 1,
-        };
-        let empty = ServerSpec {
-            host: String::new(),
-            port: 1,
-            weight: 1,
-        };
-        for bad in [tcp_port_zero, unix_with_port, empty] {
-            assert!(matches!(
-                Client::new(vec![bad], Distribution::KetamaMd5),
-                Err(ClientError::BadServer(_))
-            ));
-        }
     }
 
     fn three() -> Vec<ServerSpec> {

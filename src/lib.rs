@@ -4,6 +4,7 @@
 //! safe core ([`key`], [`hash`], [`protocol`], [`conn`]) does the work, and the result goes back
 //! through the 1.4 conventions. Only `ffi` contains `unsafe` code.
 
+pub mod address;
 pub mod client;
 pub mod command;
 pub mod conn;
