@@ -8,6 +8,11 @@ use std::time::Instant;
 use crate::conn::{wait_readable, Conn, Fail};
 use crate::protocol::{self, Event, Reply, StoreCmd};
 
+/// The most memory taken for a value before its bytes arrive: a length in a reply is only a
+/// claim, and a hostile or broken server could claim gigabytes it never sends. Larger values
+/// grow as their data comes in.
+pub const PREALLOC_LIMIT: usize = 1 << 20;
+
 /// Why an exchange failed. Every kind leaves the stream in an unknown state: the caller closes
 /// the connection, so no later command can read a reply meant for this one.
 #[derive(Debug)]
@@ -362,7 +367,7 @@ pub struct Fetch<'a, K: Keys + ?Sized> {
 
 /// Reads the replies of several servers (their `get`s already sent) in the order their bytes
 /// arrive, so a server that answers late does not hold up the others. Each connection waits at
-/// most its own timeout for its next bytes.
+/// most its own timeout for its next bytes, and twice its timeout in all.
 pub fn read_values_many<K: Keys + ?Sized>(fetches: &mut [Fetch<'_, K>]) {
     if let [f] = fetches {
         f.outcome = Some(read_rest(f.conn, &mut f.reply, f.sink));
@@ -370,7 +375,15 @@ pub fn read_values_many<K: Keys + ?Sized>(fetches: &mut [Fetch<'_, K>]) {
     }
     let mut waiting: Vec<usize> = Vec::with_capacity(fetches.len());
     let mut ready = vec![false; fetches.len()];
-    let mut since = vec![Instant::now(); fetches.len()];
+    let started = Instant::now();
+    let mut since = vec![started; fetches.len()];
+    // However a server trickles, its reply gets no more than twice its timeout in all.
+    let until: Vec<Instant> = fetches
+        .iter()
+        .map(|f| started + 2 * f.conn.timeout())
+        .collect();
+    let limit =
+        |i: usize, since: &[Instant], conn: &Conn| (since[i] + conn.timeout()).min(until[i]);
     loop {
         waiting.clear();
         for (i, f) in fetches.iter_mut().enumerate() {
@@ -396,7 +409,7 @@ pub fn read_values_many<K: Keys + ?Sized>(fetches: &mut [Fetch<'_, K>]) {
         let now = Instant::now();
         let wait = waiting
             .iter()
-            .map(|&i| (since[i] + fetches[i].conn.timeout()).saturating_duration_since(now))
+            .map(|&i| limit(i, &since, fetches[i].conn).saturating_duration_since(now))
             .min()
             .unwrap_or_default();
         let conns: Vec<&Conn> = waiting.iter().map(|&i| &*fetches[i].conn).collect();
@@ -411,7 +424,7 @@ pub fn read_values_many<K: Keys + ?Sized>(fetches: &mut [Fetch<'_, K>]) {
                     since[i] = now;
                     f.conn.fill().err()
                 }
-                Ok(()) if now >= since[i] + f.conn.timeout() => Some(Fail::Timeout),
+                Ok(()) if now >= limit(i, &since, f.conn) => Some(Fail::Timeout),
                 Ok(()) => None,
             };
             if let Some(e) = failed {

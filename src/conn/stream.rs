@@ -1,9 +1,10 @@
 //! One connection to one server: a blocking socket whose every wait is bounded by the server's
-//! timeout, and a read buffer that the protocol's reply reader consumes in place.
+//! timeout, every operation by twice that timeout, and a read buffer that the protocol's reply
+//! reader consumes in place.
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -82,13 +83,76 @@ pub struct Conn {
     start: usize,
     end: usize,
     reader: ReplyReader,
+    op: OpClock,
+}
+
+/// Bounds one operation (a request and its whole reply) to twice the timeout, however a server
+/// trickles its bytes: each wait alone is bounded by the socket's timeout, but a server sending
+/// one byte just within it would otherwise hold a call for ever.
+///
+/// The first wait of an operation needs no clock: the socket's timeout bounds it. From the
+/// second wait on, the operation has one more timeout in all, counted from that wait. The common
+/// reply, which arrives in one read, so costs no clock read at all.
+#[derive(Default)]
+struct OpClock {
+    /// A wait of this operation has already happened.
+    waited: bool,
+    /// When the operation's time runs out, set at its second wait (or by a connect).
+    deadline: Option<Instant>,
+    /// Set by connect: the first operation on a new connection keeps the connect's deadline.
+    fresh: bool,
+}
+
+impl OpClock {
+    /// A new operation starts (a request is written on an idle connection).
+    #[inline]
+    fn begin(&mut self) {
+        if !std::mem::take(&mut self.fresh) {
+            self.waited = false;
+            self.deadline = None;
+        }
+    }
+
+    /// Called before each wait: None when the socket's timeout alone bounds it, else the time
+    /// left to the operation (Timeout when none is).
+    fn before_wait(&mut self, timeout: Duration) -> Result<Option<Duration>, Fail> {
+        if !self.waited && self.deadline.is_none() {
+            self.waited = true;
+            return Ok(None);
+        }
+        let now = Instant::now();
+        let deadline = *self.deadline.get_or_insert_with(|| later(now, timeout));
+        match deadline.checked_duration_since(now) {
+            Some(left) if !left.is_zero() => Ok((left < timeout).then_some(left)),
+            _ => Err(Fail::Timeout),
+        }
+    }
+}
+
+/// `now + d`, or as late as the clock can say.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(10 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 impl Conn {
     /// Connects to the first address of `ep` that accepts within `timeout` each. TCP sockets get
     /// `TCP_NODELAY` (requests are small and latency-bound). Returns the last address's error.
+    ///
+    /// The connect and the first operation on the connection share a deadline of twice the
+    /// timeout from the start of the connect, so a call that connects lasts no longer than one
+    /// that does not. All of the addresses together get one timeout.
     pub fn connect(ep: &Endpoint, timeout: Duration) -> io::Result<Conn> {
         let timeout = nonzero(timeout);
+        let started = Instant::now();
+        let connect_by = later(started, timeout);
+        let left = || {
+            connect_by
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
+        };
         let sock = match ep {
             Endpoint::Unix(path) => {
                 let sock = Socket::new(Domain::UNIX, Type::STREAM, None)?;
@@ -99,8 +163,10 @@ impl Conn {
                 let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
                 let mut connected = None;
                 for addr in addrs {
-                    let attempt = Socket::new(Domain::for_address(*addr), Type::STREAM, None)
-                        .and_then(|s| s.connect_timeout(&(*addr).into(), timeout).map(|_| s));
+                    let attempt = left().and_then(|wait| {
+                        Socket::new(Domain::for_address(*addr), Type::STREAM, None)
+                            .and_then(|s| s.connect_timeout(&(*addr).into(), wait).map(|_| s))
+                    });
                     match attempt {
                         Ok(s) => {
                             connected = Some(s);
@@ -122,6 +188,11 @@ impl Conn {
             start: 0,
             end: 0,
             reader: ReplyReader::new(),
+            op: OpClock {
+                waited: true,
+                deadline: Some(later(started, 2 * timeout)),
+                fresh: true,
+            },
         };
         conn.set_timeout(timeout)?;
         Ok(conn)
@@ -148,9 +219,17 @@ impl Conn {
     }
 
     /// Sends all of `data`. `MSG_NOSIGNAL`: a server that went away yields EPIPE, never SIGPIPE.
+    ///
+    /// A request written on an idle connection starts a new operation (see [`OpClock`]). A
+    /// request that does not go out in one call has waited: what follows shares one more
+    /// timeout.
     pub fn send(&mut self, data: &[u8]) -> Result<(), Fail> {
+        self.begin_op();
         let mut sent = 0;
         while sent < data.len() {
+            if sent > 0 {
+                self.wait_writable()?;
+            }
             match self.sock.send_with_flags(&data[sent..], libc::MSG_NOSIGNAL) {
                 Ok(0) => return Err(Fail::Closed),
                 Ok(n) => sent += n,
@@ -164,16 +243,38 @@ impl Conn {
     /// Sends the parts one after the other as one message, with one system call in the common
     /// case (a large value goes out from where it is, not copied into a buffer first).
     pub fn send_parts(&mut self, parts: &[&[u8]]) -> Result<(), Fail> {
+        self.begin_op();
         let mut slices: Vec<std::io::IoSlice<'_>> =
             parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
         let mut rest: &mut [std::io::IoSlice<'_>] = &mut slices;
+        let mut first = true;
         while !rest.is_empty() {
+            if !std::mem::take(&mut first) {
+                self.wait_writable()?;
+            }
             match self.sock.send_vectored_with_flags(rest, libc::MSG_NOSIGNAL) {
                 Ok(0) => return Err(Fail::Closed),
                 Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Fail::from_io(e)),
             }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn begin_op(&mut self) {
+        if self.is_idle() {
+            self.op.begin();
+        }
+    }
+
+    /// Before a later part of a request is written: the operation has waited, and the next
+    /// write may wait only for what is left of its time.
+    fn wait_writable(&mut self) -> Result<(), Fail> {
+        self.op.waited = true;
+        if let Some(left) = self.op.before_wait(self.timeout)? {
+            wait_for(&self.sock, rustix::event::PollFlags::OUT, left)?;
         }
         Ok(())
     }
@@ -246,8 +347,12 @@ impl Conn {
         }
     }
 
-    /// Reads what has arrived, waiting for at least one byte (at most the timeout).
+    /// Reads what has arrived, waiting for at least one byte: at most the timeout, and not past
+    /// the operation's deadline (see [`OpClock`]).
     pub fn fill(&mut self) -> Result<(), Fail> {
+        if let Some(left) = self.op.before_wait(self.timeout)? {
+            wait_for(&self.sock, rustix::event::PollFlags::IN, left)?;
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -272,14 +377,33 @@ impl Conn {
     }
 }
 
+/// Waits at most `left` for `sock` to become ready for `flags`; Timeout if it does not.
+fn wait_for(sock: &Socket, flags: rustix::event::PollFlags, left: Duration) -> Result<(), Fail> {
+    let mut ready = [false];
+    poll_all(&[sock], flags, left, &mut ready)?;
+    if ready[0] {
+        Ok(())
+    } else {
+        Err(Fail::Timeout)
+    }
+}
+
 /// Waits until one of `conns` has bytes (or an end or error) to read, at most `timeout`, and
 /// marks which in `ready`. None ready means the time ran out.
 pub fn wait_readable(conns: &[&Conn], timeout: Duration, ready: &mut [bool]) -> Result<(), Fail> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let mut fds: Vec<PollFd<'_>> = conns
-        .iter()
-        .map(|c| PollFd::new(&c.sock, PollFlags::IN))
-        .collect();
+    let socks: Vec<&Socket> = conns.iter().map(|c| &c.sock).collect();
+    poll_all(&socks, rustix::event::PollFlags::IN, timeout, ready)
+}
+
+/// One poll() over `socks` for `flags`, at most `timeout`; marks which are ready.
+fn poll_all(
+    socks: &[&Socket],
+    flags: rustix::event::PollFlags,
+    timeout: Duration,
+    ready: &mut [bool],
+) -> Result<(), Fail> {
+    use rustix::event::{poll, PollFd, Timespec};
+    let mut fds: Vec<PollFd<'_>> = socks.iter().map(|s| PollFd::new(*s, flags)).collect();
     let wait = Timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: timeout.subsec_nanos().into(),
@@ -393,6 +517,46 @@ mod tests {
             }
         }
         assert!(failed);
+    }
+
+    /// A server that sends one byte just within every timeout cannot hold an operation for
+    /// longer than twice the timeout (issue 12, fault 5).
+    #[test]
+    fn a_trickling_server_cannot_stretch_an_operation() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ep = endpoint(&listener);
+        let server = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 64];
+            let _ = s.read(&mut req);
+            s.write_all(b"VALUE k 0 200\r\n").unwrap();
+            // 200 bytes, one every 40 ms: 8 s in all, each gap within the 100 ms timeout.
+            for _ in 0..200 {
+                if s.write_all(b"x").is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(40));
+            }
+        });
+        let timeout = Duration::from_millis(100);
+        let mut conn = Conn::connect(&ep, timeout).unwrap();
+        // The first operation on a connection shares the connect's deadline; use the second.
+        conn.op.begin();
+        let started = Instant::now();
+        conn.send(b"get k\r\n").unwrap();
+        let failure = loop {
+            match conn.next_event() {
+                Ok(Event::Reply(Reply::End)) => panic!("the value cannot be complete"),
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        let took = started.elapsed();
+        assert!(matches!(failure, Fail::Timeout), "{failure}");
+        // 2 x 100 ms and scheduling; far below the 8 s the server would take.
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
+        drop(conn);
+        server.join().unwrap();
     }
 
     #[test]

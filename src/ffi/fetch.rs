@@ -12,7 +12,7 @@ use super::error::{report, report_bad_key, Scope};
 use super::server::{drop_conn, hash_key, key_bytes, route, set_errnum};
 use super::state::{self, HandleInner, ServerSide};
 use super::types::*;
-use crate::command::{self, ValueSink};
+use crate::command::{self, ValueSink, PREALLOC_LIMIT};
 use crate::key;
 
 const FOD: c_char = MCM_RES_FREE_ON_DELETE as c_char;
@@ -22,17 +22,24 @@ const ATTEMPTED: c_char = MCM_RES_ATTEMPTED as c_char;
 const NEED_FREE_KEY: c_char = MCM_RES_NEED_FREE_KEY as c_char;
 
 /// A value being received into a buffer the library allocated: `bytes` of data and a NUL.
+/// The buffer grows as the data arrives beyond [`PREALLOC_LIMIT`]: a length is only a claim,
+/// and a server claiming a gigabyte gets memory only for what it actually sends.
 struct Incoming {
     buf: *mut u8,
+    /// Bytes allocated at `buf`.
+    room: usize,
     filled: usize,
     bytes: usize,
     flags: u32,
     cas: u64,
+    /// Growing the buffer failed (reported): the rest is read and dropped, the value is lost.
+    lost: bool,
 }
 
 impl Incoming {
-    /// A buffer for `bytes` bytes and a NUL from `mcMallocAtomic`; None (reported) if the
-    /// allocator fails, in which case the value is read and dropped.
+    /// A buffer for `bytes` bytes and a NUL from `mcMallocAtomic` (the first
+    /// [`PREALLOC_LIMIT`] of them for a larger value); None (reported) if the allocator
+    /// fails, in which case the value is read and dropped.
     fn start(
         ctxt: *const memcache_ctxt,
         alloc: &Alloc,
@@ -40,39 +47,67 @@ impl Incoming {
         flags: u32,
         cas: u64,
     ) -> Option<Incoming> {
-        let buf = alloc.bytes(bytes + 1);
+        let room = bytes.saturating_add(1).min(PREALLOC_LIMIT);
+        let buf = alloc.bytes(room);
         if buf.is_null() {
-            report!(
-                ctxt,
-                MCM_ERR_MEM_MALLOC,
-                0,
-                libc::ENOMEM,
-                format!("value of {bytes} bytes")
-            );
+            report_no_room(ctxt, bytes);
             return None;
         }
         Some(Incoming {
             buf,
+            room,
             filled: 0,
             bytes,
             flags,
             cas,
+            lost: false,
         })
     }
 
-    fn push(&mut self, chunk: &[u8]) {
+    fn push(&mut self, ctxt: *const memcache_ctxt, alloc: &Alloc, chunk: &[u8]) {
         let n = chunk.len().min(self.bytes - self.filled);
-        // SAFETY: buf has bytes + 1 bytes and n keeps the copy within the first `bytes`.
+        if self.lost || n == 0 {
+            return;
+        }
+        let need = self.filled + n + 1;
+        if need > self.room {
+            // Double, so a large value costs a few reallocations; never past what it claims.
+            let room = need.max(self.room.saturating_mul(2)).min(self.bytes + 1);
+            let grown = alloc.realloc(self.buf as *mut c_void, room) as *mut u8;
+            if grown.is_null() {
+                report_no_room(ctxt, self.bytes);
+                self.lost = true;
+                return;
+            }
+            self.buf = grown;
+            self.room = room;
+        }
+        // SAFETY: buf has `room` >= filled + n + 1 bytes.
         unsafe { ptr::copy_nonoverlapping(chunk.as_ptr(), self.buf.add(self.filled), n) };
         self.filled += n;
     }
 
-    /// NUL-terminates the buffer and hands it over.
-    fn finish(self) -> *mut u8 {
-        // SAFETY: buf has bytes + 1 bytes.
+    /// NUL-terminates the buffer and hands it over; None (the buffer freed) for a value that
+    /// could not be kept.
+    fn finish(self, alloc: &Alloc) -> Option<*mut u8> {
+        if self.lost || self.filled != self.bytes {
+            alloc.free(self.buf);
+            return None;
+        }
+        // SAFETY: push keeps room >= filled + 1, and filled == bytes.
         unsafe { *self.buf.add(self.bytes) = 0 };
-        self.buf
+        Some(self.buf)
     }
+}
+
+fn report_no_room(ctxt: *const memcache_ctxt, bytes: usize) {
+    report!(
+        ctxt,
+        MCM_ERR_MEM_MALLOC,
+        0,
+        libc::ENOMEM,
+        format!("value of {bytes} bytes")
+    );
 }
 
 /// Receives the value of a single-key get into a new buffer. Whatever it still holds when
@@ -91,7 +126,7 @@ impl ValueSink for NewBuffer<'_> {
     }
     fn data(&mut self, chunk: &[u8]) {
         if let Some(v) = &mut self.incoming {
-            v.push(chunk);
+            v.push(self.ctxt, self.alloc, chunk);
         }
     }
     fn end(&mut self) {
@@ -103,7 +138,7 @@ impl ValueSink for NewBuffer<'_> {
         let alloc = self.alloc;
         let cas = cas.unwrap_or(0);
         if let Some(mut v) = Incoming::start(self.ctxt, alloc, value.len(), flags, cas) {
-            v.push(value);
+            v.push(self.ctxt, alloc, value);
             if let Some(old) = self.hit.replace(v) {
                 alloc.free(old.buf);
             }
@@ -169,19 +204,23 @@ pub(super) unsafe fn aget(
     let Outcome::Done(Some(hit)) = outcome else {
         return ptr::null_mut();
     };
+    let (bytes, flags, cas) = (hit.bytes, hit.flags, hit.cas);
+    let Some(value) = hit.finish(&alloc) else {
+        return ptr::null_mut();
+    };
     // SAFETY: the out-pointers are NULL or writable per the contract.
     unsafe {
         if !retlen.is_null() {
-            *retlen = hit.bytes;
+            *retlen = bytes;
         }
         if !flags_out.is_null() {
-            *flags_out = hit.flags as u16;
+            *flags_out = flags as u16;
         }
         if !cas_out.is_null() {
-            *cas_out = hit.cas;
+            *cas_out = cas;
         }
     }
-    hit.finish() as *mut c_void
+    value as *mut c_void
 }
 
 /// The value of `key` in a new NUL-terminated buffer, its length in `*retlen`. NULL (and
@@ -797,7 +836,7 @@ impl ValueSink for ResultSink<'_> {
 
     fn data(&mut self, chunk: &[u8]) {
         match &mut self.current {
-            Some((_, Target::New(v))) => v.push(chunk),
+            Some((_, Target::New(v))) => v.push(self.ctxt, self.alloc, chunk),
             Some((
                 _,
                 Target::Caller {
@@ -833,7 +872,7 @@ impl ValueSink for ResultSink<'_> {
             return;
         }
         if let Some(mut v) = Incoming::start(self.ctxt, self.alloc, value.len(), flags, 0) {
-            v.push(value);
+            v.push(self.ctxt, self.alloc, value);
             self.found(index, Target::New(v));
         }
     }
@@ -848,7 +887,10 @@ impl ResultSink<'_> {
         let (flags, bytes) = match target {
             Target::New(v) => {
                 let (flags, bytes) = (v.flags, v.bytes);
-                r.val = v.finish() as *mut c_void;
+                let Some(value) = v.finish(self.alloc) else {
+                    return;
+                };
+                r.val = value as *mut c_void;
                 r.size = bytes;
                 self.allocated.push(index as u32);
                 (flags, bytes)
