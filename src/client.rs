@@ -1,6 +1,6 @@
-//! The safe Rust client: a server list, key placement, one lazily opened connection per server,
-//! and the rules that decide a connection's fate. `mclient` and the benchmarks use it; the C ABI
-//! does not.
+//! The safe Rust client: a server list with its placement over the [`crate::engine`], one lazily
+//! opened connection per server. `mclient` and the benchmarks use it; the C ABI is the other
+//! front end of the same engine.
 //!
 //! Rules, in the order an operation meets them:
 //! - the key is checked ([`key::check`]) before a server is chosen or a socket touched;
@@ -22,21 +22,18 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::command::{self, Counter, Failure, Stored, ValueSink};
-use crate::conn::{self, Conn, Endpoint, Fail};
+use crate::command::{self, Counter, Failure, Stored, ValueSink, PREALLOC_LIMIT};
+use crate::conn::{self, Conn, Fail};
+use crate::engine::{self, RouteError, Servers, Slot};
 use crate::hash::{Distribution, RingServer, Selector};
 use crate::key::{self, KeyError};
 use crate::protocol::{Event, Reply, StoreCmd};
 
 /// libmemcache's default timeout for every wait on a server: 2 s + 600 µs.
-pub const DEFAULT_TIMEOUT: Duration = Duration::new(2, 600_000);
+pub const DEFAULT_TIMEOUT: Duration = engine::DEFAULT_TIMEOUT;
 
 /// How long a server whose connect failed is left out of placement.
-pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Most bytes reserved up front for a value: the size comes from the server, which is not
-/// trusted with our memory; larger values grow as their data actually arrives.
-const PREALLOC_LIMIT: usize = 1 << 20;
+pub const DEFAULT_RETRY_INTERVAL: Duration = engine::DEFAULT_RETRY;
 
 /// One server's `STAT name value` lines, in the order it sent them.
 pub type StatLines = Vec<(String, String)>;
@@ -106,45 +103,21 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// Per-server state next to its [`ServerSpec`].
-struct Slot {
-    /// `ServerSpec`'s Display, made once: errors and admin results carry it.
-    name: String,
-    /// Resolved at first connect; forgotten after a failed connect so a retry resolves afresh.
-    endpoint: Option<Endpoint>,
-    conn: Option<Conn>,
-    /// Set by a failed connect: the server is out of placement until then.
-    dead_until: Option<Instant>,
-    /// Why the last connect failed (meaningful while `dead_until` is set).
-    last_error: String,
-}
-
-impl Slot {
-    /// Whether the slot holds a connection ready for the next command; one that is not (stray
-    /// bytes, closed by the server) is dropped here, never reused.
-    fn has_ready_conn(&mut self) -> bool {
-        if self.conn.as_ref().is_some_and(|c| !c.ready_for_command()) {
-            self.conn = None;
-        }
-        self.conn.is_some()
-    }
-
-    #[inline]
-    fn is_live(&self, now: Instant) -> bool {
-        self.dead_until.is_none_or(|until| now >= until)
-    }
-}
-
 /// A memcached client over a list of servers. Not thread-safe by itself (`&mut self`): give each
 /// thread its own, or put one behind a lock.
 pub struct Client {
     specs: Vec<ServerSpec>,
+    /// Each server's `ServerSpec` Display, made once: errors and admin results carry it.
+    names: Vec<String>,
     slots: Vec<Slot>,
     selector: Selector,
     timeout: Duration,
     retry: Duration,
-    /// How many slots have `dead_until` set; while 0, placement needs no clock read.
-    dead: usize,
+    /// How many slots are down; while 0, placement needs no clock read.
+    down: usize,
+    /// The instant liveness is judged at during one operation, read when first needed: a
+    /// server put down during the operation stays out of the picks made after it.
+    now: Option<Instant>,
     /// Copies of each key (1: none).
     replicas: usize,
     /// The one request buffer, reused by every command.
@@ -171,23 +144,15 @@ impl Client {
             })
             .collect();
         let selector = Selector::new(distribution, &ring);
-        let slots = servers
-            .iter()
-            .map(|s| Slot {
-                name: s.to_string(),
-                endpoint: None,
-                conn: None,
-                dead_until: None,
-                last_error: String::new(),
-            })
-            .collect();
         Ok(Client {
+            names: servers.iter().map(ToString::to_string).collect(),
+            slots: servers.iter().map(|_| Slot::new()).collect(),
             specs: servers,
-            slots,
             selector,
             timeout: DEFAULT_TIMEOUT,
             retry: DEFAULT_RETRY_INTERVAL,
-            dead: 0,
+            down: 0,
+            now: None,
             replicas: 1,
             wbuf: Vec::with_capacity(4096),
         })
@@ -198,11 +163,7 @@ impl Client {
     pub fn set_timeout(&mut self, t: Duration) {
         self.timeout = t;
         for slot in &mut self.slots {
-            if let Some(conn) = &mut slot.conn {
-                if conn.set_timeout(t).is_err() {
-                    slot.conn = None;
-                }
-            }
+            slot.set_timeout(t);
         }
     }
 
@@ -237,7 +198,8 @@ impl Client {
         key::check(key).ok()?;
         let hash = self.selector.hash(key);
         let now = Instant::now();
-        self.selector.pick(hash, |i| self.slots[i].is_live(now))
+        self.selector
+            .pick(hash, |i| self.slots[i].health.is_live(now, self.retry))
     }
 
     /// The indexes of the servers that hold the copies of `key` now (see
@@ -246,7 +208,10 @@ impl Client {
     pub fn copies_for(&self, key: &[u8]) -> Vec<usize> {
         let mut out = Vec::with_capacity(self.replicas);
         if key::check(key).is_ok() {
-            self.pick_copies(self.selector.hash(key), Instant::now(), &mut out);
+            let now = Instant::now();
+            let live = |i: usize| self.slots[i].health.is_live(now, self.retry);
+            self.selector
+                .pick_n(self.selector.hash(key), self.replicas, live, &mut out);
         }
         out
     }
@@ -273,10 +238,11 @@ impl Client {
         if keys.is_empty() {
             return Ok(out);
         }
+        self.now = None;
         // Which requested keys (their indexes in `keys`) each server answers, in request order.
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.slots.len()];
         for (i, k) in keys.iter().enumerate() {
-            let server = self.route(k)?;
+            let server = self.route(self.selector.hash(k))?;
             groups[server].push(i);
         }
         let mut answered = vec![false; keys.len()];
@@ -286,21 +252,17 @@ impl Client {
         for round in 1..self.replicas {
             groups.iter_mut().for_each(Vec::clear);
             let mut any = false;
-            let now = Instant::now();
             for (i, k) in keys.iter().enumerate() {
                 if out[i].is_some() {
                     continue;
                 }
-                self.pick_copies(self.selector.hash(k), now, &mut picks);
+                let hash = self.selector.hash(k);
+                if let Some(e) = engine::connect_copies(self, hash, self.replicas, &mut picks) {
+                    first_error.get_or_insert(e);
+                }
                 let Some(&server) = picks.get(round) else {
                     continue;
                 };
-                if !self.slots[server].has_ready_conn() {
-                    if let Err(e) = self.connect(server) {
-                        first_error.get_or_insert(e);
-                        continue;
-                    }
-                }
                 groups[server].push(i);
                 any = true;
             }
@@ -333,8 +295,7 @@ impl Client {
             if group.is_empty() {
                 continue;
             }
-            let slot = &mut self.slots[server];
-            let Some(conn) = slot.conn.as_mut() else {
+            let Some(conn) = self.slots[server].conn_mut() else {
                 continue;
             };
             match command::send_get(conn, &mut self.wbuf, group.iter().map(|&i| keys[i]), false) {
@@ -362,7 +323,7 @@ impl Client {
         let mut servers = Vec::new();
         let parts = self.slots.iter_mut().zip(&requested).zip(&mut sinks);
         for (server, ((slot, keys), sink)) in parts.enumerate() {
-            let Some(conn) = slot.conn.as_mut().filter(|_| sent[server]) else {
+            let Some(conn) = slot.conn_mut().filter(|_| sent[server]) else {
                 continue;
             };
             fetches.push(command::Fetch {
@@ -376,12 +337,9 @@ impl Client {
         command::read_values_many(&mut fetches);
         let outcomes: Vec<_> = fetches.into_iter().map(|f| f.outcome).collect();
         for (server, outcome) in servers.into_iter().zip(outcomes) {
-            let slot = &mut self.slots[server];
             match outcome {
                 Some(Ok(())) => {
-                    if slot.conn.as_ref().is_some_and(|c| !c.is_idle()) {
-                        slot.conn = None;
-                    }
+                    self.slots[server].ended(None);
                     groups[server].iter().for_each(|&i| answered[i] = true);
                     for (at, item) in sinks[server].items.drain(..) {
                         out[at] = Some(item);
@@ -454,7 +412,7 @@ impl Client {
         let group_check = group.map_or(Ok(()), check_stats_group);
         (0..self.slots.len())
             .map(|server| {
-                let name = self.slots[server].name.clone();
+                let name = self.names[server].clone();
                 let result = match group_check {
                     Err(e) => Err(ClientError::BadKey(e)),
                     Ok(()) => self.on_server(server, |conn, wbuf| {
@@ -474,7 +432,7 @@ impl Client {
     pub fn flush_all(&mut self) -> Vec<(String, Result<(), ClientError>)> {
         (0..self.slots.len())
             .map(|server| {
-                let name = self.slots[server].name.clone();
+                let name = self.names[server].clone();
                 (name, self.on_server(server, command::flush))
             })
             .collect()
@@ -484,7 +442,7 @@ impl Client {
     pub fn version(&mut self) -> Vec<(String, Result<String, ClientError>)> {
         (0..self.slots.len())
             .map(|server| {
-                let name = self.slots[server].name.clone();
+                let name = self.names[server].clone();
                 let result = self.on_server(server, |conn, wbuf| {
                     command::version(conn, wbuf).map(|v| text(&v))
                 });
@@ -509,14 +467,14 @@ impl Client {
             Counter::Value(n) => Ok(Some(n)),
             Counter::NotFound => Ok(None),
             Counter::Refused(message) => Err(ClientError::Refused {
-                server: self.slots[server].name.clone(),
+                server: self.names[server].clone(),
                 message,
             }),
         }
     }
 
     /// Checks `key`, finds and connects its server, runs `op` there; returns the index of the
-    /// server that answered with the result. With several copies, see [`Client::on_copies`];
+    /// server that answered with the result. With several copies, see [`engine::on_copies`];
     /// `done` says which result ends a read.
     fn on_key<T>(
         &mut self,
@@ -525,77 +483,18 @@ impl Client {
         op: impl FnMut(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
     ) -> Result<(usize, T), ClientError> {
         key::check(key).map_err(ClientError::BadKey)?;
-        if self.replicas > 1 {
-            return self.on_copies(key, done, op);
-        }
-        let server = self.route(key)?;
-        self.exchange(server, op).map(|v| (server, v))
-    }
-
-    /// Runs `op` on each server holding a copy of `key`, in copy order, connecting each on
-    /// first use, and stops at the first result for which `done` is true (a read's hit).
-    /// Returns that result, else the first result in copy order (a write's answer: the
-    /// primary's unless the primary failed), else the first error. A server whose connect fails
-    /// is marked dead and the copies are chosen again without it (its keys' next live server
-    /// takes its place); no server is asked twice.
-    fn on_copies<T>(
-        &mut self,
-        key: &[u8],
-        done: impl Fn(&T) -> bool,
-        mut op: impl FnMut(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
-    ) -> Result<(usize, T), ClientError> {
+        self.now = None;
         let hash = self.selector.hash(key);
-        // Liveness is judged at one instant, so a server marked dead during this operation
-        // stays out of the choices made after it (a mark lasts at least 1 ns past its failure).
-        let now = Instant::now();
-        let mut picks = Vec::with_capacity(self.replicas);
-        let mut asked: Vec<usize> = Vec::with_capacity(self.replicas);
-        let mut answer: Option<(usize, T)> = None;
-        let mut first_error: Option<ClientError> = None;
-        // Each pass either ends or marks one more server dead: n + 1 passes are plenty.
-        'passes: for _ in 0..=self.slots.len() {
-            self.pick_copies(hash, now, &mut picks);
-            for &server in &picks {
-                if asked.contains(&server) {
-                    continue;
-                }
-                if !self.slots[server].has_ready_conn() {
-                    if let Err(e) = self.connect(server) {
-                        first_error.get_or_insert(e);
-                        continue 'passes;
-                    }
-                }
-                asked.push(server);
-                match self.exchange(server, &mut op) {
-                    Ok(v) if done(&v) => return Ok((server, v)),
-                    Ok(v) => {
-                        if answer.is_none() {
-                            answer = Some((server, v));
-                        }
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-            break;
+        if self.replicas > 1 {
+            return engine::on_copies(self, hash, self.replicas, done, op).map_err(route_error);
         }
-        match answer {
-            Some(found) => Ok(found),
-            None => Err(first_error.unwrap_or(ClientError::NoServer)),
-        }
+        let server = self.route(hash)?;
+        Servers::exchange(self, server, op).map(|v| (server, v))
     }
 
-    /// The servers holding copies of the keys of `hash` among those live at `now`, primary
-    /// first.
-    fn pick_copies(&self, hash: u32, now: Instant, out: &mut Vec<usize>) {
-        if self.dead == 0 {
-            self.selector.pick_n(hash, self.replicas, |_| true, out);
-        } else {
-            let slots = &self.slots;
-            self.selector
-                .pick_n(hash, self.replicas, |i| slots[i].is_live(now), out);
-        }
+    /// The connected server for `hash` (see [`engine::route`]).
+    fn route(&mut self, hash: u32) -> Result<usize, ClientError> {
+        engine::route(self, hash).map_err(route_error)
     }
 
     /// Runs `op` on one given server (admin commands), connecting it if needed; a server marked
@@ -605,139 +504,129 @@ impl Client {
         server: usize,
         op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
     ) -> Result<T, ClientError> {
-        let slot = &mut self.slots[server];
-        if !slot.has_ready_conn() {
-            if !slot.is_live(Instant::now()) {
+        if !self.slots[server].has_ready_conn() {
+            let health = &self.slots[server].health;
+            if !health.is_live(Instant::now(), self.retry) {
                 return Err(ClientError::Connect {
-                    server: slot.name.clone(),
-                    message: format!("{} (not retried yet)", slot.last_error),
+                    server: self.names[server].clone(),
+                    message: format!("{} (not retried yet)", health.why()),
                 });
             }
-            self.connect(server)?;
+            Servers::connect(self, server)?;
         }
-        self.exchange(server, op)
+        Servers::exchange(self, server, op)
     }
 
-    /// One exchange on a connected server. Any failure closes the connection; so does a reply
-    /// followed by bytes nobody asked for (the stream is out of step).
+    /// Runs `f` on one slot, keeping the count of servers down in step with its health.
+    fn on_slot<R>(&mut self, server: usize, f: impl FnOnce(&mut Slot) -> R) -> R {
+        let slot = &mut self.slots[server];
+        let was_down = slot.health.is_down();
+        let result = f(slot);
+        match (was_down, slot.health.is_down()) {
+            (false, true) => self.down += 1,
+            (true, false) => self.down -= 1,
+            _ => {}
+        }
+        result
+    }
+
+    /// What a failed exchange does: the slot closes the connection (and puts the server down
+    /// after a timeout, as the C API does), and the error names the server.
+    fn server_failed(&mut self, server: usize, failure: Failure) -> ClientError {
+        self.on_slot(server, |slot| slot.ended(Some(&failure)));
+        self.server_error(server, failure)
+    }
+
+    /// After the slot has handled `failure` itself: counts the server if it went down.
+    fn count_down_after(&mut self, server: usize, failure: Failure) -> ClientError {
+        if failure.is_timeout() && self.slots[server].health.is_down() {
+            // Only a server that was up before the exchange gets here: one that was down
+            // cannot have been picked, nor connected without coming up.
+            self.down += 1;
+        }
+        self.server_error(server, failure)
+    }
+
+    fn server_error(&self, server: usize, failure: Failure) -> ClientError {
+        ClientError::Server {
+            server: self.names[server].clone(),
+            failure,
+        }
+    }
+}
+
+impl Servers for Client {
+    type Error = ClientError;
+
+    fn count(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[inline]
+    fn pick(&mut self, hash: u32) -> Option<usize> {
+        if self.down == 0 {
+            return self.selector.pick(hash, |_| true);
+        }
+        let now = *self.now.get_or_insert_with(Instant::now);
+        let (slots, retry) = (&self.slots, self.retry);
+        self.selector
+            .pick(hash, |i| slots[i].health.is_live(now, retry))
+    }
+
+    fn pick_copies(&mut self, hash: u32, count: usize, out: &mut Vec<usize>) {
+        if self.down == 0 {
+            return self.selector.pick_n(hash, count, |_| true, out);
+        }
+        let now = *self.now.get_or_insert_with(Instant::now);
+        let (slots, retry) = (&self.slots, self.retry);
+        self.selector
+            .pick_n(hash, count, |i| slots[i].health.is_live(now, retry), out);
+    }
+
+    #[inline]
+    fn ready(&mut self, server: usize) -> bool {
+        self.slots[server].has_ready_conn()
+    }
+
+    /// Resolves (first time) and connects `server`; on failure it is down for the retry
+    /// interval.
+    fn connect(&mut self, server: usize) -> Result<(), ClientError> {
+        // The first connect attempt fixes the operation's instant (see `now`).
+        self.now.get_or_insert_with(Instant::now);
+        let timeout = self.timeout;
+        let (host, port) = (self.specs[server].host.clone(), self.specs[server].port);
+        let resolve = || conn::resolve(&host, &port.to_string());
+        self.on_slot(server, |slot| slot.connect(timeout, resolve))
+            .map(|_reconnected| ())
+            .map_err(|e| ClientError::Connect {
+                server: self.names[server].clone(),
+                message: e.to_string(),
+            })
+    }
+
+    #[inline]
     fn exchange<T>(
         &mut self,
         server: usize,
         op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
     ) -> Result<T, ClientError> {
-        let slot = &mut self.slots[server];
-        let Some(conn) = slot.conn.as_mut() else {
+        let Client { slots, wbuf, .. } = self;
+        if !slots[server].has_conn() {
             return Err(ClientError::NoServer);
-        };
-        match op(conn, &mut self.wbuf) {
-            Ok(v) => {
-                if !conn.is_idle() {
-                    slot.conn = None;
-                }
-                Ok(v)
-            }
-            Err(failure) => Err(self.server_failed(server, failure)),
+        }
+        match slots[server].exchange(wbuf, op) {
+            Ok(v) => Ok(v),
+            // The slot has closed the connection and put the server down after a timeout.
+            Err(failure) => Err(self.count_down_after(server, failure)),
         }
     }
+}
 
-    /// The connected server for `key`: the distribution's pick among live servers, connected on
-    /// first use. A server whose connect fails is marked dead and the pick is made again.
-    /// Liveness is judged at the time of the first connect attempt, and a mark lasts at least
-    /// 1 ns past it, so each server is tried at most once per operation.
-    fn route(&mut self, key: &[u8]) -> Result<usize, ClientError> {
-        let hash = self.selector.hash(key);
-        let mut failed = None;
-        let mut first_attempt: Option<Instant> = None;
-        // Each round either returns or marks one more server dead: n + 1 rounds are plenty.
-        for _ in 0..=self.slots.len() {
-            let pick = if self.dead == 0 {
-                self.selector.pick(hash, |_| true)
-            } else {
-                let now = first_attempt.unwrap_or_else(Instant::now);
-                let slots = &self.slots;
-                self.selector.pick(hash, |i| slots[i].is_live(now))
-            };
-            let Some(server) = pick else {
-                break;
-            };
-            if self.slots[server].has_ready_conn() {
-                return Ok(server);
-            }
-            first_attempt.get_or_insert_with(Instant::now);
-            match self.connect(server) {
-                Ok(()) => return Ok(server),
-                Err(e) => failed = Some(e),
-            }
-        }
-        Err(failed.unwrap_or(ClientError::NoServer))
-    }
-
-    /// Resolves (first time) and connects `server`; on failure marks it dead for the retry
-    /// interval.
-    fn connect(&mut self, server: usize) -> Result<(), ClientError> {
-        let spec = &self.specs[server];
-        let slot = &mut self.slots[server];
-        let endpoint = match slot.endpoint.take() {
-            Some(ep) => Ok(ep),
-            None => conn::resolve(&spec.host, &spec.port.to_string()).map_err(|e| e.message()),
-        };
-        let attempt = endpoint.and_then(|ep| {
-            let conn = Conn::connect(&ep, self.timeout).map_err(|e| e.to_string());
-            if conn.is_ok() {
-                slot.endpoint = Some(ep);
-            }
-            conn
-        });
-        match attempt {
-            Ok(conn) => {
-                slot.conn = Some(conn);
-                if slot.dead_until.take().is_some() {
-                    self.dead -= 1;
-                }
-                Ok(())
-            }
-            Err(message) => {
-                self.mark_dead(server, &message);
-                Err(ClientError::Connect {
-                    server: self.slots[server].name.clone(),
-                    message,
-                })
-            }
-        }
-    }
-
-    /// Takes `server` out of placement for the retry interval (a failed connect, a timeout).
-    fn mark_dead(&mut self, server: usize, why: &str) {
-        // At least 1 ns, so the pick that follows in this operation skips it; a retry
-        // interval past the clock's range means "for as long as the clock can say".
-        let now = Instant::now();
-        let retry = self.retry.max(Duration::from_nanos(1));
-        let until = now
-            .checked_add(retry)
-            .or_else(|| now.checked_add(Duration::from_secs(10 * 365 * 24 * 3600)))
-            .unwrap_or(now + Duration::from_nanos(1));
-        let slot = &mut self.slots[server];
-        if slot.dead_until.replace(until).is_none() {
-            self.dead += 1;
-        }
-        slot.last_error = why.to_string();
-    }
-
-    /// What a failed exchange does to its server: the connection is closed (its state is
-    /// unknown), and a server that did not answer in time is skipped for the retry interval,
-    /// as the C API does, instead of costing a full timeout on every call.
-    fn server_failed(&mut self, server: usize, failure: Failure) -> ClientError {
-        self.slots[server].conn = None;
-        if matches!(
-            failure,
-            Failure::Recv(conn::Fail::Timeout) | Failure::Send(conn::Fail::Timeout)
-        ) {
-            self.mark_dead(server, &failure.to_string());
-        }
-        ClientError::Server {
-            server: self.slots[server].name.clone(),
-            failure,
-        }
+/// The client's error for a failed route: the last connect failure, or no server at all.
+fn route_error(e: RouteError<ClientError>) -> ClientError {
+    match e {
+        RouteError::NoneLive => ClientError::NoServer,
+        RouteError::Unreachable(e) => e,
     }
 }
 
@@ -950,8 +839,8 @@ mod tests {
             assert_eq!(stats.len(), 1);
             assert!(matches!(stats[0].1, Err(ClientError::BadKey(_))));
         }
-        assert!(c.slots[0].conn.is_none());
-        assert!(c.slots[0].endpoint.is_none());
+        assert!(!c.slots[0].has_conn());
+        assert!(!c.slots[0].is_resolved());
         assert!(matches!(
             listener.accept(),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock

@@ -39,6 +39,16 @@ impl std::fmt::Display for Failure {
     }
 }
 
+impl Failure {
+    /// The server did not answer in time (the write or the reply).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Failure::Send(Fail::Timeout) | Failure::Recv(Fail::Timeout)
+        )
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

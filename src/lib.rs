@@ -8,6 +8,7 @@ pub mod address;
 pub mod client;
 pub mod command;
 pub mod conn;
+pub mod engine;
 pub mod ffi;
 pub mod hash;
 pub mod key;

@@ -1,0 +1,31 @@
+//! The one engine under every front end: the C ABI ([`crate::ffi`]), the Rust [`crate::client`],
+//! `mclient`, `mcadmin` and propagation all route, fail over, keep copies and decide a
+//! connection's fate here, so those rules exist once.
+//!
+//! - [`Health`]: whether a server is up, down until its retry time, or put down by the user.
+//! - [`Slot`]: one server's connection and health, and the connection rules: a connection is
+//!   checked idle before reuse, any unsolicited byte or failure closes it, a timeout or a refused
+//!   connect marks the server down, nothing is re-sent.
+//! - [`Servers`] and the algorithms over it ([`route`], [`connect_copies`], [`on_copies`]): the
+//!   distribution's pick with failover, and the servers holding a key's copies. A front end says
+//!   how it picks (the Selector, or a C program's finder hook) and how it reports.
+//!
+//! Each operation is bounded by twice its timeout ([`crate::conn::Conn`]) and values grow as
+//! their bytes arrive ([`crate::command::PREALLOC_LIMIT`]).
+#![forbid(unsafe_code)]
+
+mod health;
+mod route;
+mod slot;
+
+use std::time::Duration;
+
+pub use health::Health;
+pub use route::{connect_copies, on_copies, route, RouteError, Servers};
+pub use slot::{ConnectError, Slot};
+
+/// libmemcache's default timeout for every wait on a server: 2 s + 600 µs.
+pub const DEFAULT_TIMEOUT: Duration = Duration::new(2, 600_000);
+
+/// How long a server that failed is left out of placement before it is tried again.
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(5);

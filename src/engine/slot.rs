@@ -1,0 +1,167 @@
+//! One server's connection and health, and what happens to a connection.
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use super::Health;
+use crate::command::Failure;
+use crate::conn::{self, Conn, Endpoint, Fail, ResolveError};
+
+/// Why a connect failed.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The name did not resolve.
+    Resolve(ResolveError),
+    Connect(io::Error),
+}
+
+impl ConnectError {
+    /// The errno for a C report (0 for a name that did not resolve).
+    pub fn errno(&self) -> i32 {
+        match self {
+            ConnectError::Resolve(_) => 0,
+            ConnectError::Connect(e) => conn::errno_of(e),
+        }
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Resolve(e) => f.write_str(&e.message()),
+            ConnectError::Connect(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// One server as the engine sees it: its resolved address, its connection and its health.
+///
+/// The rules for a connection live here and nowhere else: a connection is reused only when it
+/// is at a command boundary with nothing waiting in its socket; a reply followed by bytes nobody
+/// asked for, and any failure, close it; a timeout or a failed connect also puts the server
+/// down for the retry interval; nothing is ever re-sent.
+#[derive(Default)]
+pub struct Slot {
+    /// Resolved at the first connect; forgotten after a failed connect, so a retry resolves
+    /// the name afresh.
+    endpoint: Option<Endpoint>,
+    conn: Option<Conn>,
+    pub health: Health,
+}
+
+impl Slot {
+    pub fn new() -> Slot {
+        Slot::default()
+    }
+
+    /// Whether the slot holds a connection ready for the next command. One that is not (stray
+    /// bytes, closed by the server) is closed here, never reused.
+    #[inline]
+    pub fn has_ready_conn(&mut self) -> bool {
+        if self.conn.as_ref().is_some_and(|c| !c.ready_for_command()) {
+            self.conn = None;
+        }
+        self.conn.is_some()
+    }
+
+    /// Whether the name has been resolved (by a connect that succeeded).
+    pub fn is_resolved(&self) -> bool {
+        self.endpoint.is_some()
+    }
+
+    pub fn has_conn(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// The connection's descriptor, -1 without one (1.4's `memcache_server.fd`).
+    pub fn fd(&self) -> RawFd {
+        self.conn.as_ref().map_or(-1, Conn::fd)
+    }
+
+    pub fn conn_mut(&mut self) -> Option<&mut Conn> {
+        self.conn.as_mut()
+    }
+
+    /// Closes the connection; true when there was one.
+    pub fn close(&mut self) -> bool {
+        self.conn.take().is_some()
+    }
+
+    /// Bounds every later wait of the open connection by `timeout`; a connection that cannot
+    /// take it is closed.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        if let Some(conn) = &mut self.conn {
+            if conn.set_timeout(timeout).is_err() {
+                self.conn = None;
+            }
+        }
+    }
+
+    /// Connects, resolving the name with `resolve` first if needed. On success the server is
+    /// up; `Ok(true)` when that ended a retry (a reconnect). On failure it is down for the retry
+    /// interval.
+    pub fn connect(
+        &mut self,
+        timeout: Duration,
+        resolve: impl FnOnce() -> Result<Endpoint, ResolveError>,
+    ) -> Result<bool, ConnectError> {
+        self.conn = None;
+        let endpoint = match self.endpoint.take() {
+            Some(ep) => ep,
+            None => match resolve() {
+                Ok(ep) => ep,
+                Err(e) => {
+                    self.health.mark_down(e.message());
+                    return Err(ConnectError::Resolve(e));
+                }
+            },
+        };
+        match Conn::connect(&endpoint, timeout) {
+            Ok(conn) => {
+                self.conn = Some(conn);
+                self.endpoint = Some(endpoint);
+                Ok(self.health.connected())
+            }
+            Err(e) => {
+                self.health.mark_down(e.to_string());
+                Err(ConnectError::Connect(e))
+            }
+        }
+    }
+
+    /// One request and its reply on the open connection. A failure closes the connection (its
+    /// state is unknown), and a timeout also puts the server down; a reply followed by bytes
+    /// nobody asked for closes it too (the stream is out of step).
+    pub fn exchange<T>(
+        &mut self,
+        wbuf: &mut Vec<u8>,
+        op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Failure::Send(Fail::Closed));
+        };
+        wbuf.clear();
+        let result = op(conn, wbuf);
+        self.ended(result.as_ref().err());
+        result
+    }
+
+    /// What the end of an exchange does to the slot (see [`exchange`](Self::exchange)), for a
+    /// front end that drove the connection itself (a multi-get over several servers): after a
+    /// reply, a connection that is not at a command boundary is closed; after a failure it is
+    /// closed, and a timeout also puts the server down.
+    pub fn ended(&mut self, failure: Option<&Failure>) {
+        match failure {
+            None if self.conn.as_ref().is_none_or(Conn::is_idle) => {}
+            None => self.conn = None,
+            Some(failure) => {
+                self.conn = None;
+                if failure.is_timeout() {
+                    self.health.mark_down(failure.to_string());
+                }
+            }
+        }
+    }
+}
