@@ -13,8 +13,9 @@
  * MC_FORK_CASE=threaded: no thread is joined before a fork. One wave of 50 while two more
  * parent threads hammer the same handle, so a fork may find another thread inside a call; then
  * one wave of 10 forked at a moment made certain: one parent thread is inside a call on the
- * handle (held in its context's mcHashKey hook, which runs with the handle locked) and another
- * is waiting for the handle.
+ * handle (held in its context's value allocator, which runs with the handle locked, while the
+ * reply is read; the program's hash and finder hooks run unlocked) and another is waiting for
+ * the handle.
  *
  * Afterwards, in both cases, the parent's own connections are intact: its descriptors are
  * unchanged, its values read back, and the servers' total_connections grew by exactly the
@@ -299,24 +300,28 @@ static void stop_helpers(pthread_t *tids, struct helper *helpers)
 
 /* ---- A fork while one thread is inside a call on the handle and another waits for it ---- */
 
-static volatile int hook_entered, hook_release, waiter_started, waiter_done;
+static volatile int hook_armed, hook_entered, hook_release, waiter_started, waiter_done;
 
-/* The held thread's hash hook: runs with the handle locked, and stays until released. */
-static uint32_t holding_hash(MCM_HASH_FUNC)
+/* The held thread's value allocator: the library calls it with the handle locked, in the
+ * middle of reading the reply; the first call once armed stays until released. */
+static void *holding_malloc(size_t size)
 {
-	(void)MCM_CALLBACK_CTXT;
-	hook_entered = 1;
-	while (!hook_release)
-		usleep(1000);
-	return mc_hash((struct memcache *)MCM_CALLBACK_MC, (char *)MCM_CALLBACK_KEY, MCM_CALLBACK_LEN);
+	if (hook_armed && !hook_entered) {
+		hook_entered = 1;
+		while (!hook_release)
+			usleep(1000);
+	}
+	return malloc(size);
 }
 
 static void *held_main(void *arg)
 {
 	struct memcache_ctxt *ctxt = arg;
 	size_t len = 0;
-	char *v = mcm_aget2(ctxt, mc, K("p-held"), &len);
+	char *v;
 
+	hook_armed = 1;
+	v = mcm_aget2(ctxt, mc, K("p-held"), &len);
 	free(v);
 	return NULL;
 }
@@ -342,13 +347,14 @@ static void release_held(void)
 
 static void fork_while_held(int wave)
 {
-	struct memcache_ctxt *ctxt = mcMemNewCtxt(free, malloc, malloc, realloc);
+	struct memcache_ctxt *ctxt = mcMemNewCtxt(free, malloc, holding_malloc, realloc);
 	double deadline = now() + 10;
 
 	CHECK(ctxt != NULL, "%s", "mcMemNewCtxt");
 	if (ctxt == NULL)
 		return;
-	ctxt->mcHashKey = holding_hash;
+	/* A value to read, so the held call allocates while it holds the handle. */
+	CHECK(mc_set(mc, K("p-held"), "held", 4, 0, 0) == 0, "%s", "set p-held");
 	CHECK(pthread_create(&held_tid, NULL, held_main, ctxt) == 0, "%s", "pthread_create (held)");
 	while (!hook_entered && now() < deadline)
 		usleep(1000);

@@ -66,6 +66,11 @@ impl Slot {
         self.conn.is_some()
     }
 
+    /// Uses `endpoint` for the next connect instead of resolving the name then.
+    pub fn set_endpoint(&mut self, endpoint: Endpoint) {
+        self.endpoint = Some(endpoint);
+    }
+
     /// Whether the name has been resolved (by a connect that succeeded).
     pub fn is_resolved(&self) -> bool {
         self.endpoint.is_some()

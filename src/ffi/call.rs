@@ -5,10 +5,11 @@
 use libc::{c_char, size_t};
 
 use super::error::{report_bad_key, Delivered, Scope};
-use super::server::{drop_conn, hash_key, key_bytes, route, Failure};
+use super::server::{key_bytes, report_unreachable, route, CallError, Failure, Front};
 use super::state::{HandleInner, HandleState};
 use super::types::*;
 use crate::conn::Conn;
+use crate::engine::{self, RouteError, Servers};
 use crate::key;
 
 /// The default `mcKeyValid` hook: the built-in check of D2. 0 for a valid key; otherwise the
@@ -93,7 +94,7 @@ pub fn forget_after_fork(inner: &mut HandleInner) {
     if inner.fork_gen != generation {
         inner.fork_gen = generation;
         for side in &mut inner.servers {
-            if side.conn.take().is_some() {
+            if side.slot.close() {
                 // SAFETY: sides belong to the handle's live servers.
                 unsafe { (*side.ms).fd = -1 };
             }
@@ -111,10 +112,10 @@ pub enum Outcome<T> {
 }
 
 /// Runs `exchange` on each server holding a copy of `key` (one server unless the handle keeps
-/// several copies), in order, primary first. Stops at the first result for which `done` is
-/// true (reads: a hit). Returns that result, else the first successful one (writes: the
-/// primary's answer, or the first copy's when the primary failed). Failures close their
-/// connection and are reported; they change the answer only when no copy succeeded.
+/// several copies), in order, primary first ([`engine::on_copies`]). Stops at the first result
+/// for which `done` is true (reads: a hit). Returns that result, else the first successful one
+/// (writes: the primary's answer, or the first copy's when the primary failed). Failures close
+/// their connection and are reported; they change the answer only when no copy succeeded.
 ///
 /// # Safety
 /// `ctxt` and `mc` are live.
@@ -124,73 +125,35 @@ pub unsafe fn on_copies_for<T>(
     st: &HandleState,
     key: &[u8],
     done: impl Fn(&T) -> bool,
-    mut exchange: impl FnMut(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+    exchange: impl FnMut(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
 ) -> Outcome<T> {
     let mut inner = st.lock();
     // SAFETY: per the contract; inner is mc's locked state.
     unsafe { begin(ctxt, mc, st, &mut inner) };
     let copies = inner.replicas as usize;
+    let mut front = Front {
+        ctxt,
+        mc,
+        st,
+        inner: &mut inner,
+    };
+    let hash = front.hash(key);
     if copies <= 1 {
         // SAFETY: per the contract.
-        return unsafe { exchange_on(ctxt, mc, st, &mut inner, key, exchange) };
-    }
-    // SAFETY: per the contract.
-    let hash = unsafe { hash_key(ctxt, mc, st, key) };
-    let mut targets = Vec::with_capacity(copies);
-    // SAFETY: per the contract.
-    unsafe { super::server::route_copies(ctxt, mc, st, &mut inner, hash, copies, &mut targets) };
-    if targets.is_empty() {
-        return Outcome::NoServer;
-    }
-    let HandleInner { servers, wbuf, .. } = &mut *inner;
-    let mut first: Option<T> = None;
-    for at in targets {
-        let side = &mut servers[at];
-        let Some(conn) = side.conn.as_mut() else {
-            continue;
+        let Some(at) = (unsafe { route(&mut front, hash) }) else {
+            return Outcome::NoServer;
         };
-        match exchange(conn, wbuf) {
-            Ok(v) if done(&v) => return Outcome::Done(v),
-            Ok(v) => {
-                first.get_or_insert(v);
-            }
-            // SAFETY: ctxt is live and side.ms a server of the locked handle.
-            Err(failure) => unsafe { drop_conn(ctxt, side, failure) },
-        }
+        return match Servers::exchange(&mut front, at, exchange) {
+            Ok(v) => Outcome::Done(v),
+            Err(_) => Outcome::Failed,
+        };
     }
-    first.map_or(Outcome::Failed, Outcome::Done)
-}
-
-/// One exchange on the server for `key`, once the handle is locked and up to date.
-///
-/// # Safety
-/// `ctxt` and `mc` are live; `inner` is `mc`'s locked state.
-unsafe fn exchange_on<T>(
-    ctxt: *const memcache_ctxt,
-    mc: *mut memcache,
-    st: &HandleState,
-    inner: &mut HandleInner,
-    key: &[u8],
-    exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
-) -> Outcome<T> {
-    // SAFETY: per the contract.
-    let hash = unsafe { hash_key(ctxt, mc, st, key) };
-    // SAFETY: per the contract; inner is mc's locked state.
-    let Some(at) = (unsafe { route(ctxt, mc, st, inner, hash) }) else {
-        return Outcome::NoServer;
-    };
-    let HandleInner { servers, wbuf, .. } = inner;
-    wbuf.clear();
-    let side = &mut servers[at];
-    let Some(conn) = side.conn.as_mut() else {
-        return Outcome::NoServer;
-    };
-    match exchange(conn, wbuf) {
-        Ok(v) => Outcome::Done(v),
-        Err(failure) => {
-            // SAFETY: ctxt is live and side.ms a server of the locked handle.
-            unsafe { drop_conn(ctxt, side, failure) };
-            Outcome::Failed
+    match engine::on_copies(&mut front, hash, copies, done, exchange) {
+        Ok((_, v)) => Outcome::Done(v),
+        Err(RouteError::Unreachable(CallError::Failed)) => Outcome::Failed,
+        Err(_) => {
+            report_unreachable(ctxt);
+            Outcome::NoServer
         }
     }
 }

@@ -9,7 +9,7 @@ use libc::{c_char, c_int, c_void, size_t};
 use super::call::{finish, on_copies_for, validate_key, Outcome};
 use super::context::{global, Alloc};
 use super::error::{report, report_bad_key, Scope};
-use super::server::{drop_conn, hash_key, key_bytes, route, set_errnum};
+use super::server::{drop_conn, key_bytes, route, route_copies, set_errnum, Front};
 use super::state::{self, HandleInner, ServerSide};
 use super::types::*;
 use crate::command::{self, ValueSink, PREALLOC_LIMIT};
@@ -944,7 +944,7 @@ unsafe fn run_batches(
     let HandleInner { servers, wbuf, .. } = inner;
     for b in batches.iter_mut() {
         let side = &mut servers[b.side];
-        let Some(conn) = side.conn.as_mut() else {
+        let Some(conn) = side.slot.conn_mut() else {
             continue;
         };
         for &r in &b.results {
@@ -974,7 +974,7 @@ unsafe fn run_batches(
     let mut fetches = Vec::with_capacity(sent.len());
     let mut fetched_sides = Vec::with_capacity(sent.len());
     for ((b, keys), sink) in sent.iter().zip(&keys).zip(&mut sinks) {
-        let Some(conn) = sides[b.side].take().and_then(|s| s.conn.as_mut()) else {
+        let Some(conn) = sides[b.side].take().and_then(|s| s.slot.conn_mut()) else {
             continue;
         };
         fetches.push(command::Fetch {
@@ -1056,14 +1056,24 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
             Ok(()) => {
                 // SAFETY: as above.
                 if unsafe { (*r).hash } == 0 {
-                    // SAFETY: ctxt and mc are live.
-                    unsafe { (*r).hash = hash_key(ctxt, mc, &st, k) };
+                    let mut front = Front {
+                        ctxt,
+                        mc,
+                        st: &st,
+                        inner: &mut inner,
+                    };
+                    let hash = front.hash(k);
+                    // SAFETY: as above.
+                    unsafe { (*r).hash = hash };
                 }
                 sendable.push(r);
             }
             Err(e) => report_bad_key(ctxt, e.message()),
         }
     }
+    // A hash hook runs with the handle unlocked: the list may have changed meanwhile.
+    // SAFETY: mc is live.
+    let n_servers = unsafe { (*mc).num_servers } as usize;
     // Group as 1.4 does: one group, or one per `hash % num_servers`; each group's server is
     // chosen from its first key's hash, with failover.
     let mut groups: Vec<Vec<*mut memcache_res>> = Vec::new();
@@ -1101,8 +1111,14 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         for group in groups.into_iter().filter(|g| !g.is_empty()) {
             // SAFETY: a live result.
             let hash = unsafe { (*group[0]).hash };
+            let mut front = Front {
+                ctxt,
+                mc,
+                st: &st,
+                inner: &mut inner,
+            };
             // SAFETY: ctxt and mc are live; inner is mc's locked state.
-            let Some(side) = (unsafe { route(ctxt, mc, &st, &mut inner, hash) }) else {
+            let Some(side) = (unsafe { route(&mut front, hash) }) else {
                 continue;
             };
             any_server = true;
@@ -1129,10 +1145,14 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
                 }
                 // SAFETY: a live result of the request.
                 let hash = unsafe { (*r).hash };
-                // SAFETY: ctxt and mc are live; inner is mc's locked state.
-                unsafe {
-                    super::server::route_copies(ctxt, mc, &st, &mut inner, hash, copies, &mut picks)
+                let mut front = Front {
+                    ctxt,
+                    mc,
+                    st: &st,
+                    inner: &mut inner,
                 };
+                // SAFETY: ctxt and mc are live; inner is mc's locked state.
+                unsafe { route_copies(&mut front, hash, copies, &mut picks) };
                 let Some(&side) = picks.get(round) else {
                     continue;
                 };

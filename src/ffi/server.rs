@@ -9,9 +9,10 @@ use libc::{c_char, c_int, c_void, size_t, timeval};
 
 use super::context::{global, Alloc};
 use super::error::{report, Scope};
-use super::state::{self, cstr_lossy, server_slice, HandleInner, HandleState, ServerSide};
+use super::state::{self, cstr_lossy, server_slice, HandleInner, HandleState, Locked, ServerSide};
 use super::types::*;
 use crate::conn::{self, Conn, Fail};
+use crate::engine::{self, ConnectError, RouteError, Servers};
 use crate::hash::{libmemcache_hash, md5_hash, Distribution};
 
 const STATE_UP: c_char = b'u' as c_char;
@@ -218,33 +219,52 @@ pub unsafe fn server_name(ms: *const memcache_server) -> String {
     unsafe { format!("{}:{}", cstr_lossy((*ms).hostname), cstr_lossy((*ms).port)) }
 }
 
-/// Puts servers that failed to connect a retry interval ago back into selection (D8).
+/// Puts servers that failed a retry interval ago back into selection (D8).
 fn promote_due(inner: &mut HandleInner) {
     let retry = inner.retry;
+    let mut now = None;
     for side in &mut inner.servers {
-        if let Some(since) = side.dead_since {
-            // SAFETY: sides only exist for live servers of the locked handle.
-            let down = unsafe { (*side.ms).active } == STATE_DOWN;
-            if down && !side.user_down && since.elapsed() >= retry {
-                side.dead_since = None;
-                side.retrying = true;
-                // SAFETY: as above.
-                unsafe { (*side.ms).active = STATE_TRY };
+        // SAFETY: sides only exist for live servers of the locked handle.
+        let m = unsafe { &mut *side.ms };
+        if m.active == STATE_DOWN && side.slot.health.is_down() {
+            let now = *now.get_or_insert_with(Instant::now);
+            if side.slot.health.retry_if_due(now, retry) {
+                m.active = STATE_TRY;
             }
         }
     }
 }
 
-/// Makes sure `side` has a connection; false (after a report) when it cannot have one.
+/// Keeps the 1.4 structure's `fd` and `active` in step with the slot after it may have closed
+/// its connection: a closed server goes back to 't' (1.4's disconnect), or to 'd' when it was
+/// put down (a timeout).
+fn mirror(side: &mut ServerSide) {
+    // SAFETY: sides only exist for live servers of the locked handle.
+    let m = unsafe { &mut *side.ms };
+    let fd = side.slot.fd();
+    if fd == -1 && m.fd != -1 {
+        m.active = if side.slot.health.is_down() {
+            STATE_DOWN
+        } else {
+            STATE_TRY
+        };
+    }
+    m.fd = fd;
+}
+
+/// Makes sure `side` has a connection ready for a command; the errno (after a report) when it
+/// cannot have one.
 ///
 /// # Safety
 /// `ctxt` is live; `side.ms` is a live server.
 unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> Result<(), i32> {
-    match &side.conn {
-        Some(c) if c.ready_for_command() => return Ok(()),
+    let had = side.slot.has_conn();
+    if side.slot.has_ready_conn() {
+        return Ok(());
+    }
+    if had {
         // Bytes nobody asked for, or closed by the server: never reused (D1).
-        Some(_) => close(side),
-        None => {}
+        mirror(side);
     }
     let ms = side.ms;
     // SAFETY: per the contract.
@@ -252,67 +272,189 @@ unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> Result<(
     if m.active == STATE_DOWN || m.active == STATE_NO_HOST {
         return Err(0);
     }
-    if side.endpoint.is_none() {
-        // SAFETY: hostname and port are NULL or C strings.
-        let (host, port) = unsafe { (cstr_lossy(m.hostname), cstr_lossy(m.port)) };
-        match conn::resolve(&host, &port) {
-            Ok(ep) => side.endpoint = Some(ep),
-            Err(e) => {
-                m.active = STATE_NO_HOST;
-                report!(
-                    ctxt,
-                    MCM_ERR_NET_HOST,
-                    0,
-                    0,
-                    format!("{host}:{port}: {}", e.message())
-                );
-                return Err(0);
-            }
-        }
-    }
-    let ep = side.endpoint.as_ref().expect("resolved above");
-    match Conn::connect(ep, timeout_of(&m.tv)) {
-        Ok(c) => {
-            m.fd = c.fd();
-            side.conn = Some(c);
-            side.dead_since = None;
-            if std::mem::take(&mut side.retrying) {
-                // SAFETY: ms is live.
-                let name = unsafe { server_name(ms) };
-                report!(ctxt, MCM_ERR_MC_RECONN, 0, 0, name);
+    // SAFETY: hostname and port are NULL or C strings.
+    let (host, port) = unsafe { (cstr_lossy(m.hostname), cstr_lossy(m.port)) };
+    match side
+        .slot
+        .connect(timeout_of(&m.tv), || conn::resolve(&host, &port))
+    {
+        Ok(reconnected) => {
+            m.fd = side.slot.fd();
+            if reconnected {
+                report!(ctxt, MCM_ERR_MC_RECONN, 0, 0, format!("{host}:{port}"));
             }
             Ok(())
+        }
+        Err(ConnectError::Resolve(e)) => {
+            m.active = STATE_NO_HOST;
+            let message = format!("{host}:{port}: {}", e.message());
+            report!(ctxt, MCM_ERR_NET_HOST, 0, 0, message);
+            Err(0)
         }
         Err(e) => {
             m.active = STATE_DOWN;
             m.fd = -1;
-            side.dead_since = Some(Instant::now());
-            side.retrying = false;
-            // SAFETY: ms is live.
-            let name = unsafe { server_name(ms) };
-            let errno = conn::errno_of(&e);
-            report!(ctxt, MCM_ERR_SYS_CONNECT, 0, errno, name);
+            let errno = e.errno();
+            report!(
+                ctxt,
+                MCM_ERR_SYS_CONNECT,
+                0,
+                errno,
+                format!("{host}:{port}")
+            );
             Err(errno)
         }
     }
 }
 
-/// Chooses and connects the server for `hash` (spec §7.4): on a failed connect the server is
-/// marked down and the finder is asked again, until a connect succeeds or no server is left.
-/// Returns the index of the server's state in `inner.servers`.
+/// Why a C call found no answer: 1.4's return codes tell these apart.
+pub enum CallError {
+    /// No server could be chosen or reached (reported).
+    NoServer,
+    /// The exchange failed and the connection was closed (reported).
+    Failed,
+}
+
+/// The C handle as the engine's front end ([`Servers`]): picks through the context's finder
+/// (the default one, or the program's own hook, run with the handle unlocked), liveness from
+/// the 1.4 `active` field, reports as 1.4 made them, and the 1.4 structures kept in step.
+pub struct Front<'a, 'g> {
+    pub ctxt: *const memcache_ctxt,
+    pub mc: *mut memcache,
+    pub st: &'a HandleState,
+    pub inner: &'a mut Locked<'g>,
+}
+
+impl Front<'_, '_> {
+    /// The key's hash through the context's hook (the program's own one run with the handle
+    /// unlocked, as it may call the library; the default one directly).
+    pub fn hash(&mut self, key: &[u8]) -> u32 {
+        let (ctxt, mc) = (self.ctxt, self.mc);
+        // SAFETY: ctxt is live for the front's life.
+        match unsafe { (*ctxt).mcHashKey } {
+            Some(h) if h as usize != default_hash as *const () as usize => {
+                // SAFETY: the program's hook with the documented mcHashKeyFunc arguments.
+                self.inner
+                    .unlocked(|| unsafe { h(ctxt as _, mc as _, key.as_ptr() as _, key.len()) })
+            }
+            // SAFETY: mc is live for the front's life.
+            _ => unsafe { hash_of(mc, Some(self.st), key) },
+        }
+    }
+
+    /// The context's own finder, if it installed one.
+    fn own_finder(&self) -> mcServerFindFunc {
+        // SAFETY: ctxt is live for the front's life.
+        unsafe { (*self.ctxt).mcServerFind }
+            .filter(|&f| f as usize != default_server_find as *const () as usize)
+    }
+}
+
+impl Servers for Front<'_, '_> {
+    type Error = CallError;
+
+    fn count(&self) -> usize {
+        // SAFETY: mc is live for the front's life.
+        unsafe { (*self.mc).num_servers as usize }
+    }
+
+    fn pick(&mut self, hash: u32) -> Option<usize> {
+        let (ctxt, mc) = (self.ctxt, self.mc);
+        let ms = match self.own_finder() {
+            Some(finder) => {
+                // SAFETY: mc is live.
+                let list = unsafe { (*mc).servers };
+                // SAFETY: the program's hook with the documented mcServerFindFunc arguments,
+                // run with the handle unlocked (it may call the library).
+                let ms = self
+                    .inner
+                    .unlocked(|| unsafe { finder(ctxt as _, mc as _, hash) })
+                    as *mut memcache_server;
+                // A list replaced meanwhile may have freed what the hook read: a server
+                // that is not in the new list is not trusted.
+                // SAFETY: mc is live.
+                let replaced = unsafe { (*mc).servers } != list;
+                // SAFETY: as above.
+                if replaced && !unsafe { server_slice(mc) }.contains(&ms) {
+                    return None;
+                }
+                ms
+            }
+            // SAFETY: ctxt and mc are live for the front's life.
+            None => unsafe { find_in(ctxt, mc, self.st, hash) },
+        };
+        (!ms.is_null()).then(|| self.inner.side_index(ms))
+    }
+
+    fn pick_copies(&mut self, hash: u32, count: usize, out: &mut Vec<usize>) {
+        out.clear();
+        if count <= 1 || self.own_finder().is_some() {
+            out.extend(self.pick(hash));
+            return;
+        }
+        promote_due(self.inner);
+        // SAFETY: mc is live.
+        let servers = unsafe { server_slice(self.mc) };
+        // SAFETY: the handle's live servers.
+        let live = |i: usize| matches!(unsafe { (*servers[i]).active }, STATE_UP | STATE_TRY);
+        let mut picks = Vec::with_capacity(count);
+        self.st.pick_n(servers.len(), hash, count, live, &mut picks);
+        out.extend(picks.into_iter().map(|i| self.inner.side_index(servers[i])));
+    }
+
+    #[inline]
+    fn ready(&mut self, at: usize) -> bool {
+        let side = &mut self.inner.servers[at];
+        let had = side.slot.has_conn();
+        if side.slot.has_ready_conn() {
+            return true;
+        }
+        if had {
+            mirror(side);
+        }
+        false
+    }
+
+    fn connect(&mut self, at: usize) -> Result<(), CallError> {
+        let side = &mut self.inner.servers[at];
+        // SAFETY: ctxt is live; side.ms is a server of the locked handle.
+        if let Err(errno) = unsafe { connect(self.ctxt, side) } {
+            // SAFETY: as above.
+            let name = unsafe { server_name(side.ms) };
+            report!(self.ctxt, MCM_ERR_NET_CONNECT, 0, errno, name);
+            return Err(CallError::NoServer);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn exchange<T>(
+        &mut self,
+        at: usize,
+        op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+    ) -> Result<T, CallError> {
+        let HandleInner { servers, wbuf, .. } = &mut **self.inner;
+        let side = &mut servers[at];
+        let result = side.slot.exchange(wbuf, op);
+        if let Err(failure) = &result {
+            // SAFETY: ctxt is live; side.ms is a server of the locked handle.
+            unsafe { report_failure(self.ctxt, side.ms, failure) };
+        }
+        mirror(side);
+        result.map_err(|_| CallError::Failed)
+    }
+}
+
+/// Chooses and connects the server for `hash` (spec §7.4, [`engine::route`]): on a failed
+/// connect the server is marked down and the finder is asked again, until a connect succeeds
+/// or no server is left. Returns the index of the server's state in `inner.servers`.
 ///
 /// # Safety
-/// `ctxt` and `mc` are live and `inner` is `mc`'s locked state.
-pub unsafe fn route(
-    ctxt: *const memcache_ctxt,
-    mc: *mut memcache,
-    st: &HandleState,
-    inner: &mut HandleInner,
-    hash: u32,
-) -> Option<usize> {
-    // SAFETY: mc is live.
-    let n = unsafe { (*mc).num_servers } as usize;
+/// `front.ctxt` and `front.mc` are live and `front.inner` is `mc`'s locked state.
+pub unsafe fn route(front: &mut Front<'_, '_>, hash: u32) -> Option<usize> {
+    let n = front.count();
     if n == 0 {
+        let ctxt = front.ctxt;
         report!(
             ctxt,
             MCM_ERR_MC_SERV_LIST,
@@ -322,34 +464,26 @@ pub unsafe fn route(
         );
         return None;
     }
-    promote_due(inner);
-    // SAFETY: per the contract.
-    let mut ms = unsafe { find(ctxt, mc, st, hash) };
-    if ms.is_null() {
-        let retry = inner.retry.as_secs_f64();
-        let msg = format!(
-            "no live server for the key among {n} (a server that failed is retried {retry:.1} s \
-             after it failed)"
-        );
-        report!(ctxt, MCM_ERR_MC_VALID_SERVER, 0, 0, msg);
-        return None;
-    }
-    // A client's finder could keep returning a dead server: bound the attempts.
-    for _ in 0..=n {
-        let at = inner.side_index(ms);
-        // SAFETY: ms is a live server returned by the finder.
-        let Err(errno) = (unsafe { connect(ctxt, &mut inner.servers[at]) }) else {
-            return Some(at);
-        };
-        // SAFETY: as above.
-        let name = unsafe { server_name(ms) };
-        report!(ctxt, MCM_ERR_NET_CONNECT, 0, errno, name);
-        // SAFETY: per the contract.
-        ms = unsafe { find(ctxt, mc, st, hash) };
-        if ms.is_null() {
-            break;
+    promote_due(front.inner);
+    match engine::route(front, hash) {
+        Ok(at) => Some(at),
+        Err(RouteError::NoneLive) => {
+            let retry = front.inner.retry.as_secs_f64();
+            let msg = format!(
+                "no live server for the key among {n} (a server that failed is retried {retry:.1} \
+                 s after it failed)"
+            );
+            report!(front.ctxt, MCM_ERR_MC_VALID_SERVER, 0, 0, msg);
+            None
+        }
+        Err(RouteError::Unreachable(_)) => {
+            report_unreachable(front.ctxt);
+            None
         }
     }
+}
+
+pub fn report_unreachable(ctxt: *const memcache_ctxt) {
     report!(
         ctxt,
         MCM_ERR_MC_SERV_LIST,
@@ -357,87 +491,59 @@ pub unsafe fn route(
         0,
         "no server could be reached"
     );
-    None
 }
 
 /// Chooses and connects the `count` distinct servers that hold copies of the keys of `hash`,
-/// primary first (D8's redundancy): the distribution's next distinct live servers. A server
-/// that fails to connect is marked down and the choice made again without it. With one copy,
-/// or when the client installed its own finder, this is [`route`]. `out` receives indexes of
-/// the servers' states in `inner.servers`; empty when no server is available (reported).
+/// primary first (D8's redundancy, [`engine::connect_copies`]). With one copy, or when the
+/// client installed its own finder, this is [`route`]. `out` receives indexes of the servers'
+/// states in `inner.servers`; empty when no server is available (reported).
 ///
 /// # Safety
 /// As [`route`].
 pub unsafe fn route_copies(
-    ctxt: *const memcache_ctxt,
-    mc: *mut memcache,
-    st: &HandleState,
-    inner: &mut HandleInner,
+    front: &mut Front<'_, '_>,
     hash: u32,
     count: usize,
     out: &mut Vec<usize>,
 ) {
     out.clear();
-    // SAFETY: ctxt is live per the contract.
-    let custom_finder = unsafe { (*ctxt).mcServerFind }
-        .is_some_and(|f| f as usize != default_server_find as *const () as usize);
-    if count <= 1 || custom_finder {
+    if count <= 1 || front.own_finder().is_some() {
         // SAFETY: per the contract.
-        out.extend(unsafe { route(ctxt, mc, st, inner, hash) });
+        out.extend(unsafe { route(front, hash) });
         return;
     }
-    // SAFETY: mc is live.
-    let servers = unsafe { server_slice(mc) };
-    let n = servers.len();
-    promote_due(inner);
-    let mut picks = Vec::with_capacity(count);
-    for _ in 0..=n {
-        // SAFETY: the handle's live servers.
-        let live = |i: usize| matches!(unsafe { (*servers[i]).active }, STATE_UP | STATE_TRY);
-        st.pick_n(n, hash, count, live, &mut picks);
-        out.clear();
-        let mut all = true;
-        for &i in &picks {
-            let ms = servers[i];
-            let at = inner.side_index(ms);
-            // SAFETY: ms is a live server of the handle.
-            if let Err(errno) = unsafe { connect(ctxt, &mut inner.servers[at]) } {
-                // SAFETY: as above.
-                let name = unsafe { server_name(ms) };
-                report!(ctxt, MCM_ERR_NET_CONNECT, 0, errno, name);
-                all = false;
-                break;
-            }
-            out.push(at);
-        }
-        if all {
-            break;
-        }
-    }
+    promote_due(front.inner);
+    engine::connect_copies(front, hash, count, out);
     if out.is_empty() {
-        report!(
-            ctxt,
-            MCM_ERR_MC_SERV_LIST,
-            0,
-            0,
-            "no server could be reached"
-        );
+        report_unreachable(front.ctxt);
     }
 }
 
-/// Reports a failed exchange and closes the connection, so no later command can read a reply
-/// meant for this one (D1). The server goes back to 't' and is tried again next time, except
-/// after a timeout: then it is down for the retry interval (D8) and retried automatically.
+/// Reports a failed exchange, closes the connection and keeps the 1.4 structure in step, so no
+/// later command can read a reply meant for this one (D1). The server goes back to 't' and is
+/// tried again next time, except after a timeout: then it is down for the retry interval (D8)
+/// and retried automatically.
 ///
 /// # Safety
 /// `ctxt` is live; `side.ms` is a live server.
 pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failure: Failure) {
+    side.slot.ended(Some(&failure));
     // SAFETY: per the contract.
-    let name = unsafe { server_name(side.ms) };
-    let timed_out = matches!(
-        failure,
-        Failure::Recv(Fail::Timeout) | Failure::Send(Fail::Timeout)
-    );
+    unsafe { report_failure(ctxt, side.ms, &failure) };
+    mirror(side);
+}
+
+/// The 1.4 report of a failed exchange with server `ms`.
+///
+/// # Safety
+/// `ctxt` is live; `ms` is a live server.
+unsafe fn report_failure(
+    ctxt: *const memcache_ctxt,
+    ms: *const memcache_server,
+    failure: &Failure,
+) {
+    // SAFETY: per the contract.
+    let name = unsafe { server_name(ms) };
     match failure {
         Failure::Send(f) => report!(
             ctxt,
@@ -464,7 +570,7 @@ pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failu
             ctxt,
             MCM_ERR_SYS_READ,
             0,
-            conn::errno_of(&e),
+            conn::errno_of(e),
             format!("{name}: read failed")
         ),
         Failure::Recv(Fail::Proto(p)) => {
@@ -486,19 +592,11 @@ pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failu
             )
         }
     }
-    close(side);
-    if timed_out {
-        // A server that does not answer is skipped for the retry interval (its keys go to the
-        // next live server) instead of costing a full timeout on every operation.
-        side.dead_since = Some(Instant::now());
-        // SAFETY: sides only exist for live servers.
-        unsafe { (*side.ms).active = STATE_DOWN };
-    }
 }
 
 /// Closes a server's connection and re-initialises it like 1.4's disconnect.
 fn close(side: &mut ServerSide) {
-    if side.conn.take().is_some() {
+    if side.slot.close() {
         // SAFETY: sides only exist for live servers.
         unsafe {
             (*side.ms).fd = -1;
@@ -904,7 +1002,7 @@ unsafe fn add3(ctxt: *mut memcache_ctxt, mc: *mut memcache, ms: *mut memcache_se
         *m.server_list.tqh_last = ms;
         m.server_list.tqh_last = &raw mut s.entries.tqe_next;
     }
-    inner.side(ms).endpoint = Some(endpoint);
+    inner.side(ms).slot.set_endpoint(endpoint);
     state::set_owner(ms, mc);
     // SAFETY: mc is live and its array was just made consistent.
     unsafe { st.rebuild_selector(mc, &inner) };
@@ -969,9 +1067,7 @@ pub unsafe extern "C" fn mcm_server_activate(
             // SAFETY: per the contract.
             match unsafe { (*ms).active } {
                 STATE_DOWN => {
-                    let side = inner.side(ms);
-                    side.user_down = false;
-                    side.dead_since = None;
+                    inner.side(ms).slot.health.set_user_down(false);
                     // SAFETY: as above.
                     unsafe { (*ms).active = STATE_UP };
                     0
@@ -1035,9 +1131,7 @@ pub unsafe extern "C" fn mcm_server_activate_all(
         for &ms in unsafe { server_slice(mc) } {
             // SAFETY: a live server of the handle.
             if unsafe { (*ms).active } == STATE_DOWN {
-                let side = inner.side(ms);
-                side.user_down = false;
-                side.dead_since = None;
+                inner.side(ms).slot.health.set_user_down(false);
                 // SAFETY: as above.
                 unsafe { (*ms).active = STATE_UP };
             }
@@ -1074,8 +1168,7 @@ pub unsafe extern "C" fn mcm_server_deactivate(
                 (*ms).active = STATE_DOWN;
             }
         }
-        side.user_down = true;
-        side.dead_since = None;
+        side.slot.health.set_user_down(true);
         close(side);
     })
 }
@@ -1163,7 +1256,7 @@ pub unsafe extern "C" fn mcm_server_timeout(
             let st = state::handle(mc);
             let mut inner = st.lock();
             let side = inner.side(ms);
-            if let Some(c) = &mut side.conn {
+            if let Some(c) = side.slot.conn_mut() {
                 // SAFETY: ms is live.
                 if let Err(e) = c.set_timeout(timeout_of(unsafe { &(*ms).tv })) {
                     report!(ctxt, MCM_ERR_SYS_SETSOCKOPT, 0, conn::errno_of(&e), "");

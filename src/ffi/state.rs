@@ -10,13 +10,13 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use once_cell::sync::Lazy;
 
 use super::lock::{ForkLock, OwnerGuard, OwnerLock};
 use super::types::*;
-use crate::conn::{Conn, Endpoint};
+use crate::engine::Slot;
 use crate::hash::{Distribution, RingServer, Selector};
 
 /// Addresses are already well spread; a multiply is all the hashing they need.
@@ -40,19 +40,13 @@ impl Hasher for AddrHasher {
 pub type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
 
 /// How long a server that failed to connect is skipped before it is tried again (D8).
-pub const DEFAULT_RETRY: Duration = Duration::from_secs(5);
+pub const DEFAULT_RETRY: Duration = crate::engine::DEFAULT_RETRY;
 
-/// The per-server part of a handle's state.
+/// The per-server part of a handle's state: the engine's slot for the C server structure,
+/// whose `fd` and `active` fields mirror the slot (see `server.rs`).
 pub struct ServerSide {
     pub ms: *mut memcache_server,
-    pub endpoint: Option<Endpoint>,
-    pub conn: Option<Conn>,
-    /// When a failed connect marked the server 'd'; None when it is not auto-dead.
-    pub dead_since: Option<Instant>,
-    /// Set while a retry of an auto-dead server is under way, to report MC_RECONN on success.
-    pub retrying: bool,
-    /// Put down by mc_server_deactivate: never retried automatically.
-    pub user_down: bool,
+    pub slot: Slot,
     pub weight: u32,
 }
 
@@ -60,11 +54,7 @@ impl ServerSide {
     pub fn new(ms: *mut memcache_server) -> ServerSide {
         ServerSide {
             ms,
-            endpoint: None,
-            conn: None,
-            dead_since: None,
-            retrying: false,
-            user_down: false,
+            slot: Slot::new(),
             weight: 1,
         }
     }
@@ -131,22 +121,44 @@ unsafe impl Sync for HandleState {}
 unsafe impl Send for HandleState {}
 
 /// Exclusive access to a handle's inner state for the length of one call.
+///
+/// A client's hook (its finder, its hash) runs through [`unlocked`](Self::unlocked), with the
+/// lock released and no borrow of the state alive, so a hook that calls the library on the same
+/// handle gets the lock like any call, and one that leaves by longjmp leaves nothing locked.
+/// The lock's same-thread takeover (see `lock.rs`) is then only ever met after a non-local exit
+/// left a guard behind, when the frame that held it is gone: never two live borrows.
 pub struct Locked<'a> {
-    _guard: OwnerGuard<'a>,
+    /// None only while a hook runs, when `&mut self` is lent to [`unlocked`](Self::unlocked).
+    guard: Option<OwnerGuard<'a>>,
     state: &'a HandleState,
+}
+
+impl Locked<'_> {
+    /// Runs `hook` with the handle's lock released, then takes the lock again. What was read
+    /// from the state before may have changed meanwhile (another thread's call, or the hook's
+    /// own): callers look again.
+    pub fn unlocked<R>(&mut self, hook: impl FnOnce() -> R) -> R {
+        self.guard = None;
+        let result = hook();
+        self.guard = Some(self.state.lock.lock());
+        result
+    }
 }
 
 impl std::ops::Deref for Locked<'_> {
     type Target = HandleInner;
     fn deref(&self) -> &HandleInner {
-        // SAFETY: the guard holds the handle's lock, so no other thread touches inner; a call
-        // re-entered on this thread from a callback is the one documented exception (D9).
+        debug_assert!(self.guard.is_some());
+        // SAFETY: the guard holds the handle's lock (a Locked without one is mutably lent to
+        // unlocked() and cannot be dereferenced), so no other thread reaches inner; and no hook
+        // runs while a borrow of it is alive (see unlocked()), so no call on this thread either.
         unsafe { &*self.state.inner.get() }
     }
 }
 
 impl std::ops::DerefMut for Locked<'_> {
     fn deref_mut(&mut self) -> &mut HandleInner {
+        debug_assert!(self.guard.is_some());
         // SAFETY: as for deref.
         unsafe { &mut *self.state.inner.get() }
     }
@@ -175,7 +187,7 @@ impl HandleState {
 
     pub fn lock(&self) -> Locked<'_> {
         Locked {
-            _guard: self.lock.lock(),
+            guard: Some(self.lock.lock()),
             state: self,
         }
     }

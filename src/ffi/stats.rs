@@ -46,7 +46,7 @@ unsafe fn on_server_locked<T>(
     let HandleInner { servers, wbuf, .. } = inner;
     let side = servers.iter_mut().find(|s| s.ms == ms)?;
     wbuf.clear();
-    let conn = side.conn.as_mut()?;
+    let conn = side.slot.conn_mut()?;
     match exchange(conn, wbuf) {
         Ok(v) => Some(v),
         Err(f) => {
