@@ -57,7 +57,8 @@ impl AddressError {
     }
 
     /// True when the text could not be read as an address at all (a port that is not a number
-    /// from 1 to 65535, an empty text); false when it reads as one that cannot name a server.
+    /// from 0 to 65535, an empty text); false when it reads as one that cannot name a server
+    /// (port 0 included).
     pub fn is_syntax(&self) -> bool {
         self.syntax
     }
@@ -107,7 +108,7 @@ impl ServerAddr {
             match port {
                 None => DEFAULT_PORT,
                 Some(digits) => parse_port(digits)
-                    .ok_or_else(|| syntax("port is not a number from 1 to 65535"))?,
+                    .ok_or_else(|| syntax("port is not a number from 0 to 65535"))?,
             }
         };
         let addr = ServerAddr {
@@ -220,7 +221,7 @@ fn split(text: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Decimal digits only (no sign), 1..=65535.
+/// Decimal digits only (no sign), 0..=65535; [`ServerAddr::check`] refuses 0 for TCP.
 fn parse_port(digits: &str) -> Option<u16> {
     if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -229,7 +230,6 @@ fn parse_port(digits: &str) -> Option<u16> {
         .parse::<u32>()
         .ok()
         .and_then(|p| u16::try_from(p).ok())
-        .filter(|&p| p != 0)
 }
 
 impl fmt::Display for ServerAddr {
@@ -300,7 +300,6 @@ mod tests {
         let syntax = [
             "",
             "   ",
-            "host:0",
             "host:65536",
             "host:x",
             "host:+80",
@@ -308,6 +307,7 @@ mod tests {
             "[::1]:99999",
         ];
         let invalid = [
+            "host:0",
             "a b:11211",
             "[::1:11211",
             "host\n:1",

@@ -29,7 +29,7 @@
 //! domain (and stored the record on, so that hosts still using them learn of the change); it is
 //! not part of the list. A record is untrusted input wherever it comes from: at most
 //! [`MAX_RECORD_LEN`] bytes, no control byte but `\n`, lines in exactly this order with exactly
-//! these fields, canonical decimal numbers, every server passing [`ServerEntry::check`], the list
+//! these fields, canonical decimal numbers, every server passing [`check_entry`], the list
 //! passing [`DomainList::validate`], at most [`MAX_RETIRED`] retired servers, none listed twice
 //! or also in the list, and a plausible version ([`check_version`]: a real date, no later than
 //! tomorrow). Anything else is refused as a whole with a message naming the line.
@@ -47,7 +47,8 @@ use crate::hash::Distribution;
 use crate::key;
 use crate::protocol::StoreCmd;
 use crate::registry::{
-    next_version, DomainList, DomainName, ServerEntry, MAX_SERVERS, MAX_VERSION, UPDATES_PER_DAY,
+    check_entry, next_version, DomainList, DomainName, ServerEntry, MAX_SERVERS, MAX_VERSION,
+    UPDATES_PER_DAY,
 };
 
 /// The first line's word.
@@ -314,7 +315,7 @@ fn parse(bytes: &[u8], domain: &DomainName) -> Result<Record, RecordError> {
                     port: port as u16,
                     weight: weight as u32,
                 };
-                entry.check().map_err(|why| line.error(&why))?;
+                check_entry(&entry).map_err(|why| line.error(&why))?;
                 servers.push(entry);
             }
             ["retired", host, port] => {
@@ -322,12 +323,8 @@ fn parse(bytes: &[u8], domain: &DomainName) -> Result<Record, RecordError> {
                     return Err(line.error(&format!("more than {MAX_RETIRED} retired servers")));
                 }
                 let port = number(port, u16::MAX.into()).ok_or_else(|| line.bad("port"))?;
-                let entry = ServerEntry {
-                    host: (*host).to_owned(),
-                    port: port as u16,
-                    weight: 1,
-                };
-                entry.check().map_err(|why| line.error(&why))?;
+                let entry = ServerEntry::new(*host, port as u16);
+                check_entry(&entry).map_err(|why| line.error(&why))?;
                 retired.push(entry);
             }
             ["end"] => break,
@@ -453,11 +450,7 @@ pub fn retired_servers(
             .chain(&retired)
             .any(|e| e.same_server(s));
         if !known && retired.len() < MAX_RETIRED {
-            retired.push(ServerEntry {
-                host: s.host.clone(),
-                port: s.port,
-                weight: 1,
-            });
+            retired.push(ServerEntry::new(s.host.clone(), s.port));
         }
     }
     retired

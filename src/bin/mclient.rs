@@ -257,16 +257,7 @@ fn domain_servers(name: &str) -> Result<ServerList, String> {
             "domain {domain} has no servers (add one with: mcadmin --domain {domain} add HOST:PORT)"
         ));
     }
-    let servers = list
-        .servers
-        .into_iter()
-        .map(|s| ServerSpec {
-            host: s.host,
-            port: s.port,
-            weight: s.weight,
-        })
-        .collect();
-    Ok((servers, list.distribution, list.replicas))
+    Ok((list.servers, list.distribution, list.replicas))
 }
 
 fn err(e: ClientError) -> String {

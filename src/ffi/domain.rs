@@ -15,6 +15,7 @@ use super::handle::new_plain;
 use super::server::{free_server, mcm_server_new};
 use super::state::{self, cstr_lossy, server_slice, HandleInner, HandleState};
 use super::types::*;
+use crate::address::ServerAddr;
 use crate::hash::Distribution;
 use crate::registry::{DomainList, DomainName, Follower, Notice};
 
@@ -264,13 +265,8 @@ unsafe fn apply(
     if !inner.distribution_explicit {
         st.set_distribution(list.distribution);
     }
-    let wanted: Vec<(String, String, u32)> = list
-        .servers
-        .iter()
-        .map(|s| (s.host.clone(), s.port.to_string(), s.weight))
-        .collect();
     // SAFETY: per the contract.
-    unsafe { replace_servers(ctxt, owner, mc, st, inner, &wanted) };
+    unsafe { replace_servers(ctxt, owner, mc, st, inner, &list.servers) };
     if !inner.replicas_explicit {
         inner.replicas = list.replicas.max(1);
     }
@@ -278,7 +274,7 @@ unsafe fn apply(
     unsafe { st.rebuild_selector(mc, inner) };
 }
 
-/// Makes the handle's servers exactly `wanted` (host, port, weight), in that order, reusing the
+/// Makes the handle's servers exactly `wanted`, in that order, reusing the
 /// structure of every server that stays so its connection survives. Structures and strings are
 /// made and freed with `owner`'s allocator (the handle's context); reports go to `ctxt`.
 ///
@@ -290,7 +286,7 @@ unsafe fn replace_servers(
     mc: *mut memcache,
     st: &HandleState,
     inner: &mut HandleInner,
-    wanted: &[(String, String, u32)],
+    wanted: &[ServerAddr],
 ) {
     let _ = st;
     // SAFETY: per the contract, owner is NULL or live.
@@ -308,12 +304,14 @@ unsafe fn replace_servers(
         return;
     }
     let mut next: Vec<*mut memcache_server> = Vec::with_capacity(wanted.len());
-    for (host, port, weight) in wanted {
+    for server in wanted {
+        // The 1.4 structure keeps the port as text, "0" for a socket path.
+        let (host, port) = (&server.host, server.port.to_string());
         let kept = old.iter_mut().find(|m| {
             m.is_some_and(|ms| {
                 // SAFETY: the handle's live servers.
                 let (h, p) = unsafe { (cstr_lossy((*ms).hostname), cstr_lossy((*ms).port)) };
-                &h == host && &p == port
+                &h == host && p == port
             })
         });
         let ms = match kept.and_then(Option::take) {
@@ -342,7 +340,7 @@ unsafe fn replace_servers(
                 ms
             }
         };
-        inner.side(ms).weight = (*weight).max(1);
+        inner.side(ms).weight = server.weight.max(1);
         next.push(ms);
     }
     // Servers that left: their connections close, their structures are freed.

@@ -10,12 +10,13 @@
 
 use ::md5::{Digest, Md5};
 
+// The port left out of the point strings is memcached's default.
+use crate::address::{ServerAddr, DEFAULT_PORT};
+
 /// Points per server with equal weights (libmemcached `MEMCACHED_POINTS_PER_SERVER_KETAMA`).
 const POINTS_PER_SERVER: f32 = 160.0;
 /// Points yielded by one MD5 digest.
 const POINTS_PER_HASH: u32 = 4;
-/// The port that is left out of the point strings.
-const DEFAULT_PORT: u16 = 11211;
 
 /// One server as the continuum sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,17 @@ pub struct RingServer<'a> {
     pub port: u16,
     /// Relative weight; 0 counts as 1.
     pub weight: u32,
+}
+
+impl<'a> From<&'a ServerAddr> for RingServer<'a> {
+    /// The ring's view of a server of a list: host exactly as configured, port, weight.
+    fn from(server: &'a ServerAddr) -> RingServer<'a> {
+        RingServer {
+            host: &server.host,
+            port: server.port,
+            weight: server.weight,
+        }
+    }
 }
 
 /// A built continuum: sorted points, read-only after [`Ring::build`].

@@ -3,6 +3,7 @@
 use super::crc32::libmemcache_hash;
 use super::ketama::{Ring, RingServer};
 use super::md5::md5_hash;
+use crate::address::ServerAddr;
 
 /// How keys are placed on servers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +72,12 @@ impl Selector {
             n: servers.len(),
             inner,
         }
+    }
+
+    /// [`Selector::new`] for a server list as the rest of the library holds it.
+    pub fn for_servers(dist: Distribution, servers: &[ServerAddr]) -> Selector {
+        let ring: Vec<RingServer<'_>> = servers.iter().map(RingServer::from).collect();
+        Selector::new(dist, &ring)
     }
 
     /// The distribution this selector implements.

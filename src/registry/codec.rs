@@ -5,7 +5,7 @@
 use super::layout::{
     distribution_code, distribution_from_code, RawEntry, SlotHead, HOST_SIZE, MAX_SERVERS,
 };
-use super::list::{DomainList, ServerEntry, MAX_REPLICAS};
+use super::list::{check_entry, DomainList, ServerEntry, MAX_REPLICAS};
 use super::RegistryError;
 
 /// The stored form of a valid entry (the host zero-padded, so it is NUL-terminated).
@@ -109,7 +109,7 @@ fn decode_entry(raw: &RawEntry) -> Result<ServerEntry, String> {
         port: raw.port,
         weight: raw.weight,
     };
-    entry.check()?;
+    check_entry(&entry)?;
     Ok(entry)
 }
 

@@ -4,91 +4,29 @@
 
 use super::layout::{HOST_SIZE, MAX_SERVERS};
 use super::RegistryError;
+use crate::address::ServerAddr;
 use crate::hash::Distribution;
 
-/// Longest host: the segment keeps it NUL-terminated in 256 bytes.
-pub const MAX_HOST_LEN: usize = HOST_SIZE - 1;
+pub use crate::address::MAX_HOST_LEN;
+
+/// The segment keeps a host NUL-terminated in `HOST_SIZE` bytes: any address host fits.
+const _: () = assert!(HOST_SIZE == MAX_HOST_LEN + 1);
 
 /// Largest replica count a list may carry (the field is reserved for later; 1 means none).
 pub const MAX_REPLICAS: u32 = MAX_SERVERS as u32;
 
-/// One server of a domain.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ServerEntry {
-    /// A host name or address, or a unix socket path (starting with `/`).
-    pub host: String,
-    /// A TCP port (1..=65535), or 0 for a unix socket path.
-    pub port: u16,
-    /// Relative weight for ketama, at least 1.
-    pub weight: u32,
-}
+/// One server of a domain: the library's one address type.
+pub type ServerEntry = ServerAddr;
 
-impl ServerEntry {
-    pub fn is_unix_socket(&self) -> bool {
-        self.host.starts_with('/')
+/// Checks one server of a list on its own: a valid address ([`ServerAddr::check`]) with a weight
+/// of at least 1 (a published list says what it means; 0 would only mean 1). The message names
+/// the problem and the entry.
+pub fn check_entry(server: &ServerAddr) -> Result<(), String> {
+    server.check().map_err(|e| e.reason().to_owned())?;
+    if server.weight == 0 {
+        return Err(format!("{server} has weight 0 (the minimum is 1)"));
     }
-
-    /// Checks the entry on its own; the message names the problem and the entry.
-    pub fn check(&self) -> Result<(), String> {
-        let host = &self.host;
-        if host.is_empty() {
-            return Err("empty host".to_owned());
-        }
-        if host.len() > MAX_HOST_LEN {
-            return Err(format!(
-                "host is {} bytes long, the maximum is {MAX_HOST_LEN}",
-                host.len()
-            ));
-        }
-        if let Some(at) = host.bytes().position(|b| b <= 0x20 || b == 0x7f) {
-            return Err(format!(
-                "host {host:?} has whitespace or a control byte at position {at}"
-            ));
-        }
-        if self.is_unix_socket() {
-            if self.port != 0 {
-                return Err(format!(
-                    "unix socket {host} must have port 0, not {}",
-                    self.port
-                ));
-            }
-        } else if self.port == 0 {
-            return Err(format!("host {host} has port 0"));
-        } else if host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err() {
-            // Only an IPv6 literal may contain ':'; anything else is a mangled HOST:PORT.
-            return Err(format!("host {host:?} has ':' but is not an IPv6 address"));
-        } else if host.contains(['[', ']', '/', ',']) {
-            return Err(format!("host {host:?} has a character no host name has"));
-        }
-        if self.weight == 0 {
-            return Err(format!("{self} has weight 0 (the minimum is 1)"));
-        }
-        Ok(())
-    }
-
-    /// Whether two entries name the same server: same port and same host, compared ASCII
-    /// case-insensitively for DNS names and exactly for socket paths.
-    pub fn same_server(&self, other: &ServerEntry) -> bool {
-        self.port == other.port
-            && if self.is_unix_socket() {
-                self.host == other.host
-            } else {
-                self.host.eq_ignore_ascii_case(&other.host)
-            }
-    }
-}
-
-impl std::fmt::Display for ServerEntry {
-    /// `host:port` (`[v6]:port` for an address with colons), or the bare socket path.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.is_unix_socket() {
-            f.write_str(&self.host)
-        } else if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
+    Ok(())
 }
 
 /// A domain's published list.
@@ -126,8 +64,7 @@ impl DomainList {
             )));
         }
         for (i, server) in self.servers.iter().enumerate() {
-            server
-                .check()
+            check_entry(server)
                 .map_err(|why| RegistryError::BadEntry(format!("server {}: {why}", i + 1)))?;
         }
         if let Some(dup) = first_duplicate(&self.servers) {
@@ -140,11 +77,7 @@ impl DomainList {
 
     /// The position of a server in the list, if present.
     pub fn find(&self, host: &str, port: u16) -> Option<usize> {
-        let probe = ServerEntry {
-            host: host.to_owned(),
-            port,
-            weight: 1,
-        };
+        let probe = ServerAddr::new(host, port);
         self.servers.iter().position(|s| s.same_server(&probe))
     }
 }
@@ -173,10 +106,10 @@ mod tests {
 
     #[test]
     fn entries() {
-        assert_eq!(entry("mc1.example.com", 11211).check(), Ok(()));
-        assert_eq!(entry("::1", 11211).check(), Ok(()));
-        assert_eq!(entry("/run/mc.sock", 0).check(), Ok(()));
-        assert_eq!(entry(&"h".repeat(255), 1).check(), Ok(()));
+        assert_eq!(check_entry(&entry("mc1.example.com", 11211)), Ok(()));
+        assert_eq!(check_entry(&entry("::1", 11211)), Ok(()));
+        assert_eq!(check_entry(&entry("/run/mc.sock", 0)), Ok(()));
+        assert_eq!(check_entry(&entry(&"h".repeat(255), 1)), Ok(()));
 
         let bad = [
             (entry("", 11211), "empty host"),
@@ -195,7 +128,7 @@ mod tests {
             ),
         ];
         for (e, why) in bad {
-            let msg = e.check().unwrap_err();
+            let msg = check_entry(&e).unwrap_err();
             assert!(msg.contains(why), "{e:?}: {msg}");
         }
     }

@@ -33,7 +33,7 @@ use std::io;
 
 pub use follower::{Follower, Notice, Update, CHECK_INTERVAL};
 pub use layout::MAX_SERVERS;
-pub use list::{DomainList, ServerEntry, MAX_HOST_LEN, MAX_REPLICAS};
+pub use list::{check_entry, DomainList, ServerEntry, MAX_HOST_LEN, MAX_REPLICAS};
 pub use name::{DomainName, NameError, MAX_NAME_LEN, PRIVATE_DOMAIN};
 pub use reader::{PathState, Reader};
 pub use version::{next_version, next_version_now, MAX_VERSION, UPDATES_PER_DAY};
