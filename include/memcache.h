@@ -956,6 +956,19 @@ int32_t mcMemGet(mcFreeFunc *freeFunc,
 void mcMemFreeCtxt(struct memcache_ctxt *ctxt);
 
 /*
+ A new handle with the 1.4 default timeout of 2 s + 600 µs, attached to the domain named by
+ `$MEMCACHE_DOMAIN` (else `default`) until the program adds a server itself, which makes the
+ list private exactly as in 1.4. Caller owns it; release it with mc_free(). NULL if
+ allocation fails.
+
+ # Safety
+ `ctxt` is NULL (libc allocator) or a live context.
+ */
+struct memcache *mcm_new(struct memcache_ctxt *ctxt);
+
+struct memcache *mc_new(void);
+
+/*
  Reports an error through `ctxt`'s pipeline (spec §6.1). `msg` need not be NUL-terminated.
 
  # Safety
@@ -1219,19 +1232,6 @@ int mc_res_register_fetch_cb(struct memcache_req *req,
 void mcm_get(struct memcache_ctxt *ctxt, struct memcache *mc, struct memcache_req *req);
 
 void mc_get(struct memcache *mc, struct memcache_req *req);
-
-/*
- A new handle with the 1.4 default timeout of 2 s + 600 µs, attached to the domain named by
- `$MEMCACHE_DOMAIN` (else `default`) until the program adds a server itself, which makes the
- list private exactly as in 1.4. Caller owns it; release it with mc_free(). NULL if
- allocation fails.
-
- # Safety
- `ctxt` is NULL (libc allocator) or a live context.
- */
-struct memcache *mcm_new(struct memcache_ctxt *ctxt);
-
-struct memcache *mc_new(void);
 
 /*
  Closes the handle's connections and frees its servers, their array and the handle. NULL is

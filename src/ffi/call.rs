@@ -88,6 +88,17 @@ pub unsafe fn begin(
     unsafe { super::domain::sync(ctxt, mc, st, inner) };
 }
 
+/// [`begin`] for calls that do not otherwise lock the handle (stats, flush_all, server_find).
+///
+/// # Safety
+/// `ctxt` and `mc` are live.
+pub unsafe fn sync_handle(ctxt: *const memcache_ctxt, mc: *mut memcache) {
+    let st = super::state::handle(mc);
+    let mut inner = st.lock();
+    // SAFETY: per the contract; inner is mc's locked state.
+    unsafe { begin(ctxt, mc, &st, &mut inner) };
+}
+
 /// Drops connections inherited from a parent process (see begin()).
 pub fn forget_after_fork(inner: &mut HandleInner) {
     let generation = super::fork::generation();

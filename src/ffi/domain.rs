@@ -13,43 +13,14 @@ use super::context::{global, Alloc};
 use super::error::{report, Scope};
 use super::handle::new_plain;
 use super::server::{free_server, mcm_server_new};
-use super::state::{self, cstr_lossy, server_slice, HandleInner, HandleState};
+use super::state::{self, cstr_lossy, server_slice, DomainLink, HandleInner, HandleState};
 use super::types::*;
 use crate::address::ServerAddr;
 use crate::hash::Distribution;
-use crate::registry::{DomainList, DomainName, Follower, Notice};
+use crate::registry::{DomainList, DomainName, Notice};
 
 /// The name private handles use: a per-handle list, exactly the 1.4 behaviour.
 const PRIVATE: &str = "private";
-
-/// A handle's attachment to a domain. What to check and when (new versions, a segment removed
-/// or replaced, a missing one looked for once a second) is the registry's [`Follower`].
-pub struct DomainLink {
-    pub name: DomainName,
-    follower: Follower,
-    /// The context the handle was created with (NULL: the libc allocator): the servers the
-    /// domain brings are made and freed with its allocator.
-    pub owner: *mut memcache_ctxt,
-    /// Made by mc_new(): the first explicit mc_server_add*() detaches the handle and makes it
-    /// private, so 1.4 programs keep working unchanged.
-    pub legacy: bool,
-}
-
-impl DomainLink {
-    /// The version whose list the handle shows (0 before any).
-    pub fn applied(&self) -> u64 {
-        self.follower.applied()
-    }
-
-    fn new(name: DomainName, legacy: bool, owner: *mut memcache_ctxt) -> DomainLink {
-        DomainLink {
-            follower: Follower::new(name.clone()),
-            name,
-            owner,
-            legacy,
-        }
-    }
-}
 
 /// The domain `mc_new()` uses: `$MEMCACHE_DOMAIN`, else `default`.
 fn default_domain() -> String {
@@ -151,14 +122,25 @@ pub extern "C" fn mc_new_private() -> *mut memcache {
     unsafe { mcm_new_private(global()) }
 }
 
-/// What mc_new()/mcm_new() build: attached to `$MEMCACHE_DOMAIN` (else `default`) until the
-/// program adds a server itself.
+/// A new handle with the 1.4 default timeout of 2 s + 600 µs, attached to the domain named by
+/// `$MEMCACHE_DOMAIN` (else `default`) until the program adds a server itself, which makes the
+/// list private exactly as in 1.4. Caller owns it; release it with mc_free(). NULL if
+/// allocation fails.
 ///
 /// # Safety
-/// `ctxt` is NULL or live.
-pub unsafe fn new_default(ctxt: *mut memcache_ctxt) -> *mut memcache {
+/// `ctxt` is NULL (libc allocator) or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn mcm_new(ctxt: *mut memcache_ctxt) -> *mut memcache {
     // SAFETY: forwarded contract.
-    unsafe { new_attached(ctxt, &default_domain(), true, c"mcm_new") }
+    ffi_body!(std::ptr::null_mut(), {
+        unsafe { new_attached(ctxt, &default_domain(), true, c"mcm_new") }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn mc_new() -> *mut memcache {
+    // SAFETY: the global context is live.
+    unsafe { mcm_new(global()) }
 }
 
 /// Before an explicit add: a legacy handle detaches (its domain servers are dropped and it
@@ -369,15 +351,4 @@ unsafe fn replace_servers(
             m.server_list.tqh_last = &raw mut (*ms).entries.tqe_next;
         }
     }
-}
-
-/// [`sync`] for calls that do not otherwise lock the handle (stats, flush_all, server_find).
-///
-/// # Safety
-/// `ctxt` and `mc` are live.
-pub unsafe fn sync_handle(ctxt: *const memcache_ctxt, mc: *mut memcache) {
-    let st = state::handle(mc);
-    let mut inner = st.lock();
-    // SAFETY: per the contract; inner is mc's locked state.
-    unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
 }

@@ -8,21 +8,6 @@ use super::server::{free_server, hash_key, key_bytes};
 use super::state::{self, server_slice};
 use super::types::*;
 
-/// A new handle with the 1.4 default timeout of 2 s + 600 µs, attached to the domain named by
-/// `$MEMCACHE_DOMAIN` (else `default`) until the program adds a server itself, which makes the
-/// list private exactly as in 1.4. Caller owns it; release it with mc_free(). NULL if
-/// allocation fails.
-///
-/// # Safety
-/// `ctxt` is NULL (libc allocator) or a live context.
-#[no_mangle]
-pub unsafe extern "C" fn mcm_new(ctxt: *mut memcache_ctxt) -> *mut memcache {
-    // SAFETY: forwarded contract.
-    ffi_body!(std::ptr::null_mut(), {
-        unsafe { super::domain::new_default(ctxt) }
-    })
-}
-
 /// A zeroed handle with its private state: what every constructor starts from.
 ///
 /// # Safety
@@ -42,12 +27,6 @@ pub unsafe fn new_plain(ctxt: *mut memcache_ctxt) -> *mut memcache {
         super::context::report_oom(ctxt, "struct memcache");
     }
     mc
-}
-
-#[no_mangle]
-pub extern "C" fn mc_new() -> *mut memcache {
-    // SAFETY: the global context is live.
-    unsafe { mcm_new(global()) }
 }
 
 /// Closes the handle's connections and frees its servers, their array and the handle. NULL is

@@ -440,7 +440,9 @@ impl Servers for Front<'_, '_> {
             // SAFETY: ctxt is live; side.ms is a server of the locked handle.
             unsafe { report_failure(self.ctxt, side.ms, failure) };
         }
-        mirror(side);
+        if !side.slot.has_conn() {
+            mirror(side);
+        }
         result.map_err(|_| CallError::Failed)
     }
 }
@@ -1032,7 +1034,7 @@ pub unsafe extern "C" fn mcm_server_find(
         check_null!(std::ptr::null_mut(); ctxt, mc);
         let scope = Scope::enter(c"mcm_server_find");
         // SAFETY: per the contract.
-        unsafe { super::domain::sync_handle(ctxt, mc) };
+        unsafe { super::call::sync_handle(ctxt, mc) };
         let st = state::handle(mc);
         // SAFETY: per the contract.
         let ms = unsafe { find(ctxt, mc, &st, hash) };

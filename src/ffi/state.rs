@@ -18,6 +18,7 @@ use super::lock::{ForkLock, OwnerGuard, OwnerLock};
 use super::types::*;
 use crate::engine::Slot;
 use crate::hash::{Distribution, RingServer, Selector};
+use crate::registry::{DomainName, Follower};
 
 /// Addresses are already well spread; a multiply is all the hashing they need.
 #[derive(Default)]
@@ -60,6 +61,36 @@ impl ServerSide {
     }
 }
 
+/// A handle's attachment to a domain. What to check and when (new versions, a segment removed
+/// or replaced, a missing one looked for once a second) is the registry's [`Follower`]; acting
+/// on what it finds is `domain.rs`.
+pub struct DomainLink {
+    pub name: DomainName,
+    pub follower: Follower,
+    /// The context the handle was created with (NULL: the libc allocator): the servers the
+    /// domain brings are made and freed with its allocator.
+    pub owner: *mut memcache_ctxt,
+    /// Made by mc_new(): the first explicit mc_server_add*() detaches the handle and makes it
+    /// private, so 1.4 programs keep working unchanged.
+    pub legacy: bool,
+}
+
+impl DomainLink {
+    /// The version whose list the handle shows (0 before any).
+    pub fn applied(&self) -> u64 {
+        self.follower.applied()
+    }
+
+    pub fn new(name: DomainName, legacy: bool, owner: *mut memcache_ctxt) -> DomainLink {
+        DomainLink {
+            follower: Follower::new(name.clone()),
+            name,
+            owner,
+            legacy,
+        }
+    }
+}
+
 /// What only the thread holding the handle's lock touches.
 pub struct HandleInner {
     pub servers: Vec<ServerSide>,
@@ -73,7 +104,7 @@ pub struct HandleInner {
     /// mc_distribution() was called: neither a domain's nor 1.4's default applies any more.
     pub distribution_explicit: bool,
     /// The shared list the handle follows, if any (None: a private list).
-    pub domain: Option<super::domain::DomainLink>,
+    pub domain: Option<DomainLink>,
     /// The fork generation the connections belong to; another one means this is a child
     /// process holding its parent's sockets.
     pub fork_gen: u64,
