@@ -36,7 +36,26 @@
 //!
 //! The network functions work on one [`Conn`] per server, through [`crate::command`]. After any
 //! error the connection is in an unknown state and must be dropped, as everywhere in the crate.
+//!
+//! # The workflows
+//!
+//! What `mcadmin` runs, as functions a program (or a test) calls directly; each returns what it
+//! did as values and prints nothing. Each works on the segments of one [`Namespace`]
+//! (`Namespace::from_env()` for this host's, as mcadmin does):
+//! - [`publish()`]: store the local list on every server of the domain (and on the servers just
+//!   removed from it), without overwriting a newer or conflicting record;
+//! - [`pull()`]: install the list a server holds if it is newer than the local one;
+//! - [`adopt()`]: the install step alone, for a record already in hand;
+//! - [`Watcher`]: rounds of pulls over one or every domain, until its caller says stop.
 #![forbid(unsafe_code)]
+
+mod publish;
+mod pull;
+mod watch;
+
+pub use publish::{publish, PublishError, Published, TellError, Told};
+pub use pull::{adopt, pull, Adopted, PullError, Pulled};
+pub use watch::{WatchError, WatchEvent, Watcher};
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -47,9 +66,13 @@ use crate::hash::Distribution;
 use crate::key;
 use crate::protocol::StoreCmd;
 use crate::registry::{
-    check_entry, next_version, DomainList, DomainName, ServerEntry, MAX_SERVERS, MAX_VERSION,
-    UPDATES_PER_DAY,
+    check_entry, next_version, DomainList, DomainName, Namespace, RegistryError, ServerEntry,
+    MAX_SERVERS, MAX_VERSION, UPDATES_PER_DAY,
 };
+
+/// How long one exchange with a server (connecting, or waiting for any reply) may take, unless
+/// the caller says otherwise.
+pub const NET_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The first line's word.
 pub const MAGIC_WORD: &str = "memcache-domain-record";
@@ -526,6 +549,11 @@ impl From<Failure> for NetError {
     fn from(f: Failure) -> NetError {
         NetError::Exchange(f)
     }
+}
+
+/// The current list of `name` in `ns`, through a read-only mapping (None: no segment).
+fn local_list(ns: &Namespace, name: &DomainName) -> Result<Option<DomainList>, RegistryError> {
+    ns.open_reader(name)?.map(|r| r.read()).transpose()
 }
 
 /// Connects to a server of a list, every wait bounded by `timeout`.

@@ -1,24 +1,25 @@
 //! mcadmin(8): edits the shared server lists (domains) that every libmemcache handle on this
 //! host follows, and carries them between hosts through the memcached servers themselves
-//! (`publish`, `pull`, `watch`; see `memcache::propagate`). Exit status: 0 success, 1 usage
-//! error, 2 runtime error.
+//! (`publish`, `pull`, `watch`: the workflows of `memcache::propagate`, which this file only
+//! calls and reports on). Exit status: 0 success, 1 usage error, 2 runtime error.
 //!
 //! The only `unsafe` code is the stop-signal handler of `watch`, at the end.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use memcache::conn::{split_host_port, Conn};
+use memcache::address::ServerAddr;
 use memcache::hash::Distribution;
-use memcache::propagate::{self, ClientAddr, NetError, Record, Replace, ServerConnection};
-use memcache::registry::{
-    self, DomainList, DomainName, Reader, RegistryError, ServerEntry, Writer,
+use memcache::propagate::{
+    self, Adopted, ClientAddr, NetError, PublishError, PullError, ServerConnection, WatchError,
+    WatchEvent, Watcher, NET_TIMEOUT,
 };
+use memcache::registry::{self, DomainList, DomainName, Namespace, Reader, RegistryError, Writer};
 
 #[derive(Parser)]
 #[command(
@@ -100,9 +101,6 @@ enum Command {
     },
 }
 
-/// How long one exchange with a server (connecting, or waiting for any reply) may take.
-const NET_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// `watch --interval`: a number of seconds from 0.1 to one day.
 fn parse_interval(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
@@ -129,38 +127,16 @@ impl From<RegistryError> for Failure {
     }
 }
 
-fn parse_server(spec: &str, weight: u32) -> Result<ServerEntry, Failure> {
-    let (host, port) = split_host_port(spec.as_bytes());
-    let host = String::from_utf8(host.to_vec())
-        .map_err(|_| Failure::Usage(format!("{spec}: host is not UTF-8")))?;
-    let port = std::str::from_utf8(port)
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok())
-        .ok_or_else(|| Failure::Usage(format!("{spec}: port is not a number from 0 to 65535")))?;
-    Ok(ServerEntry { host, port, weight })
-}
-
-/// A server named on the command line to talk to (not to add): it must be a valid entry.
-fn parse_peer(spec: &str) -> Result<ServerEntry, Failure> {
-    let entry = parse_server(spec, 1)?;
-    entry
-        .check()
-        .map_err(|why| Runtime(format!("server {spec}: {why}")))?;
-    Ok(entry)
-}
-
-fn same_server(a: &ServerEntry, b: &ServerEntry) -> bool {
-    a.host == b.host && a.port == b.port
-}
-
-fn show(entry: &ServerEntry) -> String {
-    if entry.host.starts_with('/') {
-        entry.host.clone()
-    } else if entry.host.contains(':') {
-        format!("[{}]:{}", entry.host, entry.port)
-    } else {
-        format!("{}:{}", entry.host, entry.port)
-    }
+/// A server named on the command line: text that is not an address at all is a usage error,
+/// an address that cannot name a server a runtime one.
+fn parse_server(spec: &str, weight: u32) -> Result<ServerAddr, Failure> {
+    ServerAddr::parse_weighted(spec, weight).map_err(|e| {
+        if e.is_syntax() {
+            Failure::Usage(format!("{spec}: {}", e.reason()))
+        } else {
+            Runtime(format!("server {spec}: {}", e.reason()))
+        }
+    })
 }
 
 fn json_string(s: &str) -> String {
@@ -207,15 +183,19 @@ fn print_list(name: &DomainName, list: &DomainList, json: bool) {
     println!("distribution {}", list.distribution.name());
     println!("replicas {}", list.replicas);
     for s in &list.servers {
-        println!("server {} weight {}", show(s), s.weight);
+        println!("server {s} weight {}", s.weight);
     }
+}
+
+fn no_domain(name: &DomainName) -> Failure {
+    Runtime(format!(
+        "domain {name} does not exist (mcadmin --domain {name} create)"
+    ))
 }
 
 fn existing(name: &DomainName) -> Result<Writer, Failure> {
     match Writer::open(name, false) {
-        Err(RegistryError::NotFound) => Err(Runtime(format!(
-            "domain {name} does not exist (mcadmin --domain {name} create)"
-        ))),
+        Err(RegistryError::NotFound) => Err(no_domain(name)),
         other => Ok(other?),
     }
 }
@@ -225,9 +205,7 @@ fn existing(name: &DomainName) -> Result<Writer, Failure> {
 fn current(name: &DomainName) -> Result<DomainList, Failure> {
     match Reader::open(name)? {
         Some(reader) => Ok(reader.read()?),
-        None => Err(Runtime(format!(
-            "domain {name} does not exist (mcadmin --domain {name} create)"
-        ))),
+        None => Err(no_domain(name)),
     }
 }
 
@@ -263,10 +241,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match command {
         Command::Add { server, weight } => {
             let entry = parse_server(&server, weight)?;
-            let shown = show(&entry);
+            let shown = entry.to_string();
             let mut w = Writer::open(&name, true)?;
             let version = w.update(|list| {
-                if list.servers.iter().any(|s| same_server(s, &entry)) {
+                if list.servers.iter().any(|s| s.same_server(&entry)) {
                     return Err(RegistryError::BadEntry(format!(
                         "{shown} is already in domain {name}"
                     )));
@@ -278,10 +256,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Delete { server } => {
             let entry = parse_server(&server, 1)?;
-            let shown = show(&entry);
+            let shown = entry.to_string();
             let version = existing(&name)?.update(|list| {
                 let before = list.servers.len();
-                list.servers.retain(|s| !same_server(s, &entry));
+                list.servers.retain(|s| !s.same_server(&entry));
                 if list.servers.len() == before {
                     return Err(RegistryError::BadEntry(format!(
                         "{shown} is not in domain {name}"
@@ -360,232 +338,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// publish
-
-/// One server `publish` talks to, and what it held under the record key before.
-struct Peer {
-    server: ServerEntry,
-    /// `None` once the server failed; `held` then says why.
-    conn: Option<Conn>,
-    held: Held,
-}
-
-enum Held {
-    Failed(String),
-    Nothing,
-    /// A valid record and the `gets` unique value of its item.
-    Record(Record, u64),
-    /// Something that is not a valid record (replaced without a second thought).
-    Invalid(String, u64),
-}
-
-/// Connects to `server` and reads what it holds for `name`.
-fn visit(server: &ServerEntry, name: &DomainName, wbuf: &mut Vec<u8>) -> Peer {
-    let peer = |conn, held| Peer {
-        server: server.clone(),
-        conn,
-        held,
-    };
-    let mut conn = match propagate::connect(server, NET_TIMEOUT) {
-        Ok(conn) => conn,
-        Err(e) => return peer(None, Held::Failed(e.to_string())),
-    };
-    match propagate::fetch_raw(&mut conn, wbuf, name) {
-        Ok(None) => peer(Some(conn), Held::Nothing),
-        Ok(Some(raw)) => match raw.decode(name) {
-            Ok(record) => peer(Some(conn), Held::Record(record, raw.cas)),
-            Err(e) => peer(Some(conn), Held::Invalid(e.to_string(), raw.cas)),
-        },
-        Err(e) => peer(None, Held::Failed(e.to_string())),
-    }
-}
-
-/// Visits each server of `servers` not visited yet.
-fn visit_all<'a>(
-    peers: &mut Vec<Peer>,
-    servers: impl IntoIterator<Item = &'a ServerEntry>,
-    name: &DomainName,
-    wbuf: &mut Vec<u8>,
-) {
-    for server in servers {
-        if !peers.iter().any(|p| p.server.same_server(server)) {
-            peers.push(visit(server, name, wbuf));
-        }
-    }
-}
-
-/// The newest record the servers hold, if `list` may be published over all of them.
-fn previous_record(list: &DomainList, peers: &[Peer]) -> Result<Option<Record>, Failure> {
-    let found: Vec<(String, &Record)> = peers
-        .iter()
-        .filter_map(|p| match &p.held {
-            Held::Record(record, _) => Some((show(&p.server), record)),
-            _ => None,
-        })
-        .collect();
-    propagate::check_publishable(list, &found)
-        .map(|newest| newest.cloned())
-        .map_err(Runtime)
-}
-
-/// `publish`: reads what every server of the domain (and every `--also` server) holds, refuses
-/// if one holds a newer or conflicting version, derives the servers removed since the newest
-/// record found, and stores the new record on all of them, each with `add` or `cas` so that a
-/// record written meanwhile by someone else is never overwritten unseen. Every server that could
-/// not be updated is reported on a line of its own; the others are updated all the same.
-fn publish(name: &DomainName, also: &[String]) -> Result<(), Failure> {
-    let list = current(name)?;
-    let extra = also
-        .iter()
-        .map(|s| parse_peer(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut wbuf = Vec::new();
-    let mut peers = Vec::new();
-    visit_all(
-        &mut peers,
-        list.servers.iter().chain(&extra),
-        name,
-        &mut wbuf,
-    );
-    let previous = previous_record(&list, &peers)?;
-    if previous.is_none() {
-        // Only the servers know what was published before: when none of them does (a first
-        // publish, or a list whose servers were all replaced), removed servers are unknown.
-        eprintln!(
-            "mcadmin: note: no server holds an earlier record of {name}; servers removed since \
-             the last publish are told only if named with --also"
-        );
-    }
-    let retired = propagate::retired_servers(&list, previous.as_ref(), &extra);
-    // The removed servers are asked too: one of them may hold a newer version.
-    visit_all(&mut peers, &retired, name, &mut wbuf);
-    previous_record(&list, &peers)?;
-
-    let record = Record {
-        domain: name.clone(),
-        list,
-        retired,
-    };
-    record
-        .check()
-        .map_err(|e| Runtime(format!("the list of {name} cannot be published: {e}")))?;
-    let bytes = record.encode();
-    let mut failed = 0;
-    for peer in &mut peers {
-        let outcome = match (&peer.held, peer.conn.as_mut()) {
-            (Held::Failed(why), _) => Err(why.clone()),
-            (_, None) => Err("no connection".to_owned()),
-            (held, Some(conn)) => {
-                let replace = match held {
-                    Held::Record(_, cas) => Replace::Item(*cas),
-                    Held::Invalid(why, cas) => {
-                        eprintln!(
-                            "mcadmin: {}: replacing an invalid record: {why}",
-                            show(&peer.server)
-                        );
-                        Replace::Item(*cas)
-                    }
-                    Held::Nothing | Held::Failed(_) => Replace::Nothing,
-                };
-                match propagate::store(conn, &mut wbuf, name, &bytes, replace) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err("the record changed during the publish (another \
-                                      mcadmin?); nothing overwritten, publish again"
-                        .to_owned()),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-        };
-        if let Err(why) = outcome {
-            failed += 1;
-            eprintln!("mcadmin: {}: not updated: {why}", show(&peer.server));
-        }
-    }
-    let summary = format!(
-        "published {name} version {} to {} of {} server{} ({} retired)",
-        record.list.version,
-        peers.len() - failed,
-        peers.len(),
-        plural(peers.len()),
-        record.retired.len()
-    );
-    if failed > 0 {
-        return Err(Runtime(format!("{summary}; {failed} failed")));
-    }
-    eprintln!("mcadmin: {summary}");
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// pull
-
-/// What installing a record in the local segment came to.
-enum Adopted {
-    /// The domain had no segment: created with the record's list and version.
-    Created,
-    /// Newer than the local list (whose version this was): installed.
-    Installed(u64),
-    /// The local list is that version already.
-    UpToDate,
-    /// The local version (this one) is newer: nothing done.
-    Older(u64),
-    /// The same version with another list: nothing done.
-    Conflict,
-}
-
-/// Installs `record`'s list in the local segment of `name` if it is newer (creating the domain
-/// if it has none). The comparison is repeated if the local list changes between it and the
-/// install, which `Writer::install` re-checks under the segment lock.
-fn adopt(name: &DomainName, record: &Record) -> Result<Adopted, RegistryError> {
-    let offered = &record.list;
-    for _ in 0..3 {
-        let local = match Reader::open(name)? {
-            Some(reader) => reader.read()?,
-            None => match Writer::create_with(name, offered)? {
-                (_, true) => return Ok(Adopted::Created),
-                (_, false) => continue, // created by someone else meanwhile: compare with it
-            },
-        };
-        if offered.version < local.version {
-            return Ok(Adopted::Older(local.version));
-        }
-        if offered.version == local.version {
-            return Ok(if record.same_list(&local) {
-                Adopted::UpToDate
-            } else {
-                Adopted::Conflict
-            });
-        }
-        match Writer::open(name, false)?.install(offered.clone()) {
-            Ok(_) => return Ok(Adopted::Installed(local.version)),
-            Err(RegistryError::NotNewer { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(RegistryError::Io(std::io::Error::other(format!(
-        "the local list of {name} keeps changing; nothing installed"
-    ))))
-}
-
-/// The record of `name` on `server`, which must have one.
-fn fetch_record(server: &ServerEntry, name: &DomainName) -> Result<Record, Failure> {
-    let shown = show(server);
-    let mut conn =
-        propagate::connect(server, NET_TIMEOUT).map_err(|e| Runtime(format!("{shown}: {e}")))?;
-    match propagate::fetch(&mut conn, &mut Vec::new(), name) {
-        Ok(Some(record)) => Ok(record),
-        Ok(None) => Err(Runtime(format!(
-            "{shown} holds no record of domain {name} (mcadmin --domain {name} publish stores it)"
-        ))),
-        Err(e) => Err(Runtime(format!("{shown}: {e}; nothing changed"))),
-    }
-}
+// publish, pull, watch: memcache::propagate does the work; here are the arguments and the lines
 
 /// A list in one short line: its version and up to 8 servers.
 fn describe(list: &DomainList) -> String {
     let n = list.servers.len();
     let mut text = format!("version {}, {n} server{}", list.version, plural(n));
-    let mut servers: Vec<String> = list.servers.iter().take(8).map(show).collect();
+    let mut servers: Vec<String> = list
+        .servers
+        .iter()
+        .take(8)
+        .map(ServerAddr::to_string)
+        .collect();
     if n > 8 {
         servers.push(format!("and {} more", n - 8));
     }
@@ -604,221 +368,91 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-fn pull(name: &DomainName, spec: &str) -> Result<(), Failure> {
-    let server = parse_peer(spec)?;
-    let shown = show(&server);
-    let record = fetch_record(&server, name)?;
-    let v = record.list.version;
-    match adopt(name, &record)? {
-        Adopted::Created => {
-            eprintln!("mcadmin: created {name} from {shown}: {}", describe(&record.list))
+/// `publish`: every server that could not be updated is reported on a line of its own; the
+/// others are updated all the same, and the command fails if any was not.
+fn publish(name: &DomainName, also: &[String]) -> Result<(), Failure> {
+    let also = also
+        .iter()
+        .map(|s| parse_server(s, 1))
+        .collect::<Result<Vec<_>, _>>()?;
+    let published = propagate::publish(&Namespace::from_env()?, name, &also, NET_TIMEOUT).map_err(
+        |e| match e {
+            PublishError::NoDomain(_) => no_domain(name),
+            PublishError::Unpublishable(e) => {
+                Runtime(format!("the list of {name} cannot be published: {e}"))
+            }
+            other => Runtime(other.to_string()),
+        },
+    )?;
+    if published.previous.is_none() {
+        // Only the servers know what was published before: when none of them does (a first
+        // publish, or a list whose servers were all replaced), removed servers are unknown.
+        eprintln!(
+            "mcadmin: note: no server holds an earlier record of {name}; servers removed since \
+             the last publish are told only if named with --also"
+        );
+    }
+    for told in &published.told {
+        if let Some(why) = &told.replaced_invalid {
+            eprintln!(
+                "mcadmin: {}: replacing an invalid record: {why}",
+                told.server
+            );
         }
-        Adopted::Installed(was) => eprintln!(
-            "mcadmin: installed {name} from {shown} (was version {was}): {}",
-            describe(&record.list)
+        if let Err(why) = &told.result {
+            eprintln!("mcadmin: {}: not updated: {why}", told.server);
+        }
+    }
+    let (told, failed) = (published.told.len(), published.failed());
+    let summary = format!(
+        "published {name} version {} to {} of {told} server{} ({} retired)",
+        published.record.list.version,
+        told - failed,
+        plural(told),
+        published.record.retired.len()
+    );
+    if failed > 0 {
+        return Err(Runtime(format!("{summary}; {failed} failed")));
+    }
+    eprintln!("mcadmin: {summary}");
+    Ok(())
+}
+
+fn pull(name: &DomainName, spec: &str) -> Result<(), Failure> {
+    let server = parse_server(spec, 1)?;
+    let pulled = propagate::pull(&Namespace::from_env()?, name, &server, NET_TIMEOUT).map_err(
+        |e| match e {
+            PullError::NoRecord { server } => Runtime(format!(
+            "{server} holds no record of domain {name} (mcadmin --domain {name} publish stores it)"
+        )),
+            PullError::Conflict { server, version } => Runtime(format!(
+                "conflict: {server} holds version {version} of {name} with a different list than \
+             this host's; nothing changed"
+            )),
+            other => Runtime(other.to_string()),
+        },
+    )?;
+    let list = &pulled.record.list;
+    let v = list.version;
+    match pulled.adopted {
+        Adopted::Created => {
+            eprintln!("mcadmin: created {name} from {server}: {}", describe(list))
+        }
+        Adopted::Installed { was } => eprintln!(
+            "mcadmin: installed {name} from {server} (was version {was}): {}",
+            describe(list)
         ),
         Adopted::UpToDate => eprintln!("mcadmin: {name} is up to date (version {v})"),
-        Adopted::Older(local) => eprintln!(
-            "mcadmin: ignored version {v} of {name} from {shown}: the local version {local} is newer"
+        Adopted::Older { local } => eprintln!(
+            "mcadmin: ignored version {v} of {name} from {server}: the local version {local} is newer"
         ),
-        Adopted::Conflict => {
-            return Err(Runtime(format!(
-                "conflict: {shown} holds version {v} of {name} with a different list than this \
-                 host's; nothing changed"
-            )))
-        }
+        Adopted::Conflict => unreachable!("a conflict is an error of pull"),
     }
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------------
-// watch
-
-/// The agent of `watch`: its connections (kept from round to round) and the problems it has
-/// logged (so a persisting problem is logged once, not every round).
-struct Watcher {
-    domains: Option<Vec<DomainName>>,
-    seed: Option<ServerEntry>,
-    conns: HashMap<String, Conn>,
-    used: HashSet<String>,
-    problems: HashMap<String, String>,
-    wbuf: Vec<u8>,
-}
-
 fn log(line: &str) {
     eprintln!("mcadmin: watch: {line}");
-}
-
-impl Watcher {
-    /// Logs `message` unless it is what was last logged about `topic`.
-    fn problem(&mut self, topic: String, message: String) {
-        if self.problems.get(&topic) != Some(&message) {
-            log(&message);
-            self.problems.insert(topic, message);
-        }
-    }
-
-    fn solved(&mut self, topic: &str) {
-        self.problems.remove(topic);
-    }
-
-    /// The record of `name` on `server`, over the connection kept for it. A kept connection
-    /// that fails (the server restarted since the last round) is replaced once.
-    fn fetch(
-        &mut self,
-        server: &ServerEntry,
-        name: &DomainName,
-    ) -> Result<Option<Record>, NetError> {
-        let key = show(server);
-        self.used.insert(key.clone());
-        let mut fresh = false;
-        loop {
-            let conn = match self.conns.get_mut(&key) {
-                Some(conn) => conn,
-                None => {
-                    fresh = true;
-                    self.conns
-                        .entry(key.clone())
-                        .or_insert(propagate::connect(server, NET_TIMEOUT)?)
-                }
-            };
-            match propagate::fetch(conn, &mut self.wbuf, name) {
-                Ok(record) => return Ok(record),
-                Err(e) => {
-                    self.conns.remove(&key);
-                    if fresh || !matches!(e, NetError::Exchange(_)) {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-    }
-
-    fn round(&mut self) {
-        self.used.clear();
-        let names = match &self.domains {
-            Some(names) => names.clone(),
-            None => match registry::list_domains() {
-                Ok(names) => {
-                    self.solved("domains");
-                    names
-                }
-                Err(e) => {
-                    self.problem("domains".into(), format!("cannot list the domains: {e}"));
-                    Vec::new()
-                }
-            },
-        };
-        for name in &names {
-            if stop_requested() {
-                break;
-            }
-            self.sync(name);
-        }
-        let used = &self.used;
-        self.conns.retain(|server, _| used.contains(server));
-    }
-
-    /// One domain: asks each of its servers (and the seed) for the record and installs the
-    /// newest if it is newer than the local list. A problem is solved (and may be logged again
-    /// later) only by a round that went well in that respect.
-    fn sync(&mut self, name: &DomainName) {
-        let local_topic = name.to_string();
-        let local = match Reader::open(name).and_then(|r| r.map(|r| r.read()).transpose()) {
-            Ok(local) => local,
-            Err(e) => return self.problem(local_topic, format!("{name}: {e}")),
-        };
-        let mut sources = local.as_ref().map_or_else(Vec::new, |l| l.servers.clone());
-        match (&local, &self.seed) {
-            (None, None) => {
-                return self.problem(
-                    local_topic,
-                    format!(
-                        "{name}: no segment on this host yet; waiting for one (or give --seed)"
-                    ),
-                )
-            }
-            (Some(_), _) => self.solved(&local_topic),
-            (None, Some(_)) => {} // settled once the seed has been asked
-        }
-        if let Some(seed) = &self.seed {
-            if !sources.iter().any(|s| s.same_server(seed)) {
-                sources.push(seed.clone());
-            }
-        }
-
-        let mut found: Vec<(ServerEntry, Record)> = Vec::new();
-        for server in &sources {
-            let topic = format!("{name} {}", show(server));
-            match self.fetch(server, name) {
-                Ok(record) => {
-                    self.solved(&topic);
-                    found.extend(record.map(|r| (server.clone(), r)));
-                }
-                Err(e) => self.problem(topic, format!("{name}: {}: {e}", show(server))),
-            }
-        }
-        let Some(newest) = found.iter().map(|(_, r)| r.list.version).max() else {
-            if let (None, Some(seed)) = (&local, &self.seed) {
-                let seed = show(seed);
-                self.problem(
-                    local_topic,
-                    format!(
-                        "{name}: no segment on this host yet and no record from {seed}; waiting"
-                    ),
-                );
-            }
-            return;
-        };
-        let mut at_newest = found.iter().filter(|(_, r)| r.list.version == newest);
-        let (source, record) = at_newest.next().expect("the maximum is one of them");
-        let disagree = format!("{name} disagree");
-        if let Some((other, _)) = at_newest.find(|(_, r)| !r.same_list(&record.list)) {
-            return self.problem(
-                disagree,
-                format!(
-                    "{name}: {} and {} hold different lists as version {newest}; nothing installed",
-                    show(source),
-                    show(other)
-                ),
-            );
-        }
-        self.solved(&disagree);
-        if local.as_ref().is_some_and(|l| l.version > newest) {
-            return;
-        }
-        let source = show(source);
-        let (conflict, install) = (format!("{name} conflict"), format!("{name} install"));
-        let outcome = adopt(name, record);
-        if outcome.is_ok() {
-            self.solved(&install);
-        }
-        match outcome {
-            Ok(Adopted::Created) => {
-                self.solved(&local_topic);
-                log(&format!(
-                    "{name}: created from {source}: {}",
-                    describe(&record.list)
-                ));
-            }
-            Ok(Adopted::Installed(was)) => {
-                self.solved(&conflict);
-                log(&format!(
-                    "{name}: installed from {source} (was version {was}): {}",
-                    describe(&record.list)
-                ));
-            }
-            Ok(Adopted::UpToDate | Adopted::Older(_)) => self.solved(&conflict),
-            Ok(Adopted::Conflict) => self.problem(
-                conflict,
-                format!(
-                    "{name}: conflict: {source} holds version {newest} with a different list \
-                     than this host's; nothing installed"
-                ),
-            ),
-            Err(e) => self.problem(install, format!("{name}: {e}")),
-        }
-    }
 }
 
 /// `watch`: every `interval`, brings each domain up to date from its servers, until SIGTERM or
@@ -834,13 +468,7 @@ fn watch(domains: &[String], interval: Duration, seed: Option<&str>) -> Result<(
                 .collect::<Result<Vec<_>, _>>()?,
         )
     };
-    let seed = seed.map(parse_peer).transpose()?;
-    if seed.is_some() && domains.is_none() {
-        return Err(Failure::Usage(
-            "--seed needs --domain: a server cannot tell which domains it holds".into(),
-        ));
-    }
-    install_stop_handlers()?;
+    let seed = seed.map(|s| parse_server(s, 1)).transpose()?;
     let following = match &domains {
         Some(names) => names
             .iter()
@@ -849,28 +477,39 @@ fn watch(domains: &[String], interval: Duration, seed: Option<&str>) -> Result<(
             .join(", "),
         None => "every domain of this host".to_owned(),
     };
+    let mut watcher = Watcher::new(Namespace::from_env()?, domains, seed).map_err(|e| match e {
+        WatchError::SeedNeedsDomains => Failure::Usage(
+            "--seed needs --domain: a server cannot tell which domains it holds".into(),
+        ),
+        other => Runtime(other.to_string()),
+    })?;
+    watcher.set_timeout(NET_TIMEOUT);
+    install_stop_handlers()?;
     log(&format!(
         "following {following} every {}s",
         interval.as_secs_f64()
     ));
-    let mut watcher = Watcher {
-        domains,
-        seed,
-        conns: HashMap::new(),
-        used: HashSet::new(),
-        problems: HashMap::new(),
-        wbuf: Vec::new(),
-    };
-    while !stop_requested() {
-        let next = Instant::now() + interval;
-        watcher.round();
-        while let Some(left) = next.checked_duration_since(Instant::now()) {
-            if stop_requested() {
-                break;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
-        }
-    }
+    watcher.run(interval, stop_requested, |event| match event {
+        WatchEvent::Installed {
+            domain,
+            source,
+            was: None,
+            list,
+        } => log(&format!(
+            "{domain}: created from {source}: {}",
+            describe(list)
+        )),
+        WatchEvent::Installed {
+            domain,
+            source,
+            was: Some(was),
+            list,
+        } => log(&format!(
+            "{domain}: installed from {source} (was version {was}): {}",
+            describe(list)
+        )),
+        WatchEvent::Problem { message, .. } => log(message),
+    });
     let signal = if STOP_SIGNAL.load(Ordering::Relaxed) == libc::SIGINT {
         "SIGINT"
     } else {
@@ -891,7 +530,7 @@ struct ClientConn {
 }
 
 /// The client connections of one server, without our own.
-fn server_clients(server: &ServerEntry) -> Result<Vec<(ClientAddr, ServerConnection)>, NetError> {
+fn server_clients(server: &ServerAddr) -> Result<Vec<(ClientAddr, ServerConnection)>, NetError> {
     let mut conn = propagate::connect(server, NET_TIMEOUT)?;
     let own = conn.local_addr();
     let all = propagate::connections(&mut conn, &mut Vec::new())?;
@@ -940,22 +579,22 @@ fn clients(name: &DomainName, json: bool) -> Result<(), Failure> {
             Ok(conns) => {
                 for (client, conn) in conns {
                     by_client.entry(client.host).or_default().push(ClientConn {
-                        server: show(server),
+                        server: server.to_string(),
                         conn,
                         port: client.port,
                     });
                 }
             }
             Err(e) => {
-                eprintln!("mcadmin: {}: {e}", show(server));
-                failed.push((show(server), e.to_string()));
+                eprintln!("mcadmin: {server}: {e}");
+                failed.push((server.to_string(), e.to_string()));
             }
         }
     }
     // Servers in list order, each once.
     let servers_of = |conns: &[ClientConn]| -> Vec<String> {
         let mut servers: Vec<String> = Vec::new();
-        for server in list.servers.iter().map(show) {
+        for server in list.servers.iter().map(ServerAddr::to_string) {
             if conns.iter().any(|c| c.server == server) {
                 servers.push(server);
             }
