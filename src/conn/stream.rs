@@ -2,7 +2,7 @@
 //! timeout, every operation by twice that timeout, and a read buffer that the protocol's reply
 //! reader consumes in place.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -115,11 +115,18 @@ impl OpClock {
 
     /// Called before each wait: None when the socket's timeout alone bounds it, else the time
     /// left to the operation (Timeout when none is).
+    #[inline]
     fn before_wait(&mut self, timeout: Duration) -> Result<Option<Duration>, Fail> {
         if !self.waited && self.deadline.is_none() {
             self.waited = true;
             return Ok(None);
         }
+        self.time_left(timeout)
+    }
+
+    /// The operation's time left from its second wait on (the clock is read only here).
+    #[cold]
+    fn time_left(&mut self, timeout: Duration) -> Result<Option<Duration>, Fail> {
         let now = Instant::now();
         let deadline = *self.deadline.get_or_insert_with(|| later(now, timeout));
         match deadline.checked_duration_since(now) {
@@ -230,11 +237,11 @@ impl Conn {
             if sent > 0 {
                 self.wait_writable()?;
             }
-            match self.sock.send_with_flags(&data[sent..], libc::MSG_NOSIGNAL) {
+            match rustix::net::send(&self.sock, &data[sent..], rustix::net::SendFlags::NOSIGNAL) {
                 Ok(0) => return Err(Fail::Closed),
                 Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Fail::from_io(e)),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Fail::from_io(e.into())),
             }
         }
         Ok(())
@@ -333,14 +340,17 @@ impl Conn {
         if !self.is_idle() {
             return false;
         }
-        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        use rustix::net::{recv, RecvFlags};
+        let mut probe = [0u8; 1];
         loop {
-            match self
-                .sock
-                .recv_with_flags(&mut probe, libc::MSG_PEEK | libc::MSG_DONTWAIT)
-            {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // rustix makes the system call itself: this runs before every command.
+            match recv(
+                &self.sock,
+                &mut probe,
+                RecvFlags::PEEK | RecvFlags::DONTWAIT,
+            ) {
+                Err(rustix::io::Errno::AGAIN) => return true,
+                Err(rustix::io::Errno::INTR) => {}
                 // Ok(0): the server closed; Ok(_): unsolicited bytes; Err: a dead socket.
                 _ => return false,
             }
@@ -364,14 +374,15 @@ impl Conn {
             self.start = 0;
         }
         loop {
-            match (&self.sock).read(&mut self.rbuf[self.end..]) {
+            // rustix makes the system call itself (no libc wrapper, no io::Error on the way).
+            match rustix::io::read(&self.sock, &mut self.rbuf[self.end..]) {
                 Ok(0) => return Err(Fail::Closed),
                 Ok(n) => {
                     self.end += n;
                     return Ok(());
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Fail::from_io(e)),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Fail::from_io(e.into())),
             }
         }
     }

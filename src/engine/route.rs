@@ -46,6 +46,7 @@ pub enum RouteError<E> {
 /// The connected server for `hash`: the front end's pick among live servers, connected on
 /// first use. A server whose connect fails is down, and the pick is made again without it, so
 /// each server is tried at most once per operation.
+#[inline]
 pub fn route<S: Servers>(servers: &mut S, hash: u32) -> Result<usize, RouteError<S::Error>> {
     let mut failed = None;
     // Each round either returns or puts one more server down: n + 1 rounds are plenty (and a

@@ -76,11 +76,13 @@ impl Slot {
         self.endpoint.is_some()
     }
 
+    #[inline]
     pub fn has_conn(&self) -> bool {
         self.conn.is_some()
     }
 
     /// The connection's descriptor, -1 without one (1.4's `memcache_server.fd`).
+    #[inline]
     pub fn fd(&self) -> RawFd {
         self.conn.as_ref().map_or(-1, Conn::fd)
     }
@@ -139,6 +141,7 @@ impl Slot {
     /// One request and its reply on the open connection. A failure closes the connection (its
     /// state is unknown), and a timeout also puts the server down; a reply followed by bytes
     /// nobody asked for closes it too (the stream is out of step).
+    #[inline]
     pub fn exchange<T>(
         &mut self,
         wbuf: &mut Vec<u8>,
@@ -157,6 +160,7 @@ impl Slot {
     /// front end that drove the connection itself (a multi-get over several servers): after a
     /// reply, a connection that is not at a command boundary is closed; after a failure it is
     /// closed, and a timeout also puts the server down.
+    #[inline]
     pub fn ended(&mut self, failure: Option<&Failure>) {
         match failure {
             None if self.conn.as_ref().is_none_or(Conn::is_idle) => {}

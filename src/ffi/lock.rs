@@ -20,6 +20,7 @@ pub struct OwnerGuard<'a> {
     me: u64,
 }
 
+#[inline]
 fn me() -> u64 {
     thread_local! {
         static TOKEN: Cell<u64> = const { Cell::new(0) };
@@ -52,6 +53,7 @@ impl OwnerLock {
         }
     }
 
+    #[inline]
     pub fn lock(&self) -> OwnerGuard<'_> {
         let me = me();
         let mut round = 0;
