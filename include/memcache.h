@@ -255,6 +255,54 @@ struct memcache_buf {
   struct memcache_buf_entry next;
 };
 
+struct memcache_server_entry {
+  struct memcache_server *tqe_next;
+  struct memcache_server **tqe_prev;
+};
+
+/*
+ One memcached server of a handle (the 256-byte layout, `fds` always present).
+ */
+struct memcache_server {
+  void *misc;
+  char *hostname;
+  char *port;
+  int fd;
+  struct timeval tv;
+  /*
+   'd' down, 'n' no host, 't' try, 'u' up.
+   */
+  char active;
+  struct addrinfo *hostinfo;
+  uint32_t num_addrs;
+  fd_set fds;
+  struct memcache_buf *rbuf;
+  struct memcache_buf *wbuf;
+  uint32_t _last_hash;
+  size_t soff;
+  size_t startoff;
+  struct memcache_server_entry entries;
+};
+
+struct memcache_server_list {
+  struct memcache_server *tqh_first;
+  struct memcache_server **tqh_last;
+};
+
+/*
+ A handle: a list of servers and the default timeout for servers added later.
+ */
+struct memcache {
+  void *misc;
+  struct timeval tv;
+  uint32_t num_servers;
+  /*
+   `num_servers` entries and a NULL, in the order servers were added; NULL before any add.
+   */
+  struct memcache_server **servers;
+  struct memcache_server_list server_list;
+};
+
 typedef void (*mcFreeFunc)(void *mem);
 
 typedef void *(*mcMallocFunc)(size_t size);
@@ -318,54 +366,6 @@ struct memcache_ctxt {
    The error filter mask; its C name is the `MCM_ERR_MASK` macro.
    */
   uint32_t md5fc9f4e2249ad88de0081136fef04defa;
-};
-
-struct memcache_server_entry {
-  struct memcache_server *tqe_next;
-  struct memcache_server **tqe_prev;
-};
-
-/*
- One memcached server of a handle (the 256-byte layout, `fds` always present).
- */
-struct memcache_server {
-  void *misc;
-  char *hostname;
-  char *port;
-  int fd;
-  struct timeval tv;
-  /*
-   'd' down, 'n' no host, 't' try, 'u' up.
-   */
-  char active;
-  struct addrinfo *hostinfo;
-  uint32_t num_addrs;
-  fd_set fds;
-  struct memcache_buf *rbuf;
-  struct memcache_buf *wbuf;
-  uint32_t _last_hash;
-  size_t soff;
-  size_t startoff;
-  struct memcache_server_entry entries;
-};
-
-struct memcache_server_list {
-  struct memcache_server *tqh_first;
-  struct memcache_server **tqh_last;
-};
-
-/*
- A handle: a list of servers and the default timeout for servers added later.
- */
-struct memcache {
-  void *misc;
-  struct timeval tv;
-  uint32_t num_servers;
-  /*
-   `num_servers` entries and a NULL, in the order servers were added; NULL before any add.
-   */
-  struct memcache_server **servers;
-  struct memcache_server_list server_list;
 };
 
 struct memcache_res_entry {
@@ -956,6 +956,44 @@ int32_t mcMemGet(mcFreeFunc *freeFunc,
 void mcMemFreeCtxt(struct memcache_ctxt *ctxt);
 
 /*
+ Sets the global context's error handler. 1 if `errFunc` is NULL, else 0.
+ */
+int32_t mcErrSetup(mcErrFunc errFunc);
+
+/*
+ Stores the global context's error handler in `*errFunc`; 0 (1 for a NULL out-pointer).
+
+ # Safety
+ `errFunc` is NULL or writable.
+ */
+int32_t mcErrGet(mcErrFunc *errFunc);
+
+/*
+ mcm_err_filter_add() on the global context.
+ */
+int32_t mc_err_filter_add(uint32_t err_mask);
+
+/*
+ mcm_err_filter_del() on the global context.
+ */
+int32_t mc_err_filter_del(uint32_t err_mask);
+
+/*
+ mcm_err_filter_get() on the global context.
+ */
+uint32_t mc_err_filter_get(void);
+
+/*
+ mcm_err_filter_test() on the global context.
+ */
+int32_t mc_err_filter_test(uint32_t err_lvl);
+
+/*
+ mcm_err_test() on the global context.
+ */
+void mc_err_test(void);
+
+/*
  A new handle with the 1.4 default timeout of 2 s + 600 µs, attached to the domain named by
  `$MEMCACHE_DOMAIN` (else `default`) until the program adds a server itself, which makes the
  list private exactly as in 1.4. Caller owns it; release it with mc_free(). NULL if
@@ -1031,44 +1069,6 @@ int32_t mcm_err_filter_test(const struct memcache_ctxt *ctxt, uint32_t err_lvl);
  `ctxt` is NULL or a live context.
  */
 int32_t mcErrSetupCtxt(struct memcache_ctxt *ctxt, mcErrFunc errFunc);
-
-/*
- Sets the global context's error handler. 1 if `errFunc` is NULL, else 0.
- */
-int32_t mcErrSetup(mcErrFunc errFunc);
-
-/*
- Stores the global context's error handler in `*errFunc`; 0 (1 for a NULL out-pointer).
-
- # Safety
- `errFunc` is NULL or writable.
- */
-int32_t mcErrGet(mcErrFunc *errFunc);
-
-/*
- mcm_err_filter_add() on the global context.
- */
-int32_t mc_err_filter_add(uint32_t err_mask);
-
-/*
- mcm_err_filter_del() on the global context.
- */
-int32_t mc_err_filter_del(uint32_t err_mask);
-
-/*
- mcm_err_filter_get() on the global context.
- */
-uint32_t mc_err_filter_get(void);
-
-/*
- mcm_err_filter_test() on the global context.
- */
-int32_t mc_err_filter_test(uint32_t err_lvl);
-
-/*
- mcm_err_test() on the global context.
- */
-void mc_err_test(void);
 
 /*
  The value of `key` in a new NUL-terminated buffer, its length in `*retlen`. NULL (and
@@ -1330,6 +1330,78 @@ void mcm_server_free(struct memcache_ctxt *ctxt, struct memcache_server *ms);
 void mc_server_free(struct memcache_server *ms);
 
 /*
+ Marks a down server ('d') up ('u'): 0. A server with no host ('n'): -1; one in state 't':
+ -2; one already up: -3 (each reported).
+
+ # Safety
+ `ctxt` and `mc` are live; `ms` is a server of `mc`.
+ */
+int mcm_server_activate(const struct memcache_ctxt *ctxt,
+                        struct memcache *mc,
+                        struct memcache_server *ms);
+
+int mc_server_activate(struct memcache *mc, struct memcache_server *ms);
+
+/*
+ Activates every down server of the handle; returns 0.
+
+ # Safety
+ `ctxt` and `mc` are live.
+ */
+int mcm_server_activate_all(const struct memcache_ctxt *ctxt, struct memcache *mc);
+
+int mc_server_activate_all(struct memcache *mc);
+
+/*
+ Marks a server down ('d') and disconnects it. It is not retried automatically (D8) until
+ mc_server_activate(); a server with an open connection goes back to 't' as in 1.4.
+
+ # Safety
+ `mc` is live; `ms` is a server of `mc`.
+ */
+void mcm_server_deactivate(struct memcache_ctxt *_ctxt,
+                           struct memcache *mc,
+                           struct memcache_server *ms);
+
+void mc_server_deactivate(struct memcache *mc, struct memcache_server *ms);
+
+/*
+ Closes the server's connection if open (it goes back to 't'); the next operation
+ reconnects.
+
+ # Safety
+ `ms` is NULL or a live server.
+ */
+void mcm_server_disconnect(const struct memcache_ctxt *_ctxt, struct memcache_server *ms);
+
+void mc_server_disconnect(struct memcache_server *ms);
+
+/*
+ Disconnects every server of the handle (down servers stay down).
+
+ # Safety
+ `mc` is NULL or a live handle.
+ */
+void mcm_server_disconnect_all(const struct memcache_ctxt *_ctxt, const struct memcache *mc);
+
+void mc_server_disconnect_all(const struct memcache *mc);
+
+/*
+ Sets the server's I/O timeout (`usec` is microseconds) and applies it to an open socket.
+ 1 on success (also for a server not connected: applied at connect, D1); 0 if the socket
+ refuses it.
+
+ # Safety
+ `ms` is NULL or a live server.
+ */
+int mcm_server_timeout(const struct memcache_ctxt *ctxt,
+                       struct memcache_server *ms,
+                       int sec,
+                       int usec);
+
+int mc_server_timeout(struct memcache_server *ms, int sec, int usec);
+
+/*
  Adds `hostname` (`hostname_len` bytes, need not be NUL-terminated; NULL or 0 means
  "localhost") and `port` (likewise; NULL or 0 means "11211"). A hostname starting with `/`
  is a unix socket. Returns 0, -1 (allocation), -2/-3 (copies), -4 (unresolvable host, not
@@ -1414,78 +1486,6 @@ struct memcache_server *mcm_server_find(const struct memcache_ctxt *ctxt,
                                         uint32_t hash);
 
 struct memcache_server *mc_server_find(struct memcache *mc, uint32_t hash);
-
-/*
- Marks a down server ('d') up ('u'): 0. A server with no host ('n'): -1; one in state 't':
- -2; one already up: -3 (each reported).
-
- # Safety
- `ctxt` and `mc` are live; `ms` is a server of `mc`.
- */
-int mcm_server_activate(const struct memcache_ctxt *ctxt,
-                        struct memcache *mc,
-                        struct memcache_server *ms);
-
-int mc_server_activate(struct memcache *mc, struct memcache_server *ms);
-
-/*
- Activates every down server of the handle; returns 0.
-
- # Safety
- `ctxt` and `mc` are live.
- */
-int mcm_server_activate_all(const struct memcache_ctxt *ctxt, struct memcache *mc);
-
-int mc_server_activate_all(struct memcache *mc);
-
-/*
- Marks a server down ('d') and disconnects it. It is not retried automatically (D8) until
- mc_server_activate(); a server with an open connection goes back to 't' as in 1.4.
-
- # Safety
- `mc` is live; `ms` is a server of `mc`.
- */
-void mcm_server_deactivate(struct memcache_ctxt *_ctxt,
-                           struct memcache *mc,
-                           struct memcache_server *ms);
-
-void mc_server_deactivate(struct memcache *mc, struct memcache_server *ms);
-
-/*
- Closes the server's connection if open (it goes back to 't'); the next operation
- reconnects.
-
- # Safety
- `ms` is NULL or a live server.
- */
-void mcm_server_disconnect(const struct memcache_ctxt *_ctxt, struct memcache_server *ms);
-
-void mc_server_disconnect(struct memcache_server *ms);
-
-/*
- Disconnects every server of the handle (down servers stay down).
-
- # Safety
- `mc` is NULL or a live handle.
- */
-void mcm_server_disconnect_all(const struct memcache_ctxt *_ctxt, const struct memcache *mc);
-
-void mc_server_disconnect_all(const struct memcache *mc);
-
-/*
- Sets the server's I/O timeout (`usec` is microseconds) and applies it to an open socket.
- 1 on success (also for a server not connected: applied at connect, D1); 0 if the socket
- refuses it.
-
- # Safety
- `ms` is NULL or a live server.
- */
-int mcm_server_timeout(const struct memcache_ctxt *ctxt,
-                       struct memcache_server *ms,
-                       int sec,
-                       int usec);
-
-int mc_server_timeout(struct memcache_server *ms, int sec, int usec);
 
 /*
  One server's statistics. Caller owns the result; release it with mc_server_stats_free().
@@ -1763,64 +1763,6 @@ extern "C" {
 #endif
 
 /*
- A handle using the server list of `domain`, kept in shared memory and edited with
- mcadmin(8); "private" gives a per-handle list (the 1.4 behaviour). A domain with no segment
- yet gives a handle with no servers that picks the list up once the domain is created.
- NULL for a name that is not 1-64 bytes of `[A-Za-z0-9_.-]` (reported) or allocation
- failure. Caller owns the handle; release it with mc_free().
-
- # Safety
- `ctxt` is NULL or live; `domain` is NULL (the `mc_new()` domain) or a C string.
- */
-struct memcache *mcm_new2(struct memcache_ctxt *ctxt, const char *domain);
-
-struct memcache *mc_new2(const char *domain);
-
-/*
- A handle with its own server list, exactly as 1.4's mc_new() behaved.
-
- # Safety
- `ctxt` is NULL or live.
- */
-struct memcache *mcm_new_private(struct memcache_ctxt *ctxt);
-
-struct memcache *mc_new_private(void);
-
-/*
- The description of an MCM_ERR_* code (spec 6.2's table), a static string; "unknown error
- code" for other values. Beyond 1.4.
- */
-const char *mc_strerror(uint32_t errcode);
-
-/*
- `gets` (beyond 1.4): as mc_aget2(), plus the item's flags and its cas value for mc_cas().
- Caller owns the returned buffer; release it with the context's free function.
-
- # Safety
- As mcm_aget2(); `flags` and `cas` are NULL or writable.
- */
-void *mcm_agets(struct memcache_ctxt *ctxt,
-                struct memcache *mc,
-                char *key,
-                size_t len,
-                size_t *retlen,
-                uint16_t *flags,
-                uint64_t *cas);
-
-/*
- The global-context form of mcm_agets().
-
- # Safety
- As mcm_agets().
- */
-void *mc_agets(struct memcache *mc,
-               char *key,
-               size_t len,
-               size_t *retlen,
-               uint16_t *flags,
-               uint64_t *cas);
-
-/*
  Chooses how keys are placed on the handle's servers: MC_DIST_CRC32_MODULO (1.4's rule, the
  default) or MC_DIST_KETAMA_MD5 (libmemcached-compatible consistent hashing with weights).
  0 on success, -1 for a NULL handle or an unknown value. Takes effect with the next call.
@@ -1921,6 +1863,64 @@ int mc_replicas(struct memcache *mc, uint32_t count);
  `mc` is NULL (returns 0) or a live handle.
  */
 uint64_t mc_domain_version(struct memcache *mc);
+
+/*
+ A handle using the server list of `domain`, kept in shared memory and edited with
+ mcadmin(8); "private" gives a per-handle list (the 1.4 behaviour). A domain with no segment
+ yet gives a handle with no servers that picks the list up once the domain is created.
+ NULL for a name that is not 1-64 bytes of `[A-Za-z0-9_.-]` (reported) or allocation
+ failure. Caller owns the handle; release it with mc_free().
+
+ # Safety
+ `ctxt` is NULL or live; `domain` is NULL (the `mc_new()` domain) or a C string.
+ */
+struct memcache *mcm_new2(struct memcache_ctxt *ctxt, const char *domain);
+
+struct memcache *mc_new2(const char *domain);
+
+/*
+ A handle with its own server list, exactly as 1.4's mc_new() behaved.
+
+ # Safety
+ `ctxt` is NULL or live.
+ */
+struct memcache *mcm_new_private(struct memcache_ctxt *ctxt);
+
+struct memcache *mc_new_private(void);
+
+/*
+ The description of an MCM_ERR_* code (spec 6.2's table), a static string; "unknown error
+ code" for other values. Beyond 1.4.
+ */
+const char *mc_strerror(uint32_t errcode);
+
+/*
+ `gets` (beyond 1.4): as mc_aget2(), plus the item's flags and its cas value for mc_cas().
+ Caller owns the returned buffer; release it with the context's free function.
+
+ # Safety
+ As mcm_aget2(); `flags` and `cas` are NULL or writable.
+ */
+void *mcm_agets(struct memcache_ctxt *ctxt,
+                struct memcache *mc,
+                char *key,
+                size_t len,
+                size_t *retlen,
+                uint16_t *flags,
+                uint64_t *cas);
+
+/*
+ The global-context form of mcm_agets().
+
+ # Safety
+ As mcm_agets().
+ */
+void *mc_agets(struct memcache *mc,
+               char *key,
+               size_t len,
+               size_t *retlen,
+               uint16_t *flags,
+               uint64_t *cas);
 
 /*
  Appends to an existing value (beyond 1.4). Results as mc_set(); 1 when the key is absent.

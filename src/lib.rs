@@ -2,7 +2,14 @@
 //!
 //! Data flows one way: a C call enters [`ffi`], which checks pointers and converts arguments, the
 //! safe core ([`key`], [`hash`], [`protocol`], [`conn`]) does the work, and the result goes back
-//! through the 1.4 conventions. Only `ffi` contains `unsafe` code.
+//! through the 1.4 conventions, and the one engine ([`engine`]) runs every operation for both
+//! front ends (the C ABI and the Rust [`client`]).
+//!
+//! `unsafe` code lives in [`ffi`] (the C ABI: raw pointers, C callbacks, `pthread_atfork`) and in
+//! [`registry`]'s shared-memory segment (`segment.rs`, `layout.rs`: `mmap` and the segment's
+//! atomics), each block with a `// SAFETY:` comment; `mcadmin` installs a signal handler. The
+//! safe core is `#![forbid(unsafe_code)]`: [`engine`], [`conn`], [`client`], [`command`],
+//! [`protocol`], [`hash`], [`key`], [`address`], [`propagate`].
 
 pub mod address;
 pub mod client;

@@ -1,14 +1,19 @@
 //! Contexts: the global one behind every `mc_*` call, `mcMemNewCtxt` ones, and the allocators
-//! every structure and string is taken from (spec §5).
+//! every structure and string is taken from (spec §5). A new context starts with the default
+//! hooks of `hooks.rs` and `error.rs`; the error calls that act on the global context
+//! (`mcErrSetup`, `mc_err_filter_*`, ...) are here, the pipeline below them is `error.rs`.
 
 use std::cell::UnsafeCell;
 use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use libc::{c_void, size_t};
 
-use super::call::default_key_valid;
-use super::error::default_err_handler;
-use super::server::{default_hash, default_server_find};
+use super::error::{
+    default_err_handler, mcErrSetupCtxt, mcm_err_filter_add, mcm_err_filter_del,
+    mcm_err_filter_get, mcm_err_filter_test, mcm_err_test,
+};
+use super::hooks::{default_hash, default_key_valid, default_server_find};
 use super::types::*;
 
 /// A process-wide C object whose address is handed out; all access goes through raw pointers.
@@ -85,6 +90,15 @@ static GLOBAL_CTXT: Global<memcache_ctxt> = Global(UnsafeCell::new(context(
 
 pub fn global() -> *mut memcache_ctxt {
     GLOBAL_CTXT.get()
+}
+
+/// Stores `ctxt->errnum` with one atomic write (D9: the global context is shared by threads).
+///
+/// # Safety
+/// `ctxt` is a live context.
+pub unsafe fn set_errnum(ctxt: *mut memcache_ctxt, value: u32) {
+    // SAFETY: errnum is an aligned u32 inside a live context; every writer uses this atomic.
+    unsafe { AtomicU32::from_ptr(&raw mut (*ctxt).errnum) }.store(value, Ordering::Relaxed);
 }
 
 /// Reports that the context's allocator refused `what` (spec §5.2).
@@ -334,4 +348,62 @@ pub unsafe extern "C" fn mcMemFreeCtxt(ctxt: *mut memcache_ctxt) {
         alloc.free(ectxt);
         alloc.free(ctxt);
     })
+}
+
+// ---- exported: the error API on the global context (spec §6; see `error.rs`) ----
+
+/// Sets the global context's error handler. 1 if `errFunc` is NULL, else 0.
+#[no_mangle]
+pub extern "C" fn mcErrSetup(errFunc: mcErrFunc) -> i32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcErrSetupCtxt(global(), errFunc) }
+}
+
+/// Stores the global context's error handler in `*errFunc`; 0 (1 for a NULL out-pointer).
+///
+/// # Safety
+/// `errFunc` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mcErrGet(errFunc: *mut mcErrFunc) -> i32 {
+    ffi_body!(1, {
+        check_null!(1; errFunc);
+        // SAFETY: errFunc is writable per the contract; the global context is always live.
+        unsafe { *errFunc = (*global()).mcErr };
+        0
+    })
+}
+
+/// mcm_err_filter_add() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_filter_add(err_mask: u32) -> i32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_filter_add(global(), err_mask) }
+}
+
+/// mcm_err_filter_del() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_filter_del(err_mask: u32) -> i32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_filter_del(global(), err_mask) }
+}
+
+/// mcm_err_filter_get() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_filter_get() -> u32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_filter_get(global()) }
+}
+
+/// mcm_err_filter_test() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_filter_test(err_lvl: u32) -> i32 {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_filter_test(global(), err_lvl) }
+}
+
+/// mcm_err_test() on the global context.
+#[no_mangle]
+pub extern "C" fn mc_err_test() {
+    // SAFETY: the global context is always live.
+    unsafe { mcm_err_test(global()) }
 }

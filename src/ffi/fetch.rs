@@ -6,10 +6,12 @@ use std::ptr;
 
 use libc::{c_char, c_int, c_void, size_t};
 
-use super::call::{finish, on_copies_for, validate_key, Outcome};
+use super::context::set_errnum;
 use super::context::{global, Alloc};
 use super::error::{report, report_bad_key, Scope};
-use super::server::{drop_conn, key_bytes, route, route_copies, set_errnum, Front};
+use super::hooks::key_bytes;
+use super::operation::{finish, on_copies_for, validate_key, Outcome};
+use super::route::{drop_conn, route, route_copies, Front};
 use super::state::{self, HandleInner, ServerSide};
 use super::types::*;
 use crate::command::{self, ValueSink, PREALLOC_LIMIT};
@@ -1038,7 +1040,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     // server structures read below are only replaced under it, by another thread's begin().
     let mut inner = st.lock();
     // SAFETY: mc is live and inner its locked state.
-    unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
+    unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
     // SAFETY: mc is live.
     let n_servers = unsafe { (*mc).num_servers } as usize;
     let single = all.len() == 1 || n_servers == 1;
@@ -1086,9 +1088,8 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         // ketama that is not so: each key goes to the group of the server the ring picks for
         // it, unless the client installed its own finder (then 1.4's grouping applies).
         // SAFETY: ctxt is live.
-        let own_finder = unsafe { (*ctxt).mcServerFind }.is_some_and(|f| {
-            f as usize != super::server::default_server_find as *const () as usize
-        });
+        let own_finder = unsafe { (*ctxt).mcServerFind }
+            .is_some_and(|f| f as usize != super::hooks::default_server_find as *const () as usize);
         let ring = st.distribution() == crate::hash::Distribution::KetamaMd5 && !own_finder;
         // SAFETY: mc is live; its servers are live.
         let servers = unsafe { state::server_slice(mc) };

@@ -1,16 +1,12 @@
-//! Fork safety without ritual: a child may use a handle it inherited at once. A
-//! `pthread_atfork` child handler bumps a fork generation; each operation compares its handle's
-//! generation with it (one load and compare) and, in a new process, drops the inherited
-//! connections (closing a descriptor sends nothing while the parent still holds it) and
-//! connects afresh. The library's process-wide registries are locked around `fork()` so the
-//! child never inherits one held by another thread.
+//! Which process this is: its id and a fork generation, bumped in every child (see `atfork.rs`).
+//! Each operation compares its handle's generation with it (one load and compare) and, in a new
+//! process, drops the inherited connections (`HandleInner::forget_after_fork`). The lowest
+//! layer of the C ABI: the locks use the process id.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Once;
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static PID: AtomicU32 = AtomicU32::new(0);
-static INSTALL: Once = Once::new();
 
 /// Bumped in every child process right after fork().
 pub fn generation() -> u64 {
@@ -30,29 +26,9 @@ pub fn pid() -> u32 {
     }
 }
 
-// The pthread_atfork handlers run inside the panic boundary like every function C calls.
-extern "C" fn prepare() {
-    ffi_body!((), { super::state::lock_registries() })
-}
-
-extern "C" fn parent() {
-    ffi_body!((), { super::state::unlock_registries() })
-}
-
-extern "C" fn child() {
-    ffi_body!((), {
-        super::state::unlock_registries();
-        // SAFETY: getpid() has no preconditions.
-        PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
-        GENERATION.fetch_add(1, Ordering::AcqRel);
-    })
-}
-
-/// Registers the fork handlers once per process; called when the first handle is created.
-pub fn install() {
-    INSTALL.call_once(|| {
-        pid();
-        // SAFETY: registering plain extern "C" functions with no captured state.
-        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-    });
+/// Records a new process: called by the pthread_atfork child handler (see `atfork.rs`).
+pub fn child_started() {
+    // SAFETY: getpid() has no preconditions.
+    PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+    GENERATION.fetch_add(1, Ordering::AcqRel);
 }

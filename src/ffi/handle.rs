@@ -4,7 +4,8 @@
 use libc::{c_char, c_int, size_t, timeval};
 
 use super::context::{global, Alloc};
-use super::server::{free_server, hash_key, key_bytes};
+use super::hooks::{hash_key, key_bytes};
+use super::server::free_server;
 use super::state::{self, server_slice};
 use super::types::*;
 
@@ -22,6 +23,7 @@ pub unsafe fn new_plain(ctxt: *mut memcache_ctxt) -> *mut memcache {
             tv_usec: 600,
         };
         m.server_list.tqh_last = &raw mut m.server_list.tqh_first;
+        super::atfork::install();
         state::handle_created(mc);
     } else {
         super::context::report_oom(ctxt, "struct memcache");

@@ -28,17 +28,26 @@ macro_rules! check_null {
     };
 }
 
+// The files form layers, lowest first; each uses only files of lower layers, so there is no
+// import cycle (tests/module_graph.rs keeps it so):
+//   types, fork (process id, fork generation) | lock | state | error | hooks, atfork
+//   | context, route | server, buffer, strings | handle | domain | operation
+//   | server_list, fetch, store, stats | beyond
+mod atfork;
+pub mod beyond;
 pub mod buffer;
-pub mod call;
 pub mod context;
 pub mod domain;
 pub mod error;
 pub mod fetch;
 mod fork;
 pub mod handle;
+pub mod hooks;
 mod lock;
-pub mod modern;
+pub mod operation;
+pub mod route;
 pub mod server;
+pub mod server_list;
 mod state;
 pub mod stats;
 pub mod store;

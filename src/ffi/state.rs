@@ -44,7 +44,7 @@ pub type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
 pub const DEFAULT_RETRY: Duration = crate::engine::DEFAULT_RETRY;
 
 /// The per-server part of a handle's state: the engine's slot for the C server structure,
-/// whose `fd` and `active` fields mirror the slot (see `server.rs`).
+/// whose `fd` and `active` fields mirror the slot (see `route.rs`).
 pub struct ServerSide {
     pub ms: *mut memcache_server,
     pub slot: Slot,
@@ -116,6 +116,20 @@ impl HandleInner {
     pub fn side(&mut self, ms: *mut memcache_server) -> &mut ServerSide {
         let at = self.side_index(ms);
         &mut self.servers[at]
+    }
+
+    /// Drops connections inherited from a parent process (see `operation::begin`).
+    pub fn forget_after_fork(&mut self) {
+        let generation = super::fork::generation();
+        if self.fork_gen != generation {
+            self.fork_gen = generation;
+            for side in &mut self.servers {
+                if side.slot.close() {
+                    // SAFETY: sides belong to the handle's live servers.
+                    unsafe { (*side.ms).fd = -1 };
+                }
+            }
+        }
     }
 
     /// The index of server `ms`'s state in `servers`, created on first use.
@@ -349,7 +363,6 @@ pub fn handle(mc: *const memcache) -> Arc<HandleState> {
 
 /// Starts fresh state for a new handle, replacing anything left at that address.
 pub fn handle_created(mc: *const memcache) {
-    super::fork::install();
     let old = HANDLES.lock().insert(
         mc as usize,
         Arc::new(HandleState::new(Distribution::Crc32Modulo)),
@@ -465,18 +478,16 @@ impl Records {
     }
 }
 
-/// Takes every process-wide registry before fork() (pthread_atfork prepare), so no other
+/// Takes this file's process-wide registries before fork() (pthread_atfork prepare), so no other
 /// thread can be inside one when the child's copy is made.
 pub fn lock_registries() {
     HANDLES.hold();
     OWNERS.hold();
     LIB_VALUES.hold();
-    super::error::hold_messages();
 }
 
-/// Frees what lock_registries() took (pthread_atfork parent and child).
+/// Frees what lock_registries() took (pthread_atfork parent and child; see `atfork.rs`).
 pub fn unlock_registries() {
-    super::error::release_messages();
     LIB_VALUES.release();
     OWNERS.release();
     HANDLES.release();

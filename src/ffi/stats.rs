@@ -4,10 +4,10 @@ use std::ptr;
 
 use libc::{c_int, timeval};
 
-use super::call::finish;
 use super::context::{global, Alloc};
 use super::error::{report, Scope};
-use super::server::{drop_conn, Failure};
+use super::operation::finish;
+use super::route::{drop_conn, Failure};
 use super::state::{self, HandleInner, HandleState};
 use super::types::*;
 use crate::command;
@@ -40,7 +40,7 @@ unsafe fn on_server_locked<T>(
     exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
 ) -> Option<T> {
     // SAFETY: per the contract.
-    if !unsafe { super::server::connect_one(ctxt, inner, ms) } {
+    if !unsafe { super::route::connect_one(ctxt, inner, ms) } {
         return None;
     }
     let HandleInner { servers, wbuf, .. } = inner;
@@ -192,7 +192,7 @@ pub unsafe extern "C" fn mcm_stats(
         // thread's begin() replaces the server array and frees the servers that left.
         let mut inner = st.lock();
         // SAFETY: per the contract; inner is mc's locked state.
-        unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
+        unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
         // SAFETY: per the contract.
         let alloc = unsafe { Alloc::of(ctxt) };
         let total = alloc.new_zeroed::<memcache_server_stats>();
@@ -341,7 +341,7 @@ pub unsafe extern "C" fn mcm_flush_all(ctxt: *mut memcache_ctxt, mc: *mut memcac
         // One guard for the whole walk, as in mcm_stats().
         let mut inner = st.lock();
         // SAFETY: per the contract; inner is mc's locked state.
-        unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
+        unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
         let mut first = 0;
         // SAFETY: mc is live and its list cannot change under the guard.
         for &ms in unsafe { state::server_slice(mc) } {

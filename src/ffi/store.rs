@@ -6,10 +6,11 @@ use std::ffi::CStr;
 
 use libc::{c_char, c_int, c_void, size_t, time_t};
 
-use super::call::{finish, on_copies_for, validate_key, Outcome};
 use super::context::global;
+use super::context::set_errnum;
 use super::error::{report, Scope};
-use super::server::{set_errnum, Failure};
+use super::operation::{finish, on_copies_for, validate_key, Outcome};
+use super::route::Failure;
 use super::state;
 use super::types::*;
 use crate::command::{self, Counter, Stored};

@@ -1,40 +1,19 @@
-//! What every key operation shares: the D2 key check, one request/reply exchange on the routed
-//! server with the connection closed on any failure, and the epilogue that records the handle's
+//! What every key operation shares: the D2 key check ([`validate_key`]), the prologue under the
+//! handle's lock ([`begin`]: connections of a parent process dropped, a domain's list brought up
+//! to date), the exchange on each server holding a copy ([`on_copies_for`], [`Outcome`]) with
+//! the connection closed on any failure, and the epilogue ([`finish`]) that records the handle's
 //! last error and delivers reports once nothing is locked.
 
 use libc::{c_char, size_t};
 
 use super::error::{report_bad_key, Delivered, Scope};
-use super::server::{key_bytes, report_unreachable, route, CallError, Failure, Front};
+use super::hooks::{default_key_valid, key_bytes};
+use super::route::{report_unreachable, route, CallError, Failure, Front};
 use super::state::{HandleInner, HandleState};
 use super::types::*;
 use crate::conn::Conn;
 use crate::engine::{self, RouteError, Servers};
 use crate::key;
-
-/// The default `mcKeyValid` hook: the built-in check of D2. 0 for a valid key; otherwise the
-/// 1-based position of the first offending byte (1 for an empty key, 251 for a key that is too
-/// long), as 1.4's validator answered. The library runs the same check itself after any hook,
-/// so this exists for clients that save and call `ctxt->mcKeyValid`.
-///
-/// # Safety
-/// `key` is NULL or `len` readable bytes.
-pub unsafe extern "C" fn default_key_valid(
-    _ctxt: *const libc::c_void,
-    key: *mut c_char,
-    len: size_t,
-) -> i32 {
-    ffi_body!(1, {
-        // SAFETY: per the contract.
-        match key::check(unsafe { key_bytes(key, len) }) {
-            Ok(()) => 0,
-            Err(key::KeyError::Empty) => 1,
-            Err(key::KeyError::TooLong) => key::MAX_KEY_LEN as i32 + 1,
-            Err(key::KeyError::BadByte(at)) => at as i32 + 1,
-            Err(key::KeyError::Reserved) => 1,
-        }
-    })
-}
 
 /// Runs the client's `mcKeyValid` hook (it may rewrite the key in place), then the built-in
 /// check, which always runs (D2). `Err` carries the value the storage calls return: the hook's
@@ -83,7 +62,7 @@ pub unsafe fn begin(
     st: &HandleState,
     inner: &mut HandleInner,
 ) {
-    forget_after_fork(inner);
+    inner.forget_after_fork();
     // SAFETY: per the contract.
     unsafe { super::domain::sync(ctxt, mc, st, inner) };
 }
@@ -97,20 +76,6 @@ pub unsafe fn sync_handle(ctxt: *const memcache_ctxt, mc: *mut memcache) {
     let mut inner = st.lock();
     // SAFETY: per the contract; inner is mc's locked state.
     unsafe { begin(ctxt, mc, &st, &mut inner) };
-}
-
-/// Drops connections inherited from a parent process (see begin()).
-pub fn forget_after_fork(inner: &mut HandleInner) {
-    let generation = super::fork::generation();
-    if inner.fork_gen != generation {
-        inner.fork_gen = generation;
-        for side in &mut inner.servers {
-            if side.slot.close() {
-                // SAFETY: sides belong to the handle's live servers.
-                unsafe { (*side.ms).fd = -1 };
-            }
-        }
-    }
 }
 
 /// How an exchange ended.

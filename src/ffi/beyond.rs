@@ -1,13 +1,13 @@
-//! Beyond 1.4 (the marked section of memcache.h): distribution choice, weighted servers, the
+//! Calls beyond libmemcache 1.4 (the marked section of memcache.h): distribution choice, weighted servers, the
 //! per-handle last error, the retry interval and server versions. The storage-side additions
 //! (append, prepend, cas, touch, 64-bit counters, gets) live beside their 1.4 relatives.
 
 use libc::{c_char, c_int, size_t};
 
-use super::call::finish;
 use super::context::global;
 use super::error::Scope;
-use super::server::mcm_server_add5;
+use super::operation::finish;
+use super::server_list::{c_len, mcm_server_add5};
 use super::state;
 use super::types::*;
 use crate::hash::Distribution;
@@ -93,15 +93,7 @@ pub unsafe extern "C" fn mc_server_add_weighted(
 ) -> c_int {
     ffi_body!(-1, {
         // SAFETY: forwarded contract.
-        unsafe {
-            mcm_server_add_weighted(
-                global(),
-                mc,
-                hostport,
-                super::server::c_len(hostport),
-                weight,
-            )
-        }
+        unsafe { mcm_server_add_weighted(global(), mc, hostport, c_len(hostport), weight) }
     })
 }
 
@@ -228,7 +220,7 @@ pub unsafe extern "C" fn mc_domain_version(mc: *mut memcache) -> u64 {
         let version = {
             let mut inner = st.lock();
             // SAFETY: mc is live per the contract; inner is its locked state.
-            unsafe { super::call::begin(ctxt, mc, &st, &mut inner) };
+            unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
             inner.domain.as_ref().map_or(0, |d| d.applied())
         };
         let failed = scope.serious();
