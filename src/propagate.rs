@@ -34,8 +34,9 @@
 //! or also in the list, and a plausible version ([`check_version`]: a real date, no later than
 //! tomorrow). Anything else is refused as a whole with a message naming the line.
 //!
-//! The network functions work on one [`Conn`] per server, through [`crate::command`]. After any
-//! error the connection is in an unknown state and must be dropped, as everywhere in the crate.
+//! The network functions work on one [`Conn`] per server, through [`crate::command`]; the
+//! workflows hold each server as an engine [`Slot`], so a connection is kept, checked before
+//! reuse and closed after an error by the same rules as everywhere in the crate.
 //!
 //! # The workflows
 //!
@@ -62,6 +63,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::command::{self, Failure, Stored, ValueSink};
 use crate::conn::{resolve, Conn};
+use crate::engine::{ConnectError, Fate, Slot};
 use crate::hash::Distribution;
 use crate::key;
 use crate::protocol::StoreCmd;
@@ -557,10 +559,26 @@ fn local_list(ns: &Namespace, name: &DomainName) -> Result<Option<DomainList>, R
 }
 
 /// Connects to a server of a list, every wait bounded by `timeout`.
-pub fn connect(server: &ServerEntry, timeout: Duration) -> Result<Conn, NetError> {
-    let endpoint = resolve(&server.host, &server.port.to_string())
-        .map_err(|e| NetError::Resolve(e.message()))?;
-    Conn::connect(&endpoint, timeout).map_err(NetError::Connect)
+pub fn connect(server: &ServerEntry, timeout: Duration) -> Result<Slot, NetError> {
+    let mut slot = Slot::new();
+    reconnect(&mut slot, server, timeout)?;
+    Ok(slot)
+}
+
+/// Connects `slot` to `server` (again), every wait bounded by `timeout`.
+pub fn reconnect(slot: &mut Slot, server: &ServerEntry, timeout: Duration) -> Result<(), NetError> {
+    let port = server.port.to_string();
+    match slot.connect(timeout, || resolve(&server.host, &port)) {
+        Ok(_) => Ok(()),
+        Err(ConnectError::Resolve(e)) => Err(NetError::Resolve(e.message())),
+        Err(ConnectError::Connect(e)) => Err(NetError::Connect(e)),
+    }
+}
+
+impl Fate for NetError {
+    fn is_timeout(&self) -> bool {
+        matches!(self, NetError::Exchange(f) if f.is_timeout())
+    }
 }
 
 /// What a server holds under a record key, before it is decoded.

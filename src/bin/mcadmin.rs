@@ -531,9 +531,9 @@ struct ClientConn {
 
 /// The client connections of one server, without our own.
 fn server_clients(server: &ServerAddr) -> Result<Vec<(ClientAddr, ServerConnection)>, NetError> {
-    let mut conn = propagate::connect(server, NET_TIMEOUT)?;
-    let own = conn.local_addr();
-    let all = propagate::connections(&mut conn, &mut Vec::new())?;
+    let mut slot = propagate::connect(server, NET_TIMEOUT)?;
+    let own = slot.conn_mut().and_then(|conn| conn.local_addr());
+    let all = slot.exchange(&mut Vec::new(), propagate::connections)?;
     let mut ours_seen = false;
     Ok(all
         .into_iter()

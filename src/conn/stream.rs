@@ -250,20 +250,33 @@ impl Conn {
     /// Sends the parts one after the other as one message, with one system call in the common
     /// case (a large value goes out from where it is, not copied into a buffer first).
     pub fn send_parts(&mut self, parts: &[&[u8]]) -> Result<(), Fail> {
+        use rustix::net::{sendmsg, SendAncillaryBuffer, SendFlags};
+        use std::io::IoSlice;
         self.begin_op();
-        let mut slices: Vec<std::io::IoSlice<'_>> =
-            parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
-        let mut rest: &mut [std::io::IoSlice<'_>] = &mut slices;
+        // A storage command is three parts (line, value, CRLF): no allocation for those.
+        let mut on_stack = [IoSlice::new(&[]); 4];
+        let mut on_heap;
+        let slices: &mut [IoSlice<'_>] = if parts.len() <= on_stack.len() {
+            for (slice, part) in on_stack.iter_mut().zip(parts) {
+                *slice = IoSlice::new(part);
+            }
+            &mut on_stack[..parts.len()]
+        } else {
+            on_heap = parts.iter().map(|p| IoSlice::new(p)).collect::<Vec<_>>();
+            &mut on_heap
+        };
+        let mut rest = slices;
         let mut first = true;
         while !rest.is_empty() {
             if !std::mem::take(&mut first) {
                 self.wait_writable()?;
             }
-            match self.sock.send_vectored_with_flags(rest, libc::MSG_NOSIGNAL) {
+            let mut no_control = SendAncillaryBuffer::default();
+            match sendmsg(&self.sock, rest, &mut no_control, SendFlags::NOSIGNAL) {
                 Ok(0) => return Err(Fail::Closed),
-                Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Fail::from_io(e)),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Fail::from_io(e.into())),
             }
         }
         Ok(())

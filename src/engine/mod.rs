@@ -22,7 +22,7 @@ use std::time::Duration;
 
 pub use health::Health;
 pub use route::{connect_copies, on_copies, route, RouteError, Servers};
-pub use slot::{ConnectError, Slot};
+pub use slot::{ConnectError, Fate, Slot};
 
 /// libmemcache's default timeout for every wait on a server: 2 s + 600 µs.
 pub const DEFAULT_TIMEOUT: Duration = Duration::new(2, 600_000);

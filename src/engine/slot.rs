@@ -9,6 +9,18 @@ use super::Health;
 use crate::command::Failure;
 use crate::conn::{self, Conn, Endpoint, Fail, ResolveError};
 
+/// What the engine needs to know of an exchange's error to decide the connection's fate.
+pub trait Fate: fmt::Display {
+    /// The server did not answer in time: it goes down for the retry interval.
+    fn is_timeout(&self) -> bool;
+}
+
+impl Fate for Failure {
+    fn is_timeout(&self) -> bool {
+        Failure::is_timeout(self)
+    }
+}
+
 /// Why a connect failed.
 #[derive(Debug)]
 pub enum ConnectError {
@@ -142,17 +154,20 @@ impl Slot {
     /// state is unknown), and a timeout also puts the server down; a reply followed by bytes
     /// nobody asked for closes it too (the stream is out of step).
     #[inline]
-    pub fn exchange<T>(
+    pub fn exchange<T, E: Fate + From<Failure>>(
         &mut self,
         wbuf: &mut Vec<u8>,
-        op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
-    ) -> Result<T, Failure> {
+        op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let Some(conn) = self.conn.as_mut() else {
-            return Err(Failure::Send(Fail::Closed));
+            return Err(Failure::Send(Fail::Closed).into());
         };
         wbuf.clear();
         let result = op(conn, wbuf);
-        self.ended(result.as_ref().err());
+        match &result {
+            Ok(_) => self.replied(),
+            Err(e) => self.failed(e),
+        }
         result
     }
 
@@ -163,14 +178,24 @@ impl Slot {
     #[inline]
     pub fn ended(&mut self, failure: Option<&Failure>) {
         match failure {
-            None if self.conn.as_ref().is_none_or(Conn::is_idle) => {}
-            None => self.conn = None,
-            Some(failure) => {
-                self.conn = None;
-                if failure.is_timeout() {
-                    self.health.mark_down(failure.to_string());
-                }
-            }
+            None => self.replied(),
+            Some(failure) => self.failed(failure),
+        }
+    }
+
+    /// After a reply: a connection that is not at a command boundary is closed.
+    #[inline]
+    pub fn replied(&mut self) {
+        if !self.conn.as_ref().is_none_or(Conn::is_idle) {
+            self.conn = None;
+        }
+    }
+
+    /// After a failure: the connection is closed, and a timeout puts the server down.
+    pub fn failed<E: Fate + ?Sized>(&mut self, failure: &E) {
+        self.conn = None;
+        if failure.is_timeout() {
+            self.health.mark_down(failure.to_string());
         }
     }
 }

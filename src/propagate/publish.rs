@@ -9,7 +9,7 @@ use super::{
     Replace,
 };
 use crate::address::{AddressError, ServerAddr};
-use crate::conn::Conn;
+use crate::engine::Slot;
 use crate::registry::{DomainList, DomainName, Namespace, RegistryError};
 
 /// What one server held under the record key before the publish.
@@ -26,20 +26,20 @@ enum Held {
 /// asked.
 struct Peer {
     server: ServerAddr,
-    state: Result<(Conn, Held), NetError>,
+    state: Result<(Slot, Held), NetError>,
 }
 
 /// Connects to `server` and reads what it holds for `name`.
 fn visit(server: &ServerAddr, name: &DomainName, wbuf: &mut Vec<u8>, timeout: Duration) -> Peer {
-    let state = connect(server, timeout).and_then(|mut conn| {
-        let held = match fetch_raw(&mut conn, wbuf, name)? {
+    let state = connect(server, timeout).and_then(|mut slot| {
+        let held = match slot.exchange(wbuf, |conn, wbuf| fetch_raw(conn, wbuf, name))? {
             None => Held::Nothing,
             Some(raw) => match raw.decode(name) {
                 Ok(record) => Held::Record(record, raw.cas),
                 Err(e) => Held::Invalid(e.to_string(), raw.cas),
             },
         };
-        Ok((conn, held))
+        Ok((slot, held))
     });
     Peer {
         server: server.clone(),
@@ -208,7 +208,7 @@ pub fn publish(
     let told = peers
         .into_iter()
         .map(|peer| {
-            let (mut conn, held) = match peer.state {
+            let (mut slot, held) = match peer.state {
                 Ok(state) => state,
                 Err(e) => {
                     return Told {
@@ -223,7 +223,10 @@ pub fn publish(
                 Held::Record(_, cas) => (Replace::Item(cas), None),
                 Held::Invalid(why, cas) => (Replace::Item(cas), Some(why)),
             };
-            let result = match store(&mut conn, &mut wbuf, name, &bytes, replace) {
+            let stored = slot.exchange(&mut wbuf, |conn, wbuf| {
+                store(conn, wbuf, name, &bytes, replace)
+            });
+            let result = match stored {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(TellError::Changed),
                 Err(e) => Err(TellError::Store(e)),

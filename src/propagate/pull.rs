@@ -113,11 +113,11 @@ pub fn pull(
     timeout: Duration,
 ) -> Result<Pulled, PullError> {
     server.check().map_err(PullError::BadServer)?;
-    let mut conn = connect(server, timeout).map_err(|error| PullError::Connect {
+    let mut slot = connect(server, timeout).map_err(|error| PullError::Connect {
         server: server.clone(),
         error,
     })?;
-    let record = match fetch(&mut conn, &mut Vec::new(), name) {
+    let record = match slot.exchange(&mut Vec::new(), |conn, wbuf| fetch(conn, wbuf, name)) {
         Ok(Some(record)) => record,
         Ok(None) => {
             return Err(PullError::NoRecord {

@@ -7,9 +7,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::pull::{adopt, Adopted};
-use super::{connect, fetch, NetError, Record, NET_TIMEOUT};
+use super::{fetch, reconnect, NetError, Record, NET_TIMEOUT};
 use crate::address::{AddressError, ServerAddr};
-use crate::conn::Conn;
+use crate::engine::Slot;
 use crate::registry::{DomainList, DomainName, Namespace};
 
 /// Something a round did or found that its caller may want to log.
@@ -61,7 +61,7 @@ pub struct Watcher {
     domains: Option<Vec<DomainName>>,
     seed: Option<ServerAddr>,
     timeout: Duration,
-    conns: HashMap<String, Conn>,
+    conns: HashMap<String, Slot>,
     used: HashSet<String>,
     problems: HashMap<String, String>,
     wbuf: Vec<u8>,
@@ -171,8 +171,10 @@ impl Watcher {
         self.problems.remove(topic);
     }
 
-    /// The record of `name` on `server`, over the connection kept for it. A kept connection
-    /// that fails (the server restarted since the last round) is replaced once.
+    /// The record of `name` on `server`, over the connection kept for it (the engine's slot:
+    /// a kept connection is reused only when it is idle and nothing unasked waits in it). A
+    /// kept connection whose exchange fails (the server restarted since the last round) is
+    /// replaced once.
     fn fetch(
         &mut self,
         server: &ServerAddr,
@@ -180,24 +182,17 @@ impl Watcher {
     ) -> Result<Option<Record>, NetError> {
         let key = server.to_string();
         self.used.insert(key.clone());
+        let slot = self.conns.entry(key).or_default();
         let mut fresh = false;
         loop {
-            let conn = match self.conns.get_mut(&key) {
-                Some(conn) => conn,
-                None => {
-                    fresh = true;
-                    let conn = connect(server, self.timeout)?;
-                    self.conns.entry(key.clone()).or_insert(conn)
-                }
-            };
-            match fetch(conn, &mut self.wbuf, name) {
+            if !slot.has_ready_conn() {
+                fresh = true;
+                reconnect(slot, server, self.timeout)?;
+            }
+            match slot.exchange(&mut self.wbuf, |conn, wbuf| fetch(conn, wbuf, name)) {
                 Ok(record) => return Ok(record),
-                Err(e) => {
-                    self.conns.remove(&key);
-                    if fresh || !matches!(e, NetError::Exchange(_)) {
-                        return Err(e);
-                    }
-                }
+                Err(e) if fresh || !matches!(e, NetError::Exchange(_)) => return Err(e),
+                Err(_) => {}
             }
         }
     }
