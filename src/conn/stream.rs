@@ -455,7 +455,7 @@ fn nonzero(timeout: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::protocol::Reply;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::thread;
 
