@@ -232,19 +232,31 @@ impl Conn {
     /// timeout.
     pub fn send(&mut self, data: &[u8]) -> Result<(), Fail> {
         self.begin_op();
+        match rustix::net::send(&self.sock, data, rustix::net::SendFlags::NOSIGNAL) {
+            Ok(n) if n == data.len() => Ok(()),
+            first => self.send_rest(data, first),
+        }
+    }
+
+    /// The rest of [`send`](Self::send) after a first call that did not send it all.
+    #[cold]
+    fn send_rest(&mut self, data: &[u8], first: rustix::io::Result<usize>) -> Result<(), Fail> {
+        let mut attempt = first;
         let mut sent = 0;
-        while sent < data.len() {
-            if sent > 0 {
-                self.wait_writable()?;
-            }
-            match rustix::net::send(&self.sock, &data[sent..], rustix::net::SendFlags::NOSIGNAL) {
-                Ok(0) => return Err(Fail::Closed),
+        loop {
+            match attempt {
+                Ok(0) if !data.is_empty() => return Err(Fail::Closed),
                 Ok(n) => sent += n,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(Fail::from_io(e.into())),
             }
+            if sent >= data.len() {
+                return Ok(());
+            }
+            self.wait_writable()?;
+            attempt =
+                rustix::net::send(&self.sock, &data[sent..], rustix::net::SendFlags::NOSIGNAL);
         }
-        Ok(())
     }
 
     /// Sends the parts one after the other as one message, with one system call in the common

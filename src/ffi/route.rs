@@ -34,8 +34,18 @@ pub unsafe fn server_name(ms: *const memcache_server) -> String {
     unsafe { format!("{}:{}", cstr_lossy((*ms).hostname), cstr_lossy((*ms).port)) }
 }
 
-/// Puts servers that failed a retry interval ago back into selection (D8).
+/// Puts servers that failed a retry interval ago back into selection (D8). Every operation
+/// asks; while no server is down that is one look at each slot.
+#[inline]
 fn promote_due(inner: &mut HandleInner) {
+    if inner.servers.iter().any(|side| side.slot.health.is_down()) {
+        promote_down(inner);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn promote_down(inner: &mut HandleInner) {
     let retry = inner.retry;
     let mut now = None;
     for side in &mut inner.servers {
