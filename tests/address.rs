@@ -38,7 +38,7 @@ fn the_client_refuses_what_names_no_server() {
 
 #[test]
 fn the_ring_takes_the_list_as_it_is() {
-    let list: Vec<ServerAddr> = ["10.0.0.1:11211", "10.0.0.2:11300", "/run/mc.sock"]
+    let list: Vec<ServerAddr> = ["127.0.0.1:11211", "127.0.0.2:11300", "/run/mc.sock"]
         .iter()
         .map(|s| ServerAddr::parse(s).unwrap())
         .collect();
