@@ -339,7 +339,7 @@ impl Client {
         for (server, outcome) in servers.into_iter().zip(outcomes) {
             match outcome {
                 Some(Ok(())) => {
-                    self.slots[server].ended(None);
+                    self.slots[server].replied();
                     groups[server].iter().for_each(|&i| answered[i] = true);
                     for (at, item) in sinks[server].items.drain(..) {
                         out[at] = Some(item);
@@ -517,33 +517,12 @@ impl Client {
         Servers::exchange(self, server, op)
     }
 
-    /// Runs `f` on one slot, keeping the count of servers down in step with its health.
-    fn on_slot<R>(&mut self, server: usize, f: impl FnOnce(&mut Slot) -> R) -> R {
-        let slot = &mut self.slots[server];
-        let was_down = slot.health.is_down();
-        let result = f(slot);
-        match (was_down, slot.health.is_down()) {
-            (false, true) => self.down += 1,
-            (true, false) => self.down -= 1,
-            _ => {}
-        }
-        result
-    }
-
     /// What a failed exchange does: the slot closes the connection (and puts the server down
     /// after a timeout, as the C API does), and the error names the server.
     fn server_failed(&mut self, server: usize, failure: Failure) -> ClientError {
-        self.on_slot(server, |slot| slot.ended(Some(&failure)));
-        self.server_error(server, failure)
-    }
-
-    /// After the slot has handled `failure` itself: counts the server if it went down.
-    fn count_down_after(&mut self, server: usize, failure: Failure) -> ClientError {
-        if failure.is_timeout() && self.slots[server].health.is_down() {
-            // Only a server that was up before the exchange gets here: one that was down
-            // cannot have been picked, nor connected without coming up.
-            self.down += 1;
-        }
+        on_slot(&mut self.slots, &mut self.down, server, |slot| {
+            slot.failed(&failure)
+        });
         self.server_error(server, failure)
     }
 
@@ -596,12 +575,14 @@ impl Servers for Client {
         let timeout = self.timeout;
         let (host, port) = (self.specs[server].host.clone(), self.specs[server].port);
         let resolve = || conn::resolve(&host, &port.to_string());
-        self.on_slot(server, |slot| slot.connect(timeout, resolve))
-            .map(|_reconnected| ())
-            .map_err(|e| ClientError::Connect {
-                server: self.names[server].clone(),
-                message: e.to_string(),
-            })
+        on_slot(&mut self.slots, &mut self.down, server, |slot| {
+            slot.connect(timeout, resolve)
+        })
+        .map(|_reconnected| ())
+        .map_err(|e| ClientError::Connect {
+            server: self.names[server].clone(),
+            message: e.to_string(),
+        })
     }
 
     #[inline]
@@ -610,16 +591,37 @@ impl Servers for Client {
         server: usize,
         op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
     ) -> Result<T, ClientError> {
-        let Client { slots, wbuf, .. } = self;
+        let Client {
+            slots, down, wbuf, ..
+        } = self;
         if !slots[server].has_conn() {
             return Err(ClientError::NoServer);
         }
-        match slots[server].exchange(wbuf, op) {
-            Ok(v) => Ok(v),
-            // The slot has closed the connection and put the server down after a timeout.
-            Err(failure) => Err(self.count_down_after(server, failure)),
-        }
+        // On a failure the slot has closed the connection, and put the server down after a
+        // timeout.
+        on_slot(slots, down, server, |slot| slot.exchange(wbuf, op))
+            .map_err(|failure| self.server_error(server, failure))
     }
+}
+
+/// Runs `f` on slot `server`, keeping `down`, the count of servers down, in step with its
+/// health.
+#[inline]
+fn on_slot<R>(
+    slots: &mut [Slot],
+    down: &mut usize,
+    server: usize,
+    f: impl FnOnce(&mut Slot) -> R,
+) -> R {
+    let slot = &mut slots[server];
+    let was_down = slot.health.is_down();
+    let result = f(slot);
+    match (was_down, slot.health.is_down()) {
+        (false, true) => *down += 1,
+        (true, false) => *down -= 1,
+        _ => {}
+    }
+    result
 }
 
 /// The client's error for a failed route: the last connect failure, or no server at all.

@@ -32,10 +32,6 @@ impl Health {
         self.user_down || self.down_since.is_some()
     }
 
-    pub fn is_user_down(&self) -> bool {
-        self.user_down
-    }
-
     /// Takes the server out of placement for the retry interval.
     pub fn mark_down(&mut self, why: impl Into<String>) {
         self.down_since = Some(Instant::now());

@@ -171,19 +171,9 @@ impl Slot {
         result
     }
 
-    /// What the end of an exchange does to the slot (see [`exchange`](Self::exchange)), for a
-    /// front end that drove the connection itself (a multi-get over several servers): after a
-    /// reply, a connection that is not at a command boundary is closed; after a failure it is
-    /// closed, and a timeout also puts the server down.
-    #[inline]
-    pub fn ended(&mut self, failure: Option<&Failure>) {
-        match failure {
-            None => self.replied(),
-            Some(failure) => self.failed(failure),
-        }
-    }
-
-    /// After a reply: a connection that is not at a command boundary is closed.
+    /// After a reply (see [`exchange`](Self::exchange); also for a front end that drove the
+    /// connection itself, as a multi-get over several servers does): a connection that is not
+    /// at a command boundary is closed.
     #[inline]
     pub fn replied(&mut self) {
         if !self.conn.as_ref().is_none_or(Conn::is_idle) {

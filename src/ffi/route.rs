@@ -339,7 +339,7 @@ pub unsafe fn route_copies(
         out.extend(unsafe { route(front, hash) });
         return;
     }
-    promote_due(front.inner);
+    // pick_copies() promotes the servers whose retry time has come.
     engine::connect_copies(front, hash, count, out);
     if out.is_empty() {
         report_unreachable(front.ctxt);
@@ -354,7 +354,7 @@ pub unsafe fn route_copies(
 /// # Safety
 /// `ctxt` is live; `side.ms` is a live server.
 pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failure: Failure) {
-    side.slot.ended(Some(&failure));
+    side.slot.failed(&failure);
     // SAFETY: per the contract.
     unsafe { report_failure(ctxt, side.ms, &failure) };
     mirror(side);
