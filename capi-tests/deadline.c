@@ -32,6 +32,7 @@
 #include <memcache.h>
 
 #include "check.h"
+#include "cases.h"
 
 #define K(s) (char *)(s), strlen(s)
 
@@ -74,7 +75,7 @@ static struct memcache *handle(int with_live)
 	return mc;
 }
 
-static int case_aget2(void)
+static void case_aget2(void)
 {
 	struct memcache *mc = handle(0);
 	int round;
@@ -92,10 +93,9 @@ static int case_aget2(void)
 		free(v);
 	}
 	mc_free(mc);
-	return CHECK_DONE();
 }
 
-static int case_mget(void)
+static void case_mget(void)
 {
 	struct memcache *mc = handle(1);
 	struct memcache_server *live = mc->servers[0];
@@ -123,7 +123,7 @@ static int case_mget(void)
 	}
 	CHECK(n == 2 * PER_SERVER, "mget: found %d live and %d trickling keys", n_live, n_trickle);
 	if (n != 2 * PER_SERVER)
-		return CHECK_DONE();
+		return;
 	for (i = 0; i < n; i++) {
 		if (!on_live[i])
 			continue;
@@ -170,10 +170,9 @@ static int case_mget(void)
 		free(v);
 	}
 	mc_free(mc);
-	return CHECK_DONE();
 }
 
-static int case_set(void)
+static void case_set(void)
 {
 	struct memcache *mc = handle(0);
 	double start = now(), took;
@@ -183,60 +182,21 @@ static int case_set(void)
 	CHECK(took < BOUND, "set: mc_set whose STORED trickles took %.3f s (bound %.1f s)", took, BOUND);
 	CHECK(rv != 0, "set: mc_set returned %d (stored) though its reply had not arrived within the deadline", rv);
 	mc_free(mc);
-	return CHECK_DONE();
 }
-
-struct scenario {
-	const char *name;
-	int (*run)(void);
-	pid_t pid;
-};
 
 int main(void)
 {
-	struct scenario cases[] = {
+	struct child_case cases[] = {
 		{"aget2", case_aget2, 0},
 		{"mget", case_mget, 0},
 		{"set", case_set, 0},
 	};
-	size_t n = sizeof(cases) / sizeof(cases[0]), i;
-	int failed = 0;
+	size_t n = sizeof(cases) / sizeof(cases[0]);
 
 	host = need_env("MC_HOST");
 	live_port = need_env("MC_PORT");
 	trickle_port = need_env("MC_TRICKLE_PORT");
 
-	for (i = 0; i < n; i++) {
-		cases[i].pid = fork();
-		if (cases[i].pid == 0) {
-			alarm(CASE_CAP);
-			_exit(cases[i].run());
-		}
-		if (cases[i].pid < 0) {
-			CHECK(0, "fork for case %s", cases[i].name);
-			failed++;
-		}
-	}
-	for (i = 0; i < n; i++) {
-		int status = 0;
-
-		if (cases[i].pid <= 0)
-			continue;
-		if (waitpid(cases[i].pid, &status, 0) != cases[i].pid) {
-			CHECK(0, "waitpid for case %s", cases[i].name);
-			failed++;
-		} else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
-			CHECK(0, "case %s: still inside the library after %d s: no operation deadline", cases[i].name,
-			      CASE_CAP);
-			failed++;
-		} else if (WIFSIGNALED(status)) {
-			CHECK(0, "case %s: killed by signal %d", cases[i].name, WTERMSIG(status));
-			failed++;
-		} else if (WEXITSTATUS(status) != 0) {
-			CHECK(0, "case %s: its checks failed (above)", cases[i].name);
-			failed++;
-		}
-	}
-	CHECK(failed == 0, "%d of %zu cases failed", failed, n);
+	run_cases(cases, n, CASE_CAP, "no operation deadline");
 	return CHECK_DONE();
 }

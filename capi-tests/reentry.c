@@ -48,6 +48,7 @@
 #include <memcache.h>
 
 #include "check.h"
+#include "cases.h"
 
 #define K(s) (char *)(s), strlen(s)
 
@@ -797,59 +798,21 @@ static void run_find_jump(void)
 	case_hook_jump("find-jump", 'f');
 }
 
-struct scenario {
-	const char *name;
-	void (*run)(void);
-	pid_t pid;
-};
-
 int main(void)
 {
-	struct scenario cases[] = {
+	struct child_case cases[] = {
 		{"handler", case_handler, 0},     {"callback", case_callback, 0},   {"hash", run_hash, 0},
 		{"find", run_find, 0},            {"hash-jump", run_hash_jump, 0}, {"find-jump", run_find_jump, 0},
 		{"cb-jump", case_cb_jump, 0},     {"handler-jump", case_handler_jump, 0},
 		{"race-hash", run_race_hash, 0},  {"race-cb", run_race_cb, 0},
 	};
-	size_t n = sizeof(cases) / sizeof(cases[0]), i;
-	int failed = 0;
+	size_t n = sizeof(cases) / sizeof(cases[0]);
 
 	host = need_env("MC_HOST");
 	ports[0] = need_env("MC_PORT");
 	ports[1] = need_env("MC_PORT2");
 	dead_port = need_env("MC_DEAD_PORT");
 
-	for (i = 0; i < n; i++) {
-		cases[i].pid = fork();
-		if (cases[i].pid == 0) {
-			alarm(CASE_CAP);
-			cases[i].run();
-			_exit(CHECK_DONE());
-		}
-		if (cases[i].pid < 0) {
-			CHECK(0, "fork for case %s", cases[i].name);
-			failed++;
-		}
-	}
-	for (i = 0; i < n; i++) {
-		int status = 0;
-
-		if (cases[i].pid <= 0)
-			continue;
-		if (waitpid(cases[i].pid, &status, 0) != cases[i].pid) {
-			CHECK(0, "waitpid for case %s", cases[i].name);
-			failed++;
-		} else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
-			CHECK(0, "case %s: deadlocked (still running after %d s)", cases[i].name, CASE_CAP);
-			failed++;
-		} else if (WIFSIGNALED(status)) {
-			CHECK(0, "case %s: killed by signal %d", cases[i].name, WTERMSIG(status));
-			failed++;
-		} else if (WEXITSTATUS(status) != 0) {
-			CHECK(0, "case %s: its checks failed (above)", cases[i].name);
-			failed++;
-		}
-	}
-	CHECK(failed == 0, "%d of %zu cases failed", failed, n);
+	run_cases(cases, n, CASE_CAP, "deadlocked");
 	return CHECK_DONE();
 }
