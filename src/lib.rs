@@ -9,13 +9,14 @@
 //! [`registry`]'s shared-memory segment (`segment.rs`, `layout.rs`: `mmap` and the segment's
 //! atomics), each block with a `// SAFETY:` comment; `mcadmin` installs a signal handler. The
 //! safe core is `#![forbid(unsafe_code)]`: [`engine`], [`conn`], [`client`], [`command`],
-//! [`protocol`], [`hash`], [`key`], [`address`], [`propagate`].
+//! [`protocol`], [`hash`], [`key`], [`address`], [`propagate`], [`exit_code`].
 
 pub mod address;
 pub mod client;
 pub mod command;
 pub mod conn;
 pub mod engine;
+pub mod exit_code;
 pub mod ffi;
 pub mod hash;
 pub mod key;

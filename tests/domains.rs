@@ -23,6 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use memcache::client::{Client, ServerSpec};
+use memcache::exit_code::Exit;
 use memcache::hash::Distribution;
 use memcache::registry::layout::{
     ENTRY_SIZE, MAGIC, OFF_ENTRY_HOST, OFF_ENTRY_PORT, OFF_ENTRY_WEIGHT, OFF_LAYOUT_VERSION,
@@ -123,11 +124,11 @@ fn mcadmin_ok(shm: &ShmPrefix, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// A runtime error of mcadmin: exit status 2, nothing on stdout, and exactly one line on stderr,
+/// A runtime error of mcadmin: exit status 3 (`Exit::Failed`), nothing on stdout, and exactly one line on stderr,
 /// `mcadmin: ...`, that contains every string of `names`.
 #[track_caller]
 fn expect_runtime_error(out: &Output, what: &str, names: &[&str]) {
-    expect_code(out, 2, what);
+    expect_code(out, Exit::Failed.into(), what);
     assert!(out.stdout.is_empty(), "{what}: wrote to stdout");
     let err = text(&out.stderr);
     assert!(
@@ -1479,8 +1480,8 @@ fn domain_handles_under_valgrind() {
 // ---------------------------------------------------------------------------------------------
 // mcadmin
 
-/// Every mcadmin subcommand against a real namespace: output, exit statuses (0 success, 1 usage
-/// error, 2 runtime error), one-line messages naming the problem, the segment's mode and owner,
+/// Every mcadmin subcommand against a real namespace: output, exit statuses (0 success, 2 usage
+/// error, 3 runtime error), one-line messages naming the problem, the segment's mode and owner,
 /// date-derived increasing versions, `list --json`, and `$MEMCACHE_DOMAIN`.
 #[test]
 fn mcadmin_end_to_end() {
@@ -1706,7 +1707,7 @@ fn mcadmin_end_to_end() {
         eprintln!("not root: the foreign-owner case needs chown and is skipped");
     }
 
-    // Usage errors: status 1, the problem named on the first line, nothing on stdout.
+    // Usage errors: status 2, the problem named on the first line, nothing on stdout.
     let bad_usage: [(&[&str], &str); 9] = [
         (&["bogus"], "bogus"),
         (&[], "Usage"),
@@ -1720,7 +1721,7 @@ fn mcadmin_end_to_end() {
     ];
     for (args, needle) in bad_usage {
         let out = mcadmin(&shm, args);
-        expect_code(&out, 1, &format!("mcadmin {args:?}"));
+        expect_code(&out, Exit::Usage.into(), &format!("mcadmin {args:?}"));
         assert!(out.stdout.is_empty(), "{args:?}: wrote to stdout");
         // clap's message: "error: ..." naming the problem, then a usage hint.
         let err = text(&out.stderr);
@@ -1966,7 +1967,7 @@ impl JsonParser<'_> {
 
 /// mclient with `--domain`: binary values through stdin and stdout byte-exact, keys placed
 /// where the library's own handles of the domain find them (and the reverse), the list read
-/// fresh by every run, and exit statuses 0 (hit, stored), 1 (miss, not stored), 2 (errors).
+/// fresh by every run, and exit statuses 0 (hit, stored), 1 (miss, not stored), 3 (errors).
 #[test]
 fn mclient_with_a_domain() {
     let shm = ShmPrefix::new("mclient");
@@ -2029,7 +2030,7 @@ fn mclient_with_a_domain() {
         Some(&b"to c"[..])
     );
 
-    // Errors: 2, one line naming the domain.
+    // Errors: 3, one line naming the domain.
     let _ = mcadmin_ok(&shm, &["--domain", "empty", "create"]);
     for (args, needle) in [
         (&["--domain", "nosuch", "get", "k"][..], "nosuch"),
@@ -2037,7 +2038,7 @@ fn mclient_with_a_domain() {
         (&["--domain", "empty", "get", "k"], "empty"),
     ] {
         let out = mclient(&shm, args, b"");
-        expect_code(&out, 2, &format!("mclient {args:?}"));
+        expect_code(&out, Exit::Failed.into(), &format!("mclient {args:?}"));
         let err = text(&out.stderr);
         assert!(
             err.starts_with("mclient: ") && err.lines().count() == 1 && err.contains(needle),

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use memcache::exit_code::Exit;
 use support::*;
 
 /// The pause between two bytes of a trickled reply.
@@ -300,7 +301,7 @@ fn mclient(args: &[&str]) -> Command {
     cmd
 }
 
-/// Asserts that a binary ended by itself within `bound` with exit status 2 (a runtime error).
+/// Asserts that a binary ended by itself within `bound` with exit status 3 (a runtime error).
 #[track_caller]
 fn assert_bounded_error(what: &str, out: &Option<Output>, took: Duration, bound: Duration) {
     assert!(
@@ -311,7 +312,7 @@ fn assert_bounded_error(what: &str, out: &Option<Output>, took: Duration, bound:
     let code = out.as_ref().and_then(|o| o.status.code());
     assert_eq!(
         code,
-        Some(2),
+        Some(Exit::Failed.into()),
         "{what} against a trickling server: {}",
         show(out)
     );
@@ -336,7 +337,7 @@ fn deadline_c_api() {
 }
 
 /// `mclient --timeout-ms 200 get k` and `set k v` against the trickling server: an error (exit
-/// status 2) within 2.5 times the timeout plus 0.5 s.
+/// status 3) within 2.5 times the timeout plus 0.5 s.
 #[test]
 fn deadline_mclient() {
     let fake = FakeServer::<Vec<String>>::start(trickling);
@@ -354,7 +355,7 @@ fn deadline_mclient() {
         let args: Vec<&str> = base.iter().chain(op).copied().collect();
         let (out, took) = run_timed(&mut mclient(&args));
         let code = out.as_ref().and_then(|o| o.status.code());
-        if took >= bound || code != Some(2) {
+        if took >= bound || code != Some(Exit::Failed.into()) {
             problems.push(format!(
                 "mclient {args:?}: {took:?} (bound {bound:?}), exit {code:?}: {}",
                 show(&out)

@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use memcache::client::{Client, ServerSpec};
+use memcache::exit_code::Exit;
 use memcache::hash::Distribution;
 use memcache::registry::{DomainName, Namespace, ServerEntry};
 use support::{DeadPort, Memcached};
@@ -52,10 +53,10 @@ fn stderr(out: &Output) -> String {
 /// Asserts the exit status and, for errors and notes, that stderr is exactly one line
 /// `mclient: ...`.
 #[track_caller]
-fn expect(out: &Output, status: i32) {
+fn expect(out: &Output, status: Exit) {
     assert_eq!(
         code(out),
-        status,
+        i32::from(status.code()),
         "stdout {:?}\nstderr {}",
         String::from_utf8_lossy(&out.stdout),
         stderr(out)
@@ -81,21 +82,24 @@ fn binary_value_through_stdin_comes_back_byte_exact() {
     value.extend((0..=255u8).rev());
     value.extend_from_slice(b"\r\nEND\r\n\0");
     let out = mclient(&["--servers", &servers, "set", "bin"], &value);
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
     let out = mclient(&["--servers", &servers, "get", "bin"], b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     assert_eq!(out.stdout, value);
     assert!(out.stderr.is_empty());
 
     // Empty stdin stores an empty value; a value argument is taken as is, even with a dash.
-    expect(&mclient(&["--servers", &servers, "set", "empty"], b""), 0);
+    expect(
+        &mclient(&["--servers", &servers, "set", "empty"], b""),
+        Exit::Ok,
+    );
     let out = mclient(&["--servers", &servers, "get", "empty"], b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     assert!(out.stdout.is_empty());
     expect(
         &mclient(&["--servers", &servers, "set", "dash", "-v x"], b"ignored"),
-        0,
+        Exit::Ok,
     );
     assert_eq!(
         mclient(&["--servers", &servers, "get", "dash"], b"").stdout,
@@ -117,7 +121,7 @@ fn binary_value_through_stdin_comes_back_byte_exact() {
         ],
         &big,
     );
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     let out = mclient(&["--servers", &servers, "get", "big"], b"");
     assert_eq!(out.stdout, big);
     let stored = Client::new(
@@ -137,12 +141,12 @@ fn exit_statuses() {
     let servers = mc.addr();
     let s = servers.as_str();
     // Hit, miss.
-    expect(&mclient(&["--servers", s, "set", "k", "v"], b""), 0);
+    expect(&mclient(&["--servers", s, "set", "k", "v"], b""), Exit::Ok);
     let hit = mclient(&["--servers", s, "get", "k"], b"");
-    expect(&hit, 0);
+    expect(&hit, Exit::Ok);
     assert_eq!(hit.stdout, b"v");
     let miss = mclient(&["--servers", s, "get", "nope"], b"");
-    expect(&miss, 1);
+    expect(&miss, Exit::Miss);
     assert!(miss.stdout.is_empty() && miss.stderr.is_empty());
 
     // Not stored / not found: status 1 with a one-line note.
@@ -159,7 +163,7 @@ fn exit_statuses() {
         let mut all = vec!["--servers", s];
         all.extend_from_slice(args);
         let out = mclient(&all, b"");
-        expect(&out, 1);
+        expect(&out, Exit::Miss);
         assert!(out.stdout.is_empty(), "{args:?}");
         one_error_line(&out);
     }
@@ -173,57 +177,66 @@ fn exit_statuses() {
         let mut all = vec!["--servers", s];
         all.extend_from_slice(args);
         let out = mclient(&all, b"");
-        expect(&out, 0);
+        expect(&out, Exit::Ok);
         assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{args:?}");
     }
     assert_eq!(mclient(&["--servers", s, "get", "k"], b"").stdout, b"<w>");
-    expect(&mclient(&["--servers", s, "delete", "k"], b""), 0);
-    expect(&mclient(&["--servers", s, "get", "k"], b""), 1);
+    expect(&mclient(&["--servers", s, "delete", "k"], b""), Exit::Ok);
+    expect(&mclient(&["--servers", s, "get", "k"], b""), Exit::Miss);
 
-    // Errors: status 2, one line naming the problem, nothing on stdout.
+    // Errors: status 3 (a usage error 2), one line naming the problem, nothing on stdout.
     let dead_port = DeadPort::new();
     let dead = format!("127.0.0.1:{}", dead_port.port());
     let out = mclient(&["--servers", &dead, "get", "k"], b"");
-    expect(&out, 2);
+    expect(&out, Exit::Failed);
     assert!(out.stdout.is_empty());
     let err = one_error_line(&out);
     assert!(err.contains(&dead), "{err}");
     let out = mclient(&["--servers", s, "get", "bad\x01key"], b"");
-    expect(&out, 2);
+    expect(&out, Exit::Usage);
     assert!(one_error_line(&out).contains("invalid key"));
     let long = "k".repeat(251);
-    expect(&mclient(&["--servers", s, "set", &long, "v"], b""), 2);
+    expect(
+        &mclient(&["--servers", s, "set", &long, "v"], b""),
+        Exit::Usage,
+    );
     let out = mclient(&["--servers", "host:0", "get", "k"], b"");
-    expect(&out, 2);
+    expect(&out, Exit::Failed);
     assert!(one_error_line(&out).contains("host:0"));
-    expect(&mclient(&["--servers", s, "set", "text", "abc"], b""), 0);
+    expect(
+        &mclient(&["--servers", s, "set", "text", "abc"], b""),
+        Exit::Ok,
+    );
     let out = mclient(&["--servers", s, "incr", "text"], b"");
-    expect(&out, 2);
+    expect(&out, Exit::Failed);
     assert!(one_error_line(&out).contains("non-numeric"));
 
-    // Bad usage is clap's status 2; --help and --version are 0 on stdout.
-    expect(&mclient(&[], b""), 2);
-    expect(&mclient(&["--servers", s, "frobnicate"], b""), 2);
-    expect(&mclient(&["--servers", s, "incr", "k", "minus"], b""), 2);
+    // Bad usage is status 2, as in mcadmin; --help and --version are 0 on stdout.
+    expect(&mclient(&[], b""), Exit::Usage);
+    expect(&mclient(&["--servers", s, "frobnicate"], b""), Exit::Usage);
+    expect(
+        &mclient(&["--servers", s, "incr", "k", "minus"], b""),
+        Exit::Usage,
+    );
     expect(
         &mclient(&["--servers", s, "--domain", "x", "get", "k"], b""),
-        2,
+        Exit::Usage,
     );
     expect(
         &mclient(&["--servers", s, "--timeout-ms", "0", "get", "k"], b""),
-        2,
+        Exit::Usage,
     );
     let help = mclient(&["--help"], b"");
-    expect(&help, 0);
+    expect(&help, Exit::Ok);
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("Usage: mclient"), "{text}");
     assert!(
         text.contains("--servers") && text.contains("incr"),
         "{text}"
     );
-    expect(&mclient(&["get", "--help"], b""), 0);
+    expect(&mclient(&["get", "--help"], b""), Exit::Ok);
     let version = mclient(&["--version"], b"");
-    expect(&version, 0);
+    expect(&version, Exit::Ok);
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("mclient "));
 }
 
@@ -231,14 +244,17 @@ fn exit_statuses() {
 fn incr_decr_print_the_new_value() {
     let mc = Memcached::start();
     let s = mc.addr();
-    expect(&mclient(&["--servers", &s, "set", "n", "10"], b""), 0);
+    expect(
+        &mclient(&["--servers", &s, "set", "n", "10"], b""),
+        Exit::Ok,
+    );
     let out = mclient(&["--servers", &s, "incr", "n", "5"], b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     assert_eq!(out.stdout, b"15\n");
     let out = mclient(&["--servers", &s, "incr", "n"], b"");
     assert_eq!(out.stdout, b"16\n");
     let out = mclient(&["--servers", &s, "decr", "n", "100"], b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     assert_eq!(out.stdout, b"0\n");
     let out = mclient(&["--servers", &s, "incr", "n", "18446744073709551615"], b"");
     assert_eq!(out.stdout, b"18446744073709551615\n");
@@ -256,12 +272,12 @@ fn several_keys_and_print_keys() {
         ("three", "333"),
         ("four", "4444"),
     ] {
-        expect(&mclient(&["--servers", s, "set", k, v], b""), 0);
+        expect(&mclient(&["--servers", s, "set", k, v], b""), Exit::Ok);
     }
     // Spread over both servers, as the library's crc32-modulo places them.
     assert!(a.stat("curr_items") > 0 && b.stat("curr_items") > 0);
     let out = mclient(&["--servers", s, "get", "one", "two", "three", "four"], b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     assert_eq!(out.stdout, b"1223334444");
     let out = mclient(
         &[
@@ -276,11 +292,11 @@ fn several_keys_and_print_keys() {
         ],
         b"",
     );
-    expect(&out, 1);
-    assert_eq!(out.stdout, b"four\t4\n4444one\t1\n1two\t2\n22");
+    expect(&out, Exit::Miss);
+    assert_eq!(out.stdout, b"four 0 4\n4444\none 0 1\n1\ntwo 0 2\n22\n");
     assert!(out.stderr.is_empty());
     let out = mclient(&["--servers", s, "get", "--print-keys", "three"], b"");
-    assert_eq!(out.stdout, b"three\t3\n333");
+    assert_eq!(out.stdout, b"three 0 3\n333\n");
 }
 
 #[test]
@@ -304,7 +320,7 @@ fn keys_go_where_the_library_puts_them() {
                 args.extend(["--distribution", name]);
             }
             args.extend(["set", key.as_str(), "x"]);
-            expect(&mclient(&args, b""), 0);
+            expect(&mclient(&args, b""), Exit::Ok);
             let owner = client.server_for(key.as_bytes()).unwrap();
             // Only the owner has it: ask each server directly.
             for (i, addr) in list.iter().enumerate() {
@@ -322,7 +338,7 @@ fn stats_version_flush() {
     let b = Memcached::start();
     let servers = format!("{},{}", a.addr(), b.addr());
     let out = mclient(&["--servers", &servers, "stats"], b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     let text = String::from_utf8(out.stdout).expect("stats are text");
     let mut pids = Vec::new();
     for line in text.lines() {
@@ -341,7 +357,7 @@ fn stats_version_flush() {
         ]
     );
     let out = mclient(&["--servers", &servers, "stats", "settings"], b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains(&format!("{}\tmaxbytes\t67108864\n", a.addr())),
@@ -349,25 +365,31 @@ fn stats_version_flush() {
     );
 
     let out = mclient(&["--servers", &servers, "version"], b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].starts_with(&format!("{}\t1.", a.addr())), "{text}");
     assert!(lines[1].starts_with(&format!("{}\t1.", b.addr())), "{text}");
 
-    expect(&mclient(&["--servers", &servers, "set", "f", "1"], b""), 0);
+    expect(
+        &mclient(&["--servers", &servers, "set", "f", "1"], b""),
+        Exit::Ok,
+    );
     let out = mclient(&["--servers", &servers, "flush"], b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
-    expect(&mclient(&["--servers", &servers, "get", "f"], b""), 1);
+    expect(
+        &mclient(&["--servers", &servers, "get", "f"], b""),
+        Exit::Miss,
+    );
 
     // A dead server among live ones: the live ones answer, the dead one is one stderr line.
     let dead_port = DeadPort::new();
     let dead = format!("127.0.0.1:{}", dead_port.port());
     let with_dead = format!("{},{dead}", a.addr());
     let out = mclient(&["--servers", &with_dead, "version"], b"");
-    expect(&out, 2);
+    expect(&out, Exit::Failed);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("{}\t", a.addr())));
     assert!(one_error_line(&out).contains(&dead));
 }
@@ -376,13 +398,13 @@ fn stats_version_flush() {
 fn a_stalled_server_is_an_error_within_the_timeout() {
     let mc = Memcached::start();
     let s = mc.addr();
-    expect(&mclient(&["--servers", &s, "set", "k", "v"], b""), 0);
+    expect(&mclient(&["--servers", &s, "set", "k", "v"], b""), Exit::Ok);
     mc.stop_and_wait();
     let started = Instant::now();
     let out = mclient(&["--servers", &s, "--timeout-ms", "200", "get", "k"], b"");
     let took = started.elapsed();
     mc.cont();
-    expect(&out, 2);
+    expect(&out, Exit::Failed);
     one_error_line(&out);
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
@@ -392,7 +414,7 @@ fn server_list_from_the_environment() {
     let mc = Memcached::start();
     let s = mc.addr();
     let out = mclient_env(&["set", "env", "yes"], b"", &[("MEMCACHE_SERVERS", &s)]);
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     let out = mclient(&["--servers", &s, "get", "env"], b"");
     assert_eq!(out.stdout, b"yes");
     // --servers wins over the environment.
@@ -403,7 +425,7 @@ fn server_list_from_the_environment() {
         b"",
         &[("MEMCACHE_SERVERS", &dead)],
     );
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
 }
 
 /// A domain in a namespace of its own (MEMCACHE_SHM_PREFIX), removed when dropped.
@@ -456,7 +478,7 @@ fn server_list_from_a_domain() {
     for i in 0..10 {
         let key = format!("d{i}");
         let out = mclient_env(&["--domain", "web", "set", &key, "dv"], b"", &env);
-        expect(&out, 0);
+        expect(&out, Exit::Ok);
     }
     // Placed on the domain's servers with the domain's distribution (ketama-md5 by default).
     assert_eq!(a.stat("curr_items") + b.stat("curr_items"), 10);
@@ -474,7 +496,7 @@ fn server_list_from_a_domain() {
             ],
             b"",
         );
-        expect(&out, 0);
+        expect(&out, Exit::Ok);
         assert_eq!(out.stdout, b"dv");
     }
     // MEMCACHE_DOMAIN names it too.
@@ -483,23 +505,23 @@ fn server_list_from_a_domain() {
         ("MEMCACHE_DOMAIN", "web"),
     ];
     let out = mclient_env(&["get", "d3"], b"", &env2);
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     assert_eq!(out.stdout, b"dv");
     // --distribution does not apply to a domain.
     expect(
         &mclient_env(&["--distribution", "crc32-modulo", "get", "d3"], b"", &env2),
-        2,
+        Exit::Usage,
     );
 
     // A domain that does not exist, and an illegal name: one-line errors.
     let out = mclient_env(&["--domain", "nosuch", "get", "k"], b"", &env);
-    expect(&out, 2);
+    expect(&out, Exit::Failed);
     assert!(one_error_line(&out).contains("nosuch"));
     let out = mclient_env(&["get", "k"], b"", &env);
-    expect(&out, 2);
+    expect(&out, Exit::Failed);
     assert!(one_error_line(&out).contains("default"));
     let out = mclient_env(&["--domain", "../etc", "get", "k"], b"", &env);
-    expect(&out, 2);
+    expect(&out, Exit::Failed);
     one_error_line(&out);
 }
 
@@ -541,7 +563,7 @@ fn replicas_option_keeps_copies_and_reads_them_while_a_server_is_down() {
             let args = ["--servers", &joined, "--distribution", flag, "-r", "2"];
             expect(
                 &mclient(&[&args[..], &["set", &key, "two"]].concat(), b""),
-                0,
+                Exit::Ok,
             );
             let mut copies = placement.copies_for(key.as_bytes());
             copies.sort_unstable();
@@ -551,7 +573,7 @@ fn replicas_option_keeps_copies_and_reads_them_while_a_server_is_down() {
             let one = ["--servers", &joined, "--distribution", flag];
             expect(
                 &mclient(&[&one[..], &["set", &key1, "one"]].concat(), b""),
-                0,
+                Exit::Ok,
             );
             assert_eq!(holders(&list, &key1, b"one").len(), 1, "{key1}");
         }
@@ -569,7 +591,7 @@ fn replicas_option_keeps_copies_and_reads_them_while_a_server_is_down() {
         ],
         b"",
     );
-    expect(&out, 1);
+    expect(&out, Exit::Miss);
     one_error_line(&out);
 
     // One server down: every key is still read, one at a time and several at once.
@@ -577,20 +599,20 @@ fn replicas_option_keeps_copies_and_reads_them_while_a_server_is_down() {
     let keys: Vec<String> = (0..12).map(|i| format!("r2:crc32-modulo:{i}")).collect();
     for key in &keys {
         let out = mclient(&["--servers", &joined, "-r", "2", "get", key], b"");
-        expect(&out, 0);
+        expect(&out, Exit::Ok);
         assert_eq!(out.stdout, b"two");
     }
     let mut args = vec!["--servers", joined.as_str(), "-r", "2", "get"];
     args.extend(keys.iter().map(String::as_str));
     let out = mclient(&args, b"");
-    expect(&out, 0);
+    expect(&out, Exit::Ok);
     assert_eq!(out.stdout, b"two".repeat(keys.len()));
     b.restart();
 
     // Out of range: a usage error.
     for bad in ["0", "17", "x"] {
         let out = mclient(&["--servers", &joined, "-r", bad, "get", "k"], b"");
-        expect(&out, 2);
+        expect(&out, Exit::Usage);
     }
 }
 
@@ -613,7 +635,7 @@ fn a_domain_brings_its_replica_count() {
         let key = format!("dr{i}");
         expect(
             &mclient_env(&["--domain", "web", "set", &key, "dv"], b"", &env),
-            0,
+            Exit::Ok,
         );
         assert_eq!(holders(&list, &key, b"dv").len(), 2, "{key}");
         // -r overrides the domain's count.
@@ -624,8 +646,436 @@ fn a_domain_brings_its_replica_count() {
                 b"",
                 &env,
             ),
-            0,
+            Exit::Ok,
         );
         assert_eq!(holders(&list, &key1, b"dv").len(), 1, "{key1}");
+    }
+}
+
+// ---- For scripts: formats a script can split, the commands of libmemcached-tools, bench ----
+
+/// Splits `KEY FLAGS BYTES[ CAS]\n<bytes>\n` records: (key, header numbers, value).
+fn split_records(mut out: &[u8]) -> Vec<(String, Vec<u64>, Vec<u8>)> {
+    let mut records = Vec::new();
+    while !out.is_empty() {
+        let end = out.iter().position(|&b| b == b'\n').expect("a header line");
+        let header = String::from_utf8(out[..end].to_vec()).expect("a text header");
+        let mut fields = header.split(' ');
+        let key = fields.next().unwrap().to_string();
+        let numbers: Vec<u64> = fields.map(|f| f.parse().expect("a number")).collect();
+        let len = numbers[1] as usize;
+        let value = out[end + 1..end + 1 + len].to_vec();
+        assert_eq!(
+            out[end + 1 + len],
+            b'\n',
+            "a newline after the value of {key}"
+        );
+        records.push((key, numbers, value));
+        out = &out[end + 2 + len..];
+    }
+    records
+}
+
+#[test]
+fn several_values_split_whatever_their_bytes() {
+    let a = Memcached::start();
+    let b = Memcached::start();
+    let servers = format!("{},{}", a.addr(), b.addr());
+    let s = servers.as_str();
+    // Values that would fool a line-based reader: newlines, a fake header, NULs, invalid UTF-8.
+    let values: [(&str, &[u8], &str); 4] = [
+        ("nl", b"one\ntwo\n", "7"),
+        ("fake", b"\nother 0 3\nabc", "0"),
+        ("nul", b"\0\0\xff\xfe", "4294967295"),
+        ("empty", b"", "1"),
+    ];
+    for (key, value, flags) in values {
+        expect(
+            &mclient(&["--servers", s, "--flags", flags, "set", key], value),
+            Exit::Ok,
+        );
+    }
+    let out = mclient(
+        &[
+            "--servers",
+            s,
+            "get",
+            "--print-keys",
+            "nl",
+            "gone",
+            "fake",
+            "nul",
+            "empty",
+        ],
+        b"",
+    );
+    expect(&out, Exit::Miss);
+    let records = split_records(&out.stdout);
+    let expected: Vec<(String, Vec<u64>, Vec<u8>)> = values
+        .iter()
+        .map(|(k, v, f)| {
+            (
+                k.to_string(),
+                vec![f.parse().unwrap(), v.len() as u64],
+                v.to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(records, expected);
+
+    // JSON Lines: one object per key asked, in order; UTF-8 values as strings, others base64.
+    let out = mclient(&["--servers", s, "get", "--json", "nl", "gone", "nul"], b"");
+    expect(&out, Exit::Miss);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\"key\":\"nl\",\"found\":true,\"flags\":7,\"bytes\":8,\"value\":\"one\\ntwo\\n\"}\n\
+         {\"key\":\"gone\",\"found\":false}\n\
+         {\"key\":\"nul\",\"found\":true,\"flags\":4294967295,\"bytes\":4,\"value_base64\":\"AAD//g==\"}\n"
+    );
+    let out = mclient(&["--servers", s, "--json", "get", "empty"], b"");
+    expect(&out, Exit::Ok);
+    assert_eq!(
+        out.stdout,
+        b"{\"key\":\"empty\",\"found\":true,\"flags\":1,\"bytes\":0,\"value\":\"\"}\n"
+    );
+}
+
+#[test]
+fn exists_delete_and_touch_take_several_keys() {
+    let mc = Memcached::start();
+    let s = mc.addr();
+    for k in ["x", "y", "z"] {
+        expect(&mclient(&["--servers", &s, "set", k, "v"], b""), Exit::Ok);
+    }
+    let out = mclient(&["--servers", &s, "exists", "x", "y"], b"");
+    expect(&out, Exit::Ok);
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    let out = mclient(&["--servers", &s, "exists", "x", "nope", "y"], b"");
+    expect(&out, Exit::Miss);
+    assert_eq!(stderr(&out), "mclient: nope: not found\n");
+    let out = mclient(&["--servers", &s, "--json", "exists", "x", "nope"], b"");
+    assert_eq!(
+        out.stdout,
+        b"{\"key\":\"x\",\"exists\":true}\n{\"key\":\"nope\",\"exists\":false}\n"
+    );
+
+    // touch: every key that exists gets the expiry; a missing one is a note and status 1.
+    let out = mclient(
+        &[
+            "--servers",
+            &s,
+            "--exptime",
+            "1000",
+            "touch",
+            "x",
+            "gone",
+            "y",
+        ],
+        b"",
+    );
+    expect(&out, Exit::Miss);
+    assert_eq!(stderr(&out), "mclient: gone: not found\n");
+    let out = mclient(&["--servers", &s, "--json", "touch", "x", "gone"], b"");
+    assert_eq!(
+        out.stdout,
+        b"{\"key\":\"x\",\"touched\":true}\n{\"key\":\"gone\",\"touched\":false}\n"
+    );
+
+    // delete: all the keys that exist are deleted even when one is missing.
+    let out = mclient(&["--servers", &s, "delete", "x", "gone", "y"], b"");
+    expect(&out, Exit::Miss);
+    assert_eq!(stderr(&out), "mclient: gone: not found\n");
+    expect(&mclient(&["--servers", &s, "exists", "x"], b""), Exit::Miss);
+    expect(&mclient(&["--servers", &s, "exists", "y"], b""), Exit::Miss);
+    let out = mclient(&["--servers", &s, "--json", "delete", "z"], b"");
+    expect(&out, Exit::Ok);
+    assert_eq!(out.stdout, b"{\"key\":\"z\",\"deleted\":true}\n");
+
+    // A bad key among several is a usage error before anything is changed.
+    expect(&mclient(&["--servers", &s, "set", "w", "v"], b""), Exit::Ok);
+    let out = mclient(&["--servers", &s, "delete", "bad\x01key", "w"], b"");
+    expect(&out, Exit::Usage);
+    expect(&mclient(&["--servers", &s, "exists", "w"], b""), Exit::Ok);
+}
+
+#[test]
+fn gets_and_cas() {
+    let mc = Memcached::start();
+    let s = mc.addr();
+    expect(
+        &mclient(&["--servers", &s, "--flags", "3", "set", "c", "v1"], b""),
+        Exit::Ok,
+    );
+    let out = mclient(&["--servers", &s, "gets", "c", "none"], b"");
+    expect(&out, Exit::Miss);
+    let records = split_records(&out.stdout);
+    assert_eq!(records.len(), 1);
+    let (key, numbers, value) = &records[0];
+    assert_eq!((key.as_str(), value.as_slice()), ("c", &b"v1"[..]));
+    assert_eq!(numbers.len(), 3, "KEY FLAGS BYTES CAS");
+    assert_eq!(&numbers[..2], &[3, 2]);
+    let unique = numbers[2].to_string();
+
+    // The cas of a value that changed since is refused (status 1, "exists"); the current one
+    // stores, with the value from standard input.
+    expect(
+        &mclient(&["--servers", &s, "set", "c", "v2"], b""),
+        Exit::Ok,
+    );
+    let out = mclient(&["--servers", &s, "cas", "c", &unique, "v3"], b"");
+    expect(&out, Exit::Miss);
+    assert!(one_error_line(&out).contains("exists"));
+    let out = mclient(&["--servers", &s, "--json", "gets", "c"], b"");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let current = text
+        .trim_end()
+        .rsplit_once("\"cas\":")
+        .map(|(_, n)| n.trim_end_matches('}').to_string())
+        .expect("a cas field");
+    assert!(
+        text.starts_with("{\"key\":\"c\",\"found\":true,\"flags\":0,\"bytes\":2,\"value\":\"v2\""),
+        "{text}"
+    );
+    assert_ne!(current, unique);
+    let out = mclient(&["--servers", &s, "--json", "cas", "c", &current], b"v3");
+    expect(&out, Exit::Ok);
+    assert_eq!(out.stdout, b"{\"key\":\"c\",\"stored\":true}\n");
+    assert_eq!(mclient(&["--servers", &s, "get", "c"], b"").stdout, b"v3");
+    let out = mclient(
+        &["--servers", &s, "--json", "cas", "missing", "1", "x"],
+        b"",
+    );
+    expect(&out, Exit::Miss);
+    assert_eq!(
+        out.stdout,
+        b"{\"key\":\"missing\",\"stored\":false,\"reason\":\"not_found\"}\n"
+    );
+    expect(
+        &mclient(&["--servers", &s, "cas", "c", "notanumber", "x"], b""),
+        Exit::Usage,
+    );
+}
+
+#[test]
+fn ping_tells_which_servers_answer() {
+    let a = Memcached::start();
+    let b = Memcached::start();
+    let both = format!("{},{}", a.addr(), b.addr());
+    let out = mclient(&["--servers", &both, "ping"], b"");
+    expect(&out, Exit::Ok);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (fields, mc) in lines.iter().zip([&a, &b]) {
+        assert_eq!(fields.len(), 3, "{text}");
+        assert_eq!(fields[0], mc.addr());
+        assert!(fields[1].starts_with("1."), "{text}");
+        let ms: f64 = fields[2].parse().expect("milliseconds");
+        assert!(ms >= 0.0, "{text}");
+    }
+
+    let dead_port = DeadPort::new();
+    let dead = format!("127.0.0.1:{}", dead_port.port());
+    let with_dead = format!("{},{dead}", a.addr());
+    let out = mclient(&["--servers", &with_dead, "--json", "ping"], b"");
+    expect(&out, Exit::Failed);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let prefix = format!("{{\"server\":\"{}\",\"version\":\"1.", a.addr());
+    assert!(
+        text.starts_with(&prefix) && text.lines().count() == 1,
+        "{text}"
+    );
+    assert!(text.contains(",\"ms\":"), "{text}");
+    assert!(one_error_line(&out).contains(&dead));
+}
+
+#[test]
+fn json_on_every_command_that_prints() {
+    let mc = Memcached::start();
+    let s = mc.addr();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--servers", s.as_str(), "--json"];
+        all.extend_from_slice(args);
+        let out = mclient(&all, b"");
+        expect(&out, Exit::Ok);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        run(&["set", "n", "41"]),
+        "{\"key\":\"n\",\"stored\":true}\n"
+    );
+    assert_eq!(run(&["incr", "n"]), "{\"key\":\"n\",\"value\":42}\n");
+    assert_eq!(run(&["decr", "n", "2"]), "{\"key\":\"n\",\"value\":40}\n");
+    let out = mclient(&["--servers", &s, "--json", "add", "n", "x"], b"");
+    expect(&out, Exit::Miss);
+    assert_eq!(
+        out.stdout,
+        b"{\"key\":\"n\",\"stored\":false,\"reason\":\"not_stored\"}\n"
+    );
+    let version = run(&["version"]);
+    assert!(
+        version.starts_with(&format!("{{\"server\":\"{s}\",\"version\":\"1.")),
+        "{version}"
+    );
+    let stats = run(&["stats"]);
+    let pid = format!("\"pid\":\"{}\"", mc.pid());
+    assert!(
+        stats.starts_with(&format!("{{\"server\":\"{s}\",\"stats\":{{")) && stats.contains(&pid),
+        "{stats}"
+    );
+    assert_eq!(stats.lines().count(), 1);
+    assert_eq!(
+        run(&["flush"]),
+        format!("{{\"server\":\"{s}\",\"flushed\":true}}\n")
+    );
+}
+
+/// The numbers of a bench JSON line: `"name":value` pairs whose value is a number.
+fn json_number(line: &str, name: &str) -> f64 {
+    let at = line
+        .find(&format!("\"{name}\":"))
+        .unwrap_or_else(|| panic!("no {name} in {line}"));
+    let rest = &line[at + name.len() + 3..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} in {line}"))
+}
+
+#[test]
+fn bench_reports_rates_and_percentiles_per_operation() {
+    let a = Memcached::start();
+    let b = Memcached::start();
+    let both = format!("{},{}", a.addr(), b.addr());
+    let out = mclient(
+        &[
+            "--servers",
+            &both,
+            "bench",
+            "--duration",
+            "1",
+            "--threads",
+            "2",
+            "--keys",
+            "200",
+            "--mix",
+            "get=8,set=1,delete=1",
+        ],
+        b"",
+    );
+    expect(&out, Exit::Ok);
+    // Standard error is not a terminal here: no progress line.
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert!(lines[0].starts_with(
+        "mclient bench: 2 threads, 200 keys, 100-byte values, mix get=8,set=1,delete=1, "
+    ));
+    let header: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "op", "ops", "ops/s", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "misses",
+            "errors"
+        ]
+    );
+    let mut sum = 0;
+    for (line, op) in lines[2..].iter().zip(["get", "set", "delete", "total"]) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f.len(), 10, "{line}");
+        assert_eq!(f[0], op);
+        let ops: u64 = f[1].parse().unwrap();
+        let p: Vec<f64> = f[3..8].iter().map(|v| v.parse().unwrap()).collect();
+        assert!(ops > 0, "{line}");
+        assert!(
+            p.windows(2).all(|w| w[0] <= w[1]),
+            "percentiles in order: {line}"
+        );
+        assert_eq!(f[9], "0", "no errors: {line}");
+        if op == "total" {
+            assert_eq!(ops, sum, "the operations add up: {text}");
+        } else {
+            sum += ops;
+        }
+    }
+    // Both servers carried the load.
+    assert!(a.stat("cmd_get") > 0 && b.stat("cmd_get") > 0);
+}
+
+#[test]
+fn bench_json_counts_add_up_to_the_operations_asked() {
+    let mc = Memcached::start();
+    let s = mc.addr();
+    let out = mclient(
+        &[
+            "--servers",
+            &s,
+            "--json",
+            "bench",
+            "--ops",
+            "900",
+            "--threads",
+            "3",
+            "--keys",
+            "50",
+            "--mix",
+            "get=1,set=1,touch=1",
+            "--value-size",
+            "10",
+        ],
+        b"",
+    );
+    expect(&out, Exit::Ok);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let mut sum = 0.0;
+    for (line, op) in lines.iter().zip(["get", "set", "touch", "total"]) {
+        assert!(
+            line.starts_with(&format!("{{\"op\":\"{op}\",\"ops\":")),
+            "{line}"
+        );
+        for field in [
+            "ops_per_sec",
+            "p50_us",
+            "p90_us",
+            "p99_us",
+            "p999_us",
+            "max_us",
+            "misses",
+        ] {
+            assert!(json_number(line, field) >= 0.0, "{line}");
+        }
+        assert_eq!(json_number(line, "errors"), 0.0, "{line}");
+        if op != "total" {
+            sum += json_number(line, "ops");
+        }
+    }
+    assert_eq!(sum, 900.0, "{text}");
+    assert_eq!(json_number(lines[3], "ops"), 900.0);
+    assert_eq!(json_number(lines[3], "threads"), 3.0);
+    // Every key was stored before measuring: gets hit.
+    assert_eq!(json_number(lines[0], "misses"), 0.0, "{text}");
+
+    // Failing operations are counted, reported on stderr and make the status 3.
+    let dead_port = DeadPort::new();
+    let dead = format!("127.0.0.1:{}", dead_port.port());
+    let out = mclient(&["--servers", &dead, "--json", "bench", "--ops", "20"], b"");
+    expect(&out, Exit::Failed);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let total = text.lines().last().unwrap();
+    assert_eq!(json_number(total, "errors"), 20.0, "{text}");
+    assert!(one_error_line(&out).contains("20 operations failed"));
+    // Bad arguments are usage errors.
+    for bad in [
+        &["--mix", "get=0"][..],
+        &["--duration", "0"],
+        &["--keys", "0"],
+        &["--key-prefix", "a b"],
+    ] {
+        let mut args = vec!["--servers", s.as_str(), "bench", "--ops", "1"];
+        args.extend_from_slice(bad);
+        expect(&mclient(&args, b""), Exit::Usage);
     }
 }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use memcache::exit_code::Exit;
 use memcache::hash::{Distribution, RingServer, Selector};
 use memcache::propagate::{Record, RECORD_FLAGS};
 use memcache::registry::{DomainList, DomainName, Namespace};
@@ -166,10 +167,10 @@ fn admin(host: &Host, args: &[&str], code: i32) -> Run {
     run
 }
 
-/// A runtime error: status 2, nothing on stdout, one stderr line naming every `needle`.
+/// A runtime error: status 3, nothing on stdout, one stderr line naming every `needle`.
 #[track_caller]
 fn refused(host: &Host, args: &[&str], needles: &[&str]) -> String {
-    let run = admin(host, args, 2);
+    let run = admin(host, args, Exit::Failed.into());
     assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
     assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {run:?}");
     for needle in needles {
@@ -385,7 +386,11 @@ fn the_record_key_is_refused_by_ordinary_users() {
             .env_remove("MEMCACHE_DOMAIN")
             .env_remove("MEMCACHE_SERVERS");
         let out = run_bounded(&mut cmd);
-        assert_eq!(out.status.code(), Some(2), "mclient {args:?}");
+        assert_eq!(
+            out.status.code(),
+            Some(Exit::Usage.into()),
+            "mclient {args:?}"
+        );
         assert!(
             text(&out.stderr).contains("reserved"),
             "mclient {args:?}: {}",
@@ -889,7 +894,7 @@ fn hostile_records_are_refused() {
 }
 
 /// A server that refuses connections and one that does not answer are reported, one line each,
-/// and the others get the record; the exit status is 2.
+/// and the others get the record; the exit status is 3.
 #[test]
 fn a_server_down_during_publish_is_reported_and_the_others_updated() {
     let (s1, s2, stopped) = (Memcached::start(), Memcached::start(), Memcached::start());
@@ -903,7 +908,7 @@ fn a_server_down_during_publish_is_reported_and_the_others_updated() {
     );
     stopped.stop_and_wait();
     let started = Instant::now();
-    let run = admin(&host_a, &["publish"], 2);
+    let run = admin(&host_a, &["publish"], Exit::Failed.into());
     stopped.cont();
     assert!(started.elapsed() < Duration::from_secs(10), "{run:?}");
     let failures: Vec<&str> = run
@@ -1051,7 +1056,7 @@ fn clients_lists_known_connections() {
 
     // Nothing to ask at all is an error.
     admin(&host, &["set", &fake, &dead_addr], 0);
-    let run = admin(&host, &["clients"], 2);
+    let run = admin(&host, &["clients"], Exit::Failed.into());
     assert!(
         run.stderr.contains("no server of web could be asked"),
         "{run:?}"
@@ -1061,7 +1066,7 @@ fn clients_lists_known_connections() {
 // ---------------------------------------------------------------------------------------------
 // Command lines
 
-/// Usage errors exit 1, runtime errors 2, each with one line; a watcher with nothing to follow
+/// Usage errors exit 2, runtime errors 3, each with one line; a watcher with nothing to follow
 /// says so once and stops cleanly.
 #[test]
 fn command_line_errors_and_an_idle_watcher() {
@@ -1069,7 +1074,7 @@ fn command_line_errors_and_an_idle_watcher() {
     let host = Host::new("cli");
     let usage = |args: &[&str], needle: &str| {
         let run = mcadmin(&host, args);
-        assert_eq!(run.code, 1, "{args:?}: {run:?}");
+        assert_eq!(run.code, i32::from(Exit::Usage), "{args:?}: {run:?}");
         assert!(run.stderr.contains(needle), "{args:?}: {run:?}");
         assert!(run.stdout.is_empty());
     };
@@ -1096,7 +1101,7 @@ fn command_line_errors_and_an_idle_watcher() {
     refused(&host, &["pull", "127.0.0.1:0"], &["127.0.0.1:0", "port 0"]);
     assert!(!host.segment().exists());
     let bad = mcadmin(&host, &["watch", "--domain", "bad name"]);
-    assert_eq!(bad.code, 2, "{bad:?}");
+    assert_eq!(bad.code, i32::from(Exit::Failed), "{bad:?}");
     assert!(bad.stderr.contains("\"bad name\""), "{bad:?}");
 
     let mut watcher = Agent::start(&host, &["watch", "--interval", "0.1", "--domain", DOMAIN]);

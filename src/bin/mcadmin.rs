@@ -1,7 +1,8 @@
 //! mcadmin(8): edits the shared server lists (domains) that every libmemcache handle on this
 //! host follows, and carries them between hosts through the memcached servers themselves
 //! (`publish`, `pull`, `watch`: the workflows of `memcache::propagate`, which this file only
-//! calls and reports on). Exit status: 0 success, 1 usage error, 2 runtime error.
+//! calls and reports on). Exit statuses: `memcache::exit_code`, shared with mclient (0 success,
+//! 2 usage error, 3 runtime error).
 //!
 //! The only `unsafe` code is the stop-signal handler of `watch`, at the end.
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use memcache::address::ServerAddr;
+use memcache::exit_code::Exit;
 use memcache::hash::Distribution;
 use memcache::propagate::{
     self, Adopted, ClientAddr, NetError, PublishError, PullError, ServerConnection, WatchError,
@@ -26,8 +28,10 @@ use memcache::registry::{self, DomainList, DomainName, Namespace, Reader, Regist
     name = "mcadmin",
     version,
     about = "Edit the shared memcached server lists (domains) used by libmemcache on this host",
-    after_help = "Every long-running program using the domain picks up a change on its next operation.\n\
-                  Exit status: 0 success, 1 usage error, 2 runtime error."
+    after_help = format!(
+        "Every long-running program using the domain picks up a change on its next operation.\n{}",
+        Exit::summary()
+    )
 )]
 struct Cli {
     /// The domain to work on (1-64 bytes of A-Z a-z 0-9 _ . -) [default: $MEMCACHE_DOMAIN, else
@@ -113,9 +117,9 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 
 /// Why mcadmin stops: one line for stderr and the exit status.
 enum Failure {
-    /// The command line is wrong (status 1).
+    /// The command line is wrong (`Exit::Usage`).
     Usage(String),
-    /// The command could not be carried out (status 2).
+    /// The command could not be carried out (`Exit::Failed`).
     Runtime(String),
 }
 
@@ -704,7 +708,7 @@ fn main() -> ExitCode {
         }
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             eprintln!("mcadmin: a command is required. Usage: mcadmin [--domain NAME] COMMAND (see mcadmin --help)");
-            return ExitCode::from(1);
+            return Exit::Usage.into();
         }
         Err(e) => {
             // clap's message, folded to one line: the problem and the argument it names,
@@ -718,14 +722,14 @@ fn main() -> ExitCode {
                 .join(" ");
             let first = first.strip_prefix("error: ").unwrap_or(&first);
             eprintln!("mcadmin: {first} (see mcadmin --help)");
-            return ExitCode::from(1);
+            return Exit::Usage.into();
         }
     };
     let (code, msg) = match run(cli) {
         Ok(()) => return ExitCode::SUCCESS,
-        Err(Failure::Usage(msg)) => (1, msg),
-        Err(Runtime(msg)) => (2, msg),
+        Err(Failure::Usage(msg)) => (Exit::Usage, msg),
+        Err(Runtime(msg)) => (Exit::Failed, msg),
     };
     eprintln!("mcadmin: {msg}");
-    ExitCode::from(code)
+    code.into()
 }
