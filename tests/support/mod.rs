@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod man;
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{Read, Write};
