@@ -109,6 +109,7 @@ bench: build
 # Every test, then fmt and clippy; the last line sums up every cargo test binary's results.
 test: SHELL := /bin/bash
 test:
+	tools/check-rust
 	tools/install-deps
 	$(MAKE) install PREFIX=$(TEST_PREFIX)
 	set -o pipefail; status=0; \
