@@ -14,10 +14,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::man::{groff_warnings, header_functions, name_section};
+use support::man::{groff_warnings, header_functions, man3_pages, name_section};
 use support::temp_dir;
 
 /// What one installed path is.
@@ -76,16 +76,6 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
-fn man3_sources() -> Vec<PathBuf> {
-    let mut pages: Vec<PathBuf> = fs::read_dir(root().join("man/man3"))
-        .expect("read man/man3")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "3"))
-        .collect();
-    pages.sort();
-    pages
-}
-
 /// The tree `make install PREFIX=/usr` must produce: path -> entry.
 fn expected_tree() -> BTreeMap<String, Entry> {
     let mut want = BTreeMap::new();
@@ -107,7 +97,7 @@ fn expected_tree() -> BTreeMap<String, Entry> {
     file("usr/lib/systemd/system/memcache-watch@.service", 0o644);
     file("usr/share/doc/libmemcache/examples/watch.conf", 0o644);
     // One man3 file per page and per function: the page itself or its `.so` link.
-    for page in man3_sources() {
+    for page in man3_pages() {
         file(
             &format!(
                 "usr/share/man/man3/{}",

@@ -5,9 +5,9 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use support::man::{groff_warnings, header_functions, name_section};
+use support::man::{groff_warnings, header_functions, man3_pages, name_section};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,18 +15,6 @@ fn root() -> &'static Path {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// `man/man3/*.3`, sorted.
-fn man3_pages() -> Vec<PathBuf> {
-    let dir = root().join("man/man3");
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "3"))
-        .collect();
-    pages.sort();
-    pages
 }
 
 fn stem(page: &Path) -> String {

@@ -2,12 +2,24 @@
 //! NAME section lists, and rendering a page with groff so that any warning fails the test.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The comment that opens the header's last section: 1.4 declared these functions but never
 /// implemented or exported them, so no page can promise them (memcache(3) says so in prose).
 const NOT_PROVIDED: &str = "declared by 1.4 but never implemented";
+
+/// The man3 pages of the source tree (`man/man3/*.3` under the crate), sorted.
+pub fn man3_pages() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/man3");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "3"))
+        .collect();
+    pages.sort();
+    pages
+}
 
 /// Every function `memcache.h` declares and the library exports: the identifiers starting with
 /// `mc_`, `mcm_`, `mcMem` or `mcErr` that stand before a `(` outside comments and preprocessor
