@@ -15,6 +15,7 @@ pub mod address;
 pub mod client;
 pub mod command;
 pub mod conn;
+pub mod domain_file;
 pub mod engine;
 pub mod exit_code;
 pub mod ffi;

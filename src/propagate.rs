@@ -308,7 +308,8 @@ fn parse(bytes: &[u8], domain: &DomainName) -> Result<Record, RecordError> {
         )));
     }
     let line = lines.next("version")?;
-    let version = number(line.value("version")?, u64::MAX).ok_or_else(|| line.bad("version"))?;
+    let version =
+        canonical_number(line.value("version")?, u64::MAX).ok_or_else(|| line.bad("version"))?;
     let line = lines.next("distribution")?;
     let distribution = match line.value("distribution")? {
         "ketama-md5" => Distribution::KetamaMd5,
@@ -321,7 +322,7 @@ fn parse(bytes: &[u8], domain: &DomainName) -> Result<Record, RecordError> {
         }
     };
     let line = lines.next("replicas")?;
-    let replicas = number(line.value("replicas")?, u32::MAX.into())
+    let replicas = canonical_number(line.value("replicas")?, u32::MAX.into())
         .ok_or_else(|| line.bad("replica count"))? as u32;
 
     let mut servers = Vec::new();
@@ -333,8 +334,10 @@ fn parse(bytes: &[u8], domain: &DomainName) -> Result<Record, RecordError> {
                 if servers.len() == MAX_SERVERS {
                     return Err(line.error(&format!("more than {MAX_SERVERS} servers")));
                 }
-                let port = number(port, u16::MAX.into()).ok_or_else(|| line.bad("port"))?;
-                let weight = number(weight, u32::MAX.into()).ok_or_else(|| line.bad("weight"))?;
+                let port =
+                    canonical_number(port, u16::MAX.into()).ok_or_else(|| line.bad("port"))?;
+                let weight =
+                    canonical_number(weight, u32::MAX.into()).ok_or_else(|| line.bad("weight"))?;
                 let entry = ServerEntry {
                     host: (*host).to_owned(),
                     port: port as u16,
@@ -347,7 +350,8 @@ fn parse(bytes: &[u8], domain: &DomainName) -> Result<Record, RecordError> {
                 if retired.len() == MAX_RETIRED {
                     return Err(line.error(&format!("more than {MAX_RETIRED} retired servers")));
                 }
-                let port = number(port, u16::MAX.into()).ok_or_else(|| line.bad("port"))?;
+                let port =
+                    canonical_number(port, u16::MAX.into()).ok_or_else(|| line.bad("port"))?;
                 let entry = ServerEntry::new(*host, port as u16);
                 check_entry(&entry).map_err(|why| line.error(&why))?;
                 retired.push(entry);
@@ -438,7 +442,7 @@ fn excerpt(field: &str) -> &str {
 }
 
 /// A canonical decimal number no larger than `max`: digits only, no sign, no leading zero.
-fn number(s: &str, max: u64) -> Option<u64> {
+pub(crate) fn canonical_number(s: &str, max: u64) -> Option<u64> {
     let canonical = !s.is_empty()
         && s.len() <= 20
         && s.bytes().all(|b| b.is_ascii_digit())

@@ -16,6 +16,7 @@
 
 mod codec;
 mod follower;
+mod keeper;
 pub mod layout;
 mod list;
 mod name;
@@ -30,13 +31,18 @@ mod tests;
 use std::ffi::{CString, OsStr};
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 pub use follower::{Follower, Notice, Update, CHECK_INTERVAL};
+pub use keeper::Keeper;
 pub use layout::MAX_SERVERS;
 pub use list::{check_entry, DomainList, ServerEntry, MAX_HOST_LEN, MAX_REPLICAS};
 pub use name::{DomainName, NameError, MAX_NAME_LEN, PRIVATE_DOMAIN};
 pub use reader::{PathState, Reader};
-pub use version::{next_version, next_version_now, MAX_VERSION, UPDATES_PER_DAY};
+pub use version::{
+    dated_part, day_base, epoch_of, next_version, next_version_now, superseding_version,
+    EPOCH_SPAN, MAX_VERSION, UPDATES_PER_DAY,
+};
 pub use writer::{Writer, SEGMENT_MODE};
 
 /// Everything that can go wrong with a domain segment.
@@ -59,6 +65,8 @@ pub enum RegistryError {
         local: u64,
         offered: u64,
     },
+    /// The namespace's [`Keeper`] could not store the durable copy; the segment was not changed.
+    NotKept(String),
 }
 
 impl fmt::Display for RegistryError {
@@ -79,6 +87,9 @@ impl fmt::Display for RegistryError {
                 f,
                 "version {offered} is not newer than the local version {local}; nothing installed"
             ),
+            RegistryError::NotKept(why) => {
+                write!(f, "cannot keep the durable copy: {why}; nothing changed")
+            }
         }
     }
 }
@@ -113,15 +124,34 @@ pub(crate) fn c_name(segment: &str) -> CString {
 /// environment variable `MEMCACHE_SHM_PREFIX` says otherwise (tests use it to simulate separate
 /// hosts). Code that must not depend on the environment (tests running in parallel threads)
 /// passes a `Namespace` explicitly.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// A namespace may have a [`Keeper`] ([`with_keeper`](Namespace::with_keeper)): then every list
+/// its writers publish is kept durably first, and destroying a domain forgets its copy first.
+#[derive(Clone, Debug)]
 pub struct Namespace {
     prefix: String,
+    keeper: Option<Arc<dyn Keeper>>,
 }
+
+impl PartialEq for Namespace {
+    /// The same prefix and the same keeper (or none).
+    fn eq(&self, other: &Namespace) -> bool {
+        self.prefix == other.prefix
+            && match (&self.keeper, &other.keeper) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for Namespace {}
 
 impl Default for Namespace {
     fn default() -> Self {
         Namespace {
             prefix: Namespace::DEFAULT_PREFIX.to_owned(),
+            keeper: None,
         }
     }
 }
@@ -135,6 +165,35 @@ impl Namespace {
         name::check_token(prefix)?;
         Ok(Namespace {
             prefix: prefix.to_owned(),
+            keeper: None,
+        })
+    }
+
+    /// This namespace with `keeper` keeping a durable copy of every list its writers publish.
+    pub fn with_keeper(self, keeper: Arc<dyn Keeper>) -> Namespace {
+        Namespace {
+            keeper: Some(keeper),
+            ..self
+        }
+    }
+
+    /// This namespace without a keeper: writes that need no durable copy (restoring from it).
+    pub fn without_keeper(&self) -> Namespace {
+        Namespace {
+            prefix: self.prefix.clone(),
+            keeper: None,
+        }
+    }
+
+    pub fn keeper(&self) -> Option<&Arc<dyn Keeper>> {
+        self.keeper.as_ref()
+    }
+
+    /// The writer's hook: the keeper with the domain it keeps.
+    fn kept(&self, domain: &DomainName) -> Option<writer::Kept> {
+        self.keeper.as_ref().map(|keeper| writer::Kept {
+            keeper: Arc::clone(keeper),
+            domain: domain.clone(),
         })
     }
 
@@ -178,7 +237,8 @@ impl Namespace {
 
     /// [`Writer::open`] in this namespace.
     pub fn open_writer(&self, domain: &DomainName, create: bool) -> Result<Writer, RegistryError> {
-        Writer::open_segment(self.segment_name(domain), create, None).map(|(w, _)| w)
+        Writer::open_segment(self.segment_name(domain), create, None, self.kept(domain))
+            .map(|(w, _)| w)
     }
 
     /// [`Writer::create_with`] in this namespace.
@@ -187,12 +247,17 @@ impl Namespace {
         domain: &DomainName,
         list: &DomainList,
     ) -> Result<(Writer, bool), RegistryError> {
-        Writer::create_segment_with(self.segment_name(domain), list)
+        Writer::create_segment_with(self.segment_name(domain), list, self.kept(domain))
     }
 
     /// [`destroy`] in this namespace.
     pub fn destroy(&self, domain: &DomainName) -> Result<(), RegistryError> {
         let segment = self.segment_name(domain);
+        // The durable copy goes first: a crash in between must not bring the domain back at
+        // the next restore after the operator destroyed it.
+        if let Some(keeper) = &self.keeper {
+            keeper.forget(domain).map_err(RegistryError::NotKept)?;
+        }
         // Attached handles notice the tombstone on their next operation and look for the
         // segment afresh (a re-created domain is a new object). A segment we cannot open as a
         // writer (corrupt, insecure) is unlinked all the same.

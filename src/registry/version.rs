@@ -1,6 +1,13 @@
-//! List versions: `YYYYMMDD * 10^7 + n`, so a version says on which (UTC) day the list was last
-//! changed and still leaves room for ten million changes a day, yet never goes backwards, even
-//! when the clock does.
+//! List versions: `E * 10^15 + YYYYMMDD * 10^7 + n`, so a version says on which (UTC) day the list
+//! was last changed and still leaves room for ten million changes a day, yet never goes
+//! backwards, even when the clock does.
+//!
+//! `E` is the *epoch*, 0 until an operator supersedes a version that came from a clock far ahead
+//! (`mcadmin publish --force`, [`superseding_version`]). Because the epoch is the number's high
+//! part, it compares before the date everywhere a version is compared (segments, records, the
+//! handles' change check), and a superseding version is simply a larger number: hosts that
+//! installed a version dated years ahead install the fix by the ordinary "newer wins" rule, and
+//! versions never go backwards. Epoch 0 versions are exactly the versions of earlier releases.
 #![forbid(unsafe_code)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,14 +18,45 @@ pub const UPDATES_PER_DAY: u64 = 10_000_000;
 /// Largest version the published word can carry (it holds `version << 1 | slot`).
 pub const MAX_VERSION: u64 = u64::MAX >> 1;
 
-/// The version after `previous`: `max(YYYYMMDD * 10^7 for the UTC day of now_unix_secs,
-/// previous + 1)`. A `previous` from the future (a clock set back, or a busy day past ten
-/// million updates) still gets `+ 1`. Saturates at `u64::MAX`; the writer refuses anything
-/// above [`MAX_VERSION`].
-pub fn next_version(previous: u64, now_unix_secs: u64) -> u64 {
+/// The span of one epoch: every date-derived part (at most `99991231 * 10^7 + 9999999`) is below
+/// it, so `version / EPOCH_SPAN` is the epoch and `version % EPOCH_SPAN` the dated part.
+pub const EPOCH_SPAN: u64 = 1_000_000_000_000_000;
+
+/// The epoch of a version (0 for every version an earlier release wrote).
+pub fn epoch_of(version: u64) -> u64 {
+    version / EPOCH_SPAN
+}
+
+/// The dated part of a version, `YYYYMMDD * 10^7 + n`, without its epoch.
+pub fn dated_part(version: u64) -> u64 {
+    version % EPOCH_SPAN
+}
+
+/// `YYYYMMDD * 10^7` for the UTC day of `now_unix_secs`.
+pub fn day_base(now_unix_secs: u64) -> u64 {
     let (y, m, d) = civil_date(now_unix_secs / 86_400);
-    let day_base = (y * 10_000 + m * 100 + d) * UPDATES_PER_DAY;
-    day_base.max(previous.saturating_add(1))
+    (y * 10_000 + m * 100 + d) * UPDATES_PER_DAY
+}
+
+/// The version after `previous`, in `previous`'s epoch: `max(E * 10^15 + YYYYMMDD * 10^7 for the
+/// UTC day of now_unix_secs, previous + 1)`. A `previous` from the future (a clock set back, or a
+/// busy day past ten million updates) still gets `+ 1`. Saturates at `u64::MAX`; the writer
+/// refuses anything above [`MAX_VERSION`].
+pub fn next_version(previous: u64, now_unix_secs: u64) -> u64 {
+    let epoch_base = epoch_of(previous) * EPOCH_SPAN;
+    epoch_base
+        .saturating_add(day_base(now_unix_secs))
+        .max(previous.saturating_add(1))
+}
+
+/// The version that supersedes `newest` whatever its date: the first version of today (UTC, at
+/// `now_unix_secs`) in the epoch after `newest`'s. `None` when that is beyond [`MAX_VERSION`]
+/// (after 9223 supersessions).
+pub fn superseding_version(newest: u64, now_unix_secs: u64) -> Option<u64> {
+    let version = (epoch_of(newest) + 1)
+        .checked_mul(EPOCH_SPAN)?
+        .checked_add(day_base(now_unix_secs))?;
+    (version <= MAX_VERSION).then_some(version)
 }
 
 /// [`next_version`] at the current time of the system clock (a clock before 1970 counts as 1970).
@@ -110,6 +148,35 @@ mod tests {
         let busy = 20_240_229 * UPDATES_PER_DAY + UPDATES_PER_DAY - 1;
         assert_eq!(next_version(busy, now), 20_240_230 * UPDATES_PER_DAY);
         assert_eq!(next_version(u64::MAX, now), u64::MAX);
+    }
+
+    #[test]
+    fn epochs_compare_before_dates() {
+        let now = 19_782 * DAY; // 2024-02-29
+        let future = 20_991_231 * UPDATES_PER_DAY + 7; // 2099-12-31, epoch 0
+        let fix = superseding_version(future, now).unwrap();
+        assert_eq!(fix, EPOCH_SPAN + 20_240_229 * UPDATES_PER_DAY);
+        assert!(
+            fix > future,
+            "a larger number: installed by the newer-wins rule"
+        );
+        assert_eq!(
+            (epoch_of(fix), dated_part(fix)),
+            (1, 20_240_229 * UPDATES_PER_DAY)
+        );
+        // Later changes stay in the new epoch and follow the calendar again.
+        assert_eq!(next_version(fix, now), fix + 1);
+        assert_eq!(
+            next_version(fix, now + DAY),
+            EPOCH_SPAN + 20_240_301 * UPDATES_PER_DAY
+        );
+        // Superseding again moves on an epoch; the last epoch that fits is refused beyond.
+        assert_eq!(epoch_of(superseding_version(fix, now).unwrap()), 2);
+        let last = (MAX_VERSION / EPOCH_SPAN) * EPOCH_SPAN;
+        assert!(superseding_version(last - EPOCH_SPAN, now).is_some());
+        assert_eq!(superseding_version(last, now), None);
+        // Every dated part fits below an epoch's span.
+        assert!(99_991_231 * UPDATES_PER_DAY + UPDATES_PER_DAY - 1 < EPOCH_SPAN);
     }
 
     #[test]

@@ -5,14 +5,15 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
 use super::list::DomainList;
 use super::reader::check_size;
 use super::segment::{
     check_trusted, fchmod, fstat, ftruncate, shm_open, ExclusiveLock, HeaderState, Mapping,
 };
-use super::version::{next_version_now, MAX_VERSION};
-use super::{io_error, DomainName, Namespace, RegistryError};
+use super::version::{next_version_now, superseding_version, MAX_VERSION};
+use super::{io_error, DomainName, Keeper, Namespace, RegistryError};
 use crate::registry::layout::SEGMENT_SIZE;
 
 /// Mode of a new segment: everyone may read the list, only its owner may change it.
@@ -23,6 +24,26 @@ pub struct Writer {
     map: Mapping,
     fd: OwnedFd,
     segment: String,
+    kept: Option<Kept>,
+}
+
+/// The namespace's keeper, with the domain whose lists this writer hands it.
+pub(crate) struct Kept {
+    pub(crate) keeper: Arc<dyn Keeper>,
+    pub(crate) domain: DomainName,
+}
+
+impl Kept {
+    fn keep(&self, list: &DomainList) -> Result<(), RegistryError> {
+        self.keeper
+            .keep(&self.domain, list)
+            .map_err(RegistryError::NotKept)
+    }
+}
+
+/// Hands `list` to the keeper, if there is one; called under the lock, before the publish.
+fn keep(kept: &Option<Kept>, list: &DomainList) -> Result<(), RegistryError> {
+    kept.as_ref().map_or(Ok(()), |k| k.keep(list))
 }
 
 impl Writer {
@@ -51,18 +72,21 @@ impl Writer {
     pub(crate) fn create_segment_with(
         segment: String,
         list: &DomainList,
+        kept: Option<Kept>,
     ) -> Result<(Writer, bool), RegistryError> {
         // Checked before anything is created, so an unusable list leaves no segment behind.
         check_installable(list)?;
-        Writer::open_segment(segment, true, Some(list))
+        Writer::open_segment(segment, true, Some(list), kept)
     }
 
     /// Opens (with `create`, creating) the segment. `initial` is the first list of a segment
     /// this call initialises (already checked by the caller); the bool says whether it did.
+    /// With `kept`, the first list is kept durably before it is published, like every later one.
     pub(crate) fn open_segment(
         segment: String,
         create: bool,
         initial: Option<&DomainList>,
+        kept: Option<Kept>,
     ) -> Result<(Writer, bool), RegistryError> {
         let c_segment = super::c_name(&segment);
         let fd = open_fd(&segment, &c_segment, create)?;
@@ -88,11 +112,16 @@ impl Writer {
             let map = Mapping::map(fd.as_fd(), true).map_err(|e| io_error(&segment, "mmap", e))?;
             match (map.check_header(&segment)?, initial) {
                 (HeaderState::Ready, _) => {}
-                (HeaderState::Uninitialised, None) if create => map.initialise(next_version_now(0)),
+                (HeaderState::Uninitialised, None) if create => {
+                    let version = next_version_now(0);
+                    keep(&kept, &DomainList::empty(version))?;
+                    map.initialise(version);
+                }
                 (HeaderState::Uninitialised, Some(list)) if create => {
                     // An empty list one version earlier, then `list` through the ordinary
                     // publish: readers only ever see complete lists, and a reader that caught
                     // the empty one sees the version move on.
+                    keep(&kept, list)?;
                     map.initialise(list.version - 1);
                     map.publish(list);
                     initialised = true;
@@ -101,14 +130,22 @@ impl Writer {
             }
             map
         };
-        Ok((Writer { map, fd, segment }, initialised))
+        Ok((
+            Writer {
+                map,
+                fd,
+                segment,
+                kept,
+            },
+            initialised,
+        ))
     }
 
     /// Changes the list. Under the segment lock: copies the current list, sets its `version` to
     /// the one it will be published as (so `change` can see it; changes `change` makes to
     /// `version` are ignored), applies `change`, validates the result (entries, count, no server
-    /// twice) and publishes it. Returns the new version. If `change` or the validation fails,
-    /// nothing is written.
+    /// twice), hands it to the namespace's keeper if it has one, and publishes it. Returns the
+    /// new version. If `change`, the validation or the keeper fails, nothing is published.
     pub fn update(
         &mut self,
         change: impl FnOnce(&mut DomainList) -> Result<(), RegistryError>,
@@ -127,8 +164,35 @@ impl Writer {
         change(&mut list)?;
         list.version = version;
         list.validate()?;
+        keep(&self.kept, &list)?;
         self.map.publish(&list);
         Ok(version)
+    }
+
+    /// Republishes the current list under the version that supersedes both it and `floor`
+    /// whatever their dates ([`superseding_version`]: today's first version in the next epoch).
+    /// The way out after a version from a clock far ahead: every host takes the result as
+    /// newer. Under the lock, kept like any change. Returns the list as published.
+    pub fn supersede(
+        &mut self,
+        floor: u64,
+        now_unix_secs: u64,
+    ) -> Result<DomainList, RegistryError> {
+        let _lock = ExclusiveLock::acquire(self.fd.as_fd())
+            .map_err(|e| io_error(&self.segment, "flock", e))?;
+        let mut list = self.map.read_list(&self.segment)?;
+        list.version =
+            superseding_version(list.version.max(floor), now_unix_secs).ok_or_else(|| {
+                RegistryError::Corrupt(format!(
+                    "{}: version {} leaves no epoch to supersede it",
+                    self.segment,
+                    list.version.max(floor)
+                ))
+            })?;
+        list.validate()?;
+        keep(&self.kept, &list)?;
+        self.map.publish(&list);
+        Ok(list)
     }
 
     /// Publishes `list` as it is, version included, if that version is newer than the published
@@ -147,6 +211,7 @@ impl Writer {
                 offered: list.version,
             });
         }
+        keep(&self.kept, &list)?;
         self.map.publish(&list);
         Ok(list.version)
     }
