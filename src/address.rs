@@ -123,6 +123,32 @@ impl ServerAddr {
         Ok(addr)
     }
 
+    /// `ADDRESS` or `ADDRESS=WEIGHT` (how mcadmin's `set` names servers): the address, with
+    /// weight 1, and the weight when one is written (a decimal number from 1 to 4294967295).
+    /// Only a final `=digits` is a weight, so a socket path that itself ends in `=digits` needs
+    /// an explicit weight after it.
+    pub fn parse_with_weight(text: &str) -> Result<(ServerAddr, Option<u32>), AddressError> {
+        let text = text.trim();
+        match text.rsplit_once('=') {
+            Some((address, digits))
+                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                let weight = digits
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&w| w >= 1 && !digits.starts_with('0'))
+                    .ok_or_else(|| AddressError {
+                        address: text.to_owned(),
+                        reason: format!("weight {digits} is not a number from 1 to {}", u32::MAX),
+                        syntax: true,
+                    })?;
+                let addr = ServerAddr::parse_weighted(address, weight)?;
+                Ok((addr, Some(weight)))
+            }
+            _ => Ok((ServerAddr::parse(text)?, None)),
+        }
+    }
+
     /// True for a unix socket path.
     pub fn is_unix(&self) -> bool {
         self.host.starts_with('/')
@@ -257,6 +283,33 @@ impl std::str::FromStr for ServerAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_with_weights() {
+        let parsed = |t: &str| ServerAddr::parse_with_weight(t).unwrap();
+        assert_eq!(
+            parsed("127.0.0.1:11211"),
+            (ServerAddr::new("127.0.0.1", 11211), None)
+        );
+        let (a, w) = parsed("127.0.0.1:11211=3");
+        assert_eq!(
+            (a.host.as_str(), a.port, a.weight, w),
+            ("127.0.0.1", 11211, 3, Some(3))
+        );
+        let (a, w) = parsed("[::1]:11212=2");
+        assert_eq!((a.host.as_str(), a.port, w), ("::1", 11212, Some(2)));
+        let (a, w) = parsed("/run/mc=5.sock=7");
+        assert_eq!((a.host.as_str(), a.port, w), ("/run/mc=5.sock", 0, Some(7)));
+        for bad in [
+            "127.0.0.1:1=0",
+            "127.0.0.1:1=01",
+            "127.0.0.1:1=4294967296",
+            "=3",
+        ] {
+            let e = ServerAddr::parse_with_weight(bad).unwrap_err();
+            assert!(e.is_syntax(), "{bad}: {e}");
+        }
+    }
 
     fn addr(s: &str) -> ServerAddr {
         ServerAddr::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))

@@ -19,6 +19,8 @@
 //! an error naming its line. Servers are checked as every list is: valid addresses, none twice,
 //! at most 256. [`format`] writes the canonical form (every setting, `weight=` only when not 1),
 //! which [`parse`] reads back to the same values.
+//!
+//! [`import`] is the one workflow here: make a domain's list the file's.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -27,7 +29,8 @@ use crate::address::{ServerAddr, DEFAULT_WEIGHT};
 use crate::hash::Distribution;
 use crate::propagate::canonical_number;
 use crate::registry::{
-    check_entry, DomainList, DomainName, MAX_REPLICAS, MAX_SERVERS, MAX_VERSION,
+    check_entry, next_version_now, DomainList, DomainName, Namespace, RegistryError, MAX_REPLICAS,
+    MAX_SERVERS, MAX_VERSION,
 };
 
 /// Largest domain file read: 256 servers of 255-byte hosts with weights and long comments fit.
@@ -281,6 +284,88 @@ fn weight_field(field: &str) -> Result<u32, String> {
                 u32::MAX
             )
         })
+}
+
+/// What importing a domain file did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Imported {
+    /// The domain had no segment: created with the file's list.
+    Created { version: u64 },
+    /// The list differed: replaced, as a new version.
+    Replaced { was: u64, version: u64 },
+    /// The domain already has exactly this list: nothing written.
+    Unchanged { version: u64 },
+}
+
+/// Makes the list of `domain` in `ns` the file's (settings and servers), as a change made on this
+/// host: a new version, kept durably if `ns` has a keeper. The file's `version` line is not
+/// adopted (it says when the list was exported; the import is a change of its own), and a file
+/// whose list the domain already has changes nothing, so importing the same file again (from
+/// configuration management) is a no-op. A file naming another domain is refused.
+pub fn import(
+    ns: &Namespace,
+    domain: &DomainName,
+    file: &DomainFile,
+) -> Result<Imported, ImportError> {
+    file.check_domain(domain).map_err(ImportError::File)?;
+    let current = ns
+        .open_reader(domain)?
+        .map(|reader| reader.read())
+        .transpose()?;
+    let was = match current {
+        Some(list) if file.same_list(&list) => {
+            return Ok(Imported::Unchanged {
+                version: list.version,
+            })
+        }
+        Some(list) => list.version,
+        None => {
+            let list = file.list(next_version_now(0));
+            list.validate()?;
+            match ns.create_with(domain, &list)? {
+                (_, true) => {
+                    return Ok(Imported::Created {
+                        version: list.version,
+                    })
+                }
+                // Created by someone else meanwhile: replace what they made.
+                (writer, false) => writer.read()?.version,
+            }
+        }
+    };
+    let version = ns.open_writer(domain, false)?.update(|list| {
+        list.distribution = file.distribution;
+        list.replicas = file.replicas;
+        list.servers = file.servers.clone();
+        Ok(())
+    })?;
+    Ok(Imported::Replaced { was, version })
+}
+
+/// Why an import changed nothing.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The file is for another domain.
+    File(DomainFileError),
+    /// The segment could not be read, created or written (or the durable copy not kept).
+    Registry(RegistryError),
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportError::File(e) => write!(f, "{e}"),
+            ImportError::Registry(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+impl From<RegistryError> for ImportError {
+    fn from(e: RegistryError) -> ImportError {
+        ImportError::Registry(e)
+    }
 }
 
 /// At most the first 40 characters of a field, so a hostile file cannot make messages long.

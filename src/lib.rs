@@ -24,3 +24,4 @@ pub mod key;
 pub mod propagate;
 pub mod protocol;
 pub mod registry;
+pub mod state_dir;

@@ -31,8 +31,14 @@
 //! [`MAX_RECORD_LEN`] bytes, no control byte but `\n`, lines in exactly this order with exactly
 //! these fields, canonical decimal numbers, every server passing [`check_entry`], the list
 //! passing [`DomainList::validate`], at most [`MAX_RETIRED`] retired servers, none listed twice
-//! or also in the list, and a plausible version ([`check_version`]: a real date, no later than
-//! tomorrow). Anything else is refused as a whole with a message naming the line.
+//! or also in the list, and a plausible version ([`check_version_within`]: a real date, no
+//! further ahead of the local clock than a bound, [`DEFAULT_MAX_AHEAD`] unless the caller says
+//! otherwise). Anything else is refused as a whole with a message naming the line.
+//!
+//! A version is `E * 10^15 + YYYYMMDD * 10^7 + n` (see `registry::version`): records of earlier
+//! releases are epoch 0. A version whose epoch is above 0 (written by `publish --force`, see
+//! [`supersede`]) is refused by those releases as "not date-derived": upgrade every host before
+//! superseding.
 //!
 //! The network functions work on one [`Conn`] per server, through [`crate::command`]; the
 //! workflows hold each server as an engine [`Slot`], so a connection is kept, checked before
@@ -54,8 +60,8 @@ mod publish;
 mod pull;
 mod watch;
 
-pub use publish::{publish, PublishError, Published, TellError, Told};
-pub use pull::{adopt, pull, Adopted, PullError, Pulled};
+pub use publish::{publish, supersede, PublishError, Published, TellError, Told};
+pub use pull::{adopt, pull, pull_within, Adopted, PullError, Pulled};
 pub use watch::{WatchError, WatchEvent, Watcher};
 
 use std::fmt;
@@ -68,8 +74,8 @@ use crate::hash::Distribution;
 use crate::key;
 use crate::protocol::StoreCmd;
 use crate::registry::{
-    check_entry, next_version, DomainList, DomainName, Namespace, RegistryError, ServerEntry,
-    MAX_SERVERS, MAX_VERSION, UPDATES_PER_DAY,
+    check_entry, dated_part, day_base, DomainList, DomainName, Namespace, RegistryError,
+    ServerEntry, MAX_SERVERS, MAX_VERSION, UPDATES_PER_DAY,
 };
 
 /// How long one exchange with a server (connecting, or waiting for any reply) may take, unless
@@ -87,6 +93,12 @@ pub const RECORD_FLAGS: u32 = 0x4D43;
 pub const MAX_RECORD_LEN: usize = 96 * 1024;
 /// Retired servers a record names at most.
 pub const MAX_RETIRED: usize = 64;
+/// How far ahead of the local clock a record's version may be dated unless the caller says
+/// otherwise: one day. Versions are dated by the UTC day of the clock that wrote them, so a
+/// writer whose clock is right is at most today; one day more allows for a clock a little ahead
+/// around midnight and for a day busy enough to spill into the next day's numbers (the bound
+/// earlier releases applied, "no later than tomorrow"), while a clock off by days is refused.
+pub const DEFAULT_MAX_AHEAD: Duration = Duration::from_secs(SECONDS_PER_DAY);
 
 const SECONDS_PER_DAY: u64 = 86_400;
 
@@ -99,21 +111,33 @@ pub fn record_key(domain: &DomainName) -> Vec<u8> {
 
 /// Why bytes are not a valid record; the message names the line or field.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordError(String);
+pub struct RecordError {
+    message: String,
+    ahead: Option<u64>,
+}
 
 impl RecordError {
     fn new(msg: impl Into<String>) -> RecordError {
-        RecordError(msg.into())
+        RecordError {
+            message: msg.into(),
+            ahead: None,
+        }
     }
 
     pub fn message(&self) -> &str {
-        &self.0
+        &self.message
+    }
+
+    /// The version, when the record was refused for being dated too far ahead of the local
+    /// clock (and only for that).
+    pub fn ahead(&self) -> Option<u64> {
+        self.ahead
     }
 }
 
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -150,7 +174,8 @@ impl Record {
         out.into_bytes()
     }
 
-    /// Parses and validates a record of `domain` read from a server, against the current time.
+    /// Parses and validates a record of `domain` read from a server, against the current time
+    /// and [`DEFAULT_MAX_AHEAD`].
     pub fn decode(bytes: &[u8], domain: &DomainName) -> Result<Record, RecordError> {
         Record::decode_at(bytes, domain, now_unix_secs())
     }
@@ -161,9 +186,25 @@ impl Record {
         domain: &DomainName,
         now_unix_secs: u64,
     ) -> Result<Record, RecordError> {
+        Record::decode_within(bytes, domain, now_unix_secs, DEFAULT_MAX_AHEAD)
+    }
+
+    /// [`Record::decode_at`] with a version dated at most `max_ahead` after `now_unix_secs`.
+    pub fn decode_within(
+        bytes: &[u8],
+        domain: &DomainName,
+        now_unix_secs: u64,
+        max_ahead: Duration,
+    ) -> Result<Record, RecordError> {
         let record = parse(bytes, domain)?;
-        record.check_at(now_unix_secs)?;
+        record.check_within(now_unix_secs, max_ahead)?;
         Ok(record)
+    }
+
+    /// The version a record claims, read without any check but its syntax: what a supersession
+    /// must go beyond even when the record is refused.
+    pub fn claimed_version(bytes: &[u8], domain: &DomainName) -> Option<u64> {
+        parse(bytes, domain).ok().map(|r| r.list.version)
     }
 
     /// Everything a record must satisfy besides its syntax: a sane version, a valid list, and a
@@ -171,7 +212,12 @@ impl Record {
     /// checks its own record with this before storing it, so it never stores one that `pull`
     /// would refuse.
     pub fn check_at(&self, now_unix_secs: u64) -> Result<(), RecordError> {
-        check_version(self.list.version, now_unix_secs)?;
+        self.check_within(now_unix_secs, DEFAULT_MAX_AHEAD)
+    }
+
+    /// [`Record::check_at`] with a version dated at most `max_ahead` after `now_unix_secs`.
+    pub fn check_within(&self, now_unix_secs: u64, max_ahead: Duration) -> Result<(), RecordError> {
+        check_version_within(self.list.version, now_unix_secs, max_ahead)?;
         self.list
             .validate()
             .map_err(|e| RecordError::new(e.to_string()))?;
@@ -212,17 +258,27 @@ impl Record {
     }
 }
 
-fn now_unix_secs() -> u64 {
+pub(crate) fn now_unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-/// A version a record may carry: `YYYYMMDD * 10^7 + n` for a real date from 1970 on, and no
-/// later than the end of tomorrow (UTC) at `now_unix_secs`, which allows for clocks a little
-/// ahead and for a busy day that spilled into the next day's numbers, but not for a forged
-/// version that would win against every real one for years.
+/// [`check_version_within`] with [`DEFAULT_MAX_AHEAD`]: no later than the end of tomorrow.
 pub fn check_version(version: u64, now_unix_secs: u64) -> Result<(), RecordError> {
+    check_version_within(version, now_unix_secs, DEFAULT_MAX_AHEAD)
+}
+
+/// A version a record may carry: `E * 10^15 + YYYYMMDD * 10^7 + n` for a real date from 1970
+/// on, dated no later than the UTC day the local clock reaches `max_ahead` after
+/// `now_unix_secs`. That allows for clocks a little ahead, but not for a clock off by days or a
+/// forged version that would win against every real one for years: such a record is refused
+/// with a message that says how far ahead it is and what to do (`publish --force`).
+pub fn check_version_within(
+    version: u64,
+    now_unix_secs: u64,
+    max_ahead: Duration,
+) -> Result<(), RecordError> {
     if version == 0 {
         return Err(RecordError::new("version 0 is not a list version"));
     }
@@ -231,22 +287,43 @@ pub fn check_version(version: u64, now_unix_secs: u64) -> Result<(), RecordError
             "version {version} is larger than the maximum {MAX_VERSION}"
         )));
     }
-    let date = version / UPDATES_PER_DAY;
+    let dated = dated_part(version);
+    let date = dated / UPDATES_PER_DAY;
     let (year, month, day) = (date / 10_000, date / 100 % 100, date % 100);
     if year < 1970 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return Err(RecordError::new(format!(
-            "version {version} is not date-derived (YYYYMMDD * 10^7 + n)"
+            "version {version} is not date-derived ([EPOCH * 10^15 +] YYYYMMDD * 10^7 + n)"
         )));
     }
-    // The first version of the day after tomorrow, minus one.
-    let limit = next_version(0, now_unix_secs.saturating_add(2 * SECONDS_PER_DAY)) - 1;
-    if version > limit {
-        return Err(RecordError::new(format!(
-            "version {version} is dated {year:04}-{month:02}-{day:02}, after tomorrow: \
-             a clock far ahead or a forged record"
-        )));
+    // The last version of the day the clock reaches `max_ahead` from now.
+    let horizon = now_unix_secs.saturating_add(max_ahead.as_secs());
+    let limit = day_base(horizon) + UPDATES_PER_DAY - 1;
+    if dated > limit {
+        let days = date_start(year, month, day)
+            .saturating_sub(now_unix_secs)
+            .div_ceil(SECONDS_PER_DAY);
+        return Err(RecordError {
+            message: format!(
+                "version {version} is dated {year:04}-{month:02}-{day:02}, {days} day{} ahead of \
+                 this host's clock (the bound is {}s, --max-ahead): a clock far ahead or a \
+                 forged record; refused (the way out: mcadmin publish --force on a host whose \
+                 clock is right)",
+                if days == 1 { "" } else { "s" },
+                max_ahead.as_secs()
+            ),
+            ahead: Some(version),
+        });
     }
     Ok(())
+}
+
+/// Seconds from the epoch to the start (UTC) of a date, for messages.
+fn date_start(year: u64, month: u64, day: u64) -> u64 {
+    let days_before_year: u64 = (1970..year)
+        .map(|y| if days_in_month(y, 2) == 29 { 366 } else { 365 })
+        .sum();
+    let days_before_month: u64 = (1..month).map(|m| days_in_month(year, m)).sum();
+    (days_before_year + days_before_month + day - 1) * SECONDS_PER_DAY
 }
 
 fn days_in_month(year: u64, month: u64) -> u64 {
@@ -598,8 +675,17 @@ pub struct RawRecord {
 }
 
 impl RawRecord {
-    /// The record it holds for `domain`, checked in full.
+    /// The record it holds for `domain`, checked in full with [`DEFAULT_MAX_AHEAD`].
     pub fn decode(&self, domain: &DomainName) -> Result<Record, RecordError> {
+        self.decode_within(domain, DEFAULT_MAX_AHEAD)
+    }
+
+    /// [`RawRecord::decode`] with a version dated at most `max_ahead` after now.
+    pub fn decode_within(
+        &self,
+        domain: &DomainName,
+        max_ahead: Duration,
+    ) -> Result<Record, RecordError> {
         if self.flags != RECORD_FLAGS {
             return Err(RecordError::new(format!(
                 "flags {} (a record has {RECORD_FLAGS}): not written by mcadmin",
@@ -612,7 +698,7 @@ impl RawRecord {
                 self.len
             )));
         }
-        Record::decode(&self.data, domain)
+        Record::decode_within(&self.data, domain, now_unix_secs(), max_ahead)
     }
 }
 
@@ -660,15 +746,20 @@ pub fn fetch_raw(
     Ok(sink.found)
 }
 
-/// The record of `domain` on this server, decoded and checked (None: the server has none).
+/// The record of `domain` on this server, decoded and checked, its version dated at most
+/// `max_ahead` after now (None: the server has none).
 pub fn fetch(
     conn: &mut Conn,
     wbuf: &mut Vec<u8>,
     domain: &DomainName,
+    max_ahead: Duration,
 ) -> Result<Option<Record>, NetError> {
     match fetch_raw(conn, wbuf, domain)? {
         None => Ok(None),
-        Some(raw) => raw.decode(domain).map(Some).map_err(NetError::Invalid),
+        Some(raw) => raw
+            .decode_within(domain, max_ahead)
+            .map(Some)
+            .map_err(NetError::Invalid),
     }
 }
 
@@ -1125,12 +1216,55 @@ mod tests {
         );
         // Tomorrow is fine (clocks a little ahead), the day after is not.
         assert!(decode(&with_version("202501169999999")).is_ok());
-        refused(&with_version("202501170000000"), "after tomorrow");
+        refused(
+            &with_version("202501170000000"),
+            "dated 2025-01-17, 2 days ahead of this host's clock",
+        );
         refused(&with_version("999912310000000"), "dated 9999-12-31");
         // Old ones are fine: a domain nobody changed for years.
         assert!(decode(&with_version("200410260000000")).is_ok());
         assert!(decode(&with_version("202402290000000")).is_ok());
         assert!(check_version(TODAY, NOW).is_ok());
+    }
+
+    #[test]
+    fn the_bound_ahead_is_configurable_and_typed() {
+        let at = |version: u64, max_ahead_secs: u64| {
+            check_version_within(version, NOW, Duration::from_secs(max_ahead_secs))
+        };
+        // NOW is 2025-01-15 12:00 UTC. Bound 0: today only.
+        assert!(at(TODAY + 5, 0).is_ok());
+        let err = at(TODAY + UPDATES_PER_DAY, 0).unwrap_err();
+        assert_eq!(err.ahead(), Some(TODAY + UPDATES_PER_DAY));
+        assert!(err.message().contains("the bound is 0s"), "{err}");
+        assert!(err.message().contains("publish --force"), "{err}");
+        // Twelve hours reach tomorrow; a week reaches 2025-01-22, not 2025-01-23.
+        assert!(at(TODAY + UPDATES_PER_DAY, 12 * 3600).is_ok());
+        assert!(at(20_250_122 * UPDATES_PER_DAY, 7 * DAY).is_ok());
+        assert!(at(20_250_123 * UPDATES_PER_DAY, 7 * DAY).is_err());
+        // Other refusals are not "ahead".
+        assert_eq!(at(1, DAY).unwrap_err().ahead(), None);
+        // A later epoch is judged by its date alone, and is larger than any epoch-0 version.
+        let superseding = crate::registry::EPOCH_SPAN + TODAY;
+        assert!(at(superseding, DAY).is_ok());
+        assert!(superseding > 99_991_231 * UPDATES_PER_DAY);
+        let ahead = 3 * crate::registry::EPOCH_SPAN + 20_991_231 * UPDATES_PER_DAY;
+        assert_eq!(at(ahead, DAY).unwrap_err().ahead(), Some(ahead));
+        assert!(at(
+            7 * crate::registry::EPOCH_SPAN + 20_251_301 * UPDATES_PER_DAY,
+            DAY
+        )
+        .unwrap_err()
+        .message()
+        .contains("not date-derived"));
+        // The syntax alone yields the version a refused record claims.
+        let text = SAMPLE_TEXT.replace("202501150000003", "209912310000000");
+        assert!(decode(&text).is_err());
+        assert_eq!(
+            Record::claimed_version(text.as_bytes(), &name("web")),
+            Some(209_912_310_000_000)
+        );
+        assert_eq!(Record::claimed_version(b"junk", &name("web")), None);
     }
 
     #[test]

@@ -1,27 +1,33 @@
 //! mcadmin(8): edits the shared server lists (domains) that every libmemcache handle on this
 //! host follows, and carries them between hosts through the memcached servers themselves
 //! (`publish`, `pull`, `watch`: the workflows of `memcache::propagate`, which this file only
-//! calls and reports on). Exit statuses: `memcache::exit_code`, shared with mclient (0 success,
-//! 2 usage error, 3 runtime error).
+//! calls and reports on). Every change is also kept in the state directory
+//! (`memcache::state_dir`), from which `restore` recreates the domains after a reboot; `export`
+//! and `import` move a domain as a domain file (`memcache::domain_file`). Exit statuses:
+//! `memcache::exit_code`, shared with mclient (0 success, 2 usage error, 3 runtime error).
 //!
 //! The only `unsafe` code is the stop-signal handler of `watch`, at the end.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use memcache::address::ServerAddr;
+use memcache::domain_file::{self, DomainFile, ImportError, Imported, MAX_FILE_LEN};
 use memcache::exit_code::Exit;
 use memcache::hash::Distribution;
 use memcache::propagate::{
     self, Adopted, ClientAddr, NetError, PublishError, PullError, ServerConnection, WatchError,
     WatchEvent, Watcher, NET_TIMEOUT,
 };
-use memcache::registry::{self, DomainList, DomainName, Namespace, Reader, RegistryError, Writer};
+use memcache::registry::{DomainList, DomainName, Namespace, RegistryError, Writer};
+use memcache::state_dir::{self, Restored, StateDir};
 
 #[derive(Parser)]
 #[command(
@@ -29,7 +35,9 @@ use memcache::registry::{self, DomainList, DomainName, Namespace, Reader, Regist
     version,
     about = "Edit the shared memcached server lists (domains) used by libmemcache on this host",
     after_help = format!(
-        "Every long-running program using the domain picks up a change on its next operation.\n{}",
+        "Every long-running program using the domain picks up a change on its next operation.\n\
+         Every change is also kept in $MEMCACHE_STATE_DIR (default /var/lib/memcache/domains);\n\
+         `mcadmin restore` recreates the domains from it after a reboot.\n{}",
         Exit::summary()
     )
 )]
@@ -54,11 +62,20 @@ enum Command {
     },
     /// Remove a server
     Delete { server: String },
-    /// Replace the whole list (creates the domain if needed)
+    /// Replace the whole list (creates the domain if needed); servers already in the list keep
+    /// their weight unless given as SERVER=WEIGHT
     Set {
+        /// HOST:PORT, [IPv6]:PORT or a unix socket path, each optionally =WEIGHT
         #[arg(required = true)]
         servers: Vec<String>,
     },
+    /// Print the domain as a domain file (see mcadmin(8)), for `import` on this or another host
+    Export,
+    /// Make the domain's list the one of a domain file (FILE, or - for stdin); no change if it
+    /// is the same
+    Import { file: String },
+    /// Recreate the domains kept in the state directory (every one, or the --domain given)
+    Restore,
     /// Show the version, distribution and servers
     List {
         #[arg(long)]
@@ -83,11 +100,19 @@ enum Command {
         /// Also tell this server (e.g. one removed before anything was published); repeatable
         #[arg(long, value_name = "SERVER")]
         also: Vec<String>,
+        /// Supersede whatever version the servers or this host hold, even one dated ahead of
+        /// the clock: the list is republished in the next epoch (every host takes it as newer)
+        #[arg(long)]
+        force: bool,
     },
     /// Install the list a server holds if it is newer than this host's
     Pull {
         /// HOST:PORT, [IPv6]:PORT or a unix socket path
         server: String,
+        /// Refuse a record dated further ahead of this host's clock (s, m, h or d suffix)
+        #[arg(long, value_name = "DURATION", env = "MEMCACHE_MAX_AHEAD", default_value = "1d",
+              value_parser = parse_max_ahead)]
+        max_ahead: Duration,
     },
     /// Keep the domains of this host in sync with their servers (runs until SIGTERM/SIGINT)
     Watch {
@@ -97,6 +122,10 @@ enum Command {
         /// Where to get a domain that has no segment on this host yet
         #[arg(long, value_name = "SERVER")]
         seed: Option<String>,
+        /// Refuse a record dated further ahead of this host's clock (s, m, h or d suffix)
+        #[arg(long, value_name = "DURATION", env = "MEMCACHE_MAX_AHEAD", default_value = "1d",
+              value_parser = parse_max_ahead)]
+        max_ahead: Duration,
     },
     /// Show the client addresses connected to the domain's servers (stats conns)
     Clients {
@@ -115,6 +144,26 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// `--max-ahead`: whole seconds, or a number with an `s`, `m`, `h` or `d` suffix, at most a
+/// year.
+fn parse_max_ahead(text: &str) -> Result<Duration, String> {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 'h')) => (&text[..at], 3600),
+        Some((at, 'd')) => (&text[..at], 86_400),
+        _ => (text, 1),
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if digits.bytes().all(|b| b.is_ascii_digit()) && n * unit <= 366 * 86_400 => {
+            Ok(Duration::from_secs(n * unit))
+        }
+        _ => Err(format!(
+            "{text:?} is not a duration such as 3600, 90m, 36h or 1d (at most 366d)"
+        )),
+    }
+}
+
 /// Why mcadmin stops: one line for stderr and the exit status.
 enum Failure {
     /// The command line is wrong (`Exit::Usage`).
@@ -129,6 +178,27 @@ impl From<RegistryError> for Failure {
     fn from(e: RegistryError) -> Failure {
         Runtime(e.to_string())
     }
+}
+
+/// This host's namespace (`MEMCACHE_SHM_PREFIX`), keeping every change in its state directory
+/// when it has one.
+fn host() -> Result<Namespace, Failure> {
+    let ns = Namespace::from_env()?;
+    Ok(match StateDir::from_env(&ns).map_err(Runtime)? {
+        Some(state) => ns.with_keeper(Arc::new(state)),
+        None => ns,
+    })
+}
+
+/// The state directory `restore` reads; an error when the namespace has none.
+fn state_dir(ns: &Namespace) -> Result<StateDir, Failure> {
+    StateDir::from_env(ns).map_err(Runtime)?.ok_or_else(|| {
+        Runtime(format!(
+            "the namespace {} (MEMCACHE_SHM_PREFIX) has no state directory: set {}",
+            ns.prefix(),
+            state_dir::ENV_VAR
+        ))
+    })
 }
 
 /// A server named on the command line: text that is not an address at all is a usage error,
@@ -197,8 +267,8 @@ fn no_domain(name: &DomainName) -> Failure {
     ))
 }
 
-fn existing(name: &DomainName) -> Result<Writer, Failure> {
-    match Writer::open(name, false) {
+fn existing(ns: &Namespace, name: &DomainName) -> Result<Writer, Failure> {
+    match ns.open_writer(name, false) {
         Err(RegistryError::NotFound) => Err(no_domain(name)),
         other => Ok(other?),
     }
@@ -206,8 +276,8 @@ fn existing(name: &DomainName) -> Result<Writer, Failure> {
 
 /// The current list through a read-only mapping: viewing needs no write access, so any user
 /// can look at root's domains (segments are mode 0644).
-fn current(name: &DomainName) -> Result<DomainList, Failure> {
-    match Reader::open(name)? {
+fn current(ns: &Namespace, name: &DomainName) -> Result<DomainList, Failure> {
+    match ns.open_reader(name)? {
         Some(reader) => Ok(reader.read()?),
         None => Err(no_domain(name)),
     }
@@ -237,8 +307,14 @@ fn one_domain(given: &[String]) -> Result<DomainName, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    let ns = host()?;
     let command = match cli.command {
-        Command::Watch { interval, seed } => return watch(&cli.domain, interval, seed.as_deref()),
+        Command::Watch {
+            interval,
+            seed,
+            max_ahead,
+        } => return watch(ns, &cli.domain, interval, seed.as_deref(), max_ahead),
+        Command::Restore => return restore(&ns, &cli.domain),
         other => other,
     };
     let name = one_domain(&cli.domain)?;
@@ -246,7 +322,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Add { server, weight } => {
             let entry = parse_server(&server, weight)?;
             let shown = entry.to_string();
-            let mut w = Writer::open(&name, true)?;
+            let mut w = ns.open_writer(&name, true)?;
             let version = w.update(|list| {
                 if list.servers.iter().any(|s| s.same_server(&entry)) {
                     return Err(RegistryError::BadEntry(format!(
@@ -261,7 +337,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Delete { server } => {
             let entry = parse_server(&server, 1)?;
             let shown = entry.to_string();
-            let version = existing(&name)?.update(|list| {
+            let version = existing(&ns, &name)?.update(|list| {
                 let before = list.servers.len();
                 list.servers.retain(|s| !s.same_server(&entry));
                 if list.servers.len() == before {
@@ -276,10 +352,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Set { servers } => {
             let entries = servers
                 .iter()
-                .map(|s| parse_server(s, 1))
+                .map(|s| parse_weighted_server(s))
                 .collect::<Result<Vec<_>, _>>()?;
-            let version = Writer::open(&name, true)?.update(|list| {
-                list.servers = entries;
+            let version = ns.open_writer(&name, true)?.update(|list| {
+                list.replace_servers(entries);
                 Ok(())
             })?;
             eprintln!(
@@ -288,22 +364,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
         }
         Command::List { json } => {
-            print_list(&name, &current(&name)?, json);
+            print_list(&name, &current(&ns, &name)?, json);
         }
+        Command::Export => {
+            let list = current(&ns, &name)?;
+            print!("{}", domain_file::format(&DomainFile::of(&name, &list)));
+        }
+        Command::Import { file } => import(&ns, &name, &file)?,
         Command::Create => {
-            if Writer::open(&name, false).is_ok() {
+            if ns.open_writer(&name, false).is_ok() {
                 return Err(Runtime(format!("domain {name} already exists")));
             }
-            Writer::open(&name, true)?;
+            ns.open_writer(&name, true)?;
             eprintln!("mcadmin: created {name}");
         }
         Command::Destroy => {
-            registry::destroy(&name)?;
+            ns.destroy(&name)?;
             eprintln!("mcadmin: destroyed {name}");
         }
         Command::Domains => {
-            for d in registry::list_domains()? {
-                match current(&d) {
+            for d in ns.list_domains()? {
+                match current(&ns, &d) {
                     Ok(list) => println!(
                         "{d} version {} servers {}",
                         list.version,
@@ -319,7 +400,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             if distribution.is_some() || replicas.is_some() {
                 let dist = distribution.as_deref().and_then(Distribution::parse);
-                existing(&name)?.update(|list| {
+                existing(&ns, &name)?.update(|list| {
                     if let Some(d) = dist {
                         list.distribution = d;
                     }
@@ -329,15 +410,112 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     Ok(())
                 })?;
             }
-            let list = current(&name)?;
+            let list = current(&ns, &name)?;
             println!("distribution {}", list.distribution.name());
             println!("replicas {}", list.replicas);
         }
-        Command::Publish { also } => publish(&name, &also)?,
-        Command::Pull { server } => pull(&name, &server)?,
-        Command::Clients { json } => clients(&name, json)?,
-        Command::Watch { .. } => unreachable!("handled above"),
+        Command::Publish { also, force } => publish(&ns, &name, &also, force)?,
+        Command::Pull { server, max_ahead } => pull(&ns, &name, &server, max_ahead)?,
+        Command::Clients { json } => clients(&ns, &name, json)?,
+        Command::Watch { .. } | Command::Restore => unreachable!("handled above"),
     }
+    Ok(())
+}
+
+/// A server of `set`: `ADDRESS` or `ADDRESS=WEIGHT`.
+fn parse_weighted_server(spec: &str) -> Result<(ServerAddr, Option<u32>), Failure> {
+    ServerAddr::parse_with_weight(spec).map_err(|e| {
+        if e.is_syntax() {
+            Failure::Usage(format!("{spec}: {}", e.reason()))
+        } else {
+            Runtime(format!("server {spec}: {}", e.reason()))
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// import, restore: memcache::domain_file and memcache::state_dir do the work
+
+/// `import FILE`: the file (or stdin for `-`), read with a size bound, parsed strictly.
+fn import(ns: &Namespace, name: &DomainName, path: &str) -> Result<(), Failure> {
+    let mut bytes = Vec::new();
+    let read = if path == "-" {
+        std::io::stdin()
+            .take(MAX_FILE_LEN as u64 + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_LEN as u64 + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| Runtime(format!("{path}: {e}")))?;
+    let file = domain_file::parse(&bytes).map_err(|e| Runtime(format!("{path}: {e}")))?;
+    match domain_file::import(ns, name, &file) {
+        Ok(Imported::Created { version }) => {
+            eprintln!("mcadmin: created {name} from {path} (version {version})")
+        }
+        Ok(Imported::Replaced { was, version }) => {
+            eprintln!("mcadmin: imported {path} into {name} (version {version}, was {was})")
+        }
+        Ok(Imported::Unchanged { version }) => {
+            eprintln!("mcadmin: {name} already has the list of {path} (version {version})")
+        }
+        Err(ImportError::File(e)) => return Err(Runtime(format!("{path}: {e}"))),
+        Err(ImportError::Registry(e)) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// `restore`: one line per domain; fails (2) if any domain could not be restored, after trying
+/// every one.
+fn restore(ns: &Namespace, domains: &[String]) -> Result<(), Failure> {
+    let only = match domains {
+        [] => None,
+        _ => Some(one_domain(domains)?),
+    };
+    let state = state_dir(ns)?;
+    let reports = state_dir::restore(ns, &state, only.as_ref()).map_err(Runtime)?;
+    let mut failed = 0;
+    for report in &reports {
+        let d = &report.domain;
+        match &report.result {
+            Ok(Restored::Created { version }) => {
+                eprintln!("mcadmin: restore: {d}: created (version {version})")
+            }
+            Ok(Restored::Installed { was, version }) => {
+                eprintln!("mcadmin: restore: {d}: installed version {version} over version {was}")
+            }
+            Ok(Restored::UpToDate { version }) => {
+                eprintln!("mcadmin: restore: {d}: up to date (version {version})")
+            }
+            Ok(Restored::KeptNewer { local, kept }) => eprintln!(
+                "mcadmin: restore: {d}: kept the segment's version {local}, newer than the \
+                 kept version {kept}"
+            ),
+            Ok(Restored::Conflict { version }) => {
+                failed += 1;
+                eprintln!(
+                    "mcadmin: restore: {d}: conflict: the segment holds version {version} with \
+                     another list than {}; nothing changed",
+                    state.file(d).display()
+                )
+            }
+            Err(why) => {
+                failed += 1;
+                eprintln!("mcadmin: restore: {d}: {why}");
+            }
+        }
+    }
+    let n = reports.len();
+    let summary = format!(
+        "restored {} of {n} domain{} from {}",
+        n - failed,
+        plural(n),
+        state.path().display()
+    );
+    if failed > 0 {
+        return Err(Runtime(format!("{summary}; {failed} failed")));
+    }
+    eprintln!("mcadmin: {summary}");
     Ok(())
 }
 
@@ -374,20 +552,23 @@ fn plural(n: usize) -> &'static str {
 
 /// `publish`: every server that could not be updated is reported on a line of its own; the
 /// others are updated all the same, and the command fails if any was not.
-fn publish(name: &DomainName, also: &[String]) -> Result<(), Failure> {
+fn publish(ns: &Namespace, name: &DomainName, also: &[String], force: bool) -> Result<(), Failure> {
     let also = also
         .iter()
         .map(|s| parse_server(s, 1))
         .collect::<Result<Vec<_>, _>>()?;
-    let published = propagate::publish(&Namespace::from_env()?, name, &also, NET_TIMEOUT).map_err(
-        |e| match e {
-            PublishError::NoDomain(_) => no_domain(name),
-            PublishError::Unpublishable(e) => {
-                Runtime(format!("the list of {name} cannot be published: {e}"))
-            }
-            other => Runtime(other.to_string()),
-        },
-    )?;
+    let how = if force {
+        propagate::supersede
+    } else {
+        propagate::publish
+    };
+    let published = how(ns, name, &also, NET_TIMEOUT).map_err(|e| match e {
+        PublishError::NoDomain(_) => no_domain(name),
+        PublishError::Unpublishable(e) => {
+            Runtime(format!("the list of {name} cannot be published: {e}"))
+        }
+        other => Runtime(other.to_string()),
+    })?;
     if published.previous.is_none() {
         // Only the servers know what was published before: when none of them does (a first
         // publish, or a list whose servers were all replaced), removed servers are unknown.
@@ -422,10 +603,10 @@ fn publish(name: &DomainName, also: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn pull(name: &DomainName, spec: &str) -> Result<(), Failure> {
+fn pull(ns: &Namespace, name: &DomainName, spec: &str, max_ahead: Duration) -> Result<(), Failure> {
     let server = parse_server(spec, 1)?;
-    let pulled = propagate::pull(&Namespace::from_env()?, name, &server, NET_TIMEOUT).map_err(
-        |e| match e {
+    let pulled =
+        propagate::pull_within(ns, name, &server, NET_TIMEOUT, max_ahead).map_err(|e| match e {
             PullError::NoRecord { server } => Runtime(format!(
             "{server} holds no record of domain {name} (mcadmin --domain {name} publish stores it)"
         )),
@@ -434,8 +615,7 @@ fn pull(name: &DomainName, spec: &str) -> Result<(), Failure> {
              this host's; nothing changed"
             )),
             other => Runtime(other.to_string()),
-        },
-    )?;
+        })?;
     let list = &pulled.record.list;
     let v = list.version;
     match pulled.adopted {
@@ -461,7 +641,13 @@ fn log(line: &str) {
 
 /// `watch`: every `interval`, brings each domain up to date from its servers, until SIGTERM or
 /// SIGINT. Logs to stderr, one line per change installed and per new problem.
-fn watch(domains: &[String], interval: Duration, seed: Option<&str>) -> Result<(), Failure> {
+fn watch(
+    ns: Namespace,
+    domains: &[String],
+    interval: Duration,
+    seed: Option<&str>,
+    max_ahead: Duration,
+) -> Result<(), Failure> {
     let domains = if domains.is_empty() {
         None
     } else {
@@ -481,13 +667,14 @@ fn watch(domains: &[String], interval: Duration, seed: Option<&str>) -> Result<(
             .join(", "),
         None => "every domain of this host".to_owned(),
     };
-    let mut watcher = Watcher::new(Namespace::from_env()?, domains, seed).map_err(|e| match e {
+    let mut watcher = Watcher::new(ns, domains, seed).map_err(|e| match e {
         WatchError::SeedNeedsDomains => Failure::Usage(
             "--seed needs --domain: a server cannot tell which domains it holds".into(),
         ),
         other => Runtime(other.to_string()),
     })?;
     watcher.set_timeout(NET_TIMEOUT);
+    watcher.set_max_ahead(max_ahead);
     install_stop_handlers()?;
     log(&format!(
         "following {following} every {}s",
@@ -574,8 +761,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// `clients`: every client address (IP, or `unix:PATH`) connected to the domain's servers, with
 /// the servers it is connected to. Servers that cannot be asked are reported on stderr; the
 /// command fails only when none could be.
-fn clients(name: &DomainName, json: bool) -> Result<(), Failure> {
-    let list = current(name)?;
+fn clients(ns: &Namespace, name: &DomainName, json: bool) -> Result<(), Failure> {
+    let list = current(ns, name)?;
     let mut by_client: BTreeMap<String, Vec<ClientConn>> = BTreeMap::new();
     let mut failed: Vec<(String, String)> = Vec::new();
     for server in &list.servers {
@@ -681,8 +868,8 @@ fn stop_requested() -> bool {
     STOP_SIGNAL.load(Ordering::Relaxed) != 0
 }
 
-/// SIGTERM and SIGINT end `watch` after its current exchange (each is bounded by the network
-/// timeout) instead of killing it in the middle of an install.
+/// SIGTERM and SIGINT end `watch` within 50 ms, between two installs (never in the middle of
+/// one), whatever its servers are doing: the exchanges run in pollers that the exit abandons.
 fn install_stop_handlers() -> Result<(), Failure> {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let handler = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;

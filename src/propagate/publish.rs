@@ -17,9 +17,9 @@ enum Held {
     Nothing,
     /// A valid record and the `gets` unique value of its item.
     Record(Record, u64),
-    /// Something that is not a valid record (replaced without a second thought): why, and the
-    /// unique value.
-    Invalid(String, u64),
+    /// Something that is not a valid record (replaced without a second thought): why, the
+    /// unique value, and the version it claims if it reads as a record at all.
+    Invalid(String, u64, Option<u64>),
 }
 
 /// One server the publish talks to: its connection and what it held, or why it could not be
@@ -36,7 +36,11 @@ fn visit(server: &ServerAddr, name: &DomainName, wbuf: &mut Vec<u8>, timeout: Du
             None => Held::Nothing,
             Some(raw) => match raw.decode(name) {
                 Ok(record) => Held::Record(record, raw.cas),
-                Err(e) => Held::Invalid(e.to_string(), raw.cas),
+                Err(e) => Held::Invalid(
+                    e.to_string(),
+                    raw.cas,
+                    Record::claimed_version(&raw.data, name),
+                ),
             },
         };
         Ok((slot, held))
@@ -179,10 +183,53 @@ pub fn publish(
     also: &[ServerAddr],
     timeout: Duration,
 ) -> Result<Published, PublishError> {
+    publish_as(ns, name, also, timeout, false)
+}
+
+/// `publish --force`: the way out when a version dated ahead of the clock (a host whose clock
+/// was days or years ahead) holds the domain, locally or on the servers, and newer-wins refuses
+/// every fix until the calendar catches up. Reads what the servers hold as [`publish`] does,
+/// then republishes the local list under the version that supersedes the local one and every
+/// version found, valid or refused ([`Writer::supersede`]: today's first version of the next
+/// epoch; it is installed locally first, kept durably like any change), and stores it on every
+/// server. Every host then takes it as newer, the ones that installed the future version
+/// included. Hosts running a release without epochs refuse it: upgrade them first.
+///
+/// [`Writer::supersede`]: crate::registry::Writer::supersede
+pub fn supersede(
+    ns: &Namespace,
+    name: &DomainName,
+    also: &[ServerAddr],
+    timeout: Duration,
+) -> Result<Published, PublishError> {
+    publish_as(ns, name, also, timeout, true)
+}
+
+/// The highest version any server claims, a refused record's included.
+fn highest_claimed(peers: &[Peer]) -> u64 {
+    peers
+        .iter()
+        .filter_map(|p| match &p.state {
+            Ok((_, Held::Record(record, _))) => Some(record.list.version),
+            Ok((_, Held::Invalid(_, _, claimed))) => *claimed,
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn publish_as(
+    ns: &Namespace,
+    name: &DomainName,
+    also: &[ServerAddr],
+    timeout: Duration,
+    force: bool,
+) -> Result<Published, PublishError> {
     for server in also {
         server.check().map_err(PublishError::BadServer)?;
     }
-    let list = super::local_list(ns, name)?.ok_or_else(|| PublishError::NoDomain(name.clone()))?;
+    let mut list =
+        super::local_list(ns, name)?.ok_or_else(|| PublishError::NoDomain(name.clone()))?;
     let mut wbuf = Vec::new();
     let mut peers = Vec::new();
     visit_all(
@@ -192,6 +239,11 @@ pub fn publish(
         &mut wbuf,
         timeout,
     );
+    if force {
+        list = ns
+            .open_writer(name, false)?
+            .supersede(highest_claimed(&peers), super::now_unix_secs())?;
+    }
     let previous = previous_record(&list, &peers)?;
     let retired = retired_servers(&list, previous.as_ref(), also);
     // The removed servers are asked too: one of them may hold a newer version.
@@ -221,7 +273,7 @@ pub fn publish(
             let (replace, replaced_invalid) = match held {
                 Held::Nothing => (Replace::Nothing, None),
                 Held::Record(_, cas) => (Replace::Item(cas), None),
-                Held::Invalid(why, cas) => (Replace::Item(cas), Some(why)),
+                Held::Invalid(why, cas, _) => (Replace::Item(cas), Some(why)),
             };
             let stored = slot.exchange(&mut wbuf, |conn, wbuf| {
                 store(conn, wbuf, name, &bytes, replace)

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{connect, fetch, NetError, Record};
+use super::{connect, fetch, NetError, Record, DEFAULT_MAX_AHEAD};
 use crate::address::{AddressError, ServerAddr};
 use crate::registry::{DomainName, Namespace, RegistryError};
 
@@ -105,19 +105,33 @@ impl fmt::Display for PullError {
 impl std::error::Error for PullError {}
 
 /// Fetches the record of `name` from `server` and [`adopt`]s it in `ns`. Every wait on the server is
-/// bounded by `timeout`.
+/// bounded by `timeout`; a record dated more than [`DEFAULT_MAX_AHEAD`] ahead is refused.
 pub fn pull(
     ns: &Namespace,
     name: &DomainName,
     server: &ServerAddr,
     timeout: Duration,
 ) -> Result<Pulled, PullError> {
+    pull_within(ns, name, server, timeout, DEFAULT_MAX_AHEAD)
+}
+
+/// [`pull`], refusing a record dated more than `max_ahead` after the local clock
+/// ([`PullError::Fetch`] with [`NetError::Invalid`], whose error says how far ahead).
+pub fn pull_within(
+    ns: &Namespace,
+    name: &DomainName,
+    server: &ServerAddr,
+    timeout: Duration,
+    max_ahead: Duration,
+) -> Result<Pulled, PullError> {
     server.check().map_err(PullError::BadServer)?;
     let mut slot = connect(server, timeout).map_err(|error| PullError::Connect {
         server: server.clone(),
         error,
     })?;
-    let record = match slot.exchange(&mut Vec::new(), |conn, wbuf| fetch(conn, wbuf, name)) {
+    let record = match slot.exchange(&mut Vec::new(), |conn, wbuf| {
+        fetch(conn, wbuf, name, max_ahead)
+    }) {
         Ok(Some(record)) => record,
         Ok(None) => {
             return Err(PullError::NoRecord {

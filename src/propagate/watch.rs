@@ -1,18 +1,32 @@
-//! `watch`: keep this host's domains in step with the records on their servers, round after
-//! round, until told to stop.
+//! `watch`: keep this host's domains in step with the records on their servers, until told to
+//! stop.
+//!
+//! Each (domain, server) pair is asked by a poller of its own, so one slow or trickling server
+//! delays nobody: not another domain, not the other servers of its own domain. The pollers only
+//! talk to their server; what they find comes back to the thread that runs the watch, which
+//! alone installs lists (so a stop never interrupts an install) and is never blocked on the
+//! network: a stop takes effect within 50 ms, whatever the servers do. Pollers still in an
+//! exchange then are left to end it on their own (it is bounded by the timeout) and install
+//! nothing; a process that exits after the stop does not wait for them.
 #![forbid(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::pull::{adopt, Adopted};
-use super::{fetch, reconnect, NetError, Record, NET_TIMEOUT};
+use super::{fetch, reconnect, NetError, Record, DEFAULT_MAX_AHEAD, NET_TIMEOUT};
 use crate::address::{AddressError, ServerAddr};
 use crate::engine::Slot;
 use crate::registry::{DomainList, DomainName, Namespace};
 
-/// Something a round did or found that its caller may want to log.
+/// How often a running watch looks at its stop condition, at most.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// Something the watch did or found that its caller may want to log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WatchEvent {
     /// A domain's list was installed from `source`'s record: over version `was`, or, with
@@ -24,8 +38,10 @@ pub enum WatchEvent {
         list: DomainList,
     },
     /// A problem not reported before (or different from what was last reported on the same
-    /// subject): reported once, again only after a round that went well in that respect.
-    /// `message` is one line naming the domain and, where one is at fault, the server.
+    /// subject): reported once, again only after an answer that went well in that respect. A
+    /// record refused for being dated too far ahead is reported once per version, however many
+    /// servers hold it and however often they are asked. `message` is one line naming the
+    /// domain and, where one is at fault, the server.
     Problem {
         domain: Option<DomainName>,
         message: String,
@@ -54,24 +70,42 @@ impl fmt::Display for WatchError {
 
 impl std::error::Error for WatchError {}
 
-/// The agent of a watch: its connections (kept from round to round) and the problems it has
-/// reported (so a persisting problem is reported once, not every round).
+/// One server's answer for one domain.
+struct Fetched {
+    domain: DomainName,
+    server: ServerAddr,
+    result: Result<Option<Record>, NetError>,
+}
+
+/// A (domain, server) pair, as keys of the maps below.
+type PairKey = (DomainName, String);
+
+/// The agent of a watch: its connections, the last answer of each server, and the problems it
+/// has reported (so a persisting problem is reported once, not at every poll).
 pub struct Watcher {
     ns: Namespace,
     domains: Option<Vec<DomainName>>,
     seed: Option<ServerAddr>,
     timeout: Duration,
-    conns: HashMap<String, Slot>,
-    used: HashSet<String>,
+    max_ahead: Duration,
+    /// [`round`](Self::round)'s connections, kept from round to round.
+    conns: HashMap<PairKey, Slot>,
+    /// [`run`](Self::run)'s pollers: the flag that stops each.
+    pollers: HashMap<PairKey, Arc<AtomicBool>>,
+    /// The servers each domain is asked, as of the last look at its local list.
+    sources: HashMap<DomainName, Vec<ServerAddr>>,
+    /// The last record each server of a domain answered with (None: it holds none); a server
+    /// whose last exchange failed has no entry.
+    latest: HashMap<PairKey, Option<Record>>,
     problems: HashMap<String, String>,
-    wbuf: Vec<u8>,
     events: Vec<WatchEvent>,
 }
 
 impl Watcher {
     /// A watcher of `domains` in `ns` (`None`: every domain there, as listed at each round),
     /// asking `seed` too for a domain that has no segment here yet. Each wait on a server is
-    /// bounded by [`NET_TIMEOUT`] (see [`set_timeout`](Self::set_timeout)).
+    /// bounded by [`NET_TIMEOUT`] (see [`set_timeout`](Self::set_timeout)); records dated more
+    /// than [`DEFAULT_MAX_AHEAD`] ahead are refused (see [`set_max_ahead`](Self::set_max_ahead)).
     pub fn new(
         ns: Namespace,
         domains: Option<Vec<DomainName>>,
@@ -88,10 +122,12 @@ impl Watcher {
             domains,
             seed,
             timeout: NET_TIMEOUT,
+            max_ahead: DEFAULT_MAX_AHEAD,
             conns: HashMap::new(),
-            used: HashSet::new(),
+            pollers: HashMap::new(),
+            sources: HashMap::new(),
+            latest: HashMap::new(),
             problems: HashMap::new(),
-            wbuf: Vec::new(),
             events: Vec::new(),
         })
     }
@@ -101,38 +137,137 @@ impl Watcher {
         self.timeout = timeout;
     }
 
-    /// Rounds every `interval` (measured from the start of one to the start of the next) until
-    /// `stop` returns true; it is asked before each domain and at least every 50 ms between
-    /// rounds, so a stop takes effect within one exchange. `on_event` receives each round's
-    /// events. Returns the number of rounds begun.
+    /// Refuses records dated more than `max_ahead` after the local clock.
+    pub fn set_max_ahead(&mut self, max_ahead: Duration) {
+        self.max_ahead = max_ahead;
+    }
+
+    /// Follows the domains until `stop` returns true, which is asked at least every 50 ms
+    /// whatever the servers do. Every `interval` (from the start of one to the start of the
+    /// next) the local lists are looked at again and each (domain, server) pair is asked by its
+    /// own poller, which keeps asking every `interval`; each answer is acted on as it arrives.
+    /// `on_event` receives the events. Returns the number of intervals begun.
+    ///
+    /// Pollers still waiting on a server when the stop comes are left to end their exchange
+    /// (bounded by the timeout) and then end; they install nothing.
     pub fn run(
         &mut self,
         interval: Duration,
         mut stop: impl FnMut() -> bool,
         mut on_event: impl FnMut(&WatchEvent),
     ) -> u64 {
+        let (sender, answers) = mpsc::channel();
         let mut rounds = 0;
-        while !stop() {
+        'run: while !stop() {
             let next = Instant::now() + interval;
             rounds += 1;
-            for event in self.round(&mut stop) {
-                on_event(&event);
-            }
+            self.refresh_pollers(interval, &sender);
+            self.deliver(&mut on_event);
             while let Some(left) = next.checked_duration_since(Instant::now()) {
                 if stop() {
-                    break;
+                    break 'run;
                 }
-                std::thread::sleep(left.min(Duration::from_millis(50)));
+                self.receive(&answers, left.min(STOP_CHECK), interval, &sender);
+                self.deliver(&mut on_event);
             }
         }
+        for flag in self.pollers.values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        self.pollers.clear();
         rounds
     }
 
-    /// One round: brings each domain up to date from its servers (and the seed), stopping early
-    /// when `stop` returns true. Connections to servers no domain uses any more are closed.
+    /// One round without pollers: asks every server of every domain (the servers of a domain
+    /// in parallel) and acts on the answers once all are in, stopping early when `stop` returns
+    /// true. Connections to servers no domain uses any more are closed.
     pub fn round(&mut self, stop: &mut dyn FnMut() -> bool) -> Vec<WatchEvent> {
-        self.used.clear();
-        let names = match &self.domains {
+        let mut used = HashSet::new();
+        for name in self.domain_names() {
+            if stop() {
+                break;
+            }
+            let Some(sources) = self.look_at(&name) else {
+                continue;
+            };
+            let mut slots: Vec<(ServerAddr, Slot)> = sources
+                .iter()
+                .map(|server| {
+                    let key = (name.clone(), server.to_string());
+                    let slot = self.conns.remove(&key).unwrap_or_default();
+                    used.insert(key);
+                    (server.clone(), slot)
+                })
+                .collect();
+            let (timeout, max_ahead) = (self.timeout, self.max_ahead);
+            let results: Vec<Result<Option<Record>, NetError>> = std::thread::scope(|scope| {
+                let asked: Vec<_> = slots
+                    .iter_mut()
+                    .map(|(server, slot)| {
+                        let name = &name;
+                        scope.spawn(move || {
+                            fetch_kept(slot, server, name, timeout, max_ahead, &mut Vec::new())
+                        })
+                    })
+                    .collect();
+                asked
+                    .into_iter()
+                    .map(|t| t.join().expect("a fetch does not panic"))
+                    .collect()
+            });
+            for ((server, slot), result) in slots.into_iter().zip(results) {
+                self.conns.insert((name.clone(), server.to_string()), slot);
+                self.take(Fetched {
+                    domain: name.clone(),
+                    server,
+                    result,
+                });
+            }
+            self.settle(&name);
+        }
+        self.conns.retain(|key, _| used.contains(key));
+        std::mem::take(&mut self.events)
+    }
+
+    fn deliver(&mut self, on_event: &mut impl FnMut(&WatchEvent)) {
+        for event in std::mem::take(&mut self.events) {
+            on_event(&event);
+        }
+    }
+
+    /// Waits up to `wait` for answers and acts on each that came.
+    fn receive(
+        &mut self,
+        answers: &Receiver<Fetched>,
+        wait: Duration,
+        interval: Duration,
+        sender: &Sender<Fetched>,
+    ) {
+        let mut next = answers.recv_timeout(wait);
+        loop {
+            let fetched = match next {
+                Ok(fetched) => fetched,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
+            };
+            let name = fetched.domain.clone();
+            // An answer from a pair no longer followed (the list changed meanwhile) is stale.
+            if self
+                .pollers
+                .contains_key(&(name.clone(), fetched.server.to_string()))
+            {
+                self.take(fetched);
+                if self.settle(&name) {
+                    // The list changed: its new servers get pollers now, not at the next tick.
+                    self.refresh_domain(&name, interval, sender);
+                }
+            }
+            next = answers.try_recv().map_err(|_| RecvTimeoutError::Timeout);
+        }
+    }
+
+    /// The domains followed now.
+    fn domain_names(&mut self) -> Vec<DomainName> {
+        match &self.domains {
             Some(names) => names.clone(),
             None => match self.ns.list_domains() {
                 Ok(names) => {
@@ -144,63 +279,111 @@ impl Watcher {
                     Vec::new()
                 }
             },
-        };
+        }
+    }
+
+    /// Starts a poller for every (domain, server) pair to ask and stops those of pairs no
+    /// longer followed.
+    fn refresh_pollers(&mut self, interval: Duration, sender: &Sender<Fetched>) {
+        let names = self.domain_names();
         for name in &names {
-            if stop() {
-                break;
-            }
-            self.sync(name);
+            self.refresh_domain(name, interval, sender);
         }
-        let used = &self.used;
-        self.conns.retain(|server, _| used.contains(server));
-        std::mem::take(&mut self.events)
-    }
-
-    /// Reports `message` unless it is what was last reported about `topic`.
-    fn problem(&mut self, domain: Option<&DomainName>, topic: &str, message: String) {
-        if self.problems.get(topic) != Some(&message) {
-            self.events.push(WatchEvent::Problem {
-                domain: domain.cloned(),
-                message: message.clone(),
-            });
-            self.problems.insert(topic.to_owned(), message);
+        let gone: Vec<PairKey> = self
+            .pollers
+            .keys()
+            .filter(|(domain, _)| !names.contains(domain))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.stop_poller(&key);
         }
     }
 
-    fn solved(&mut self, topic: &str) {
-        self.problems.remove(topic);
-    }
-
-    /// The record of `name` on `server`, over the connection kept for it (the engine's slot:
-    /// a kept connection is reused only when it is idle and nothing unasked waits in it). A
-    /// kept connection whose exchange fails (the server restarted since the last round) is
-    /// replaced once.
-    fn fetch(
-        &mut self,
-        server: &ServerAddr,
-        name: &DomainName,
-    ) -> Result<Option<Record>, NetError> {
-        let key = server.to_string();
-        self.used.insert(key.clone());
-        let slot = self.conns.entry(key).or_default();
-        let mut fresh = false;
-        loop {
-            if !slot.has_ready_conn() {
-                fresh = true;
-                reconnect(slot, server, self.timeout)?;
-            }
-            match slot.exchange(&mut self.wbuf, |conn, wbuf| fetch(conn, wbuf, name)) {
-                Ok(record) => return Ok(record),
-                Err(e) if fresh || !matches!(e, NetError::Exchange(_)) => return Err(e),
-                Err(_) => {}
+    /// [`refresh_pollers`](Self::refresh_pollers) for one domain.
+    fn refresh_domain(&mut self, name: &DomainName, interval: Duration, sender: &Sender<Fetched>) {
+        let sources = self.look_at(name).unwrap_or_default();
+        let stale: Vec<PairKey> = self
+            .pollers
+            .keys()
+            .filter(|(domain, server)| {
+                domain == name && !sources.iter().any(|s| &s.to_string() == server)
+            })
+            .cloned()
+            .collect();
+        for key in stale {
+            self.stop_poller(&key);
+        }
+        for server in sources {
+            let key = (name.clone(), server.to_string());
+            if !self.pollers.contains_key(&key) {
+                let flag = Arc::new(AtomicBool::new(false));
+                let shown = server.to_string();
+                match self.spawn_poller(name.clone(), server, interval, &flag, sender.clone()) {
+                    Ok(()) => {
+                        self.pollers.insert(key, flag);
+                    }
+                    // Tried again at the next interval.
+                    Err(e) => self.problem(
+                        Some(name),
+                        &format!("{name} {shown}"),
+                        format!("{name}: {shown}: cannot start a thread to ask it: {e}"),
+                    ),
+                }
             }
         }
     }
 
-    /// One domain: asks each of its servers (and the seed) for the record and installs the
-    /// newest if it is newer than the local list. A problem is solved (and may be reported
-    /// again later) only by a round that went well in that respect.
-    fn sync(&mut self, name: &DomainName) {
+    fn stop_poller(&mut self, key: &PairKey) {
+        if let Some(flag) = self.pollers.remove(key) {
+            flag.store(true, Ordering::Relaxed);
+        }
+        self.latest.remove(key);
+    }
+
+    /// A thread that asks `server` for the record of `name` every `interval` until `stop` is
+    /// set (or nobody listens any more), sending each answer.
+    fn spawn_poller(
+        &self,
+        name: DomainName,
+        server: ServerAddr,
+        interval: Duration,
+        stop: &Arc<AtomicBool>,
+        answers: Sender<Fetched>,
+    ) -> std::io::Result<()> {
+        let (timeout, max_ahead) = (self.timeout, self.max_ahead);
+        let thread_name = format!("watch {name} {server}");
+        let stop = Arc::clone(stop);
+        let poll = move || {
+            let (mut slot, mut wbuf) = (Slot::new(), Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let next = Instant::now() + interval;
+                let result = fetch_kept(&mut slot, &server, &name, timeout, max_ahead, &mut wbuf);
+                let fetched = Fetched {
+                    domain: name.clone(),
+                    server: server.clone(),
+                    result,
+                };
+                if stop.load(Ordering::Relaxed) || answers.send(fetched).is_err() {
+                    return;
+                }
+                while let Some(left) = next.checked_duration_since(Instant::now()) {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(left.min(STOP_CHECK));
+                }
+            }
+        };
+        std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(poll)
+            .map(drop)
+    }
+
+    /// Reads the local list of `name` and decides which servers to ask: its servers and the
+    /// seed. `None` (with a problem reported) when there is nothing to ask.
+    fn look_at(&mut self, name: &DomainName) -> Option<Vec<ServerAddr>> {
         let domain = Some(name);
         let local_topic = name.to_string();
         let local = match self
@@ -209,53 +392,100 @@ impl Watcher {
             .and_then(|r| r.map(|r| r.read()).transpose())
         {
             Ok(local) => local,
-            Err(e) => return self.problem(domain, &local_topic, format!("{name}: {e}")),
+            Err(e) => {
+                self.problem(domain, &local_topic, format!("{name}: {e}"));
+                return None;
+            }
         };
         let mut sources = local.as_ref().map_or_else(Vec::new, |l| l.servers.clone());
         match (&local, &self.seed) {
             (None, None) => {
-                return self.problem(
+                self.problem(
                     domain,
                     &local_topic,
                     format!(
                         "{name}: no segment on this host yet; waiting for one (or give --seed)"
                     ),
-                )
+                );
+                return None;
             }
             (Some(_), _) => self.solved(&local_topic),
-            (None, Some(_)) => {} // settled once the seed has been asked
+            (None, Some(_)) => {} // settled once the seed has answered
         }
         if let Some(seed) = &self.seed {
             if !sources.iter().any(|s| s.same_server(seed)) {
                 sources.push(seed.clone());
             }
         }
+        self.sources.insert(name.clone(), sources.clone());
+        Some(sources)
+    }
 
-        let mut found: Vec<(ServerAddr, Record)> = Vec::new();
-        for server in &sources {
-            let topic = format!("{name} {server}");
-            match self.fetch(server, name) {
-                Ok(record) => {
-                    self.solved(&topic);
-                    found.extend(record.map(|r| (server.clone(), r)));
-                }
-                Err(e) => self.problem(domain, &topic, format!("{name}: {server}: {e}")),
+    /// Notes one server's answer; reports a failure (once) or marks it solved.
+    fn take(&mut self, fetched: Fetched) {
+        let Fetched {
+            domain: name,
+            server,
+            result,
+        } = fetched;
+        let topic = format!("{name} {server}");
+        let key = (name.clone(), server.to_string());
+        match result {
+            Ok(record) => {
+                self.solved(&topic);
+                self.latest.insert(key, record);
+            }
+            Err(NetError::Invalid(e)) if e.ahead().is_some() => {
+                // The server is fine; its record is not. One report per refused version.
+                self.solved(&topic);
+                self.latest.remove(&key);
+                let message = format!("{name}: {server} holds a record that is refused: {e}");
+                self.problem(Some(&name), &format!("{name} ahead"), message);
+            }
+            Err(e) => {
+                self.latest.remove(&key);
+                self.problem(Some(&name), &topic, format!("{name}: {server}: {e}"));
             }
         }
+    }
+
+    /// Acts on the last answers of the servers of `name`: installs the newest record if it is
+    /// newer than the local list and no other server holds that version with another list.
+    /// Returns whether a list was installed.
+    fn settle(&mut self, name: &DomainName) -> bool {
+        let domain = Some(name);
+        let local_topic = name.to_string();
+        let sources = self.sources.get(name).cloned().unwrap_or_default();
+        let found: Vec<(ServerAddr, Record)> = sources
+            .iter()
+            .filter_map(|server| {
+                let record = self.latest.get(&(name.clone(), server.to_string()))?;
+                record.clone().map(|r| (server.clone(), r))
+            })
+            .collect();
+        let local = self
+            .ns
+            .open_reader(name)
+            .ok()
+            .flatten()
+            .and_then(|r| r.read().ok());
         let Some(newest) = found.iter().map(|(_, r)| r.list.version).max() else {
             if let (None, Some(seed)) = (&local, &self.seed) {
-                let message = format!(
-                    "{name}: no segment on this host yet and no record from {seed}; waiting"
-                );
-                self.problem(domain, &local_topic, message);
+                let answered = self.latest.contains_key(&(name.clone(), seed.to_string()));
+                if answered {
+                    let message = format!(
+                        "{name}: no segment on this host yet and no record from {seed}; waiting"
+                    );
+                    self.problem(domain, &local_topic, message);
+                }
             }
-            return;
+            return false;
         };
         let mut at_newest = found.iter().filter(|(_, r)| r.list.version == newest);
         let (source, record) = at_newest.next().expect("the maximum is one of them");
         let disagree = format!("{name} disagree");
         if let Some((other, _)) = at_newest.find(|(_, r)| !r.same_list(&record.list)) {
-            return self.problem(
+            self.problem(
                 domain,
                 &disagree,
                 format!(
@@ -263,10 +493,11 @@ impl Watcher {
                      nothing installed"
                 ),
             );
+            return false;
         }
         self.solved(&disagree);
         if local.as_ref().is_some_and(|l| l.version > newest) {
-            return;
+            return false;
         }
         let (conflict, install) = (format!("{name} conflict"), format!("{name} install"));
         let outcome = adopt(&self.ns, name, record);
@@ -283,21 +514,72 @@ impl Watcher {
             Ok(Adopted::Created) => {
                 self.solved(&local_topic);
                 self.events.push(installed(None));
+                true
             }
             Ok(Adopted::Installed { was }) => {
                 self.solved(&conflict);
                 self.events.push(installed(Some(was)));
+                true
             }
-            Ok(Adopted::UpToDate | Adopted::Older { .. }) => self.solved(&conflict),
-            Ok(Adopted::Conflict) => self.problem(
-                domain,
-                &conflict,
-                format!(
-                    "{name}: conflict: {source} holds version {newest} with a different list \
-                     than this host's; nothing installed"
-                ),
-            ),
-            Err(e) => self.problem(domain, &install, format!("{name}: {e}")),
+            Ok(Adopted::UpToDate | Adopted::Older { .. }) => {
+                self.solved(&conflict);
+                false
+            }
+            Ok(Adopted::Conflict) => {
+                self.problem(
+                    domain,
+                    &conflict,
+                    format!(
+                        "{name}: conflict: {source} holds version {newest} with a different \
+                         list than this host's; nothing installed"
+                    ),
+                );
+                false
+            }
+            Err(e) => {
+                self.problem(domain, &install, format!("{name}: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Reports `message` unless it is what was last reported about `topic`.
+    fn problem(&mut self, domain: Option<&DomainName>, topic: &str, message: String) {
+        if self.problems.get(topic) != Some(&message) {
+            self.events.push(WatchEvent::Problem {
+                domain: domain.cloned(),
+                message: message.clone(),
+            });
+            self.problems.insert(topic.to_owned(), message);
+        }
+    }
+
+    fn solved(&mut self, topic: &str) {
+        self.problems.remove(topic);
+    }
+}
+
+/// The record of `name` on `server`, over the connection kept in `slot` (the engine's slot: a
+/// kept connection is reused only when it is idle and nothing unasked waits in it). A kept
+/// connection whose exchange fails (the server restarted since the last poll) is replaced once.
+fn fetch_kept(
+    slot: &mut Slot,
+    server: &ServerAddr,
+    name: &DomainName,
+    timeout: Duration,
+    max_ahead: Duration,
+    wbuf: &mut Vec<u8>,
+) -> Result<Option<Record>, NetError> {
+    let mut fresh = false;
+    loop {
+        if !slot.has_ready_conn() {
+            fresh = true;
+            reconnect(slot, server, timeout)?;
+        }
+        match slot.exchange(wbuf, |conn, wbuf| fetch(conn, wbuf, name, max_ahead)) {
+            Ok(record) => return Ok(record),
+            Err(e) if fresh || !matches!(e, NetError::Exchange(_)) => return Err(e),
+            Err(_) => {}
         }
     }
 }

@@ -75,6 +75,25 @@ impl DomainList {
         Ok(())
     }
 
+    /// Replaces the servers with `given`, in that order. A server given with a weight gets it;
+    /// one given without keeps the weight it has in the list, or gets 1 if it is new: replacing
+    /// a list never loses weights nobody asked to change.
+    pub fn replace_servers(&mut self, given: Vec<(ServerEntry, Option<u32>)>) {
+        let servers = given
+            .into_iter()
+            .map(|(mut server, weight)| {
+                server.weight = weight.unwrap_or_else(|| {
+                    self.servers
+                        .iter()
+                        .find(|s| s.same_server(&server))
+                        .map_or(crate::address::DEFAULT_WEIGHT, |s| s.weight)
+                });
+                server
+            })
+            .collect();
+        self.servers = servers;
+    }
+
     /// The position of a server in the list, if present.
     pub fn find(&self, host: &str, port: u16) -> Option<usize> {
         let probe = ServerAddr::new(host, port);
@@ -138,6 +157,29 @@ mod tests {
         assert_eq!(entry("mc1", 11211).to_string(), "mc1:11211");
         assert_eq!(entry("::1", 11211).to_string(), "[::1]:11211");
         assert_eq!(entry("/run/mc.sock", 0).to_string(), "/run/mc.sock");
+    }
+
+    #[test]
+    fn replacing_servers_keeps_their_weights() {
+        let weighted = |host: &str, port, weight| ServerEntry {
+            weight,
+            ..entry(host, port)
+        };
+        let mut list = DomainList::empty(1);
+        list.servers = vec![weighted("a", 1, 3), weighted("b", 2, 5)];
+        list.replace_servers(vec![
+            (entry("A", 1), None),
+            (entry("c", 3), None),
+            (entry("b", 2), Some(2)),
+        ]);
+        assert_eq!(
+            list.servers,
+            [
+                weighted("A", 1, 3),
+                weighted("c", 3, 1),
+                weighted("b", 2, 2)
+            ]
+        );
     }
 
     #[test]

@@ -110,6 +110,28 @@ impl From<NameError> for RegistryError {
     }
 }
 
+/// The rule for files another local user could have planted (segments, and the state
+/// directory's files): `regular` (a regular file), not writable by group or others, owned by root
+/// or by our effective uid. The message names `what`.
+pub fn check_planted(regular: bool, mode: u32, uid: u32, what: &str) -> Result<(), String> {
+    if !regular {
+        return Err(format!("{what} is not a regular file"));
+    }
+    let mode = mode & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{what} is writable by group or others (mode {mode:04o}); only its owner may write it"
+        ));
+    }
+    let me = segment::euid();
+    if uid != 0 && uid != me {
+        return Err(format!(
+            "{what} is owned by uid {uid}, which is neither root nor uid {me}"
+        ));
+    }
+    Ok(())
+}
+
 /// An I/O error that names the segment and the failed call.
 pub(crate) fn io_error(segment: &str, call: &str, e: io::Error) -> RegistryError {
     RegistryError::Io(io::Error::new(e.kind(), format!("{segment}: {call}: {e}")))

@@ -116,25 +116,13 @@ pub fn ftruncate(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
 /// Refuses what another local user could have planted: anything but a regular file, a file that
 /// group or others may write, or one owned by neither root nor us.
 pub fn check_trusted(st: &libc::stat, segment: &str) -> Result<(), RegistryError> {
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(RegistryError::Insecure(format!(
-            "{segment} is not a regular file"
-        )));
-    }
-    let mode = st.st_mode & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(RegistryError::Insecure(format!(
-            "{segment} is writable by group or others (mode {mode:04o}); only its owner may write it"
-        )));
-    }
-    let me = euid();
-    if st.st_uid != 0 && st.st_uid != me {
-        return Err(RegistryError::Insecure(format!(
-            "{segment} is owned by uid {}, which is neither root nor uid {me}",
-            st.st_uid
-        )));
-    }
-    Ok(())
+    super::check_planted(
+        st.st_mode & libc::S_IFMT == libc::S_IFREG,
+        st.st_mode,
+        st.st_uid,
+        segment,
+    )
+    .map_err(RegistryError::Insecure)
 }
 
 /// `flock(LOCK_EX)` held until dropped. The lock belongs to the open file description, so the

@@ -22,6 +22,9 @@ pub const MAX_VERSION: u64 = u64::MAX >> 1;
 /// it, so `version / EPOCH_SPAN` is the epoch and `version % EPOCH_SPAN` the dated part.
 pub const EPOCH_SPAN: u64 = 1_000_000_000_000_000;
 
+// Every dated part fits below an epoch's span.
+const _: () = assert!(99_991_231 * UPDATES_PER_DAY + UPDATES_PER_DAY - 1 < EPOCH_SPAN);
+
 /// The epoch of a version (0 for every version an earlier release wrote).
 pub fn epoch_of(version: u64) -> u64 {
     version / EPOCH_SPAN
@@ -175,8 +178,6 @@ mod tests {
         let last = (MAX_VERSION / EPOCH_SPAN) * EPOCH_SPAN;
         assert!(superseding_version(last - EPOCH_SPAN, now).is_some());
         assert_eq!(superseding_version(last, now), None);
-        // Every dated part fits below an epoch's span.
-        assert!(99_991_231 * UPDATES_PER_DAY + UPDATES_PER_DAY - 1 < EPOCH_SPAN);
     }
 
     #[test]
