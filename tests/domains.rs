@@ -1611,11 +1611,20 @@ fn mcadmin_end_to_end() {
     );
     expect_runtime_error(&run(&["delete", &ba]), "delete of an absent server", &[&ba]);
 
-    // set: the whole list, in order, weight 1.
+    // set: the whole list, in order; a server already there keeps its weight, a new one gets 1
+    // (issue 13: set used to reset every weight to 1), and SERVER=WEIGHT states one.
     let _ = ok(&["set", &ca, &aa]);
     let list2 = parse_list(&text(&ok(&["list"]).stdout));
-    assert_eq!(list2.servers, [(ca.clone(), 1), (aa.clone(), 1)]);
+    assert_eq!(list2.servers, [(ca.clone(), 1), (aa.clone(), 3)]);
     assert!(list2.version > list1.version);
+    let _ = ok(&["set", &format!("{ca}=2"), &aa]);
+    let weighted = parse_list(&text(&ok(&["list"]).stdout));
+    assert_eq!(weighted.servers, [(ca.clone(), 2), (aa.clone(), 3)]);
+    let _ = ok(&["set", &ca, &format!("{aa}=1")]);
+    let list2 = parse_list(&text(&ok(&["list"]).stdout));
+    assert_eq!(list2.servers, [(ca.clone(), 2), (aa.clone(), 1)]);
+    let err = run(&["set", &format!("{ca}=0")]);
+    assert_eq!(err.status.code(), Some(1), "weight 0 is a usage error");
 
     // config.
     let shown = text(&ok(&["config"]).stdout);

@@ -845,7 +845,7 @@ fn hostile_records_are_refused() {
             good.replace(&v.to_string(), &future.to_string())
                 .into_bytes(),
             RECORD_FLAGS,
-            "after tomorrow",
+            "ahead of this host's clock",
         ),
         (
             "small version",
