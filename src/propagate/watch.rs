@@ -436,11 +436,18 @@ impl Watcher {
                 self.latest.insert(key, record);
             }
             Err(NetError::Invalid(e)) if e.ahead().is_some() => {
-                // The server is fine; its record is not. One report per refused version.
+                // The server is fine; its record is not. One report per refused version, named
+                // by the first server found holding it (the others hold the same publish).
                 self.solved(&topic);
                 self.latest.remove(&key);
+                let version = e.ahead().unwrap_or_default();
                 let message = format!("{name}: {server} holds a record that is refused: {e}");
-                self.problem(Some(&name), &format!("{name} ahead"), message);
+                if !self
+                    .problems
+                    .contains_key(&format!("{name} ahead {version}"))
+                {
+                    self.problem(Some(&name), &format!("{name} ahead {version}"), message);
+                }
             }
             Err(e) => {
                 self.latest.remove(&key);
