@@ -33,11 +33,7 @@ impl Host {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = self.shm.mcadmin(args);
-        cmd.env("MEMCACHE_STATE_DIR", &self.state)
-            .env_remove("MEMCACHE_MAX_AHEAD")
-            .stdin(Stdio::null());
-        cmd
+        self.shm.mcadmin_kept(&self.state, args)
     }
 
     fn run(&self, args: &[&str]) -> Output {

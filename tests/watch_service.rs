@@ -74,11 +74,7 @@ impl Host {
     }
 
     fn mcadmin(&self, args: &[&str]) -> Command {
-        let mut cmd = self.shm.mcadmin(args);
-        cmd.env("MEMCACHE_STATE_DIR", &self.state)
-            .env_remove("MEMCACHE_MAX_AHEAD")
-            .stdin(Stdio::null());
-        cmd
+        self.shm.mcadmin_kept(&self.state, args)
     }
 
     fn ok(&self, args: &[&str]) {

@@ -689,6 +689,16 @@ impl ShmPrefix {
         cmd
     }
 
+    /// [`mcadmin`](Self::mcadmin) keeping its changes in the state directory `state`, with the
+    /// default bound on records from the future and no standard input.
+    pub fn mcadmin_kept(&self, state: &Path, args: &[&str]) -> Command {
+        let mut cmd = self.mcadmin(args);
+        cmd.env("MEMCACHE_STATE_DIR", state)
+            .env_remove("MEMCACHE_MAX_AHEAD")
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
     pub fn env(&self) -> (&'static str, String) {
         ("MEMCACHE_SHM_PREFIX", self.prefix.clone())
     }
