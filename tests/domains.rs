@@ -1624,7 +1624,7 @@ fn mcadmin_end_to_end() {
     let list2 = parse_list(&text(&ok(&["list"]).stdout));
     assert_eq!(list2.servers, [(ca.clone(), 2), (aa.clone(), 1)]);
     let err = run(&["set", &format!("{ca}=0")]);
-    assert_eq!(err.status.code(), Some(1), "weight 0 is a usage error");
+    expect_code(&err, Exit::Usage.into(), "set with weight 0");
 
     // config.
     let shown = text(&ok(&["config"]).stdout);

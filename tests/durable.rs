@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use memcache::exit_code::Exit;
 use memcache::registry::{DomainList, DomainName, Namespace};
 use support::{temp_dir, ShmPrefix};
 
@@ -78,6 +79,9 @@ impl Host {
         assert!(self.list("web").is_none());
     }
 }
+
+/// mcadmin's status for a command that could not be carried out.
+const FAILED: i32 = Exit::Failed as i32;
 
 fn name(domain: &str) -> DomainName {
     DomainName::parse(domain).unwrap()
@@ -180,7 +184,7 @@ fn restore_recreates_the_domains_after_a_reboot() {
     .unwrap();
     fs::set_permissions(host.file("api"), fs::Permissions::from_mode(0o644)).unwrap();
     fs::write(host.file("empty"), fs::read(host.file("web")).unwrap()).unwrap();
-    let (_, log) = host.expect(&["restore"], 2);
+    let (_, log) = host.expect(&["restore"], FAILED);
     assert!(
         log.contains("api.domain: line 3: unknown server field"),
         "{log}"
@@ -196,14 +200,14 @@ fn restore_recreates_the_domains_after_a_reboot() {
     assert_eq!(host.list("web").unwrap(), before[0]);
     assert!(host.list("api").is_none() && host.list("empty").is_none());
     fs::set_permissions(host.file("web"), fs::Permissions::from_mode(0o666)).unwrap();
-    let (_, log) = host.expect(&["--domain", "web", "restore"], 2);
+    let (_, log) = host.expect(&["--domain", "web", "restore"], FAILED);
     assert!(log.contains("writable by group or others"), "{log}");
 
     // destroy forgets the kept copy: restore does not bring the domain back.
     fs::set_permissions(host.file("web"), fs::Permissions::from_mode(0o644)).unwrap();
     host.ok(&["--domain", "web", "destroy"]);
     assert!(!host.file("web").exists());
-    let (_, log) = host.expect(&["--domain", "web", "restore"], 2);
+    let (_, log) = host.expect(&["--domain", "web", "restore"], FAILED);
     assert!(log.contains("nothing kept for this domain"), "{log}");
 }
 
@@ -231,7 +235,7 @@ fn a_state_dir_that_cannot_be_written_fails_the_command_and_changes_nothing() {
     ] {
         let out = run(args);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(FAILED), "{args:?}: {err}");
         assert!(
             err.contains("cannot keep the durable copy") && err.contains("nothing changed"),
             "{args:?}: {err}"
@@ -244,7 +248,7 @@ fn a_state_dir_that_cannot_be_written_fails_the_command_and_changes_nothing() {
     }
     // A new domain is not created either.
     let out = run(&["--domain", "api", "add", "127.0.0.1:11212"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(FAILED));
     assert!(host.list("api").is_none());
 
     // A relative path is refused before anything is done.
@@ -253,7 +257,7 @@ fn a_state_dir_that_cannot_be_written_fails_the_command_and_changes_nothing() {
         .env("MEMCACHE_STATE_DIR", "relative/dir")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(FAILED));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an absolute path"));
     assert_eq!(host.list("web").unwrap(), before);
 
@@ -263,7 +267,7 @@ fn a_state_dir_that_cannot_be_written_fails_the_command_and_changes_nothing() {
         .env_remove("MEMCACHE_STATE_DIR")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(FAILED));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no state directory"));
 }
 
@@ -368,13 +372,16 @@ fn export_and_import_move_a_domain() {
     );
 
     // Refused, naming the problem: another domain, a bad line, a missing file.
-    let (_, err) = b.expect(&["--domain", "api", "import", path], 2);
+    let (_, err) = b.expect(&["--domain", "api", "import", path], FAILED);
     assert!(err.contains("the file is for domain web, not api"), "{err}");
     assert!(b.list("api").is_none());
     fs::write(&file, "domain web\nreplicas 2\nreplica 3\n").unwrap();
-    let (_, err) = b.expect(&["--domain", "web", "import", path], 2);
+    let (_, err) = b.expect(&["--domain", "web", "import", path], FAILED);
     assert!(err.contains("line 3: unknown keyword \"replica\""), "{err}");
     assert_eq!(b.list("web").unwrap(), list);
-    let (_, err) = b.expect(&["--domain", "web", "import", "/nonexistent/web.domain"], 2);
+    let (_, err) = b.expect(
+        &["--domain", "web", "import", "/nonexistent/web.domain"],
+        FAILED,
+    );
     assert!(err.contains("/nonexistent/web.domain"), "{err}");
 }
