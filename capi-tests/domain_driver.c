@@ -9,6 +9,8 @@
  *   new2null            mc_new2(NULL)            -> "ok" | "null"
  *   private             mc_new_private()         -> "ok" | "null"
  *   add HOST:PORT       mc_server_add4()         -> "rc N"
+ *   dist NAME           mc_distribution() of crc32-modulo or ketama-md5 (the names every front
+ *                       end uses)                -> "rc N" (-1 for another name)
  *   servers             the C view of the list   -> "n=N consistent=C servers=H:P,..."
  *   set KEY HEX         mc_set() of the bytes    -> "rc N"
  *   get KEY             mc_aget2()               -> "val HEX" | "null"
@@ -131,6 +133,13 @@ int main(void)
 			printf("error no handle for %s\n", line);
 		} else if (strcmp(line, "add") == 0) {
 			printf("rc %d\n", mc_server_add4(mc, arg));
+		} else if (strcmp(line, "dist") == 0) {
+			if (strcmp(arg, "crc32-modulo") == 0)
+				printf("rc %d\n", mc_distribution(mc, MC_DIST_CRC32_MODULO));
+			else if (strcmp(arg, "ketama-md5") == 0)
+				printf("rc %d\n", mc_distribution(mc, MC_DIST_KETAMA_MD5));
+			else
+				printf("rc -1\n");
 		} else if (strcmp(line, "servers") == 0) {
 			consistent = domain_describe_servers(mc, servers, sizeof(servers));
 			printf("n=%u consistent=%d servers=%s\n", (unsigned)mc->num_servers, consistent, servers);

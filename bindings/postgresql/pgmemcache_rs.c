@@ -3,8 +3,9 @@
  *
  * One library context and one handle per backend. The handle follows the shared domain named by
  * memcache.domain (mc_new2: the server list lives in shared memory and is edited with mcadmin),
- * or, when memcache.servers is set, owns a private list of those servers. It is created on first
- * use and rebuilt when either setting changes.
+ * or, when memcache.servers is set, owns a private list of those servers, placed by
+ * memcache.distribution (crc32-modulo by default, as a 1.4 program adding the same servers places
+ * them; a domain brings its own). It is created on first use and rebuilt when a setting changes.
  *
  * Errors: PostgreSQL reports errors with a longjmp, which must never cross the library's (Rust)
  * frames. So the library's error handler only copies each report into a static array; once the
@@ -63,12 +64,26 @@ PG_MODULE_MAGIC;
 
 static char *domain_setting = NULL;  /* memcache.domain */
 static char *servers_setting = NULL; /* memcache.servers */
+static int	distribution_setting = MC_DIST_CRC32_MODULO;	/* memcache.distribution */
+
+/*
+ * memcache.distribution's values: the names every front end uses (mclient --distribution, the
+ * Ruby and PHP distribution: option), for the MC_DIST_* constants of memcache.h.
+ */
+static const struct config_enum_entry distribution_options[] = {
+	{"crc32-modulo", MC_DIST_CRC32_MODULO, false},
+	{"ketama-md5", MC_DIST_KETAMA_MD5, false},
+	{NULL, 0, false}
+};
 
 /* The memory context the library allocates from (see lib_malloc); created once per backend. */
 static MemoryContext lib_mcxt = NULL;
 static struct memcache_ctxt *lib_ctxt = NULL;
 static struct memcache *handle = NULL;
-/* What the handle was built from: "domain:<name>" or "servers:<list>"; in lib_mcxt. */
+/*
+ * What the handle was built from, "domain:<name>" or "servers:<list> distribution:<name>"; in
+ * lib_mcxt.
+ */
 static char *handle_source = NULL;
 
 /* One report of the library, copied out of its memcache_err_ctxt by the handler. */
@@ -493,7 +508,8 @@ get_handle(void)
 
 	ensure_context();
 	wanted = private_list
-		? psprintf("servers:%s", servers_setting)
+		? psprintf("servers:%s distribution:%s", servers_setting,
+				   distribution_options[distribution_setting == MC_DIST_KETAMA_MD5].name)
 		: psprintf("domain:%s", domain_setting ? domain_setting : "default");
 	if (handle != NULL && handle_source != NULL && strcmp(wanted, handle_source) == 0)
 	{
@@ -518,8 +534,12 @@ get_handle(void)
 	emit_reports(0);
 	if (private_list)
 	{
-		/* The placement domains use, so one list gives the same keys either way. */
-		mc_distribution(mc, MC_DIST_KETAMA_MD5);
+		/*
+		 * An explicit list is placed as every front end places it (crc32-modulo unless
+		 * memcache.distribution says otherwise), so a 1.4 program, mclient or another binding
+		 * given the same list finds the same keys. Chosen before the servers are added.
+		 */
+		mc_distribution(mc, distribution_setting);
 		add_listed_servers(mc, servers_setting);
 	}
 
@@ -606,6 +626,16 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   check_servers, NULL, NULL);
+	DefineCustomEnumVariable("memcache.distribution",
+							 "How keys are placed on the servers of memcache.servers.",
+							 "crc32-modulo (the default, libmemcache 1.4's rule) or ketama-md5 "
+							 "(libmemcached's ketama). A domain brings its own.",
+							 &distribution_setting,
+							 MC_DIST_CRC32_MODULO,
+							 distribution_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("memcache");
 #else

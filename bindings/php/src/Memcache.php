@@ -86,6 +86,7 @@ final class Memcache
         struct memcache *mc_new_private(void);
         void mc_free(struct memcache *mc);
         int mc_server_add4(struct memcache *mc, const char *hostport);
+        int mc_distribution(struct memcache *mc, int distribution);
         struct memcache_server *mc_server_find(struct memcache *mc, uint32_t hash);
         int mc_last_error(const struct memcache *mc, char *buf, size_t buflen);
         void *mc_aget2(struct memcache *mc, const char *key, size_t len, size_t *retlen);
@@ -144,17 +145,44 @@ final class Memcache
     private ?\FFI\CData $mc;
 
     /**
+     * How an explicit server list places keys: the names mclient --distribution, the Ruby
+     * binding and the PostgreSQL setting memcache.distribution use, for memcache.h's MC_DIST_*.
+     */
+    public const DISTRIBUTIONS = ['crc32-modulo' => 0, 'ketama-md5' => 1];
+
+    /**
      * new Memcache()                        the domain named by $MEMCACHE_DOMAIN, else "default"
      * new Memcache(domain: 'app')           the shared list of domain "app" (mcadmin(8))
      * new Memcache(servers: [addr, ...])    a private list; addr is "host:port", "host",
      *                                       "[::1]:11211" or "/path/to/unix.sock"
+     * distribution: (with servers: only) 'crc32-modulo', the default, places keys as libmemcache
+     *   1.4 and every other front end given the same list do; 'ketama-md5' as libmemcached's
+     *   ketama. A domain brings its own.
      *
      * @param list<string>|null $servers
      */
-    public function __construct(?string $domain = null, ?array $servers = null, ?string $library = null)
-    {
+    public function __construct(
+        ?string $domain = null,
+        ?array $servers = null,
+        ?string $library = null,
+        ?string $distribution = null
+    ) {
         if ($domain !== null && $servers !== null) {
             throw new \InvalidArgumentException('give $domain or $servers, not both');
+        }
+        $dist = null;
+        if ($distribution !== null) {
+            if ($servers === null) {
+                throw new \InvalidArgumentException('$distribution goes with $servers; a domain brings its own');
+            }
+            $dist = self::DISTRIBUTIONS[strtolower($distribution)] ?? null;
+            if ($dist === null) {
+                throw new \InvalidArgumentException(sprintf(
+                    'unknown distribution "%s": %s',
+                    $distribution,
+                    implode(' or ', array_keys(self::DISTRIBUTIONS))
+                ));
+            }
         }
         $this->ffi = self::scope($library ?? (getenv('LIBMEMCACHE_LIB') ?: 'libmemcache.so.0'));
         $this->mc = null;
@@ -163,6 +191,10 @@ final class Memcache
                 throw new \InvalidArgumentException('$servers is empty');
             }
             $this->mc = $this->checkedHandle($this->ffi->mc_new_private());
+            if ($dist !== null) {
+                // Chosen before the first server is added, so every key is placed by it.
+                $this->ffi->mc_distribution($this->mc, $dist);
+            }
             foreach ($servers as $addr) {
                 $rc = $this->ffi->mc_server_add4($this->mc, (string) $addr);
                 if ($rc !== 0) {

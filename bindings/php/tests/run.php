@@ -206,6 +206,30 @@ $tests['getMulti'] = function () use ($A, $key) {
     same([], $mc->getMulti([]));
 };
 
+$tests['distribution of an explicit list'] = function () use ($A, $B, $key) {
+    $list = [$A, $B];
+    $ring = new Memcache(servers: $list, distribution: 'ketama-md5');
+    $same = new Memcache(servers: $list, distribution: 'KETAMA-MD5');
+    $modulo = new Memcache(servers: $list);
+    $keys = [];
+    for ($i = 1; $i <= 40; $i++) {
+        $keys[] = $key("ring$i");
+    }
+    foreach ($keys as $k) {
+        check($ring->set($k, 'r'), "set $k");
+    }
+    same(count($keys), count($same->getMulti($keys)), 'ketama-md5 finds its own keys');
+    // The default is 1.4's crc32-modulo, which puts some of these keys elsewhere.
+    check(count($modulo->getMulti($keys)) < count($keys), 'ketama-md5 was not applied');
+    $explicit = new Memcache(servers: $list, distribution: 'crc32-modulo');
+    foreach ($keys as $k) {
+        check($modulo->set($k, 'm'), "set $k");
+    }
+    same(count($keys), count($explicit->getMulti($keys)), 'crc32-modulo is the default');
+    throws(\InvalidArgumentException::class, fn () => new Memcache(servers: [$A], distribution: 'modulo'));
+    throws(\InvalidArgumentException::class, fn () => new Memcache(domain: 'd', distribution: 'ketama-md5'));
+};
+
 $tests['getMulti across two servers'] = function () use ($A, $B, $key) {
     $both = new Memcache(servers: [$A, $B]);
     $keys = [];

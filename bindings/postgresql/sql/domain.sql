@@ -46,3 +46,18 @@ RESET memcache.domain;
 SHOW memcache.domain;
 SELECT memcache_get_text('greeting');
 SELECT pg_backend_pid() = :pid_before AS same_backend;
+
+-- an explicit list places keys as every front end does (mclient here): crc32-modulo, 1.4's
+-- rule, unless memcache.distribution chooses ketama-md5 (the names of mclient --distribution)
+SELECT :'mc1' || ',' || :'mc2' AS both \gset
+SET memcache.servers = :'both';
+SHOW memcache.distribution;
+SELECT bool_and(memcache_set('placed' || i, 'v')) FROM generate_series(1, 20) i;
+\! "$MCLIENT" --servers "$MC1,$MC2" exists $(seq -f placed%g 1 20); echo "crc32-modulo: exit $?"
+SET memcache.distribution = 'ketama-md5';
+SELECT bool_and(memcache_set('ring' || i, 'v')) FROM generate_series(1, 20) i;
+SELECT count(*) AS found FROM generate_series(1, 20) i WHERE memcache_get_text('ring' || i) = 'v';
+\! "$MCLIENT" --servers "$MC1,$MC2" --distribution ketama-md5 exists $(seq -f ring%g 1 20); echo "ketama-md5: exit $?"
+SET memcache.distribution = 'modulo';
+RESET memcache.distribution;
+RESET memcache.servers;

@@ -123,6 +123,7 @@ class Memcache
     attach_function :mc_new_private, [], :pointer
     attach_function :mc_free, [:pointer], :void
     attach_function :mc_server_add4, [:pointer, :string], :int, blocking: true
+    attach_function :mc_distribution, [:pointer, :int], :int
     attach_function :mc_server_find, [:pointer, :uint32], :pointer
     attach_function :mc_last_error, [:pointer, :pointer, :size_t], :int
     attach_function :mc_err_filter_add, [:uint32], :int32
@@ -208,19 +209,38 @@ class Memcache
     end
   end
 
+  # How an explicit server list places keys: the names mclient --distribution, the PHP binding
+  # and the PostgreSQL setting memcache.distribution use, for memcache.h's MC_DIST_* values.
+  DISTRIBUTIONS = { "crc32-modulo" => 0, "ketama-md5" => 1 }.freeze
+
   # Memcache.new                       the domain named by $MEMCACHE_DOMAIN, else "default"
   # Memcache.new(domain: "app")        the shared list of domain "app" (mcadmin(8))
   # Memcache.new(servers: [addr, ...]) a private list; addr is "host:port", "host",
   #                                    "[::1]:11211" or "/path/to/unix.sock"
-  def initialize(domain: nil, servers: nil)
+  # distribution: (with servers: only) "crc32-modulo", the default, places keys as libmemcache
+  #   1.4 and every other front end given the same list do; "ketama-md5" as libmemcached's
+  #   ketama. A domain brings its own.
+  def initialize(domain: nil, servers: nil, distribution: nil)
     raise ArgumentError, "give domain: or servers:, not both" if domain && servers
 
+    dist = nil
+    if distribution
+      raise ArgumentError, "distribution: goes with servers:; a domain brings its own" unless servers
+
+      dist = DISTRIBUTIONS[distribution.to_s.downcase]
+      unless dist
+        raise ArgumentError,
+              "unknown distribution #{distribution.inspect}: #{DISTRIBUTIONS.keys.join(' or ')}"
+      end
+    end
     @lock = Mutex.new
     if servers
       list = Array(servers)
       raise ArgumentError, "servers: is empty" if list.empty?
 
       @handle = wrap(Native.mc_new_private, "mc_new_private")
+      # Chosen before the first server is added, so every key is placed by it.
+      Native.mc_distribution(@handle, dist) if dist
       list.each do |addr|
         rc = Native.mc_server_add4(@handle, addr.to_s)
         next if rc.zero?

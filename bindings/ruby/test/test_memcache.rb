@@ -166,6 +166,23 @@ class TestMemcache < Minitest::Test
     a&.close
   end
 
+  def test_distribution_of_an_explicit_list
+    list = [TestEnv::SERVER_A, TestEnv::SERVER_B]
+    ring = Memcache.new(servers: list, distribution: "ketama-md5")
+    same = Memcache.new(servers: list, distribution: "KETAMA-MD5")
+    modulo = Memcache.new(servers: list)
+    keys = (1..40).map { |i| key("ring#{i}") }
+    keys.each { |k| assert ring.set(k, "r") }
+    assert_equal keys.size, same.get_multi(keys).size
+    # The default is 1.4's crc32-modulo, which puts some of these keys elsewhere.
+    assert modulo.get_multi(keys).size < keys.size, "ketama-md5 was not applied"
+    explicit = Memcache.new(servers: list, distribution: "crc32-modulo")
+    keys.each { |k| assert modulo.set(k, "m") }
+    assert_equal keys.to_h { |k| [k, "m"] }, explicit.get_multi(keys)
+  ensure
+    [ring, same, modulo, explicit].each { |mc| mc&.close }
+  end
+
   def test_stats
     assert @mc.set(key("s"), "x")
     @mc.get(key("s"))
@@ -219,6 +236,8 @@ class TestMemcache < Minitest::Test
     assert_raises(Memcache::ConfigError) { Memcache.new(servers: ["host.invalid:11211"]) }
     assert_raises(ArgumentError) { Memcache.new(domain: "d", servers: [TestEnv::SERVER_A]) }
     assert_raises(ArgumentError) { Memcache.new(servers: []) }
+    assert_raises(ArgumentError) { Memcache.new(servers: [TestEnv::SERVER_A], distribution: "modulo") }
+    assert_raises(ArgumentError) { Memcache.new(domain: "d", distribution: "ketama-md5") }
   end
 
   def test_close
