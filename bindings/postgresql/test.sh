@@ -21,112 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 tests=(basic errors domain memory readme)
 
-"$root/tools/install-deps"
-
-PG_CONFIG=${PG_CONFIG:-pg_config}
-prefix=${LIBMEMCACHE_PREFIX:-$root/target/test-prefix}
-libdir=$prefix/lib
-if [ ! -f "$libdir/pkgconfig/libmemcache.pc" ]; then
-	echo "test.sh: no libmemcache.pc under $libdir; run 'make install PREFIX=$prefix' first" >&2
-	exit 2
-fi
-for tool in mcadmin mclient; do
-	if [ ! -x "$root/target/release/$tool" ]; then
-		echo "test.sh: $root/target/release/$tool is missing; run 'make build' first" >&2
-		exit 2
-	fi
-done
-
-pg_bindir=$("$PG_CONFIG" --bindir)
-pg_pkglibdir=$("$PG_CONFIG" --pkglibdir)
-pg_sharedir=$("$PG_CONFIG" --sharedir)
-
-# The server refuses to run as root: as root, use (and if needed create) the user pgtest.
-if [ "$(id -u)" -eq 0 ]; then
-	pg_user=pgtest
-	if ! id -u "$pg_user" >/dev/null 2>&1; then
-		useradd --system --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin "$pg_user" 2>/dev/null || id -u "$pg_user" >/dev/null
-	fi
-	as_pg() { runuser -u "$pg_user" -- env "$@"; }
-	memcached_user=(-u root)
-else
-	pg_user=$(id -un)
-	as_pg() { env "$@"; }
-	memcached_user=()
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pgmemcache_rs.XXXXXX")
-chmod 755 "$tmp"
-shm_prefix="pgmc$$"
-memcached_pids=()
-server_started=
-
-cleanup() {
-	local status=$?
-	set +e
-	if [ -n "$server_started" ]; then
-		as_pg PATH="$PATH" "$pg_bindir/pg_ctl" -D "$tmp/pg/data" -m immediate -w stop >/dev/null 2>&1
-	fi
-	for pid in "${memcached_pids[@]}"; do
-		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	done
-	rm -f /dev/shm/"$shm_prefix".*
-	if [ "${PGMC_KEEP_TMP:-}" = 1 ]; then
-		echo "test.sh: kept $tmp" >&2
-	else
-		rm -rf "$tmp"
-	fi
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-step() { printf '== %s\n' "$*"; }
-
-# --- Tools and library where the server user can reach them ---------------------------------
-mkdir -p "$tmp/bin" "$tmp/pg" "$tmp/results"
-# The server user owns $tmp/pg: its data directory, its log and its socket.
-[ "$(id -u)" -ne 0 ] || chown "$pg_user" "$tmp/pg"
-cp "$root/target/release/mcadmin" "$root/target/release/mclient" "$tmp/bin/"
-server_libdir=$libdir
-if ! as_pg test -r "$libdir/libmemcache.so.0"; then
-	# A prefix under a private home directory: give the server a copy it can read.
-	mkdir -p "$tmp/lib"
-	cp -L "$libdir/libmemcache.so.0" "$tmp/lib/"
-	server_libdir=$tmp/lib
-fi
-mcadmin=$tmp/bin/mcadmin
-mclient=$tmp/bin/mclient
-
-# --- Build and install the extension into $tmp/inst -------------------------------------------
-step "building the extension with PGXS against $prefix"
-mkdir -p "$tmp/build"
-cp "$here/Makefile" "$here"/*.c "$here"/*.control "$here"/*--*.sql "$tmp/build/"
-if ! PKG_CONFIG_PATH="$libdir/pkgconfig" make -C "$tmp/build" PG_CONFIG="$PG_CONFIG" \
-	COPT="-Werror" >"$tmp/build.log" 2>&1 ||
-	! PKG_CONFIG_PATH="$libdir/pkgconfig" make -C "$tmp/build" PG_CONFIG="$PG_CONFIG" \
-		install DESTDIR="$tmp/inst" >>"$tmp/build.log" 2>&1; then
-	cat "$tmp/build.log"
-	exit 1
-fi
-
-# A server installation of our own: a copy of postgres (it locates share/ and lib/ relative to
-# its own path), the extension's files, and links to everything else of the system's.
-link_missing() { # link_missing SYSTEM_DIR OUR_DIR
-	local entry
-	mkdir -p "$2"
-	for entry in "$1"/* "$1"/.[!.]*; do
-		[ -e "$entry" ] || continue
-		[ -e "$2/${entry##*/}" ] || ln -s "$entry" "$2/${entry##*/}"
-	done
-}
-inst=$tmp/inst
-mkdir -p "$inst$pg_bindir"
-cp "$pg_bindir/postgres" "$inst$pg_bindir/postgres"
-link_missing "$pg_sharedir/extension" "$inst$pg_sharedir/extension"
-link_missing "$pg_sharedir" "$inst$pg_sharedir"
-link_missing "$pg_pkglibdir" "$inst$pg_pkglibdir"
+source "$here/server.sh"
 
 # --- memcached ------------------------------------------------------------------------------
 # Starts memcached on a free loopback port; sets $started to "127.0.0.1:PORT".
@@ -204,28 +99,7 @@ as_pg MEMCACHE_SHM_PREFIX="$shm_prefix" "$mcadmin" --domain pgtest set "$mc1" 2>
 as_pg MEMCACHE_SHM_PREFIX="$shm_prefix" "$mcadmin" --domain pgmove set "$mc1" 2>/dev/null
 
 # --- PostgreSQL -----------------------------------------------------------------------------
-step "initdb and start PostgreSQL as $pg_user"
-as_pg PATH="$PATH" "$pg_bindir/initdb" -D "$tmp/pg/data" --username=postgres --auth=trust \
-	--encoding=UTF8 --locale=C --no-sync >"$tmp/initdb.log" 2>&1 || {
-	cat "$tmp/initdb.log"
-	exit 1
-}
-cat >>"$tmp/pg/data/postgresql.conf" <<EOF
-listen_addresses = ''
-unix_socket_directories = '$tmp/pg'
-port = 5432
-fsync = off
-jit = off
-lc_messages = 'C'
-memcache.domain = 'pgtest'
-EOF
-server_env=(PATH="$PATH" LD_LIBRARY_PATH="$server_libdir" MEMCACHE_SHM_PREFIX="$shm_prefix")
-if ! as_pg "${server_env[@]}" "$pg_bindir/pg_ctl" -D "$tmp/pg/data" -p "$inst$pg_bindir/postgres" \
-	-l "$tmp/pg/server.log" -w -t 30 start >/dev/null; then
-	cat "$tmp/pg/server.log"
-	exit 1
-fi
-server_started=1
+start_postgres "memcache.domain = 'pgtest'"
 
 # --- The SQL tests --------------------------------------------------------------------------
 psql_env=(PATH="$PATH" PGHOST="$tmp/pg" PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
