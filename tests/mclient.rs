@@ -1079,3 +1079,34 @@ fn bench_json_counts_add_up_to_the_operations_asked() {
         expect(&mclient(&args, b""), Exit::Usage);
     }
 }
+
+/// On a terminal (a pseudo-terminal from script(1)), bench rewrites a progress line on standard
+/// error and clears it at the end; the report still goes to standard output alone.
+#[test]
+fn bench_shows_progress_only_on_a_terminal() {
+    let mc = Memcached::start();
+    let dir = support::temp_dir("bench-tty");
+    let report = dir.join("report");
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg("\"$MCLIENT\" --servers \"$SERVERS\" bench --duration 0.3 --keys 10 >\"$REPORT\"")
+        .arg("/dev/null")
+        .env("MCLIENT", env!("CARGO_BIN_EXE_mclient"))
+        .env("SERVERS", mc.addr())
+        .env("REPORT", &report)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1), from util-linux");
+    assert!(out.status.success(), "{out:?}");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.starts_with("\r\x1b[Kbench: ") && tty.contains(" ops/s") && tty.ends_with("\r\x1b[K"),
+        "{tty:?}"
+    );
+    let report = std::fs::read_to_string(&report).expect("the report");
+    assert!(
+        report.starts_with("mclient bench: 1 thread, 10 keys"),
+        "{report}"
+    );
+    assert!(!report.contains('\r'), "{report:?}");
+}

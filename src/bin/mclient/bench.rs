@@ -403,7 +403,7 @@ fn show_progress(elapsed: Duration, started: u64, args: &BenchArgs) {
     let done = args.ops.map_or(started, |limit| started.min(limit));
     let secs = elapsed.as_secs_f64();
     eprint!(
-        "\r\x1b[Kbench: {secs:.0}/{:.0} s, {done} ops, {:.0} ops/s",
+        "\r\x1b[Kbench: {secs:.1}/{:.1} s, {done} ops, {:.0} ops/s",
         args.duration.as_secs_f64(),
         done as f64 / secs.max(1e-9)
     );
