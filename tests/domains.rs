@@ -50,44 +50,7 @@ const UID_NOBODY: u32 = 65534;
 
 /// Runs `cmd` with `input` on stdin, killing it (and failing) after [`WAIT`].
 fn run_bounded(cmd: &mut Command, input: &[u8]) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let input = input.to_vec();
-    // Separate threads: the program may write before it has read all of its input.
-    let writer = thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = read_in_background(child.stdout.take().expect("piped stdout"));
-    let err = read_in_background(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {WAIT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let _ = writer.join();
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
-
-fn read_in_background<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
+    support::run_bounded(cmd, input, WAIT)
 }
 
 fn mcadmin(shm: &ShmPrefix, args: &[&str]) -> Output {

@@ -16,7 +16,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -82,47 +82,8 @@ const FRONT_ENDS: [FrontEnd; 5] = [
 ];
 
 /// Runs `cmd` with `input` on standard input, killed and failed after `RUN_TIMEOUT`.
-fn run(mut cmd: Command, input: String, what: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: spawn: {e}"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let writer = thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let (out, err) = (
-        drain(child.stdout.take().expect("piped stdout")),
-        drain(child.stderr.take().expect("piped stderr")),
-    );
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {RUN_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
+fn run(mut cmd: Command, input: String) -> Output {
+    support::run_bounded(&mut cmd, input.as_bytes(), RUN_TIMEOUT)
 }
 
 #[track_caller]
@@ -189,7 +150,7 @@ impl Postgres {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", script.display()));
         let stdin = child.stdin.take();
-        let stderr = drain(child.stderr.take().expect("piped stderr"));
+        let stderr = support::read_in_background(child.stderr.take().expect("piped stderr"));
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");
         thread::spawn(move || {
@@ -247,7 +208,7 @@ impl Postgres {
         let mut cmd = Command::new(&self.psql);
         cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .envs(self.env.iter().map(|(k, v)| (k, v)));
-        run(cmd, sql, "psql")
+        run(cmd, sql)
     }
 }
 
@@ -296,7 +257,7 @@ impl World {
                 for (k, v) in items {
                     let mut cmd = self.mclient(setup);
                     cmd.args(["set", k, v]);
-                    success(run(cmd, String::new(), &what), &what);
+                    success(run(cmd, String::new()), &what);
                 }
             }
             FrontEnd::Ruby | FrontEnd::Php => {
@@ -304,7 +265,7 @@ impl World {
                     .iter()
                     .map(|(k, v)| format!("set {k} {v}\n"))
                     .collect();
-                success(run(self.binding(fe, setup), script, &what), &what);
+                success(run(self.binding(fe, setup), script), &what);
             }
             FrontEnd::Postgres => {
                 let mut sql = self.pg_setup(setup);
@@ -338,7 +299,7 @@ impl World {
                 let mut cmd = self.mclient(setup);
                 cmd.args(["get", "--print-keys"]).args(keys);
                 // Status 1 (a miss) still lists what was found.
-                let out = run(cmd, String::new(), &what);
+                let out = run(cmd, String::new());
                 assert!(
                     matches!(out.status.code(), Some(0 | 1)),
                     "{what}: {}: {}",
@@ -349,7 +310,7 @@ impl World {
             }
             FrontEnd::Ruby | FrontEnd::Php => {
                 let script: String = keys.iter().map(|k| format!("get {k}\n")).collect();
-                pairs(&success(run(self.binding(fe, setup), script, &what), &what))
+                pairs(&success(run(self.binding(fe, setup), script), &what))
             }
             FrontEnd::Postgres => {
                 let mut sql = self.pg_setup(setup);
@@ -385,7 +346,7 @@ impl World {
         cmd.env("LD_LIBRARY_PATH", library_path())
             .env("MEMCACHE_SHM_PREFIX", &self.shm.prefix);
         let input = format!("{head}{script}quit\n");
-        let out = success(run(cmd, input, what), what);
+        let out = success(run(cmd, input), what);
         let head_lines = head.lines().count();
         let replies: Vec<&str> = out.lines().collect();
         assert!(
@@ -519,7 +480,7 @@ fn every_front_end_finds_the_keys_of_every_other() {
     let shm = ShmPrefix::new("placement");
     let mut add = shm.mcadmin(&["--domain", DOMAIN, "set"]);
     add.args(&servers);
-    success(run(add, String::new(), "mcadmin set"), "mcadmin set");
+    success(run(add, String::new()), "mcadmin set");
     let world = World {
         pg: Postgres::start(&shm),
         c_driver: compile_capi("domain_driver", &[]),

@@ -82,43 +82,11 @@ fn mcadmin_command(host: &Host, args: &[&str]) -> Command {
 
 /// Runs a command to its end, killing it (and failing) after [`WAIT`].
 fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let out = read_in_background(child.stdout.take().expect("piped"));
-    let err = read_in_background(child.stderr.take().expect("piped"));
-    let status = wait_bounded(&mut child, &format!("{cmd:?}"));
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+    support::run_bounded(cmd, b"", WAIT)
 }
 
 fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {WAIT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn read_in_background<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
+    support::wait_bounded(child, what, WAIT)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -644,6 +644,55 @@ pub fn run_c(bin: &Path, env: &[(&str, String)]) -> COutput {
     spawn_c(bin, env).wait()
 }
 
+/// Runs `cmd` with `input` on its standard input, collecting both outputs; kills it and fails
+/// the test if it has not ended within `limit`.
+pub fn run_bounded(cmd: &mut Command, input: &[u8], limit: Duration) -> std::process::Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    // Separate threads: the program may write before it has read all of its input.
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = read_in_background(child.stdout.take().expect("piped stdout"));
+    let err = read_in_background(child.stderr.take().expect("piped stderr"));
+    let status = wait_bounded(&mut child, &format!("{cmd:?}"), limit);
+    let _ = writer.join();
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// Waits for `child` to end; kills it and fails the test (naming `what`) after `limit`.
+pub fn wait_bounded(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Reads a pipe to its end in a thread of its own.
+pub fn read_in_background<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
 /// Waits until `path` exists. Fails (with the reason) if `proc` exits first or `timeout` passes;
 /// the caller then collects the program's output with `CProcess::wait` to show it.
 pub fn wait_for_file(path: &Path, proc: &mut CProcess, timeout: Duration) -> Result<(), String> {
