@@ -793,7 +793,7 @@ fn exists_delete_and_touch_take_several_keys() {
 
     // A bad key among several is a usage error before anything is changed.
     expect(&mclient(&["--servers", &s, "set", "w", "v"], b""), Exit::Ok);
-    let out = mclient(&["--servers", &s, "delete", "bad\x01key", "w"], b"");
+    let out = mclient(&["--servers", &s, "delete", "w", "bad\x01key"], b"");
     expect(&out, Exit::Usage);
     expect(&mclient(&["--servers", &s, "exists", "w"], b""), Exit::Ok);
 }

@@ -199,8 +199,13 @@ impl Session {
         done: &str,
         op: impl Fn(&mut Client, &[u8], u64) -> Result<bool, ClientError>,
     ) -> Result<Exit, Stop> {
+        let keys = key_bytes(keys);
+        // Every key is checked first, so a bad one among several changes nothing.
+        for key in &keys {
+            memcache::key::check(key).map_err(|e| Stop::usage(e.message()))?;
+        }
         let mut exit = Exit::Ok;
-        for key in key_bytes(keys) {
+        for key in keys {
             match op(&mut self.c, key, self.exptime) {
                 Ok(yes) => {
                     if self.json {
@@ -214,9 +219,6 @@ impl Session {
                 }
                 Err(e) => {
                     let stop = Stop::from(e);
-                    if stop.exit == Exit::Usage {
-                        return Err(stop);
-                    }
                     note(&stop.message);
                     exit = exit.and(stop.exit);
                 }
