@@ -9,7 +9,7 @@
 //! [`registry`]'s shared-memory segment (`segment.rs`, `layout.rs`: `mmap` and the segment's
 //! atomics), each block with a `// SAFETY:` comment; `mcadmin` installs a signal handler. The
 //! safe core is `#![forbid(unsafe_code)]`: [`engine`], [`conn`], [`client`], [`command`],
-//! [`protocol`], [`hash`], [`key`], [`address`], [`propagate`], [`exit_code`].
+//! [`protocol`], [`hash`], [`key`], [`address`], [`propagate`], [`status`], [`exit_code`].
 
 pub mod address;
 pub mod client;
@@ -25,3 +25,4 @@ pub mod propagate;
 pub mod protocol;
 pub mod registry;
 pub mod state_dir;
+pub mod status;

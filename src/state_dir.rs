@@ -72,16 +72,23 @@ impl StateDir {
 
     /// Writes the file of `domain` with `list`, atomically and durably.
     pub fn save(&self, domain: &DomainName, list: &DomainList) -> io::Result<()> {
-        self.create_dir()?;
         let text = domain_file::format(&DomainFile::of(domain, list));
-        let target = self.file(domain);
+        self.write_file(&format!("{domain}{FILE_SUFFIX}"), text.as_bytes())
+    }
+
+    /// Replaces `<dir>/<name>` with `bytes`, atomically (a reader sees the old file or the new
+    /// one, never a mix) and durably, mode [`FILE_MODE`]. `name` is a plain file name made from
+    /// a validated domain name.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.create_dir()?;
+        let target = self.path.join(name);
         // Dot-named, so a listing of the domains never takes a half-written file for one; the
         // pid keeps two writers of different domains' namespaces from sharing it (writers of one
         // domain take turns under the segment lock).
         let temp = self
             .path
-            .join(format!(".{domain}{FILE_SUFFIX}.{}.tmp", std::process::id()));
-        let written = write_synced(&temp, text.as_bytes()).and_then(|()| {
+            .join(format!(".{name}.{}.tmp", std::process::id()));
+        let written = write_synced(&temp, bytes).and_then(|()| {
             fs::rename(&temp, &target).map_err(|e| annotate(e, "rename to", &target))
         });
         if let Err(e) = written {
@@ -124,10 +131,35 @@ impl StateDir {
     }
 
     /// The list kept for `domain` (`Ok(None)`: no file). The file is untrusted input: it must
-    /// be a regular file nobody else could have written (see [`check_planted`]), at most
-    /// [`MAX_FILE_LEN`] bytes, a valid domain file naming this domain and a version.
+    /// be a regular file nobody else could have written, at most [`MAX_FILE_LEN`] bytes (see
+    /// [`read_file`](Self::read_file)), a valid domain file naming this domain and a version.
     pub fn load(&self, domain: &DomainName) -> Result<Option<DomainList>, String> {
-        let path = self.file(domain);
+        let name = format!("{domain}{FILE_SUFFIX}");
+        let Some(bytes) = self.read_file(&name, MAX_FILE_LEN)? else {
+            return Ok(None);
+        };
+        let shown = self.path.join(&name).display().to_string();
+        let parsed = domain_file::parse(&bytes).map_err(|e| format!("{shown}: {e}"))?;
+        parsed
+            .check_domain(domain)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        if parsed.domain.is_none() {
+            return Err(format!(
+                "{shown}: no domain line (a state file names its domain)"
+            ));
+        }
+        let version = parsed
+            .version
+            .ok_or_else(|| format!("{shown}: no version line (a state file names its version)"))?;
+        Ok(Some(parsed.list(version)))
+    }
+
+    /// The bytes of `<dir>/<name>` (`Ok(None)`: no such file), read as untrusted input: a
+    /// regular file, not a symbolic link, nobody else could have written (see
+    /// [`check_planted`]), read up to `max_len` bytes; a longer file is an error. The message
+    /// of an error names the path.
+    pub fn read_file(&self, name: &str, max_len: usize) -> Result<Option<Vec<u8>>, String> {
+        let path = self.path.join(name);
         let shown = path.display().to_string();
         let mut file = match OpenOptions::new()
             .read(true)
@@ -142,22 +174,13 @@ impl StateDir {
         check_planted(meta.is_file(), meta.mode(), meta.uid(), &shown)?;
         let mut bytes = Vec::new();
         Read::by_ref(&mut file)
-            .take(MAX_FILE_LEN as u64 + 1)
+            .take(max_len as u64 + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| format!("{shown}: {e}"))?;
-        let parsed = domain_file::parse(&bytes).map_err(|e| format!("{shown}: {e}"))?;
-        parsed
-            .check_domain(domain)
-            .map_err(|e| format!("{shown}: {e}"))?;
-        if parsed.domain.is_none() {
-            return Err(format!(
-                "{shown}: no domain line (a state file names its domain)"
-            ));
+        if bytes.len() > max_len {
+            return Err(format!("{shown}: more than {max_len} bytes, the maximum"));
         }
-        let version = parsed
-            .version
-            .ok_or_else(|| format!("{shown}: no version line (a state file names its version)"))?;
-        Ok(Some(parsed.list(version)))
+        Ok(Some(bytes))
     }
 
     fn create_dir(&self) -> io::Result<()> {

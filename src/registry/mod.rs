@@ -40,8 +40,8 @@ pub use list::{check_entry, DomainList, ServerEntry, MAX_HOST_LEN, MAX_REPLICAS}
 pub use name::{DomainName, NameError, MAX_NAME_LEN, PRIVATE_DOMAIN};
 pub use reader::{PathState, Reader};
 pub use version::{
-    dated_part, day_base, epoch_of, next_version, next_version_now, superseding_version,
-    EPOCH_SPAN, MAX_VERSION, UPDATES_PER_DAY,
+    civil_date, dated_part, day_base, epoch_of, next_version, next_version_now,
+    superseding_version, EPOCH_SPAN, MAX_VERSION, UPDATES_PER_DAY,
 };
 pub use writer::{Writer, SEGMENT_MODE};
 
@@ -250,6 +250,12 @@ impl Namespace {
     /// `"/" + prefix + "." + domain`.
     pub fn segment_name(&self, domain: &DomainName) -> String {
         format!("/{}.{}", self.prefix, domain)
+    }
+
+    /// Where Linux shows the segment of `domain`: `/dev/shm/<prefix>.<domain>` (also the path
+    /// in `/proc/PID/maps` of a process that has it mapped).
+    pub fn segment_path(&self, domain: &DomainName) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("{SHM_DIR}{}", self.segment_name(domain)))
     }
 
     /// [`Reader::open`] in this namespace.

@@ -74,7 +74,7 @@ pub fn next_version_now(previous: u64) -> u64 {
 /// The proleptic Gregorian (year, month, day) of a day counted from 1970-01-01. The usual
 /// era-based conversion: shift the year to start on March 1 so the leap day comes last, then
 /// split into 400-year eras of 146097 days.
-fn civil_date(days_since_epoch: u64) -> (u64, u64, u64) {
+pub fn civil_date(days_since_epoch: u64) -> (u64, u64, u64) {
     let z = days_since_epoch + 719_468; // days since 0000-03-01
     let era = z / 146_097;
     let day_of_era = z % 146_097;
