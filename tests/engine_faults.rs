@@ -1,5 +1,8 @@
-//! Three faults of issue 12, each proved against the installed library and the built binaries:
+//! Five faults of issue 12, each proved against the installed library and the built binaries:
 //!
+//! - faults 2 and 3 through `mclient` (tests/capi.rs and tests/client.rs prove them for the C
+//!   API and the Rust client): stray bytes after a reply never answer the next command of the
+//!   same invocation, and a server that timed out is sent nothing more in it;
 //! - fault 5, no operation deadline: a server that trickles its reply one byte every 150 ms must
 //!   not hold any call (`mc_aget2`, a multi-key `mc_get`, `mc_set`, `mclient get`/`set`,
 //!   `mcadmin pull`, a `mcadmin watch` asked to stop) beyond twice its timeout (the bounds below
@@ -11,7 +14,8 @@
 //!   `mcServerFind` hooks that call the library on the same handle, or leave by `longjmp`, must
 //!   leave the handle consistent and free for this thread and for others.
 //!
-//! The fake servers here only do what a real memcached cannot (trickle, claim without sending);
+//! The fake servers here only do what a real memcached cannot (trickle, claim without sending,
+//! add stray bytes, never answer);
 //! they listen on loopback ports of their own and stop writing once the client goes away or
 //! after a bounded time.
 
@@ -316,6 +320,158 @@ fn assert_bounded_error(what: &str, out: &Option<Output>, took: Duration, bound:
         "{what} against a trickling server: {}",
         show(out)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults 2 and 3 through mclient: stray bytes, and a timeout that marks a server down
+
+/// What the stray-bytes server records: each command line with the peer port of the connection
+/// it came on.
+type ConnLog = Arc<Mutex<Vec<(u16, String)>>>;
+
+/// The value the stray-bytes server holds for every key.
+const STRAY_VALUE: &str = "v";
+
+/// A server that answers every command rightly and then sends `END\r\n` nobody asked for, in
+/// the same write: a set gets `STORED\r\nEND\r\n`, a delete `DELETED\r\nEND\r\n`, a get or
+/// gets of one key its value and two ENDs.
+fn stray_ends(stream: TcpStream, log: ConnLog) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let peer = stream.peer_addr().map_or(0, |a| a.port());
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    for _ in 0..64 {
+        let Some(line) = read_line(&mut reader) else {
+            return;
+        };
+        log.lock().unwrap().push((peer, line.clone()));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let command = words.first().copied().unwrap_or("");
+        let reply = match command {
+            "get" | "gets" => {
+                let cas = if command == "gets" { " 7" } else { "" };
+                let mut reply = String::new();
+                for key in &words[1..] {
+                    let len = STRAY_VALUE.len();
+                    reply += &format!("VALUE {key} 0 {len}{cas}\r\n{STRAY_VALUE}\r\n");
+                }
+                reply + "END\r\n"
+            }
+            "delete" => "DELETED\r\n".to_string(),
+            "touch" => "TOUCHED\r\n".to_string(),
+            c if is_storage(c) => {
+                let Some(bytes) = storage_bytes(&words) else {
+                    return;
+                };
+                if skip_data(&mut reader, bytes).is_none() {
+                    return;
+                }
+                "STORED\r\n".to_string()
+            }
+            _ => "ERROR\r\n".to_string(),
+        };
+        if out.write_all(format!("{reply}END\r\n").as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Multi-key mclient commands that send one command per key (delete, touch, gets) against a
+/// server that follows every reply with a stray `END`: every key gets its own answer, not the
+/// stray bytes of the key before, and each command after the first goes out on a new connection
+/// (the stray bytes closed the old one).
+#[test]
+fn stray_bytes_never_answer_the_next_command_of_mclient() {
+    let fake = FakeServer::<Vec<(u16, String)>>::start(stray_ends);
+    let server = format!("127.0.0.1:{}", fake.port);
+    let keys = ["k1", "k2", "k3"];
+    let records: String = keys
+        .iter()
+        .map(|k| format!("{k} 0 {} 7\n{STRAY_VALUE}\n", STRAY_VALUE.len()))
+        .collect();
+    let jsons = |field: &str| -> String {
+        keys.iter()
+            .map(|k| format!("{{\"key\":\"{k}\",\"{field}\":true}}\n"))
+            .collect()
+    };
+    let cases = [
+        (vec!["--json", "delete"], jsons("deleted")),
+        (vec!["--json", "touch"], jsons("touched")),
+        (vec!["gets"], records),
+    ];
+    let mut problems = Vec::new();
+    for (command, expected) in cases {
+        fake.log.lock().unwrap().clear();
+        let mut args = vec!["--servers", server.as_str()];
+        args.extend(command);
+        args.extend(keys);
+        let (out, _) = run_timed(&mut mclient(&args));
+        let good = out.as_ref().is_some_and(|o| {
+            o.status.code() == Some(Exit::Ok.into()) && o.stdout == expected.as_bytes()
+        });
+        if !good {
+            problems.push(format!("mclient {args:?}: {}", show(&out)));
+        }
+        let log = fake.log.lock().unwrap().clone();
+        let connections: std::collections::HashSet<u16> = log.iter().map(|(p, _)| *p).collect();
+        if log.len() != keys.len() || connections.len() != keys.len() {
+            problems.push(format!(
+                "mclient {args:?}: one command per key, each on a connection of its own; the \
+                 server got {log:?}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A server that reads commands and never answers one (it records them).
+fn silent(stream: TcpStream, log: Log) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(stream);
+    for _ in 0..256 {
+        let Some(line) = read_line(&mut reader) else {
+            return;
+        };
+        log.lock().unwrap().push(line);
+    }
+}
+
+/// mclient with a silent server and a real one, one command per key (delete, touch) for 40
+/// keys, about half of them placed on the silent server: the first of them times out, the
+/// server is then down for the retry interval, and no other command is sent to it; its keys go
+/// to the live server. (`gets` stops at its first failure, so it cannot show this.)
+#[test]
+fn a_timeout_marks_the_server_down_for_the_rest_of_an_mclient_command() {
+    let live = Memcached::start();
+    let keys: Vec<String> = (0..40).map(|i| format!("key{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let timeout = MCLIENT_TIMEOUT_MS.to_string();
+    let mut problems = Vec::new();
+    for command in ["delete", "touch"] {
+        let fake = FakeServer::<Vec<String>>::start(silent);
+        let servers = format!("127.0.0.1:{},{}", fake.port, live.addr());
+        let mut args = vec!["--servers", &servers, "--timeout-ms", &timeout, command];
+        args.extend(&keys);
+        let (out, _) = run_timed(&mut mclient(&args));
+        let code = out.as_ref().and_then(|o| o.status.code());
+        if code != Some(Exit::Failed.into()) {
+            problems.push(format!(
+                "mclient {command}: not one timeout: {}",
+                show(&out)
+            ));
+        }
+        let sent = fake.log.lock().unwrap().clone();
+        if sent.len() != 1 {
+            problems.push(format!(
+                "mclient {command}: the server that timed out was sent {} commands, not 1: \
+                 {sent:?}",
+                sent.len()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 // ---------------------------------------------------------------------------------------------
