@@ -24,5 +24,6 @@ pub mod key;
 pub mod propagate;
 pub mod protocol;
 pub mod registry;
+pub mod source;
 pub mod state_dir;
 pub mod status;

@@ -76,26 +76,11 @@ impl StateDir {
         self.write_file(&format!("{domain}{FILE_SUFFIX}"), text.as_bytes())
     }
 
-    /// Replaces `<dir>/<name>` with `bytes`, atomically (a reader sees the old file or the new
-    /// one, never a mix) and durably, mode [`FILE_MODE`]. `name` is a plain file name made from
-    /// a validated domain name.
+    /// Replaces `<dir>/<name>` with `bytes` ([`write_atomically`]), mode [`FILE_MODE`]. `name`
+    /// is a plain file name made from a validated domain name.
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.create_dir()?;
-        let target = self.path.join(name);
-        // Dot-named, so a listing of the domains never takes a half-written file for one; the
-        // pid keeps two writers of different domains' namespaces from sharing it (writers of one
-        // domain take turns under the segment lock).
-        let temp = self
-            .path
-            .join(format!(".{name}.{}.tmp", std::process::id()));
-        let written = write_synced(&temp, bytes).and_then(|()| {
-            fs::rename(&temp, &target).map_err(|e| annotate(e, "rename to", &target))
-        });
-        if let Err(e) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
-        self.sync_dir()
+        write_atomically(&self.path.join(name), bytes)
     }
 
     /// Removes the file of `domain` (none is fine), durably.
@@ -207,6 +192,38 @@ impl Keeper for StateDir {
     fn forget(&self, domain: &DomainName) -> Result<(), String> {
         self.remove(domain).map_err(|e| e.to_string())
     }
+}
+
+/// Replaces `target` with a file holding `bytes`, atomically and durably: a temporary file in
+/// the same directory, written and flushed, renamed over `target`, then the directory flushed.
+/// Readers see the old file or the new one, never a part. The temporary file is dot-named, so a
+/// listing of the domains never takes a half-written file for one; the pid keeps two processes
+/// writing the same directory apart (writers of one domain take turns under its segment lock).
+pub fn write_atomically(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dir, name) = match (target.parent(), target.file_name()) {
+        (Some(dir), Some(name)) => (dir, name.to_string_lossy()),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} does not name a file", target.display()),
+            ))
+        }
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = write_synced(&temp, bytes)
+        .and_then(|()| fs::rename(&temp, target).map_err(|e| annotate(e, "rename to", target)));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| annotate(e, "fsync directory", dir))
 }
 
 /// Creates `path` (it must not exist) with `bytes`, mode [`FILE_MODE`] whatever the umask, and

@@ -27,7 +27,12 @@ use memcache::propagate::{
     WatchEvent, Watcher, NET_TIMEOUT,
 };
 use memcache::registry::{DomainList, DomainName, Namespace, RegistryError, Writer};
+use memcache::source::Rules;
 use memcache::state_dir::{self, Restored, StateDir};
+
+// The sources of watch/pull/publish; a directory of its own beside this file.
+#[path = "mcadmin/sources.rs"]
+mod sources;
 
 #[derive(Parser)]
 #[command(
@@ -104,11 +109,22 @@ enum Command {
         /// the clock: the list is republished in the next epoch (every host takes it as newer)
         #[arg(long)]
         force: bool,
+        /// Write the list to this source instead (file:///PATH, memcache://HOST:PORT)
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
     },
-    /// Install the list a server holds if it is newer than this host's
+    /// Install the list a server holds if it is newer than this host's, or the list of a source
+    /// (--from) if it differs
     Pull {
         /// HOST:PORT, [IPv6]:PORT or a unix socket path
-        server: String,
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        server: Option<String>,
+        /// Where the list is: file:///PATH, memcache://HOST:PORT (see mcadmin(8))
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// Install a list with no server from --from (refused by default)
+        #[arg(long, requires = "from")]
+        allow_empty: bool,
         /// Refuse a record dated further ahead of this host's clock (s, m, h or d suffix)
         #[arg(long, value_name = "DURATION", env = "MEMCACHE_MAX_AHEAD", default_value = "1d",
               value_parser = parse_max_ahead)]
@@ -120,8 +136,15 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_interval)]
         interval: Duration,
         /// Where to get a domain that has no segment on this host yet
-        #[arg(long, value_name = "SERVER")]
+        #[arg(long, value_name = "SERVER", conflicts_with = "from")]
         seed: Option<String>,
+        /// Follow this source instead of the domain's servers, once per --domain in the same
+        /// order: file:///PATH, memcache://HOST:PORT (see mcadmin(8))
+        #[arg(long, value_name = "URL")]
+        from: Vec<String>,
+        /// Install a list with no server from --from (refused by default)
+        #[arg(long, requires = "from")]
+        allow_empty: bool,
         /// Refuse a record dated further ahead of this host's clock (s, m, h or d suffix)
         #[arg(long, value_name = "DURATION", env = "MEMCACHE_MAX_AHEAD", default_value = "1d",
               value_parser = parse_max_ahead)]
@@ -310,9 +333,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let ns = host()?;
     let command = match cli.command {
         Command::Watch {
+            from,
+            allow_empty,
+            interval,
+            max_ahead,
+            ..
+        } if !from.is_empty() => {
+            let rules = Rules { allow_empty };
+            return sources::watch_from(ns, &cli.domain, &from, rules, interval, max_ahead);
+        }
+        Command::Watch {
             interval,
             seed,
             max_ahead,
+            ..
         } => return watch(ns, &cli.domain, interval, seed.as_deref(), max_ahead),
         Command::Restore => return restore(&ns, &cli.domain),
         other => other,
@@ -414,8 +448,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("distribution {}", list.distribution.name());
             println!("replicas {}", list.replicas);
         }
-        Command::Publish { also, force } => publish(&ns, &name, &also, force)?,
-        Command::Pull { server, max_ahead } => pull(&ns, &name, &server, max_ahead)?,
+        Command::Publish {
+            to: Some(url),
+            also,
+            force,
+        } => {
+            if !also.is_empty() {
+                return Err(Failure::Usage("--also is for publish without --to".into()));
+            }
+            sources::publish_to(&ns, &name, &url, force)?
+        }
+        Command::Publish { also, force, .. } => publish(&ns, &name, &also, force)?,
+        Command::Pull {
+            from: Some(url),
+            allow_empty,
+            max_ahead,
+            ..
+        } => sources::pull_from(&ns, &name, &url, Rules { allow_empty }, max_ahead)?,
+        Command::Pull {
+            server, max_ahead, ..
+        } => pull(&ns, &name, server.as_deref().unwrap_or_default(), max_ahead)?,
         Command::Clients { json } => clients(&ns, &name, json)?,
         Command::Watch { .. } | Command::Restore => unreachable!("handled above"),
     }
@@ -680,7 +732,14 @@ fn watch(
         "following {following} every {}s",
         interval.as_secs_f64()
     ));
-    watcher.run(interval, stop_requested, |event| match event {
+    watcher.run(interval, stop_requested, log_watch_event);
+    log_stopped();
+    Ok(())
+}
+
+/// One line per event of the record's watcher.
+fn log_watch_event(event: &WatchEvent) {
+    match event {
         WatchEvent::Installed {
             domain,
             source,
@@ -700,14 +759,17 @@ fn watch(
             describe(list)
         )),
         WatchEvent::Problem { message, .. } => log(message),
-    });
+    }
+}
+
+/// The last line of a watch: which signal stopped it.
+fn log_stopped() {
     let signal = if STOP_SIGNAL.load(Ordering::Relaxed) == libc::SIGINT {
         "SIGINT"
     } else {
         "SIGTERM"
     };
     log(&format!("stopped by {signal}"));
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

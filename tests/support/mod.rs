@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod man;
+pub mod sources;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
