@@ -101,8 +101,8 @@ impl ServerAddr {
         if text.is_empty() {
             return Err(syntax("empty address"));
         }
-        let (host, port) = split(text);
-        let port = if host.starts_with('/') {
+        let (host, port) = split_host_port(text.as_bytes());
+        let port = if host.starts_with(b"/") {
             UNIX_PORT
         } else {
             match port {
@@ -112,7 +112,8 @@ impl ServerAddr {
             }
         };
         let addr = ServerAddr {
-            host: host.to_owned(),
+            // Cut from `text` at ASCII bytes: UTF-8, so nothing is replaced.
+            host: String::from_utf8_lossy(host).into_owned(),
             port,
             weight,
         };
@@ -212,50 +213,60 @@ impl ServerAddr {
     }
 }
 
-/// Splits an address into its host and, when one is written, its port digits: `[v6]:port`,
-/// `[v6]`, a bare IPv6 literal (two colons or more), `host:port`, `host:` (no port), `:port`
-/// (localhost), or a socket path with an optional `:digits` suffix (returned without it).
-fn split(text: &str) -> (&str, Option<&str>) {
-    if text.starts_with('/') {
-        return match text.rsplit_once(':') {
-            Some((path, digits))
-                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                (path, None)
-            }
+/// Splits an address text into its host and, when one is written, its port text: `[v6]:port`,
+/// `[v6]`, a bare IPv6 literal (two colons or more), `host:port`, `host:` (no port), `:port` or
+/// an empty text (localhost), or a socket path with an optional `:digits` suffix (returned
+/// without it, and without a port: a socket has [`UNIX_PORT`]). Bytes, not text: the C API
+/// splits what a program passed (`mc_server_add4`) with the same rules. The port text is not
+/// checked here (see [`parse_port`]); the cuts fall on ASCII bytes, so the parts of UTF-8 text
+/// are UTF-8.
+pub fn split_host_port(text: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let all_digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+    if text.is_empty() {
+        return (DEFAULT_HOST.as_bytes(), None);
+    }
+    if text[0] == b'/' {
+        return match text.iter().rposition(|&b| b == b':') {
+            Some(colon) if all_digits(&text[colon + 1..]) => (&text[..colon], None),
             _ => (text, None),
         };
     }
-    if let Some(rest) = text.strip_prefix('[') {
-        if let Some((host, after)) = rest.split_once(']') {
-            return match after.strip_prefix(':') {
-                Some("") => (host, None),
-                Some(digits) => (host, Some(digits)),
-                None if after.is_empty() => (host, None),
+    if text[0] == b'[' {
+        if let Some(close) = text.iter().position(|&b| b == b']') {
+            let host = &text[1..close];
+            return match &text[close + 1..] {
+                [] | [b':'] => (host, None),
+                [b':', digits @ ..] => (host, Some(digits)),
                 // Something after the bracket that is not a port: the whole text is refused
                 // as a host.
-                None => (text, None),
+                _ => (text, None),
             };
         }
     }
-    match text.split_once(':') {
-        Some((host, digits)) if !digits.contains(':') => {
-            let host = if host.is_empty() { DEFAULT_HOST } else { host };
-            (host, Some(digits).filter(|d| !d.is_empty()))
+    let mut colons = text.iter().enumerate().filter(|&(_, &b)| b == b':');
+    match (colons.next(), colons.next()) {
+        (Some((colon, _)), None) => {
+            let host = match &text[..colon] {
+                [] => DEFAULT_HOST.as_bytes(),
+                host => host,
+            };
+            let port = &text[colon + 1..];
+            (host, (!port.is_empty()).then_some(port))
         }
         _ => (text, None),
     }
 }
 
-/// Decimal digits only (no sign), 0..=65535; [`ServerAddr::check`] refuses 0 for TCP.
-fn parse_port(digits: &str) -> Option<u16> {
-    if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+/// A port text: decimal digits only (no sign, no service name), 0..=65535.
+/// [`ServerAddr::check`] refuses 0 for TCP.
+pub fn parse_port(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits
-        .parse::<u32>()
-        .ok()
-        .and_then(|p| u16::try_from(p).ok())
+    let value = digits
+        .iter()
+        .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    u16::try_from(value).ok()
 }
 
 impl fmt::Display for ServerAddr {
@@ -346,6 +357,53 @@ mod tests {
             "h:2".parse::<ServerAddr>().unwrap(),
             ServerAddr::new("h", 2)
         );
+    }
+
+    /// The cuts the C API makes of what a program passes to `mc_server_add4`: the host and
+    /// port strings it stores in `struct memcache_server`.
+    #[test]
+    fn split_forms() {
+        let cases: [(&str, &str, Option<&str>); 16] = [
+            ("", "localhost", None),
+            ("host", "host", None),
+            ("host:1234", "host", Some("1234")),
+            ("host:", "host", None),
+            ("host:x", "host", Some("x")),
+            (":99", "localhost", Some("99")),
+            ("[::1]:11300", "::1", Some("11300")),
+            ("[::1]", "::1", None),
+            ("[fe80::1]:", "fe80::1", None),
+            ("[::1]x", "[::1]x", None),
+            ("[::1", "[::1", None),
+            ("::1", "::1", None),
+            ("2001:db8::7", "2001:db8::7", None),
+            ("/tmp/mc.sock", "/tmp/mc.sock", None),
+            ("/tmp/mc.sock:0", "/tmp/mc.sock", None),
+            ("/tmp/a:b", "/tmp/a:b", None),
+        ];
+        for (input, host, port) in cases {
+            let (h, p) = split_host_port(input.as_bytes());
+            assert_eq!(
+                (h, p),
+                (host.as_bytes(), port.map(str::as_bytes)),
+                "{input}"
+            );
+        }
+        assert_eq!(split_host_port(b"\xff:1"), (&b"\xff"[..], Some(&b"1"[..])));
+    }
+
+    #[test]
+    fn ports() {
+        for (text, port) in [
+            ("0", Some(0)),
+            ("11211", Some(11211)),
+            ("65535", Some(65535)),
+        ] {
+            assert_eq!(parse_port(text.as_bytes()), port, "{text}");
+        }
+        for bad in ["", "65536", "+80", "-1", "1x", "000011211", "memcache"] {
+            assert_eq!(parse_port(bad.as_bytes()), None, "{bad}");
+        }
     }
 
     #[test]

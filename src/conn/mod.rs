@@ -1,9 +1,9 @@
-//! Sockets to memcached servers: address forms, resolution, timeouts, and a buffered stream that
+//! Sockets to memcached servers: resolution, timeouts, and a buffered stream that
 //! the protocol reader walks over. No `unsafe`: socket2 and rustix do the system calls.
 #![forbid(unsafe_code)]
 
-mod addr;
+mod resolve;
 mod stream;
 
-pub use addr::{resolve, split_host_port, Endpoint, ResolveError, DEFAULT_PORT};
+pub use resolve::{resolve, Endpoint, ResolveError};
 pub use stream::{errno_of, wait_readable, Conn, Fail};

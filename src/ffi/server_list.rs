@@ -12,7 +12,7 @@ use super::hooks::{find, key_bytes};
 use super::server::{free_server, new_server};
 use super::state::{self, cstr_lossy};
 use super::types::*;
-use crate::conn;
+use crate::{address, conn};
 
 /// `strlen(s)`, 0 for NULL (the entry points that take C strings pass a NULL on to the
 /// checks of their length-taking forms).
@@ -78,16 +78,25 @@ unsafe fn add_parts(
 ) -> c_int {
     // SAFETY: per the contract.
     let (host, port) = unsafe { (key_bytes(hostname, hostname_len), key_bytes(port, port_len)) };
-    let host: &[u8] = if host.is_empty() { b"localhost" } else { host };
-    let port: &[u8] = if port.is_empty() || host[0] == b'/' && port.is_empty() {
-        conn::DEFAULT_PORT.as_bytes()
+    let host: &[u8] = if host.is_empty() {
+        address::DEFAULT_HOST.as_bytes()
     } else {
-        port
+        host
     };
-    // A unix socket path has no TCP port: store "0" so host + ":" + port round-trips.
-    let port: &[u8] = if host[0] == b'/' { b"0" } else { port };
+    let port = port_text(host, (!port.is_empty()).then_some(port));
     // SAFETY: per the contract.
-    unsafe { add_host_port(ctxt, mc, host, port, funcname) }
+    unsafe { add_host_port(ctxt, mc, host, &port, funcname) }
+}
+
+/// The port string stored for `host`: "0" for a unix socket path, so that host + ":" + port
+/// round-trips; memcached's port when none is written, as in 1.4; else the text as given
+/// (resolution refuses one that is not a port).
+fn port_text(host: &[u8], port: Option<&[u8]>) -> Vec<u8> {
+    match port {
+        _ if host.starts_with(b"/") => address::UNIX_PORT.to_string().into_bytes(),
+        None => address::DEFAULT_PORT.to_string().into_bytes(),
+        Some(text) => text.to_vec(),
+    }
 }
 
 /// mcm_server_add5()'s work, reported under `funcname`.
@@ -103,9 +112,9 @@ unsafe fn add_spec(
 ) -> c_int {
     // SAFETY: per the contract.
     let spec = unsafe { key_bytes(hostport, hostlen) };
-    let (host, port) = conn::split_host_port(spec);
+    let (host, port) = address::split_host_port(spec);
     // SAFETY: per the contract.
-    unsafe { add_host_port(ctxt, mc, host, port, funcname) }
+    unsafe { add_host_port(ctxt, mc, host, &port_text(host, port), funcname) }
 }
 
 /// Builds a server for `host` and `port` and appends it, under one report scope named after
