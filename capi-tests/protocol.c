@@ -7,7 +7,7 @@
  *
  * The fake server's script, by key: get "good" -> VALUE good 7 2 "ok"; get "alien" -> a VALUE for
  * a key not in the request; get "garbage" -> a line that is no reply; get "short" -> a value cut
- * short and the connection closed; set "weird" -> GARBAGE; set "servererr" -> SERVER_ERROR;
+ * short and the connection closed; get with "strayend" among the keys -> the reply and a second END; set "weird" -> GARBAGE; set "servererr" -> SERVER_ERROR;
  * set "stray" -> STORED plus an END nobody asked for; set "straylate" -> the same END 50 ms later;
  * incr "text" -> CLIENT_ERROR; incr "num" -> 42; incr "huge" -> 2^64-1; delete "weird" -> WHAT;
  * flush_all -> NOPE; stats -> a few known and unknown names.
@@ -118,6 +118,18 @@ int main(void)
 		mc_get(mc, r2);
 		CHECK(rc == 0 && mc_res_found(res2), "%s", "mc_get after a stray END: found");
 		mc_req_free(r2);
+	}
+	{
+		/* A multi-key get whose reply is followed by a stray END: the values are kept and the
+		 * connection is not reused. */
+		struct memcache_req *r3 = mc_req_new();
+		struct memcache_res *found = mc_req_add(r3, K("good"));
+		struct memcache_res *missing = mc_req_add(r3, K("strayend"));
+
+		mc_get(mc, r3);
+		CHECK(mc_res_found(found) && !mc_res_found(missing), "%s", "multi-key get with a stray END");
+		mc_req_free(r3);
+		expect_good("a multi-key get followed by a stray END");
 	}
 	recorder_reset();
 

@@ -234,124 +234,25 @@ impl Client {
         for k in keys {
             key::check(k).map_err(ClientError::BadKey)?;
         }
-        let mut out: Vec<Option<Item>> = vec![None; keys.len()];
+        let out: Vec<Option<Item>> = vec![None; keys.len()];
         if keys.is_empty() {
             return Ok(out);
         }
         self.now = None;
         // Which requested keys (their indexes in `keys`) each server answers, in request order.
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.slots.len()];
-        for (i, k) in keys.iter().enumerate() {
-            let server = self.route(self.selector.hash(k))?;
+        let hashes: Vec<u32> = keys.iter().map(|k| self.selector.hash(k)).collect();
+        for (i, &hash) in hashes.iter().enumerate() {
+            let server = self.route(hash)?;
             groups[server].push(i);
         }
-        let mut answered = vec![false; keys.len()];
-        let mut first_error: Option<ClientError> = None;
-        self.fetch_groups(keys, &groups, &mut out, &mut answered, &mut first_error);
-        let mut picks = Vec::with_capacity(self.replicas);
-        for round in 1..self.replicas {
-            groups.iter_mut().for_each(Vec::clear);
-            let mut any = false;
-            for (i, k) in keys.iter().enumerate() {
-                if out[i].is_some() {
-                    continue;
-                }
-                let hash = self.selector.hash(k);
-                if let Some(e) = engine::connect_copies(self, hash, self.replicas, &mut picks) {
-                    first_error.get_or_insert(e);
-                }
-                let Some(&server) = picks.get(round) else {
-                    continue;
-                };
-                groups[server].push(i);
-                any = true;
-            }
-            if !any {
-                break;
-            }
-            self.fetch_groups(keys, &groups, &mut out, &mut answered, &mut first_error);
+        let mut wanted = MultiKeys { keys, hashes, out };
+        let replicas = self.replicas;
+        let fetched = engine::multi_get(self, &mut wanted, keys.len(), &mut groups, replicas);
+        if fetched.answered.iter().all(|&a| a) {
+            return Ok(wanted.out);
         }
-        if answered.iter().all(|&a| a) {
-            return Ok(out);
-        }
-        Err(first_error.unwrap_or(ClientError::NoServer))
-    }
-
-    /// One round of a multi-get: writes the `get` of every server that has a group (each
-    /// server's group holds indexes into `keys`, connected beforehand), then reads each reply.
-    /// Hits go to `out`; the keys of every server that answered are marked in `answered`. A
-    /// server that fails has its connection closed and its error kept in `first_error` unless
-    /// an earlier one is there.
-    fn fetch_groups(
-        &mut self,
-        keys: &[&[u8]],
-        groups: &[Vec<usize>],
-        out: &mut [Option<Item>],
-        answered: &mut [bool],
-        first_error: &mut Option<ClientError>,
-    ) {
-        let mut sent = vec![false; self.slots.len()];
-        for (server, group) in groups.iter().enumerate() {
-            if group.is_empty() {
-                continue;
-            }
-            let Some(conn) = self.slots[server].conn_mut() else {
-                continue;
-            };
-            match command::send_get(conn, &mut self.wbuf, group.iter().map(|&i| keys[i]), false) {
-                Ok(()) => sent[server] = true,
-                Err(failure) => {
-                    let e = self.server_failed(server, failure);
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        let requested: Vec<Vec<&[u8]>> = groups
-            .iter()
-            .map(|group| group.iter().map(|&i| keys[i]).collect())
-            .collect();
-        let mut sinks: Vec<MultiSink> = groups
-            .iter()
-            .map(|group| MultiSink {
-                map: group,
-                items: Vec::new(),
-                current: None,
-                at: 0,
-            })
-            .collect();
-        let mut fetches = Vec::new();
-        let mut servers = Vec::new();
-        let parts = self.slots.iter_mut().zip(&requested).zip(&mut sinks);
-        for (server, ((slot, keys), sink)) in parts.enumerate() {
-            let Some(conn) = slot.conn_mut().filter(|_| sent[server]) else {
-                continue;
-            };
-            fetches.push(command::Fetch {
-                conn,
-                reply: command::GetReply::new(keys.as_slice()),
-                sink,
-                outcome: None,
-            });
-            servers.push(server);
-        }
-        command::read_values_many(&mut fetches);
-        let outcomes: Vec<_> = fetches.into_iter().map(|f| f.outcome).collect();
-        for (server, outcome) in servers.into_iter().zip(outcomes) {
-            match outcome {
-                Some(Ok(())) => {
-                    self.slots[server].replied();
-                    groups[server].iter().for_each(|&i| answered[i] = true);
-                    for (at, item) in sinks[server].items.drain(..) {
-                        out[at] = Some(item);
-                    }
-                }
-                Some(Err(failure)) => {
-                    let e = self.server_failed(server, failure);
-                    first_error.get_or_insert(e);
-                }
-                None => {}
-            }
-        }
+        Err(fetched.first_error.unwrap_or(ClientError::NoServer))
     }
 
     /// Any storage command; `StoreCmd::Cas(unique)` with the `cas` of a [`gets`](Self::gets).
@@ -602,6 +503,20 @@ impl Servers for Client {
         on_slot(slots, down, server, |slot| slot.exchange(wbuf, op))
             .map_err(|failure| self.server_error(server, failure))
     }
+
+    fn slots(&mut self) -> (Vec<&mut Slot>, &mut Vec<u8>) {
+        (self.slots.iter_mut().collect(), &mut self.wbuf)
+    }
+
+    fn settle(&mut self, server: usize, outcome: Result<(), Failure>) -> Result<(), ClientError> {
+        match outcome {
+            Ok(()) => {
+                self.slots[server].replied();
+                Ok(())
+            }
+            Err(failure) => Err(self.server_failed(server, failure)),
+        }
+    }
 }
 
 /// Runs `f` on slot `server`, keeping `down`, the count of servers down, in step with its
@@ -697,46 +612,75 @@ fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
     }
 }
 
-/// Collects one server's part of a multi-get, to be moved into the caller's key-ordered result
-/// once that server's reply is complete.
-struct MultiSink<'a> {
-    /// Request index on this server -> index in the caller's keys.
-    map: &'a [usize],
-    /// (index in the caller's keys, item) for each hit.
-    items: Vec<(usize, Item)>,
-    current: Option<Item>,
-    at: usize,
+/// The keys of [`Client::get_multi`] and the items found for them, by position.
+struct MultiKeys<'k> {
+    keys: &'k [&'k [u8]],
+    hashes: Vec<u32>,
+    out: Vec<Option<Item>>,
 }
 
-impl ValueSink for MultiSink<'_> {
+impl engine::Wanted for MultiKeys<'_> {
+    type Sink = MultiSink;
+
+    fn key(&self, index: usize) -> &[u8] {
+        self.keys[index]
+    }
+
+    fn hash(&self, index: usize) -> u32 {
+        self.hashes[index]
+    }
+
+    fn found(&self, index: usize) -> bool {
+        self.out[index].is_some()
+    }
+
+    fn sink(&mut self, _group: &[usize]) -> MultiSink {
+        MultiSink::default()
+    }
+
+    /// The items of a server that failed part way are dropped with it: its keys are not
+    /// answered.
+    fn absorb(&mut self, sink: MultiSink, group: &[usize], answered: bool) {
+        if answered {
+            for (at, item) in sink.items {
+                self.out[group[at]] = Some(item);
+            }
+        }
+    }
+}
+
+/// The items one server sent in a multi-get, by position in the keys it was sent.
+#[derive(Default)]
+struct MultiSink {
+    items: Vec<(usize, Item)>,
+    current: Option<(usize, Item)>,
+}
+
+impl ValueSink for MultiSink {
     fn begin(&mut self, index: usize, flags: u32, bytes: usize, cas: Option<u64>) -> bool {
-        self.at = index;
-        self.current = Some(Item {
+        let item = Item {
             value: Vec::with_capacity(bytes.min(PREALLOC_LIMIT)),
             flags,
             cas: cas.unwrap_or(0),
-        });
+        };
+        self.current = Some((index, item));
         true
     }
 
     fn data(&mut self, chunk: &[u8]) {
-        if let Some(item) = &mut self.current {
+        if let Some((_, item)) = &mut self.current {
             item.value.extend_from_slice(chunk);
         }
     }
 
     fn end(&mut self) {
-        if let (Some(item), Some(&at)) = (self.current.take(), self.map.get(self.at)) {
-            self.items.push((at, item));
-        }
+        self.items.extend(self.current.take());
     }
 
     fn whole(&mut self, index: usize, flags: u32, cas: Option<u64>, value: &[u8]) {
-        if let Some(&at) = self.map.get(index) {
-            let cas = cas.unwrap_or(0);
-            let value = value.to_vec();
-            self.items.push((at, Item { value, flags, cas }));
-        }
+        let cas = cas.unwrap_or(0);
+        let value = value.to_vec();
+        self.items.push((index, Item { value, flags, cas }));
     }
 }
 

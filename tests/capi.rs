@@ -363,10 +363,15 @@ fn fake_connection(stream: TcpStream, reused: Arc<Mutex<Vec<String>>>) {
                             reply.push_str("VALUE short 0 10\r\nabc");
                             close = true;
                         }
+                        // An END nobody asked for after the reply's own, in the same write.
+                        "strayend" => unexpected = true,
                         _ => {}
                     }
                 }
                 if !close {
+                    reply.push_str("END\r\n");
+                }
+                if keys.contains(&"strayend") {
                     reply.push_str("END\r\n");
                 }
                 (reply, unexpected, close)

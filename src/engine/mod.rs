@@ -9,18 +9,23 @@
 //! - [`Servers`] and the algorithms over it ([`route`], [`connect_copies`], [`on_copies`]): the
 //!   distribution's pick with failover, and the servers holding a key's copies. A front end says
 //!   how it picks (the Selector, or a C program's finder hook) and how it reports.
+//! - [`multi_get`]: many keys, one `get` per server, the replies read as they arrive, and the
+//!   keys still missing asked of their next copy; the front end says where values go
+//!   ([`Wanted`]).
 //!
 //! Each operation is bounded by twice its timeout ([`crate::conn::Conn`]) and values grow as
 //! their bytes arrive ([`crate::command::PREALLOC_LIMIT`]).
 #![forbid(unsafe_code)]
 
 mod health;
+mod multi_get;
 mod route;
 mod slot;
 
 use std::time::Duration;
 
 pub use health::Health;
+pub use multi_get::{multi_get, MultiGet, Wanted};
 pub use route::{connect_copies, on_copies, route, RouteError, Servers};
 pub use slot::{ConnectError, Fate, Slot};
 

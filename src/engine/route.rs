@@ -1,5 +1,6 @@
 //! Placement with failover, and the servers holding a key's copies.
 
+use super::Slot;
 use crate::command::Failure;
 use crate::conn::Conn;
 
@@ -32,6 +33,15 @@ pub trait Servers {
         server: usize,
         op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
     ) -> Result<T, Self::Error>;
+
+    /// Every server's slot, by index, and the write buffer: for an operation that drives
+    /// several connections at once (a multi-get), which then settles each one it used.
+    fn slots(&mut self) -> (Vec<&mut Slot>, &mut Vec<u8>);
+
+    /// After `server`'s connection was driven directly: the reply was read whole (the
+    /// connection is checked to be at a command boundary, as after an exchange) or it failed
+    /// (closed, and down after a timeout; reported): then the front end's error.
+    fn settle(&mut self, server: usize, outcome: Result<(), Failure>) -> Result<(), Self::Error>;
 }
 
 /// Why no server could be routed to.

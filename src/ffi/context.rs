@@ -113,6 +113,7 @@ pub fn report_oom(ctxt: *const memcache_ctxt, what: &'static str) {
 
 /// The context's allocators, read from the structure at each use (clients assign them
 /// directly), with the 1.4 fallbacks for fields a client left NULL.
+#[derive(Clone, Copy)]
 pub struct Alloc {
     free: unsafe extern "C" fn(*mut c_void),
     malloc: unsafe extern "C" fn(size_t) -> *mut c_void,

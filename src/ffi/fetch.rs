@@ -11,10 +11,11 @@ use super::context::{global, Alloc};
 use super::error::{report, report_bad_key, Scope};
 use super::hooks::key_bytes;
 use super::operation::{finish, on_copies_for, validate_key, Outcome};
-use super::route::{drop_conn, route, route_copies, Front};
-use super::state::{self, HandleInner, ServerSide};
+use super::route::{route, Front};
+use super::state;
 use super::types::*;
 use crate::command::{self, ValueSink, PREALLOC_LIMIT};
+use crate::engine::{self, Wanted};
 use crate::key;
 
 const FOD: c_char = MCM_RES_FREE_ON_DELETE as c_char;
@@ -754,13 +755,6 @@ pub unsafe extern "C" fn mc_res_register_fetch_cb(
 
 // ---- mc_get ----
 
-/// Keys sent to one server in one `get` command.
-struct Batch {
-    side: usize,
-    results: Vec<*mut memcache_res>,
-    sent: bool,
-}
-
 /// Makes a result ready for a new fetch (D4): FOUND and ATTEMPTED cleared, a value the library
 /// allocated earlier released (free-on-delete) or handed to the caller (otherwise).
 ///
@@ -803,23 +797,24 @@ enum Target {
     },
 }
 
-/// Receives the values of one batch into the request's results.
-struct ResultSink<'a> {
+/// Receives the values of the keys sent to one server into the request's results.
+struct ResultSink {
     ctxt: *const memcache_ctxt,
-    alloc: &'a Alloc,
-    results: &'a [*mut memcache_res],
+    alloc: Alloc,
+    /// The results whose keys were sent, in the order they were.
+    results: Vec<*mut memcache_res>,
     current: Option<(usize, Target)>,
     /// Which results got a buffer allocated here, registered together once the fetch is over
     /// (indexes: a small vector, kept apart from the values' sizes in the allocator).
     allocated: Vec<u32>,
 }
 
-impl ValueSink for ResultSink<'_> {
+impl ValueSink for ResultSink {
     fn begin(&mut self, index: usize, flags: u32, bytes: usize, _cas: Option<u64>) -> bool {
         // SAFETY: the results of a request being fetched are live for the whole call.
         let r = unsafe { &*self.results[index] };
         let target = if r.size == 0 {
-            match Incoming::start(self.ctxt, self.alloc, bytes, flags, 0) {
+            match Incoming::start(self.ctxt, &self.alloc, bytes, flags, 0) {
                 Some(v) => Target::New(v),
                 None => return false,
             }
@@ -838,7 +833,7 @@ impl ValueSink for ResultSink<'_> {
 
     fn data(&mut self, chunk: &[u8]) {
         match &mut self.current {
-            Some((_, Target::New(v))) => v.push(self.ctxt, self.alloc, chunk),
+            Some((_, Target::New(v))) => v.push(self.ctxt, &self.alloc, chunk),
             Some((
                 _,
                 Target::Caller {
@@ -873,14 +868,14 @@ impl ValueSink for ResultSink<'_> {
             }
             return;
         }
-        if let Some(mut v) = Incoming::start(self.ctxt, self.alloc, value.len(), flags, 0) {
-            v.push(self.ctxt, self.alloc, value);
+        if let Some(mut v) = Incoming::start(self.ctxt, &self.alloc, value.len(), flags, 0) {
+            v.push(self.ctxt, &self.alloc, value);
             self.found(index, Target::New(v));
         }
     }
 }
 
-impl ResultSink<'_> {
+impl ResultSink {
     /// Stores a received value in result `index` and marks it found.
     fn found(&mut self, index: usize, target: Target) {
         let res = self.results[index];
@@ -889,7 +884,7 @@ impl ResultSink<'_> {
         let (flags, bytes) = match target {
             Target::New(v) => {
                 let (flags, bytes) = (v.flags, v.bytes);
-                let Some(value) = v.finish(self.alloc) else {
+                let Some(value) = v.finish(&self.alloc) else {
                     return;
                 };
                 r.val = value as *mut c_void;
@@ -905,23 +900,11 @@ impl ResultSink<'_> {
     }
 }
 
-impl Drop for ResultSink<'_> {
+impl Drop for ResultSink {
     fn drop(&mut self) {
         if let Some((_, Target::New(v))) = self.current.take() {
             self.alloc.free(v.buf);
         }
-    }
-}
-
-/// The keys of a batch, read from its results where they are.
-struct ResultKeys<'a>(&'a [*mut memcache_res]);
-
-impl command::Keys for ResultKeys<'_> {
-    fn count(&self) -> usize {
-        self.0.len()
-    }
-    fn key(&self, index: usize) -> &[u8] {
-        key_of(self.0[index])
     }
 }
 
@@ -931,84 +914,57 @@ fn key_of<'a>(r: *mut memcache_res) -> &'a [u8] {
     unsafe { key_bytes((*r).key, (*r).len) }
 }
 
-/// Sends every batch, then reads the replies as they arrive, so all servers work in parallel. A
-/// failure closes that server's connection; its keys stay not found.
-///
-/// # Safety
-/// `ctxt` is live; `inner` is the locked state the batches' sides index into.
-unsafe fn run_batches(
+/// A request's keys as the engine's multi-get wants them: the results whose keys are sent,
+/// and the values allocated for them, to be recorded with the request once the fetch is over.
+struct Fetching {
     ctxt: *const memcache_ctxt,
-    req: *const memcache_req,
-    alloc: &Alloc,
-    inner: &mut HandleInner,
-    batches: &mut [Batch],
-) {
-    let HandleInner { servers, wbuf, .. } = inner;
-    for b in batches.iter_mut() {
-        let side = &mut servers[b.side];
-        let Some(conn) = side.slot.conn_mut() else {
-            continue;
-        };
-        for &r in &b.results {
-            // SAFETY: a live result of the request.
+    alloc: Alloc,
+    /// The results whose keys are sent (they passed the key check), in request order.
+    asked: Vec<*mut memcache_res>,
+    allocated: Vec<state::ResultValue>,
+}
+
+impl Wanted for Fetching {
+    type Sink = ResultSink;
+
+    fn key(&self, index: usize) -> &[u8] {
+        key_of(self.asked[index])
+    }
+
+    fn hash(&self, index: usize) -> u32 {
+        // SAFETY: a live result of the request being fetched.
+        unsafe { (*self.asked[index]).hash }
+    }
+
+    fn found(&self, index: usize) -> bool {
+        // SAFETY: as above.
+        unsafe { (*self.asked[index])._flags & FOUND != 0 }
+    }
+
+    /// The keys are about to be sent: they are attempted from now on.
+    fn sink(&mut self, group: &[usize]) -> ResultSink {
+        let results: Vec<_> = group.iter().map(|&i| self.asked[i]).collect();
+        for &r in &results {
+            // SAFETY: as above.
             mark_sent(unsafe { &mut *r });
         }
-        match command::send_get(conn, wbuf, b.results.iter().map(|&r| key_of(r)), false) {
-            Ok(()) => b.sent = true,
-            // SAFETY: ctxt is live; side.ms is a server of the locked handle.
-            Err(f) => unsafe { drop_conn(ctxt, side, f) },
+        ResultSink {
+            ctxt: self.ctxt,
+            alloc: self.alloc,
+            allocated: Vec::with_capacity(results.len()),
+            results,
+            current: None,
         }
     }
-    // Batches are one per server, so each connection is lent to one fetch.
-    let sent: Vec<&Batch> = batches.iter().filter(|b| b.sent).collect();
-    let keys: Vec<ResultKeys> = sent.iter().map(|b| ResultKeys(&b.results)).collect();
-    let mut sinks: Vec<ResultSink> = sent
-        .iter()
-        .map(|b| ResultSink {
-            ctxt,
-            alloc,
-            results: &b.results,
-            current: None,
-            allocated: Vec::with_capacity(b.results.len()),
-        })
-        .collect();
-    let mut sides: Vec<Option<&mut ServerSide>> = servers.iter_mut().map(Some).collect();
-    let mut fetches = Vec::with_capacity(sent.len());
-    let mut fetched_sides = Vec::with_capacity(sent.len());
-    for ((b, keys), sink) in sent.iter().zip(&keys).zip(&mut sinks) {
-        let Some(conn) = sides[b.side].take().and_then(|s| s.slot.conn_mut()) else {
-            continue;
-        };
-        fetches.push(command::Fetch {
-            conn,
-            reply: command::GetReply::new(keys),
-            sink,
-            outcome: None,
-        });
-        fetched_sides.push(b.side);
-    }
-    command::read_values_many(&mut fetches);
-    let failures: Vec<_> = fetches
-        .into_iter()
-        .zip(fetched_sides)
-        .filter_map(|(f, side)| f.outcome?.err().map(|e| (side, e)))
-        .collect();
-    drop(sides);
-    state::values_allocated(
-        req,
-        sinks.iter().flat_map(|sink| {
-            sink.allocated.iter().map(|&i| {
-                let res = sink.results[i as usize];
-                // SAFETY: a live result of the request.
-                (res as *const memcache_res, unsafe { (*res).val }
-                    as *const c_void)
-            })
-        }),
-    );
-    drop(sinks);
-    for (side, failure) in failures {
-        // SAFETY: ctxt is live; the side is a server of the locked handle.
-        unsafe { drop_conn(ctxt, &mut servers[side], failure) };
+
+    /// Values stored before a server failed stay found: they arrived whole.
+    fn absorb(&mut self, sink: ResultSink, _group: &[usize], _answered: bool) {
+        self.allocated.extend(sink.allocated.iter().map(|&i| {
+            let res = sink.results[i as usize];
+            // SAFETY: as above.
+            (res as *const memcache_res, unsafe { (*res).val }
+                as *const c_void)
+        }));
     }
 }
 
@@ -1077,11 +1033,10 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     // SAFETY: mc is live.
     let n_servers = unsafe { (*mc).num_servers } as usize;
     // Group as 1.4 does: one group, or one per `hash % num_servers`; each group's server is
-    // chosen from its first key's hash, with failover.
-    let mut groups: Vec<Vec<*mut memcache_res>> = Vec::new();
-    let asked = sendable.clone();
+    // chosen from its first key's hash, with failover. Groups hold indexes into `sendable`.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
     if single {
-        groups.push(sendable);
+        groups.push((0..sendable.len()).collect());
     } else {
         groups.resize_with(n_servers, Vec::new);
         // crc32-modulo: keys with the same hash % n share a server (1.4's grouping). Under
@@ -1095,7 +1050,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         let servers = unsafe { state::server_slice(mc) };
         // SAFETY: as above.
         let live = |i: usize| matches!(unsafe { (*servers[i]).active } as u8, b'u' | b't');
-        for r in sendable {
+        for (index, &r) in sendable.iter().enumerate() {
             // SAFETY: a live result.
             let hash = unsafe { (*r).hash };
             let group = if ring {
@@ -1103,77 +1058,48 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
             } else {
                 None
             };
-            groups[group.unwrap_or(hash as usize % n_servers)].push(r);
+            groups[group.unwrap_or(hash as usize % n_servers)].push(index);
         }
     }
-    let mut any_server = false;
-    {
-        let mut batches: Vec<Batch> = Vec::new();
-        for group in groups.into_iter().filter(|g| !g.is_empty()) {
-            // SAFETY: a live result.
-            let hash = unsafe { (*group[0]).hash };
-            let mut front = Front {
-                ctxt,
-                mc,
-                st: &st,
-                inner: &mut inner,
-            };
-            // SAFETY: ctxt and mc are live; inner is mc's locked state.
-            let Some(side) = (unsafe { route(&mut front, hash) }) else {
-                continue;
-            };
-            any_server = true;
-            match batches.iter_mut().find(|b| b.side == side) {
-                Some(b) => b.results.extend(group),
-                None => batches.push(Batch {
-                    side,
-                    results: group,
-                    sent: false,
-                }),
-            }
+    // The same groups by the server each is routed to (groups routed to one server merge).
+    let mut by_server: Vec<Vec<usize>> = Vec::new();
+    for group in groups.into_iter().filter(|g| !g.is_empty()) {
+        // SAFETY: a live result.
+        let hash = unsafe { (*sendable[group[0]]).hash };
+        let mut front = Front {
+            ctxt,
+            mc,
+            st: &st,
+            inner: &mut inner,
+        };
+        // SAFETY: ctxt and mc are live; inner is mc's locked state.
+        let Some(side) = (unsafe { route(&mut front, hash) }) else {
+            continue;
+        };
+        if by_server.len() <= side {
+            by_server.resize_with(side + 1, Vec::new);
         }
-        // SAFETY: ctxt is live; batches index into inner.
-        unsafe { run_batches(ctxt, req, &alloc, &mut inner, &mut batches) };
-        // With copies, keys still missing are asked of their next copy, round by round.
-        let copies = inner.replicas as usize;
-        for round in 1..copies {
-            let mut batches: Vec<Batch> = Vec::new();
-            let mut picks = Vec::with_capacity(copies);
-            for &r in &asked {
-                // SAFETY: live results of the request.
-                if unsafe { (*r)._flags } & FOUND != 0 {
-                    continue;
-                }
-                // SAFETY: a live result of the request.
-                let hash = unsafe { (*r).hash };
-                let mut front = Front {
-                    ctxt,
-                    mc,
-                    st: &st,
-                    inner: &mut inner,
-                };
-                // SAFETY: ctxt and mc are live; inner is mc's locked state.
-                unsafe { route_copies(&mut front, hash, copies, &mut picks) };
-                let Some(&side) = picks.get(round) else {
-                    continue;
-                };
-                any_server = true;
-                match batches.iter_mut().find(|b| b.side == side) {
-                    Some(b) => b.results.push(r),
-                    None => batches.push(Batch {
-                        side,
-                        results: vec![r],
-                        sent: false,
-                    }),
-                }
-            }
-            if batches.is_empty() {
-                break;
-            }
-            // SAFETY: as above.
-            unsafe { run_batches(ctxt, req, &alloc, &mut inner, &mut batches) };
-        }
+        by_server[side].extend(group);
     }
+    // A hook run unlocked may have let the list change: the groups cover today's servers.
+    by_server.resize_with(inner.servers.len(), Vec::new);
+    let copies = inner.replicas as usize;
+    let count = sendable.len();
+    let mut fetching = Fetching {
+        ctxt,
+        alloc,
+        asked: sendable,
+        allocated: Vec::new(),
+    };
+    let mut front = Front {
+        ctxt,
+        mc,
+        st: &st,
+        inner: &mut inner,
+    };
+    let fetched = engine::multi_get(&mut front, &mut fetching, count, &mut by_server, copies);
+    state::values_allocated(req, fetching.allocated);
+    let any_server = fetched.asked;
     drop(inner);
     let failed = !any_server || scope.serious();
     finish(scope, ctxt, Some(&st), failed);

@@ -14,7 +14,7 @@ use super::hooks::{
 use super::state::{cstr_lossy, server_slice, HandleInner, HandleState, Locked, ServerSide};
 use super::types::*;
 use crate::conn::{self, Conn, Fail};
-use crate::engine::{self, ConnectError, RouteError, Servers};
+use crate::engine::{self, ConnectError, RouteError, Servers, Slot};
 
 pub use crate::command::Failure;
 
@@ -259,17 +259,62 @@ impl Servers for Front<'_, '_> {
         op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
     ) -> Result<T, CallError> {
         let HandleInner { servers, wbuf, .. } = &mut **self.inner;
-        let side = &mut servers[at];
-        let result = side.slot.exchange(wbuf, op);
-        if let Err(failure) = &result {
-            // SAFETY: ctxt is live; side.ms is a server of the locked handle.
-            unsafe { report_failure(self.ctxt, side.ms, failure) };
-        }
+        // SAFETY: ctxt is live for the front's life; the side is a server of the locked handle.
+        unsafe { exchange(self.ctxt, &mut servers[at], wbuf, op) }
+    }
+
+    fn slots(&mut self) -> (Vec<&mut Slot>, &mut Vec<u8>) {
+        let HandleInner { servers, wbuf, .. } = &mut **self.inner;
+        (
+            servers.iter_mut().map(|side| &mut side.slot).collect(),
+            wbuf,
+        )
+    }
+
+    fn settle(&mut self, at: usize, outcome: Result<(), Failure>) -> Result<(), CallError> {
+        let side = &mut self.inner.servers[at];
+        let result = match outcome {
+            Ok(()) => {
+                side.slot.replied();
+                Ok(())
+            }
+            Err(failure) => {
+                side.slot.failed(&failure);
+                // SAFETY: ctxt is live for the front's life; side.ms is a server of the locked
+                // handle.
+                unsafe { report_failure(self.ctxt, side.ms, &failure) };
+                Err(CallError::Failed)
+            }
+        };
         if !side.slot.has_conn() {
             mirror(side);
         }
-        result.map_err(|_| CallError::Failed)
+        result
     }
+}
+
+/// One exchange with `side`'s open connection through its slot (the engine's connection rules:
+/// idle check after the reply, closed on any failure, down after a timeout), the failure
+/// reported as 1.4 did and the 1.4 structure kept in step.
+///
+/// # Safety
+/// `ctxt` is live; `side.ms` is a live server of the locked handle.
+#[inline]
+pub unsafe fn exchange<T>(
+    ctxt: *const memcache_ctxt,
+    side: &mut ServerSide,
+    wbuf: &mut Vec<u8>,
+    op: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+) -> Result<T, CallError> {
+    let result = side.slot.exchange(wbuf, op);
+    if let Err(failure) = &result {
+        // SAFETY: per the contract.
+        unsafe { report_failure(ctxt, side.ms, failure) };
+    }
+    if !side.slot.has_conn() {
+        mirror(side);
+    }
+    result.map_err(|_| CallError::Failed)
 }
 
 /// Chooses and connects the server for `hash` (spec §7.4, [`engine::route`]): on a failed
@@ -318,46 +363,6 @@ pub fn report_unreachable(ctxt: *const memcache_ctxt) {
         0,
         "no server could be reached"
     );
-}
-
-/// Chooses and connects the `count` distinct servers that hold copies of the keys of `hash`,
-/// primary first (D8's redundancy, [`engine::connect_copies`]). With one copy, or when the
-/// client installed its own finder, this is [`route`]. `out` receives indexes of the servers'
-/// states in `inner.servers`; empty when no server is available (reported).
-///
-/// # Safety
-/// As [`route`].
-pub unsafe fn route_copies(
-    front: &mut Front<'_, '_>,
-    hash: u32,
-    count: usize,
-    out: &mut Vec<usize>,
-) {
-    out.clear();
-    if count <= 1 || front.own_finder().is_some() {
-        // SAFETY: per the contract.
-        out.extend(unsafe { route(front, hash) });
-        return;
-    }
-    // pick_copies() promotes the servers whose retry time has come.
-    engine::connect_copies(front, hash, count, out);
-    if out.is_empty() {
-        report_unreachable(front.ctxt);
-    }
-}
-
-/// Reports a failed exchange, closes the connection and keeps the 1.4 structure in step, so no
-/// later command can read a reply meant for this one (D1). The server goes back to 't' and is
-/// tried again next time, except after a timeout: then it is down for the retry interval (D8)
-/// and retried automatically.
-///
-/// # Safety
-/// `ctxt` is live; `side.ms` is a live server.
-pub unsafe fn drop_conn(ctxt: *const memcache_ctxt, side: &mut ServerSide, failure: Failure) {
-    side.slot.failed(&failure);
-    // SAFETY: per the contract.
-    unsafe { report_failure(ctxt, side.ms, &failure) };
-    mirror(side);
 }
 
 /// The 1.4 report of a failed exchange with server `ms`.

@@ -7,7 +7,7 @@ use libc::{c_int, timeval};
 use super::context::{global, Alloc};
 use super::error::{report, Scope};
 use super::operation::finish;
-use super::route::{drop_conn, Failure};
+use super::route::Failure;
 use super::state::{self, HandleInner, HandleState};
 use super::types::*;
 use crate::command;
@@ -45,16 +45,8 @@ unsafe fn on_server_locked<T>(
     }
     let HandleInner { servers, wbuf, .. } = inner;
     let side = servers.iter_mut().find(|s| s.ms == ms)?;
-    wbuf.clear();
-    let conn = side.slot.conn_mut()?;
-    match exchange(conn, wbuf) {
-        Ok(v) => Some(v),
-        Err(f) => {
-            // SAFETY: per the contract.
-            unsafe { drop_conn(ctxt, side, f) };
-            None
-        }
-    }
+    // SAFETY: per the contract.
+    unsafe { super::route::exchange(ctxt, side, wbuf, exchange) }.ok()
 }
 
 /// Unsigned decimal stored in the field's width (D6); unparsable values count as 0.
