@@ -39,8 +39,10 @@ const TRICKLE_FOR: Duration = Duration::from_secs(60);
 const TRICKLE_CLAIM: usize = 1_000_000;
 /// The bound of a spawned binary: it is killed (and the test fails) after this.
 const HARD_CAP: Duration = Duration::from_secs(20);
-/// mcadmin's network timeout (fixed in the binary; it has no option for it).
+/// mcadmin's default network timeout.
 const MCADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// The timeout given to mcadmin with --timeout-ms: its bound is below the default timeout.
+const MCADMIN_SHORT_TIMEOUT_MS: u64 = 300;
 /// The timeout given to mclient with --timeout-ms.
 const MCLIENT_TIMEOUT_MS: u64 = 200;
 /// The size of the claim of the big-claim server: 1 GiB.
@@ -535,6 +537,35 @@ fn deadline_mcadmin_pull() {
         "a failed pull created {:?}",
         shm.entries()
     );
+}
+
+/// `mcadmin --timeout-ms 300` with `pull`, `publish` and `clients` against a trickling server:
+/// each fails within 2.5 times that timeout plus 0.5 s, sooner than the default 2 s timeout
+/// alone would let it.
+#[test]
+fn deadline_mcadmin_timeout_option() {
+    let fake = FakeServer::<Vec<String>>::start(trickling);
+    let server = format!("127.0.0.1:{}", fake.port);
+    let shm = ShmPrefix::new("dltimeout");
+    let added = run_timed(&mut shm.mcadmin(&["--domain", "web", "add", &server])).0;
+    assert!(
+        added.as_ref().is_some_and(|o| o.status.success()),
+        "mcadmin add: {}",
+        show(&added)
+    );
+    let timeout = Duration::from_millis(MCADMIN_SHORT_TIMEOUT_MS);
+    let bound = lenient_bound(timeout);
+    assert!(
+        bound < MCADMIN_TIMEOUT,
+        "the bound must show the option is used"
+    );
+    let ms = MCADMIN_SHORT_TIMEOUT_MS.to_string();
+    for command in [&["pull", server.as_str()][..], &["publish"], &["clients"]] {
+        let mut args = vec!["--domain", "web", "--timeout-ms", ms.as_str()];
+        args.extend(command);
+        let (out, took) = run_timed(&mut shm.mcadmin(&args));
+        assert_bounded_error(&format!("mcadmin {args:?}"), &out, took, bound);
+    }
 }
 
 /// `mcadmin watch` seeded from a trickling server and asked to stop with SIGTERM while its

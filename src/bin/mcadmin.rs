@@ -51,6 +51,11 @@ struct Cli {
     /// "default"]. `watch` takes it several times [default: every domain of this host]
     #[arg(long, global = true, value_name = "NAME", action = clap::ArgAction::Append)]
     domain: Vec<String>,
+    /// Limit for each connect, write and read of publish, pull, watch and clients, in
+    /// milliseconds [default: 2000]
+    #[arg(long = "timeout-ms", value_name = "N", global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -331,6 +336,7 @@ fn one_domain(given: &[String]) -> Result<DomainName, Failure> {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let ns = host()?;
+    let timeout = cli.timeout_ms.map_or(NET_TIMEOUT, Duration::from_millis);
     let command = match cli.command {
         Command::Watch {
             from,
@@ -340,14 +346,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ..
         } if !from.is_empty() => {
             let rules = Rules { allow_empty };
-            return sources::watch_from(ns, &cli.domain, &from, rules, interval, max_ahead);
+            return sources::watch_from(
+                ns,
+                &cli.domain,
+                &from,
+                rules,
+                interval,
+                max_ahead,
+                timeout,
+            );
         }
         Command::Watch {
             interval,
             seed,
             max_ahead,
             ..
-        } => return watch(ns, &cli.domain, interval, seed.as_deref(), max_ahead),
+        } => {
+            return watch(
+                ns,
+                &cli.domain,
+                interval,
+                seed.as_deref(),
+                max_ahead,
+                timeout,
+            )
+        }
         Command::Restore => return restore(&ns, &cli.domain),
         other => other,
     };
@@ -456,19 +479,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if !also.is_empty() {
                 return Err(Failure::Usage("--also is for publish without --to".into()));
             }
-            sources::publish_to(&ns, &name, &url, force)?
+            sources::publish_to(&ns, &name, &url, force, timeout)?
         }
-        Command::Publish { also, force, .. } => publish(&ns, &name, &also, force)?,
+        Command::Publish { also, force, .. } => publish(&ns, &name, &also, force, timeout)?,
         Command::Pull {
             from: Some(url),
             allow_empty,
             max_ahead,
             ..
-        } => sources::pull_from(&ns, &name, &url, Rules { allow_empty }, max_ahead)?,
+        } => sources::pull_from(&ns, &name, &url, Rules { allow_empty }, max_ahead, timeout)?,
         Command::Pull {
             server, max_ahead, ..
-        } => pull(&ns, &name, server.as_deref().unwrap_or_default(), max_ahead)?,
-        Command::Clients { json } => clients(&ns, &name, json)?,
+        } => {
+            let server = server.as_deref().unwrap_or_default();
+            pull(&ns, &name, server, max_ahead, timeout)?
+        }
+        Command::Clients { json } => clients(&ns, &name, json, timeout)?,
         Command::Watch { .. } | Command::Restore => unreachable!("handled above"),
     }
     Ok(())
@@ -604,7 +630,13 @@ fn plural(n: usize) -> &'static str {
 
 /// `publish`: every server that could not be updated is reported on a line of its own; the
 /// others are updated all the same, and the command fails if any was not.
-fn publish(ns: &Namespace, name: &DomainName, also: &[String], force: bool) -> Result<(), Failure> {
+fn publish(
+    ns: &Namespace,
+    name: &DomainName,
+    also: &[String],
+    force: bool,
+    timeout: Duration,
+) -> Result<(), Failure> {
     let also = also
         .iter()
         .map(|s| parse_server(s, 1))
@@ -614,7 +646,7 @@ fn publish(ns: &Namespace, name: &DomainName, also: &[String], force: bool) -> R
     } else {
         propagate::publish
     };
-    let published = how(ns, name, &also, NET_TIMEOUT).map_err(|e| match e {
+    let published = how(ns, name, &also, timeout).map_err(|e| match e {
         PublishError::NoDomain(_) => no_domain(name),
         PublishError::Unpublishable(e) => {
             Runtime(format!("the list of {name} cannot be published: {e}"))
@@ -655,10 +687,16 @@ fn publish(ns: &Namespace, name: &DomainName, also: &[String], force: bool) -> R
     Ok(())
 }
 
-fn pull(ns: &Namespace, name: &DomainName, spec: &str, max_ahead: Duration) -> Result<(), Failure> {
+fn pull(
+    ns: &Namespace,
+    name: &DomainName,
+    spec: &str,
+    max_ahead: Duration,
+    timeout: Duration,
+) -> Result<(), Failure> {
     let server = parse_server(spec, 1)?;
     let pulled =
-        propagate::pull_within(ns, name, &server, NET_TIMEOUT, max_ahead).map_err(|e| match e {
+        propagate::pull_within(ns, name, &server, timeout, max_ahead).map_err(|e| match e {
             PullError::NoRecord { server } => Runtime(format!(
             "{server} holds no record of domain {name} (mcadmin --domain {name} publish stores it)"
         )),
@@ -699,6 +737,7 @@ fn watch(
     interval: Duration,
     seed: Option<&str>,
     max_ahead: Duration,
+    timeout: Duration,
 ) -> Result<(), Failure> {
     let domains = if domains.is_empty() {
         None
@@ -725,7 +764,7 @@ fn watch(
         ),
         other => Runtime(other.to_string()),
     })?;
-    watcher.set_timeout(NET_TIMEOUT);
+    watcher.set_timeout(timeout);
     watcher.set_max_ahead(max_ahead);
     install_stop_handlers()?;
     log(&format!(
@@ -783,8 +822,11 @@ struct ClientConn {
 }
 
 /// The client connections of one server, without our own.
-fn server_clients(server: &ServerAddr) -> Result<Vec<(ClientAddr, ServerConnection)>, NetError> {
-    let mut slot = propagate::connect(server, NET_TIMEOUT)?;
+fn server_clients(
+    server: &ServerAddr,
+    timeout: Duration,
+) -> Result<Vec<(ClientAddr, ServerConnection)>, NetError> {
+    let mut slot = propagate::connect(server, timeout)?;
     let own = slot.conn_mut().and_then(|conn| conn.local_addr());
     let all = slot.exchange(&mut Vec::new(), propagate::connections)?;
     let mut ours_seen = false;
@@ -823,12 +865,17 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// `clients`: every client address (IP, or `unix:PATH`) connected to the domain's servers, with
 /// the servers it is connected to. Servers that cannot be asked are reported on stderr; the
 /// command fails only when none could be.
-fn clients(ns: &Namespace, name: &DomainName, json: bool) -> Result<(), Failure> {
+fn clients(
+    ns: &Namespace,
+    name: &DomainName,
+    json: bool,
+    timeout: Duration,
+) -> Result<(), Failure> {
     let list = current(ns, name)?;
     let mut by_client: BTreeMap<String, Vec<ClientConn>> = BTreeMap::new();
     let mut failed: Vec<(String, String)> = Vec::new();
     for server in &list.servers {
-        match server_clients(server) {
+        match server_clients(server, timeout) {
             Ok(conns) => {
                 for (client, conn) in conns {
                     by_client.entry(client.host).or_default().push(ClientConn {

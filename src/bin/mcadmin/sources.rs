@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use memcache::domain_file::DomainFile;
-use memcache::propagate::{Watcher, NET_TIMEOUT};
+use memcache::propagate::Watcher;
 use memcache::registry::{DomainName, Namespace};
 use memcache::source::{self, FileSource, Following, Installed, Rules, Source, SourceEvent};
 
@@ -55,9 +55,10 @@ pub fn pull_from(
     url: &str,
     rules: Rules,
     max_ahead: Duration,
+    timeout: Duration,
 ) -> Result<(), Failure> {
     let mut source = match parse_url(url)? {
-        Url::Memcache(server) => return super::pull(ns, name, &server, max_ahead),
+        Url::Memcache(server) => return super::pull(ns, name, &server, max_ahead, timeout),
         Url::Source(source) => source,
     };
     let offer = source.fetch().map_err(|e| Runtime(format!("{url}: {e}")))?;
@@ -83,9 +84,10 @@ pub fn publish_to(
     name: &DomainName,
     url: &str,
     force: bool,
+    timeout: Duration,
 ) -> Result<(), Failure> {
     let mut source = match parse_url(url)? {
-        Url::Memcache(server) => return super::publish(ns, name, &[server], force),
+        Url::Memcache(server) => return super::publish(ns, name, &[server], force, timeout),
         Url::Source(source) => source,
     };
     if force {
@@ -114,6 +116,7 @@ pub fn watch_from(
     rules: Rules,
     interval: Duration,
     max_ahead: Duration,
+    timeout: Duration,
 ) -> Result<(), Failure> {
     let names = match domains {
         [] | [_] => vec![one_domain(domains)?],
@@ -154,7 +157,7 @@ pub fn watch_from(
             let seed = parse_server(&server, 1)?;
             let mut watcher = Watcher::new(ns.clone(), Some(domains), Some(seed))
                 .map_err(|e| Runtime(e.to_string()))?;
-            watcher.set_timeout(NET_TIMEOUT);
+            watcher.set_timeout(timeout);
             watcher.set_max_ahead(max_ahead);
             scope.spawn(move || watcher.run(interval, stop_requested, log_watch_event));
         }
