@@ -349,3 +349,21 @@ fn measure_single_get_throughput_with_one_and_two_copies() {
     out.assert_success().assert_stdout_empty();
     print_lines(&out, "replica_bench");
 }
+
+// ---- A dead or stopped server does not flood stderr ----
+
+/// The default handler prints a server's change of state once and rate-limits repeats (issue 13,
+/// point 4): 200 sets on a refusing port print each distinct line once, a stopped server's
+/// timeout and "no live server" once per time it goes down (see report_repeats.c).
+#[test]
+fn a_dead_server_is_reported_once_not_at_every_operation() {
+    let server = Memcached::start();
+    let dead = DeadPort::new();
+    let mut env = server_env(&[&server]);
+    env.push(("MC_DEAD_PORT", dead.port().to_string()));
+    env.push(("MEMCACHE_REPORT_INTERVAL", "600".to_string()));
+    let bin = compile_capi("report_repeats", &[]);
+    let out = run_c(&bin, &env);
+    server.cont();
+    out.assert_success().assert_stdout_empty();
+}

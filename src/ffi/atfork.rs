@@ -15,11 +15,13 @@ extern "C" fn prepare() {
     ffi_body!((), {
         super::state::lock_registries();
         super::error::hold_messages();
+        super::repeats::hold();
     })
 }
 
 extern "C" fn parent() {
     ffi_body!((), {
+        super::repeats::release();
         super::error::release_messages();
         super::state::unlock_registries();
     })
@@ -27,6 +29,7 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     ffi_body!((), {
+        super::repeats::release();
         super::error::release_messages();
         super::state::unlock_registries();
         fork::child_started();

@@ -16,6 +16,7 @@ use std::ptr;
 use libc::{c_char, c_void};
 
 use super::lock::OwnerLock;
+use super::repeats::Verdict;
 use super::types::*;
 
 struct ErrInfo {
@@ -348,6 +349,10 @@ unsafe fn deliver_one(ctxt: *const memcache_ctxt, entry: &Entry) {
         e.sysexit = info.sysexit;
     }
     if c.md5fc9f4e2249ad88de0081136fef04defa & severity != 0 {
+        if code == MCM_ERR_MC_RECONN {
+            // Unprinted, the server is still back: its next failure is news for the handler.
+            let _ = super::repeats::check(code, msg);
+        }
         return;
     }
     // SAFETY: as above.
@@ -411,6 +416,16 @@ pub unsafe extern "C" fn default_err_handler(_ctxt: *const c_void, ectxt: *mut c
         let Some(e) = (unsafe { (ectxt as *const memcache_err_ctxt).as_ref() }) else {
             return 0;
         };
+        // SAFETY: errmsg points to errlen readable bytes, per the err_ctxt contract.
+        let msg = unsafe {
+            (!e.errmsg.is_null())
+                .then(|| std::slice::from_raw_parts(e.errmsg as *const u8, e.errlen))
+        };
+        let msg = msg.unwrap_or_default();
+        let quieted = match super::repeats::check(e.errcode, msg) {
+            Verdict::Quiet => return 0,
+            Verdict::Print { quieted } => quieted,
+        };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -431,12 +446,12 @@ pub unsafe extern "C" fn default_err_handler(_ctxt: *const c_void, ectxt: *mut c
             line.extend_from_slice(b": ");
             line.extend_from_slice(&strerror(e.errnum as i32));
         }
-        if !e.errmsg.is_null() && e.errlen > 0 {
+        if !msg.is_empty() {
             line.extend_from_slice(b": ");
-            // SAFETY: errmsg points to errlen readable bytes, per the err_ctxt contract.
-            line.extend_from_slice(unsafe {
-                std::slice::from_raw_parts(e.errmsg as *const u8, e.errlen)
-            });
+            line.extend_from_slice(msg);
+        }
+        if quieted > 0 {
+            let _ = write!(line, " ({quieted} more like it not shown)");
         }
         line.push(b'\n');
         // SAFETY: writing an owned buffer to fd 2.

@@ -30,7 +30,7 @@ macro_rules! check_null {
 
 // The files form layers, lowest first; each uses only files of lower layers, so there is no
 // import cycle (tests/module_graph.rs keeps it so):
-//   types, fork (process id, fork generation) | lock | state | error | hooks, atfork
+//   types, fork (process id, fork generation) | lock | state, repeats | error | hooks, atfork
 //   | context, route | server, buffer, strings | handle | domain | operation
 //   | server_list, fetch, store, stats | beyond
 mod atfork;
@@ -45,6 +45,7 @@ pub mod handle;
 pub mod hooks;
 mod lock;
 pub mod operation;
+mod repeats;
 pub mod route;
 pub mod server;
 pub mod server_list;
