@@ -33,6 +33,11 @@ use memcache::state_dir::{self, Restored, StateDir};
 // The sources of watch/pull/publish; a directory of its own beside this file.
 #[path = "mcadmin/sources.rs"]
 mod sources;
+// The JSON of --json, shared with mclient.
+#[path = "common/json.rs"]
+mod json;
+
+use json::json_string;
 
 #[derive(Parser)]
 #[command(
@@ -239,21 +244,6 @@ fn parse_server(spec: &str, weight: u32) -> Result<ServerAddr, Failure> {
             Runtime(format!("server {spec}: {}", e.reason()))
         }
     })
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn print_list(name: &DomainName, list: &DomainList, json: bool) {

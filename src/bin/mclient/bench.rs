@@ -15,7 +15,8 @@ use memcache::command::Stored;
 use memcache::exit_code::Exit;
 use memcache::key;
 
-use crate::output::{JsonLine, Out};
+use crate::json::JsonLine;
+use crate::output::Out;
 use crate::servers::ServerList;
 use crate::{note, Stop};
 

@@ -13,7 +13,8 @@ use memcache::exit_code::Exit;
 use memcache::protocol::StoreCmd;
 
 use crate::cli::{Cli, Command};
-use crate::output::{record, JsonLine, Out};
+use crate::json::JsonLine;
+use crate::output::{record, Out};
 use crate::servers::ServerList;
 use crate::{bench, note, Stop};
 

@@ -9,6 +9,9 @@
 mod bench;
 mod cli;
 mod commands;
+// The JSON of --json, shared with mcadmin.
+#[path = "../common/json.rs"]
+mod json;
 mod output;
 mod servers;
 
