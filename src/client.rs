@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::command::{self, Counter, Failure, Stored, ValueSink, PREALLOC_LIMIT};
 use crate::conn::{self, Conn, Fail};
 use crate::engine::{self, RouteError, Servers, Slot};
-use crate::hash::{Distribution, RingServer, Selector};
+use crate::hash::{Distribution, Selector};
 use crate::key::{self, KeyError};
 use crate::protocol::{Event, Reply, StoreCmd};
 
@@ -135,15 +135,7 @@ impl Client {
         for spec in &servers {
             spec.check()?;
         }
-        let ring: Vec<RingServer<'_>> = servers
-            .iter()
-            .map(|s| RingServer {
-                host: &s.host,
-                port: s.port,
-                weight: s.weight,
-            })
-            .collect();
-        let selector = Selector::new(distribution, &ring);
+        let selector = Selector::for_servers(distribution, &servers);
         Ok(Client {
             names: servers.iter().map(ToString::to_string).collect(),
             slots: servers.iter().map(|_| Slot::new()).collect(),
@@ -727,16 +719,7 @@ mod tests {
         for dist in [Distribution::KetamaMd5, Distribution::Crc32Modulo] {
             let a = Client::new(three(), dist).unwrap();
             let b = Client::new(three(), dist).unwrap();
-            let ring: Vec<RingServer<'_>> = a
-                .servers()
-                .iter()
-                .map(|s| RingServer {
-                    host: &s.host,
-                    port: s.port,
-                    weight: s.weight,
-                })
-                .collect();
-            let selector = Selector::new(dist, &ring);
+            let selector = Selector::for_servers(dist, a.servers());
             let mut used = [0usize; 3];
             for i in 0..3000 {
                 let key = format!("key:{i}");

@@ -12,7 +12,7 @@ use libc::c_char;
 use super::context::{global, Alloc};
 use super::error::{report, Scope};
 use super::handle::new_plain;
-use super::server::{free_server, mcm_server_new};
+use super::server::{free_server, new_server};
 use super::state::{self, cstr_lossy, server_slice, DomainLink, HandleInner, HandleState};
 use super::types::*;
 use crate::address::ServerAddr;
@@ -299,8 +299,9 @@ unsafe fn replace_servers(
         let ms = match kept.and_then(Option::take) {
             Some(ms) => ms,
             None => {
-                // SAFETY: a fresh server from the context's allocator.
-                let ms = unsafe { mcm_server_new(owner) };
+                // Not mcm_server_new(): that delivers its report at once, and a handler must
+                // not run while the handle is locked; a failure is queued below instead.
+                let ms = new_server(&alloc);
                 let (h, p) = (
                     alloc.cstring(host.as_bytes()),
                     alloc.cstring(port.as_bytes()),
