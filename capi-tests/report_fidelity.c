@@ -218,6 +218,19 @@ static void key_refusal(const char *host, const char *port)
 		CHECK(strstr(r->errstr, "key") != NULL, "described as a key problem: \"%s\"", r->errstr);
 		CHECK(r->errnum == 0, "no errno for a refusal: %u", r->errnum);
 		CHECK(strcmp(r->funcname, "mcm_aget2") == 0, "funcname %s", r->funcname);
+		/* Handlers print "errstr: errmsg": the message gives the reason, not the description
+		 * again ("invalid key: invalid key: ..." before). */
+		CHECK(r->msg[0] != '\0' && strstr(r->msg, r->errstr) == NULL,
+		      "the message does not repeat the description: \"%s: %s\"", r->errstr, r->msg);
+	}
+	{
+		char last[256];
+		const char *once;
+
+		CHECK(mc_last_error(mc, last, sizeof(last)) == MCM_ERR_PROTO, "mc_last_error: %s", last);
+		once = strstr(last, "invalid key");
+		CHECK(once != NULL && strstr(once + 1, "invalid key") == NULL,
+		      "mc_last_error says \"invalid key\" once: \"%s\"", last);
 	}
 	/* A real protocol error from the server keeps the protocol description. */
 	CHECK(mc_set(mc, K("text"), "abc", 3, 0, 0) == 0, "set a text value");

@@ -33,6 +33,15 @@ impl KeyError {
     }
 }
 
+/// How every [`KeyError::message`] starts.
+const MESSAGE_LEAD: &str = "invalid key: ";
+
+/// `message` without the leading "invalid key: " of a [`KeyError::message`] (other text as it
+/// is): for a report whose description already says "invalid key", as the C API's does.
+pub fn without_lead(message: &str) -> &str {
+    message.strip_prefix(MESSAGE_LEAD).unwrap_or(message)
+}
+
 /// A key is 1..=250 bytes with no byte in 0x00..=0x20 or 0x7F (bytes 0x80..=0xFF are fine), and
 /// does not start with [`RESERVED_PREFIX`].
 pub fn check(key: &[u8]) -> Result<(), KeyError> {
@@ -174,5 +183,18 @@ mod tests {
         );
         assert_eq!(check_admin(b""), Err(KeyError::Empty));
         assert!(KeyError::Reserved.message().contains("reserved"));
+        for e in [
+            KeyError::Empty,
+            KeyError::TooLong,
+            KeyError::BadByte(0),
+            KeyError::Reserved,
+        ] {
+            let reason = without_lead(e.message());
+            assert!(
+                !reason.contains("invalid key") && !reason.is_empty(),
+                "{e:?}"
+            );
+        }
+        assert_eq!(without_lead("key rejected"), "key rejected");
     }
 }
