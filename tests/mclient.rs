@@ -3,8 +3,10 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,7 @@ use memcache::client::{Client, ServerSpec};
 use memcache::exit_code::Exit;
 use memcache::hash::Distribution;
 use memcache::registry::{DomainName, Namespace, ServerEntry};
-use support::{DeadPort, Memcached};
+use support::{DeadPort, FakeServer, Memcached};
 
 /// Runs mclient with `args`, `stdin` as standard input, and only the environment variables in
 /// `env` among those it reads (so the caller's own settings cannot leak in).
@@ -297,6 +299,76 @@ fn several_keys_and_print_keys() {
     assert!(out.stderr.is_empty());
     let out = mclient(&["--servers", s, "get", "--print-keys", "three"], b"");
     assert_eq!(out.stdout, b"three 0 3\n333\n");
+}
+
+/// A stand-in for memcached that records each command line and answers a get of any keys with
+/// each key as its own value: it shows how many requests a command makes.
+fn echo_keys(stream: TcpStream, log: Arc<Mutex<Vec<String>>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    for _ in 0..64 {
+        line.clear();
+        match reader.by_ref().take(65536).read_line(&mut line) {
+            Ok(n) if n > 0 && line.ends_with("\r\n") => {}
+            _ => return,
+        }
+        let command = line.trim_end().to_string();
+        log.lock().unwrap().push(command.clone());
+        let mut reply = String::new();
+        match command.split_whitespace().collect::<Vec<_>>()[..] {
+            ["get", ref keys @ ..] => {
+                for key in keys {
+                    reply += &format!("VALUE {key} 0 {}\r\n{key}\r\n", key.len());
+                }
+                reply += "END\r\n";
+            }
+            _ => reply += "ERROR\r\n",
+        }
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// `get` and `exists` of several keys send one request per server, holding every key the
+/// server has, not one request per key; the values still come out in the order asked.
+#[test]
+fn several_keys_are_one_request_per_server() {
+    let a = FakeServer::<Vec<String>>::start(echo_keys);
+    let b = FakeServer::<Vec<String>>::start(echo_keys);
+    let servers = format!("127.0.0.1:{},127.0.0.1:{}", a.port, b.port);
+    let keys: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
+    for command in ["get", "exists"] {
+        a.log.lock().unwrap().clear();
+        b.log.lock().unwrap().clear();
+        let mut args = vec!["--servers", servers.as_str(), command];
+        args.extend(keys.iter().map(String::as_str));
+        let out = mclient(&args, b"");
+        expect(&out, Exit::Ok);
+        let shown = if command == "get" {
+            keys.concat()
+        } else {
+            String::new()
+        };
+        assert_eq!(String::from_utf8_lossy(&out.stdout), shown);
+        let (sent_a, sent_b) = (a.log.lock().unwrap().clone(), b.log.lock().unwrap().clone());
+        assert!(
+            sent_a.len() == 1 && sent_b.len() == 1,
+            "{command}: one request per server, got {sent_a:?} and {sent_b:?}"
+        );
+        let mut asked: Vec<&str> = [&sent_a[0], &sent_b[0]]
+            .iter()
+            .flat_map(|line| line.split_whitespace().skip(1))
+            .collect();
+        asked.sort_unstable();
+        let mut expected: Vec<&str> = keys.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        assert_eq!(asked, expected, "{command}: every key asked once");
+    }
 }
 
 #[test]
