@@ -342,6 +342,48 @@ fn systemd_units_say_what_the_operator_relies_on() {
     let _ = fs::remove_dir_all(&dest);
 }
 
+/// The example options file of the watch unit names every option of `mcadmin watch` but the
+/// domain (the unit gives it) and --help, and every variable they read, so an operator finds in
+/// it what the service can be told.
+#[test]
+fn the_watch_example_names_every_watch_option() {
+    let help = Command::new(env!("CARGO_BIN_EXE_mcadmin"))
+        .args(["watch", "--help"])
+        .output()
+        .expect("run mcadmin watch --help");
+    assert!(
+        help.status.success(),
+        "mcadmin watch --help: {}",
+        help.status
+    );
+    let help = String::from_utf8_lossy(&help.stdout);
+    let example = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/watch.conf.in"));
+    let mut options = Vec::new();
+    for line in help.lines().map(str::trim_start) {
+        let Some(option) = line.split_whitespace().find(|w| w.starts_with("--")) else {
+            continue;
+        };
+        if !line.starts_with('-') || ["--domain", "--help"].contains(&option) {
+            continue;
+        }
+        options.push(option.to_string());
+        // clap shows a variable as "[env: NAME=]".
+        if let Some((_, rest)) = line.split_once("[env: ") {
+            let variable = rest.split('=').next().unwrap_or_default();
+            options.push(variable.to_string());
+        }
+    }
+    assert!(options.len() >= 3, "no options found in:\n{help}");
+    let missing: Vec<&String> = options
+        .iter()
+        .filter(|o| !example.contains(o.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "systemd/watch.conf.in does not name {missing:?}"
+    );
+}
+
 /// systemd's own check of the units, with the paths they name really there: an install under
 /// a prefix in target/ (no DESTDIR), and MANPATH so that their Documentation= pages are found.
 #[test]
