@@ -915,13 +915,13 @@ fn key_of<'a>(r: *mut memcache_res) -> &'a [u8] {
 }
 
 /// A request's keys as the engine's multi-get wants them: the results whose keys are sent,
-/// and the values allocated for them, to be recorded with the request once the fetch is over.
+/// and the request whose records keep the values allocated for them.
 struct Fetching {
     ctxt: *const memcache_ctxt,
     alloc: Alloc,
+    req: *const memcache_req,
     /// The results whose keys are sent (they passed the key check), in request order.
     asked: Vec<*mut memcache_res>,
-    allocated: Vec<state::ResultValue>,
 }
 
 impl Wanted for Fetching {
@@ -957,14 +957,16 @@ impl Wanted for Fetching {
         }
     }
 
-    /// Values stored before a server failed stay found: they arrived whole.
+    /// Values stored before a server failed stay found: they arrived whole. The buffers
+    /// allocated for them are recorded with the request, one lock per server.
     fn absorb(&mut self, sink: ResultSink, _group: &[usize], _answered: bool) {
-        self.allocated.extend(sink.allocated.iter().map(|&i| {
+        let values = sink.allocated.iter().map(|&i| {
             let res = sink.results[i as usize];
             // SAFETY: as above.
             (res as *const memcache_res, unsafe { (*res).val }
                 as *const c_void)
-        }));
+        });
+        state::values_allocated(self.req, values);
     }
 }
 
@@ -1079,7 +1081,11 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         if by_server.len() <= side {
             by_server.resize_with(side + 1, Vec::new);
         }
-        by_server[side].extend(group);
+        if by_server[side].is_empty() {
+            by_server[side] = group;
+        } else {
+            by_server[side].extend(group);
+        }
     }
     // A hook run unlocked may have let the list change: the groups cover today's servers.
     by_server.resize_with(inner.servers.len(), Vec::new);
@@ -1088,8 +1094,8 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     let mut fetching = Fetching {
         ctxt,
         alloc,
+        req,
         asked: sendable,
-        allocated: Vec::new(),
     };
     let mut front = Front {
         ctxt,
@@ -1098,7 +1104,6 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
         inner: &mut inner,
     };
     let fetched = engine::multi_get(&mut front, &mut fetching, count, &mut by_server, copies);
-    state::values_allocated(req, fetching.allocated);
     let any_server = fetched.asked;
     drop(inner);
     let failed = !any_server || scope.serious();

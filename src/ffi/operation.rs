@@ -95,6 +95,9 @@ pub enum Outcome<T> {
 ///
 /// # Safety
 /// `ctxt` and `mc` are live.
+// Each caller has its own instance (its closures' types): inlining it costs no code size and
+// keeps the hot path of a get or set one function (whether LLVM chose to varied by build).
+#[inline(always)]
 pub unsafe fn on_copies_for<T>(
     ctxt: *const memcache_ctxt,
     mc: *mut memcache,
