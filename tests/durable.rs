@@ -246,10 +246,21 @@ fn a_state_dir_that_cannot_be_written_fails_the_command_and_changes_nothing() {
             "{args:?} changed the segment"
         );
     }
-    // A new domain is not created either.
-    let out = run(&["--domain", "api", "add", "127.0.0.1:11212"]);
-    assert_eq!(out.status.code(), Some(FAILED));
-    assert!(host.list("api").is_none());
+    // A new domain is not created either, by add or create: no segment is left behind, not
+    // even an empty one.
+    for args in [
+        &["--domain", "api", "add", "127.0.0.1:11212"][..],
+        &["--domain", "api", "create"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(FAILED), "{args:?}");
+        assert!(host.list("api").is_none());
+        assert!(
+            !host.shm.segment("api").exists(),
+            "{args:?} left {:?}",
+            host.shm.entries()
+        );
+    }
 
     // A relative path is refused before anything is done.
     let out = host

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use super::list::DomainList;
 use super::reader::check_size;
 use super::segment::{
-    check_trusted, fchmod, fstat, ftruncate, shm_open, ExclusiveLock, HeaderState, Mapping,
+    check_trusted, fchmod, fstat, ftruncate, shm_open, shm_unlink, ExclusiveLock, HeaderState,
+    Mapping,
 };
 use super::version::{next_version_now, superseding_version, MAX_VERSION};
 use super::{io_error, DomainName, Keeper, Namespace, RegistryError};
@@ -89,55 +90,30 @@ impl Writer {
         kept: Option<Kept>,
     ) -> Result<(Writer, bool), RegistryError> {
         let c_segment = super::c_name(&segment);
-        let fd = open_fd(&segment, &c_segment, create)?;
-        let st = fstat(fd.as_fd()).map_err(|e| io_error(&segment, "fstat", e))?;
-        // Checked before waiting for the lock, so a planted file that its owner keeps locked
-        // cannot make us wait; and again under the lock, in case it changed meanwhile.
-        check_trusted(&st, &segment)?;
-        let mut initialised = false;
-        let map = {
-            let _lock =
-                ExclusiveLock::acquire(fd.as_fd()).map_err(|e| io_error(&segment, "flock", e))?;
-            let st = fstat(fd.as_fd()).map_err(|e| io_error(&segment, "fstat", e))?;
-            check_trusted(&st, &segment)?;
-            if st.st_size == 0 {
-                if !create {
-                    return Err(RegistryError::NotFound);
-                }
-                ftruncate(fd.as_fd(), SEGMENT_SIZE)
-                    .map_err(|e| io_error(&segment, "ftruncate", e))?;
-            } else {
-                check_size(&segment, st.st_size)?;
+        // An object removed between our open and our lock (its creator gave up on it, or a
+        // destroy) is opened afresh: a change written to it would reach nobody.
+        for _ in 0..3 {
+            let (fd, created) = open_fd(&segment, &c_segment, create)?;
+            let object = Object {
+                segment: &segment,
+                c_segment: &c_segment,
+                fd: &fd,
+                created,
+            };
+            if let Some((map, initialised)) = object.attach(create, initial, &kept)? {
+                let writer = Writer {
+                    map,
+                    fd,
+                    segment,
+                    kept,
+                };
+                return Ok((writer, initialised));
             }
-            let map = Mapping::map(fd.as_fd(), true).map_err(|e| io_error(&segment, "mmap", e))?;
-            match (map.check_header(&segment)?, initial) {
-                (HeaderState::Ready, _) => {}
-                (HeaderState::Uninitialised, None) if create => {
-                    let version = next_version_now(0);
-                    keep(&kept, &DomainList::empty(version))?;
-                    map.initialise(version);
-                }
-                (HeaderState::Uninitialised, Some(list)) if create => {
-                    // An empty list one version earlier, then `list` through the ordinary
-                    // publish: readers only ever see complete lists, and a reader that caught
-                    // the empty one sees the version move on.
-                    keep(&kept, list)?;
-                    map.initialise(list.version - 1);
-                    map.publish(list);
-                    initialised = true;
-                }
-                (HeaderState::Uninitialised, _) => return Err(RegistryError::NotFound),
-            }
-            map
-        };
-        Ok((
-            Writer {
-                map,
-                fd,
-                segment,
-                kept,
-            },
-            initialised,
+        }
+        Err(io_error(
+            &segment,
+            "shm_open",
+            io::Error::other("the segment keeps being removed as it is opened"),
         ))
     }
 
@@ -255,9 +231,97 @@ fn check_installable(list: &DomainList) -> Result<(), RegistryError> {
     list.validate()
 }
 
+/// A shared-memory object just opened, and whether this process created it.
+struct Object<'a> {
+    segment: &'a str,
+    c_segment: &'a CString,
+    fd: &'a OwnedFd,
+    created: bool,
+}
+
+impl Object<'_> {
+    /// Maps the object for writing, under its lock, initialising it when it is new and `create`
+    /// is set: the mapping and whether `initial` was published; None when the object was
+    /// removed before we had the lock. When this fails on an object this process created, the
+    /// object is removed, under the lock: a failed create (a keeper that cannot write, say)
+    /// leaves no empty segment behind, and whoever opened it meanwhile finds it removed once
+    /// it has the lock, and starts again.
+    fn attach(
+        &self,
+        create: bool,
+        initial: Option<&DomainList>,
+        kept: &Option<Kept>,
+    ) -> Result<Option<(Mapping, bool)>, RegistryError> {
+        let give_up = |e: RegistryError| {
+            if self.created {
+                let _ = shm_unlink(self.c_segment);
+            }
+            e
+        };
+        let (segment, fd) = (self.segment, self.fd.as_fd());
+        let st = fstat(fd).map_err(|e| give_up(io_error(segment, "fstat", e)))?;
+        // Checked before waiting for the lock, so a planted file that its owner keeps locked
+        // cannot make us wait; and again under the lock, in case it changed meanwhile.
+        check_trusted(&st, segment).map_err(give_up)?;
+        let lock =
+            ExclusiveLock::acquire(fd).map_err(|e| give_up(io_error(segment, "flock", e)))?;
+        let attached = self.locked(create, initial, kept).map_err(give_up);
+        drop(lock);
+        attached
+    }
+
+    /// [`attach`](Self::attach)'s work under the lock.
+    fn locked(
+        &self,
+        create: bool,
+        initial: Option<&DomainList>,
+        kept: &Option<Kept>,
+    ) -> Result<Option<(Mapping, bool)>, RegistryError> {
+        let (segment, fd) = (self.segment, self.fd.as_fd());
+        let st = fstat(fd).map_err(|e| io_error(segment, "fstat", e))?;
+        check_trusted(&st, segment)?;
+        if st.st_nlink == 0 {
+            return Ok(None);
+        }
+        let mut initialised = false;
+        if st.st_size == 0 {
+            if !create {
+                return Err(RegistryError::NotFound);
+            }
+            ftruncate(fd, SEGMENT_SIZE).map_err(|e| io_error(segment, "ftruncate", e))?;
+        } else {
+            check_size(segment, st.st_size)?;
+        }
+        let map = Mapping::map(fd, true).map_err(|e| io_error(segment, "mmap", e))?;
+        match (map.check_header(segment)?, initial) {
+            (HeaderState::Ready, _) => {}
+            (HeaderState::Uninitialised, None) if create => {
+                let version = next_version_now(0);
+                keep(kept, &DomainList::empty(version))?;
+                map.initialise(version);
+            }
+            (HeaderState::Uninitialised, Some(list)) if create => {
+                // An empty list one version earlier, then `list` through the ordinary
+                // publish: readers only ever see complete lists, and a reader that caught the
+                // empty one sees the version move on.
+                keep(kept, list)?;
+                map.initialise(list.version - 1);
+                map.publish(list);
+                initialised = true;
+            }
+            (HeaderState::Uninitialised, _) => return Err(RegistryError::NotFound),
+        }
+        Ok(Some((map, initialised)))
+    }
+}
+
 /// Opens (or, with `create`, exclusively creates) the object. Only the process that really
 /// created it sets the mode, so an existing segment's mode is never changed behind its owner.
-fn open_fd(segment: &str, c_segment: &CString, create: bool) -> Result<OwnedFd, RegistryError> {
+fn open_fd(
+    segment: &str,
+    c_segment: &CString,
+    create: bool,
+) -> Result<(OwnedFd, bool), RegistryError> {
     // Another process may destroy the segment between our failed exclusive create and our open;
     // then creating it is our job again.
     for _ in 0..3 {
@@ -268,15 +332,18 @@ fn open_fd(segment: &str, c_segment: &CString, create: bool) -> Result<OwnedFd, 
                 SEGMENT_MODE,
             ) {
                 Ok(fd) => {
-                    fchmod(fd.as_fd(), SEGMENT_MODE).map_err(|e| io_error(segment, "fchmod", e))?;
-                    return Ok(fd);
+                    if let Err(e) = fchmod(fd.as_fd(), SEGMENT_MODE) {
+                        let _ = shm_unlink(c_segment);
+                        return Err(io_error(segment, "fchmod", e));
+                    }
+                    return Ok((fd, true));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_error(segment, "shm_open", e)),
             }
         }
         match shm_open(c_segment, libc::O_RDWR, 0) {
-            Ok(fd) => return Ok(fd),
+            Ok(fd) => return Ok((fd, false)),
             Err(e) if e.kind() == io::ErrorKind::NotFound && create => continue,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RegistryError::NotFound),
             Err(e) => return Err(io_error(segment, "shm_open", e)),
@@ -287,4 +354,27 @@ fn open_fd(segment: &str, c_segment: &CString, create: bool) -> Result<OwnedFd, 
         "shm_open",
         io::Error::other("the segment keeps being created and destroyed"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An object removed between its open and its lock (its creator gave up on it) is not
+    /// written to: attach says so and the caller opens afresh.
+    #[test]
+    fn an_object_removed_before_the_lock_is_not_attached() {
+        let segment = format!("/mctest-{}-removed", std::process::id());
+        let c_segment = CString::new(segment.clone()).unwrap();
+        let (fd, created) = open_fd(&segment, &c_segment, true).unwrap();
+        assert!(created);
+        shm_unlink(&c_segment).unwrap();
+        let object = Object {
+            segment: &segment,
+            c_segment: &c_segment,
+            fd: &fd,
+            created: false,
+        };
+        assert!(matches!(object.attach(true, None, &None), Ok(None)));
+    }
 }
