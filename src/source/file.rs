@@ -14,12 +14,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 
-use super::{Offer, Source, SourceError, STOP_CHECK};
+use super::{pause, Offer, Source, SourceError, STOP_CHECK};
 use crate::domain_file::{self, MAX_FILE_LEN};
 
 /// How long a follower waits before trying again to watch a directory that cannot be watched
@@ -139,18 +139,6 @@ fn wait_change(fd: &OwnedFd, dir: &Path, stop: &AtomicBool) -> Result<bool, Sour
             return Ok(true);
         }
     }
-}
-
-/// Sleeps for `wait`, waking to look at `stop`; false when stopped.
-pub(crate) fn pause(wait: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + wait;
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        std::thread::sleep(left.min(STOP_CHECK));
-    }
-    !stop.load(Ordering::Relaxed)
 }
 
 impl Source for FileSource {

@@ -22,8 +22,8 @@ pub use follow::{follow, Following, SourceEvent};
 pub use install::{install, Installed, Refused, Rules};
 
 use std::fmt;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::address::ServerAddr;
 use crate::domain_file::DomainFile;
@@ -90,4 +90,17 @@ pub trait Source: Send {
             self.url()
         )))
     }
+}
+
+/// Sleeps for `wait`, waking at least every [`STOP_CHECK`] to look at `stop`: what a source
+/// does between two looks. False when stopped.
+pub fn pause(wait: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + wait;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(left.min(STOP_CHECK));
+    }
+    !stop.load(Ordering::Relaxed)
 }

@@ -109,3 +109,136 @@ impl Drop for Watching {
         }
     }
 }
+
+/// A real dnsmasq answering from the records a test gives (`--host-record=NAME,IP`,
+/// `--srv-host=...` words), on a free loopback port, nothing else: no upstream, no /etc/hosts;
+/// other names are REFUSED, or NXDOMAIN under a `--local=/test/` given. Killed when dropped.
+pub struct Dnsmasq {
+    child: Option<Child>,
+    pub port: u16,
+    ttl: u32,
+}
+
+const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+
+impl Dnsmasq {
+    /// Starts dnsmasq with `records`, answering with TTL `ttl` seconds.
+    pub fn start(records: &[String], ttl: u32) -> Dnsmasq {
+        let mut last = String::new();
+        for _ in 0..10 {
+            let port = super::free_port();
+            match Dnsmasq::spawn(port, records, ttl) {
+                Ok(child) => {
+                    return Dnsmasq {
+                        child: Some(child),
+                        port,
+                        ttl,
+                    }
+                }
+                Err(e) => last = e,
+            }
+        }
+        panic!("cannot start dnsmasq: {last}");
+    }
+
+    fn spawn(port: u16, records: &[String], ttl: u32) -> Result<Child, String> {
+        let mut cmd = Command::new(DNSMASQ);
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--pid-file=",
+            "--user=root",
+            "--group=root",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--local-ttl={ttl}"))
+        .args(records)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("spawn {DNSMASQ}: {e}"))?;
+        // Ready when it answers on the port (its own answer: nobody else can bind it now).
+        let ready = wait_until(Duration::from_secs(5), || {
+            matches!(child.try_wait(), Ok(Some(_))) || dns_answers(port)
+        });
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+                Err(format!("dnsmasq on port {port} exited: {status}: {err}"))
+            }
+            _ if ready => Ok(child),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("dnsmasq on port {port} not answering after 5 s"))
+            }
+        }
+    }
+
+    /// Replaces the records: dnsmasq reads them only at start, so it restarts on the same port.
+    pub fn restart_with(&mut self, records: &[String]) {
+        self.kill();
+        let mut last = String::new();
+        for _ in 0..50 {
+            match Dnsmasq::spawn(self.port, records, self.ttl) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(e) => last = e,
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("cannot restart dnsmasq on port {}: {last}", self.port);
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.as_ref().expect("running").id();
+        // SAFETY: kill has no memory preconditions; the pid is our own unreaped child.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `dns://127.0.0.1:PORT/NAME` with `query` (e.g. "?type=SRV").
+    pub fn url(&self, name: &str, query: &str) -> String {
+        format!("dns://127.0.0.1:{}/{name}{query}", self.port)
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // SAFETY: as in signal(); a stopped process dies of SIGKILL anyway.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+        }
+        self.kill();
+    }
+}
+
+/// Whether something answers a DNS query for `test.` on UDP `port` of 127.0.0.1.
+pub fn dns_answers(port: u16) -> bool {
+    let Ok(socket) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    // id 0x4d43, RD, one question: "test." SOA IN.
+    let query = [
+        0x4d, 0x43, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, b't', b'e', b's', b't', 0, 0, 6, 0, 1,
+    ];
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
+    if socket.send_to(&query, ("127.0.0.1", port)).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    matches!(socket.recv(&mut buf), Ok(n) if n >= 2 && buf[..2] == [0x4d, 0x43])
+}

@@ -12,6 +12,10 @@ use memcache::propagate::Watcher;
 use memcache::registry::{DomainName, Namespace};
 use memcache::source::{self, FileSource, Following, Installed, Rules, Source, SourceEvent};
 
+mod dns;
+
+use dns::DnsSource;
+
 use super::{
     current, describe, log, log_watch_event, one_domain, parse_domain, parse_server,
     stop_requested, Failure, Runtime,
@@ -25,8 +29,8 @@ enum Url {
     Source(Box<dyn Source>),
 }
 
-/// The source a URL names. An unknown scheme or a malformed URL is a usage error.
-fn parse_url(url: &str) -> Result<Url, Failure> {
+/// The source a URL names, each exchange bounded by `timeout`. An unknown scheme or a malformed URL is a usage error.
+fn parse_url(url: &str, timeout: Duration) -> Result<Url, Failure> {
     let usage = |e: String| Failure::Usage(e);
     let (scheme, _) = url.split_once(':').unwrap_or(("", url));
     match scheme {
@@ -42,8 +46,11 @@ fn parse_url(url: &str) -> Result<Url, Failure> {
         "file" => Ok(Url::Source(Box::new(
             FileSource::from_url(url).map_err(usage)?,
         ))),
+        "dns" => Ok(Url::Source(Box::new(
+            DnsSource::from_url(url, timeout).map_err(usage)?,
+        ))),
         _ => Err(usage(format!(
-            "{url}: unknown source (file:///PATH or memcache://HOST:PORT)"
+            "{url}: unknown source (file:///PATH, dns:NAME, dns://SERVER/NAME or memcache://HOST:PORT)"
         ))),
     }
 }
@@ -57,7 +64,7 @@ pub fn pull_from(
     max_ahead: Duration,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let mut source = match parse_url(url)? {
+    let mut source = match parse_url(url, timeout)? {
         Url::Memcache(server) => return super::pull(ns, name, &server, max_ahead, timeout),
         Url::Source(source) => source,
     };
@@ -86,7 +93,7 @@ pub fn publish_to(
     force: bool,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let mut source = match parse_url(url)? {
+    let mut source = match parse_url(url, timeout)? {
         Url::Memcache(server) => return super::publish(ns, name, &[server], force, timeout),
         Url::Source(source) => source,
     };
@@ -140,7 +147,7 @@ pub fn watch_from(
             return Err(Failure::Usage(format!("domain {name} is given twice")));
         }
         shown.push((name.clone(), url.clone()));
-        match parse_url(url)? {
+        match parse_url(url, timeout)? {
             Url::Memcache(server) => by_server.entry(server).or_default().push(name),
             Url::Source(source) => following.push(Following {
                 domain: name,
