@@ -343,7 +343,7 @@ impl Conn {
     }
 
     /// The event [`scan`](Self::scan) found, its bytes taken off the buffer.
-    #[inline]
+    #[inline(always)]
     fn consume(&mut self, (event, used): (EventOf<Span>, usize)) -> Event<'_> {
         let bytes = &self.rbuf[self.start..self.start + used];
         self.start += used;

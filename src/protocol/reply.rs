@@ -60,6 +60,7 @@ impl Span {
         }
     }
 
+    #[inline(always)]
     pub fn of(self, buf: &[u8]) -> &[u8] {
         &buf[self.start..self.end]
     }
@@ -67,7 +68,7 @@ impl Span {
 
 impl<S> ReplyOf<S> {
     /// The same reply with each of its byte references converted by `f`.
-    #[inline]
+    #[inline(always)]
     pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> ReplyOf<T> {
         match self {
             ReplyOf::Value {
@@ -188,7 +189,7 @@ pub type Event<'a> = EventOf<&'a [u8]>;
 
 impl<S> EventOf<S> {
     /// The same event with each of its byte references converted by `f`.
-    #[inline]
+    #[inline(always)]
     pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> EventOf<T> {
         match self {
             EventOf::Reply(r) => EventOf::Reply(r.map(f)),
