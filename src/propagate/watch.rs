@@ -22,6 +22,8 @@ use super::{fetch, reconnect, NetError, Record, DEFAULT_MAX_AHEAD, NET_TIMEOUT};
 use crate::address::{AddressError, ServerAddr};
 use crate::engine::Slot;
 use crate::registry::{DomainList, DomainName, Namespace};
+use crate::state_dir::StateDir;
+use crate::status::{HealthLog, Seen};
 
 /// How often a running watch looks at its stop condition, at most.
 const STOP_CHECK: Duration = Duration::from_millis(50);
@@ -94,6 +96,10 @@ pub struct Watcher {
     pollers: HashMap<PairKey, Arc<AtomicBool>>,
     /// The servers each domain is asked, as of the last look at its local list.
     sources: HashMap<DomainName, Vec<ServerAddr>>,
+    /// The servers of each domain's local list (the seed is asked but not one of them).
+    listed: HashMap<DomainName, Vec<String>>,
+    /// Where each server's state and since when is noted for `mcadmin status`, if anywhere.
+    health: Option<StateDir>,
     /// The last record each server of a domain answered with (None: it holds none); a server
     /// whose last exchange failed has no entry.
     latest: HashMap<PairKey, Option<Record>>,
@@ -126,6 +132,8 @@ impl Watcher {
             conns: HashMap::new(),
             pollers: HashMap::new(),
             sources: HashMap::new(),
+            listed: HashMap::new(),
+            health: None,
             latest: HashMap::new(),
             problems: HashMap::new(),
             events: Vec::new(),
@@ -140,6 +148,12 @@ impl Watcher {
     /// Refuses records dated more than `max_ahead` after the local clock.
     pub fn set_max_ahead(&mut self, max_ahead: Duration) {
         self.max_ahead = max_ahead;
+    }
+
+    /// Notes in `dir`'s health files whether each server of a domain answered, and since when
+    /// (what `mcadmin status` shows as "up since", "down since"; see [`HealthLog`]).
+    pub fn set_health_dir(&mut self, dir: StateDir) {
+        self.health = Some(dir);
     }
 
     /// Follows the domains until `stop` returns true, which is asked at least every 50 ms
@@ -398,6 +412,8 @@ impl Watcher {
             }
         };
         let mut sources = local.as_ref().map_or_else(Vec::new, |l| l.servers.clone());
+        let listed = sources.iter().map(ServerAddr::to_string).collect();
+        self.listed.insert(name.clone(), listed);
         match (&local, &self.seed) {
             (None, None) => {
                 self.problem(
@@ -430,6 +446,12 @@ impl Watcher {
         } = fetched;
         let topic = format!("{name} {server}");
         let key = (name.clone(), server.to_string());
+        // Any answer, even a refused record, shows the server up.
+        let seen = match &result {
+            Ok(_) | Err(NetError::Invalid(_)) => Seen::Up,
+            Err(_) => Seen::Down,
+        };
+        self.note_health(&name, &server, seen);
         match result {
             Ok(record) => {
                 self.solved(&topic);
@@ -453,6 +475,25 @@ impl Watcher {
                 self.latest.remove(&key);
                 self.problem(Some(&name), &topic, format!("{name}: {server}: {e}"));
             }
+        }
+    }
+
+    /// Notes a server's state in the domain's health file, if it is one of the domain's servers
+    /// and there is a state directory. A file that cannot be read or written is reported once.
+    fn note_health(&mut self, name: &DomainName, server: &ServerAddr, seen: Seen) {
+        let (Some(dir), Some(listed)) = (&self.health, self.listed.get(name)) else {
+            return;
+        };
+        let server = server.to_string();
+        if !listed.contains(&server) {
+            return;
+        }
+        let log = HealthLog::new(dir.clone(), name.clone());
+        let noted = log.observe(&[(server, seen)], listed, super::now_unix_secs());
+        let topic = format!("{name} health");
+        match noted.problem {
+            Some(why) => self.problem(Some(name), &topic, format!("{name}: {why}")),
+            None => self.solved(&topic),
         }
     }
 

@@ -536,6 +536,10 @@ pub struct CProcess {
 }
 
 impl CProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True when the program has already exited.
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
