@@ -242,3 +242,133 @@ pub fn dns_answers(port: u16) -> bool {
     let mut buf = [0u8; 512];
     matches!(socket.recv(&mut buf), Ok(n) if n >= 2 && buf[..2] == [0x4d, 0x43])
 }
+
+/// A real etcd (Debian's etcd-server) on free loopback ports with its own data directory,
+/// killed when dropped. `etcdctl` (etcd-client) writes what tests put in it.
+pub struct Etcd {
+    child: Option<Child>,
+    pub port: u16,
+    peer: u16,
+    data: std::path::PathBuf,
+}
+
+impl Etcd {
+    pub fn start(data: &std::path::Path) -> Etcd {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let (port, peer) = (super::free_port(), super::free_port());
+            let mut etcd = Etcd {
+                child: None,
+                port,
+                peer,
+                data: data.to_path_buf(),
+            };
+            match etcd.spawn() {
+                Ok(()) => return etcd,
+                Err(e) => last = e,
+            }
+        }
+        panic!("cannot start etcd: {last}");
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let client = format!("http://127.0.0.1:{}", self.port);
+        let peer = format!("http://127.0.0.1:{}", self.peer);
+        let child = Command::new("etcd")
+            .args(["--name", "t", "--data-dir"])
+            .arg(&self.data)
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("t={peer}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn etcd: {e}"))?;
+        self.child = Some(child);
+        let ready = wait_until(Duration::from_secs(20), || {
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            exited || self.ctl(&["put", "/ready", "1"]).is_ok()
+        });
+        if !ready || self.ctl(&["get", "/ready"]).is_err() {
+            self.kill();
+            return Err(format!("etcd on port {} did not start", self.port));
+        }
+        Ok(())
+    }
+
+    /// `etcdctl ARGS` against this etcd: its stdout, or why it failed.
+    pub fn ctl(&self, args: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints=127.0.0.1:{}", self.port))
+            .args(["--dial-timeout=1s", "--command-timeout=3s"])
+            .args(args)
+            .stdin(Stdio::null());
+        let out = super::run_bounded(&mut cmd, b"", Duration::from_secs(10));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// `etcdctl put KEY VALUE`, which must succeed.
+    pub fn put(&self, key: &str, value: &str) {
+        self.ctl(&["put", key, value]).expect("etcdctl put");
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        format!("etcd://127.0.0.1:{}/{key}", self.port)
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.as_ref().expect("running").id();
+        // SAFETY: kill has no memory preconditions; the pid is our own unreaped child.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
+    }
+
+    /// Kills etcd and starts it again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut last = String::new();
+        for _ in 0..20 {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) => last = e,
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        panic!("cannot restart etcd: {last}");
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // SAFETY: as in signal().
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+        }
+        self.kill();
+    }
+}

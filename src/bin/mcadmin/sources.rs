@@ -13,8 +13,10 @@ use memcache::registry::{DomainName, Namespace};
 use memcache::source::{self, FileSource, Following, Installed, Rules, Source, SourceEvent};
 
 mod dns;
+mod etcd;
 
 use dns::DnsSource;
+use etcd::EtcdSource;
 
 use super::{
     current, describe, log, log_watch_event, one_domain, parse_domain, parse_server,
@@ -46,11 +48,14 @@ fn parse_url(url: &str, timeout: Duration) -> Result<Url, Failure> {
         "file" => Ok(Url::Source(Box::new(
             FileSource::from_url(url).map_err(usage)?,
         ))),
+        "etcd" => Ok(Url::Source(Box::new(
+            EtcdSource::from_url(url, timeout).map_err(usage)?,
+        ))),
         "dns" => Ok(Url::Source(Box::new(
             DnsSource::from_url(url, timeout).map_err(usage)?,
         ))),
         _ => Err(usage(format!(
-            "{url}: unknown source (file:///PATH, dns:NAME, dns://SERVER/NAME or memcache://HOST:PORT)"
+            "{url}: unknown source (file:///PATH, etcd://HOST:PORT/KEY, dns:NAME, dns://SERVER/NAME or memcache://HOST:PORT)"
         ))),
     }
 }
