@@ -15,20 +15,20 @@
 //!   leave the handle consistent and free for this thread and for others.
 //!
 //! The fake servers here only do what a real memcached cannot (trickle, claim without sending,
-//! add stray bytes, never answer);
-//! they listen on loopback ports of their own and stop writing once the client goes away or
-//! after a bounded time.
+//! add stray bytes, never answer); they listen on loopback ports of their own and stop writing
+//! once the client goes away or after a bounded time.
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use memcache::exit_code::Exit;
+use support::fake::*;
 use support::*;
 
 /// The pause between two bytes of a trickled reply.
@@ -61,43 +61,6 @@ fn lenient_bound(t: Duration) -> Duration {
 // ---------------------------------------------------------------------------------------------
 // Fake servers
 
-/// What a fake server's connections record: the command lines they received.
-type Log = Arc<Mutex<Vec<String>>>;
-
-/// Reads one line ending in "\r\n" (without it); None at EOF, on an error or on a line longer
-/// than 64 KiB.
-fn read_line(reader: &mut BufReader<TcpStream>) -> Option<String> {
-    let mut line = Vec::new();
-    let n = reader
-        .by_ref()
-        .take(65536)
-        .read_until(b'\n', &mut line)
-        .ok()?;
-    if n == 0 || !line.ends_with(b"\r\n") {
-        return None;
-    }
-    line.truncate(line.len() - 2);
-    Some(String::from_utf8_lossy(&line).into_owned())
-}
-
-/// Reads and drops the data block of a storage command (`bytes` and "\r\n").
-fn skip_data(reader: &mut BufReader<TcpStream>, bytes: usize) -> Option<()> {
-    let mut data = vec![0u8; bytes + 2];
-    reader.read_exact(&mut data).ok()
-}
-
-/// The byte count of a storage command line ("set k flags exptime bytes ...", cas too).
-fn storage_bytes(words: &[&str]) -> Option<usize> {
-    words.get(4)?.parse().ok()
-}
-
-fn is_storage(command: &str) -> bool {
-    matches!(
-        command,
-        "set" | "add" | "replace" | "append" | "prepend" | "cas"
-    )
-}
-
 /// Writes `bytes` one at a time, each after [`TRICKLE_EVERY`]; false once the client is gone
 /// or [`TRICKLE_FOR`] has passed since `since`.
 fn trickle_bytes(stream: &mut TcpStream, bytes: &[u8], since: Instant) -> bool {
@@ -115,11 +78,9 @@ fn trickle_bytes(stream: &mut TcpStream, bytes: &[u8], since: Instant) -> bool {
 /// one byte every 150 ms.
 fn trickling(stream: TcpStream, log: Log) {
     let since = Instant::now();
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut out) = stream.try_clone() else {
+    let Some((mut reader, mut out)) = halves(stream) else {
         return;
     };
-    let mut reader = BufReader::new(stream);
     // A connection carries at most a few commands before its client gives up on it.
     for _ in 0..64 {
         let Some(line) = read_line(&mut reader) else {
@@ -168,11 +129,9 @@ fn big_byte(i: usize) -> u8 {
 /// requested key with a 3 MiB value, in full; anything else -> a miss. Storage commands are
 /// answered STORED.
 fn big_claims(stream: TcpStream, log: Log) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut out) = stream.try_clone() else {
+    let Some((mut reader, mut out)) = halves(stream) else {
         return;
     };
-    let mut reader = BufReader::new(stream);
     for _ in 0..256 {
         let Some(line) = read_line(&mut reader) else {
             return;
@@ -236,53 +195,10 @@ fn assert_passed(out: &COutput) {
     out.assert_success().assert_stdout_empty();
 }
 
-/// Waits for `child` at most [`HARD_CAP`], killing it after; the status (None when killed) and
-/// how long it ran from `started`.
-fn wait_capped(child: &mut Child, started: Instant) -> (Option<ExitStatus>, Duration) {
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return (Some(status), started.elapsed());
-        }
-        if started.elapsed() > HARD_CAP {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (None, started.elapsed());
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Runs `cmd` with stdin closed; its output, or None if it was killed at [`HARD_CAP`], and how
-/// long it ran.
+/// Runs `cmd` with nothing on its standard input; its output, or None if it was killed at
+/// [`HARD_CAP`], and how long it ran.
 fn run_timed(cmd: &mut Command) -> (Option<Output>, Duration) {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let out = read_all(child.stdout.take().expect("piped stdout"));
-    let err = read_all(child.stderr.take().expect("piped stderr"));
-    let (status, took) = wait_capped(&mut child, started);
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    (
-        status.map(|status| Output {
-            status,
-            stdout,
-            stderr,
-        }),
-        took,
-    )
-}
-
-fn read_all<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
+    run_capped(cmd, b"", HARD_CAP)
 }
 
 fn show(out: &Option<Output>) -> String {
@@ -338,12 +254,10 @@ const STRAY_VALUE: &str = "v";
 /// the same write: a set gets `STORED\r\nEND\r\n`, a delete `DELETED\r\nEND\r\n`, a get or
 /// gets of one key its value and two ENDs.
 fn stray_ends(stream: TcpStream, log: ConnLog) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let peer = stream.peer_addr().map_or(0, |a| a.port());
-    let Ok(mut out) = stream.try_clone() else {
+    let Some((mut reader, mut out)) = halves(stream) else {
         return;
     };
-    let mut reader = BufReader::new(stream);
     for _ in 0..64 {
         let Some(line) = read_line(&mut reader) else {
             return;
@@ -430,8 +344,9 @@ fn stray_bytes_never_answer_the_next_command_of_mclient() {
 
 /// A server that reads commands and never answers one (it records them).
 fn silent(stream: TcpStream, log: Log) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut reader = BufReader::new(stream);
+    let Some((mut reader, _)) = halves(stream) else {
+        return;
+    };
     for _ in 0..256 {
         let Some(line) = read_line(&mut reader) else {
             return;
@@ -590,7 +505,7 @@ fn deadline_mcadmin_watch_stops() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mcadmin watch");
-    let err = read_all(child.stderr.take().expect("piped stderr"));
+    let err = read_in_background(child.stderr.take().expect("piped stderr"));
     // Wait until the watcher has asked the server (its exchange then trickles), at most 10 s.
     let asked = Instant::now();
     while fake.log.lock().unwrap().is_empty() && asked.elapsed() < Duration::from_secs(10) {
@@ -600,7 +515,9 @@ fn deadline_mcadmin_watch_stops() {
     thread::sleep(Duration::from_millis(300));
     // SAFETY: kill has no memory preconditions; the pid is our own unreaped child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let (status, took) = wait_capped(&mut child, Instant::now());
+    let stopping = Instant::now();
+    let status = wait_capped(&mut child, HARD_CAP);
+    let took = stopping.elapsed();
     let log = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
     assert!(got_request, "watch never asked its seed: {log}");
     let bound = lenient_bound(MCADMIN_TIMEOUT);

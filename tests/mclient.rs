@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,7 @@ use memcache::client::{Client, ServerSpec};
 use memcache::exit_code::Exit;
 use memcache::hash::Distribution;
 use memcache::registry::{DomainName, Namespace, ServerEntry};
-use support::{DeadPort, FakeServer, Memcached};
+use support::{fake, DeadPort, FakeServer, Memcached};
 
 /// Runs mclient with `args`, `stdin` as standard input, and only the environment variables in
 /// `env` among those it reads (so the caller's own settings cannot leak in).
@@ -304,19 +304,13 @@ fn several_keys_and_print_keys() {
 /// A stand-in for memcached that records each command line and answers a get of any keys with
 /// each key as its own value: it shows how many requests a command makes.
 fn echo_keys(stream: TcpStream, log: Arc<Mutex<Vec<String>>>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut out) = stream.try_clone() else {
+    let Some((mut reader, mut out)) = fake::halves(stream) else {
         return;
     };
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
     for _ in 0..64 {
-        line.clear();
-        match reader.by_ref().take(65536).read_line(&mut line) {
-            Ok(n) if n > 0 && line.ends_with("\r\n") => {}
-            _ => return,
-        }
-        let command = line.trim_end().to_string();
+        let Some(command) = fake::read_line(&mut reader) else {
+            return;
+        };
         log.lock().unwrap().push(command.clone());
         let mut reply = String::new();
         match command.split_whitespace().collect::<Vec<_>>()[..] {

@@ -7,8 +7,13 @@
 
 #![allow(dead_code)]
 
+pub mod fake;
 pub mod man;
 pub mod sources;
+
+// Each test file uses a part of support.
+#[allow(unused_imports)]
+pub use fake::FakeServer;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -652,9 +657,23 @@ pub fn run_c(bin: &Path, env: &[(&str, String)]) -> COutput {
 /// Runs `cmd` with `input` on its standard input, collecting both outputs; kills it and fails
 /// the test if it has not ended within `limit`.
 pub fn run_bounded(cmd: &mut Command, input: &[u8], limit: Duration) -> std::process::Output {
+    match run_capped(cmd, input, limit) {
+        (Some(out), _) => out,
+        (None, _) => panic!("{cmd:?} did not finish within {limit:?}"),
+    }
+}
+
+/// Runs `cmd` with `input` on its standard input, collecting both outputs; its output, or None
+/// if it was killed at `limit`, and how long it ran (for the tests that bound a duration).
+pub fn run_capped(
+    cmd: &mut Command,
+    input: &[u8],
+    limit: Duration,
+) -> (Option<std::process::Output>, Duration) {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let started = Instant::now();
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let mut stdin = child.stdin.take().expect("piped stdin");
     let input = input.to_vec();
@@ -664,26 +683,37 @@ pub fn run_bounded(cmd: &mut Command, input: &[u8], limit: Duration) -> std::pro
     });
     let out = read_in_background(child.stdout.take().expect("piped stdout"));
     let err = read_in_background(child.stderr.take().expect("piped stderr"));
-    let status = wait_bounded(&mut child, &format!("{cmd:?}"), limit);
+    let status = wait_capped(&mut child, limit);
+    let took = started.elapsed();
     let _ = writer.join();
-    std::process::Output {
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    let output = status.map(|status| std::process::Output {
         status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+        stdout,
+        stderr,
+    });
+    (output, took)
 }
 
 /// Waits for `child` to end; kills it and fails the test (naming `what`) after `limit`.
 pub fn wait_bounded(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
+    wait_capped(child, limit).unwrap_or_else(|| panic!("{what} did not finish within {limit:?}"))
+}
+
+/// Waits for `child` to end, at most `limit`: its status, or None after killing it.
+pub fn wait_capped(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
+            return Some(status);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
+            return None;
         }
         thread::sleep(Duration::from_millis(5));
     }
@@ -786,56 +816,5 @@ impl ShmPrefix {
 impl Drop for ShmPrefix {
     fn drop(&mut self) {
         self.remove_all();
-    }
-}
-
-/// A scripted stand-in for memcached, only for faults a real server cannot produce (garbage, a
-/// value cut short, a stall): each accepted connection runs `serve(stream, log)` in a thread of
-/// its own, `log` being what the script records for the test to check. Stops when dropped.
-pub struct FakeServer<L: Send + 'static> {
-    pub port: u16,
-    pub log: std::sync::Arc<std::sync::Mutex<L>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl<L: Default + Send + 'static> FakeServer<L> {
-    pub fn start(serve: fn(TcpStream, std::sync::Arc<std::sync::Mutex<L>>)) -> FakeServer<L> {
-        use std::sync::atomic::AtomicBool;
-        use std::sync::{Arc, Mutex};
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let port = listener.local_addr().expect("local_addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(L::default()));
-        let (flag, shared) = (stop.clone(), log.clone());
-        let thread = thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let log = shared.clone();
-                        thread::spawn(move || serve(stream, log));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        FakeServer {
-            port,
-            log,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl<L: Send + 'static> Drop for FakeServer<L> {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
