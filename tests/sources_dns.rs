@@ -11,17 +11,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use memcache::registry::{DomainList, DomainName, Namespace};
-use support::sources::{wait_until, Dnsmasq, Watching};
+use memcache::registry::{DomainList, Namespace};
+use support::sources::{list_of, wait_until, Dnsmasq, Watching};
 use support::{temp_dir, ShmPrefix};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn list_of(ns: &Namespace, domain: &str) -> Option<DomainList> {
-    ns.open_reader(&DomainName::parse(domain).unwrap())
-        .unwrap()
-        .map(|r| r.read().unwrap())
-}
 
 /// "HOST:PORT weight" of each server.
 fn shown(list: &DomainList) -> Vec<String> {

@@ -8,17 +8,11 @@ mod support;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use memcache::registry::{DomainList, DomainName, Namespace};
-use support::sources::{wait_until, Etcd, Watching};
+use memcache::registry::Namespace;
+use support::sources::{list_of, wait_until, Etcd, Watching};
 use support::{temp_dir, ShmPrefix};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn list_of(ns: &Namespace, domain: &str) -> Option<DomainList> {
-    ns.open_reader(&DomainName::parse(domain).unwrap())
-        .unwrap()
-        .map(|r| r.read().unwrap())
-}
 
 fn ports(ns: &Namespace, domain: &str) -> Vec<u16> {
     list_of(ns, domain).map_or_else(Vec::new, |l| l.servers.iter().map(|s| s.port).collect())

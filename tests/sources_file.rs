@@ -17,7 +17,7 @@ use memcache::registry::{DomainList, DomainName, Namespace};
 use memcache::source::{
     self, FileSource, Following, Installed, Offer, Refused, Rules, Source, SourceEvent,
 };
-use support::sources::{wait_until, Watching};
+use support::sources::{list_of, wait_until, Watching};
 use support::{temp_dir, ShmPrefix};
 
 /// Any wait for something the watch does gives up (and fails) after this.
@@ -32,12 +32,6 @@ fn servers(ports: &[u16]) -> Vec<ServerAddr> {
         .iter()
         .map(|p| ServerAddr::parse(&format!("127.0.0.1:{p}")).unwrap())
         .collect()
-}
-
-fn list_of(ns: &Namespace, domain: &str) -> Option<DomainList> {
-    ns.open_reader(&name(domain))
-        .unwrap()
-        .map(|r| r.read().unwrap())
 }
 
 fn ports_of(list: &DomainList) -> Vec<u16> {

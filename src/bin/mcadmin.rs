@@ -791,22 +791,30 @@ fn log_watch_event(event: &WatchEvent) {
         WatchEvent::Installed {
             domain,
             source,
-            was: None,
+            was,
             list,
-        } => log(&format!(
+        } => log_installed(domain, source, *was, list),
+        WatchEvent::Problem { message, .. } => log(message),
+    }
+}
+
+/// The line of a watch that installed `list` in `domain` from `source`, over version `was` (or
+/// in a segment created for it).
+fn log_installed(
+    domain: &DomainName,
+    source: &dyn std::fmt::Display,
+    was: Option<u64>,
+    list: &DomainList,
+) {
+    match was {
+        None => log(&format!(
             "{domain}: created from {source}: {}",
             describe(list)
         )),
-        WatchEvent::Installed {
-            domain,
-            source,
-            was: Some(was),
-            list,
-        } => log(&format!(
+        Some(was) => log(&format!(
             "{domain}: installed from {source} (was version {was}): {}",
             describe(list)
         )),
-        WatchEvent::Problem { message, .. } => log(message),
     }
 }
 

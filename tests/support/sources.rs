@@ -7,6 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The list of `domain` in `ns`, if it has a segment.
+pub fn list_of(
+    ns: &memcache::registry::Namespace,
+    domain: &str,
+) -> Option<memcache::registry::DomainList> {
+    ns.open_reader(&memcache::registry::DomainName::parse(domain).unwrap())
+        .unwrap()
+        .map(|r| r.read().unwrap())
+}
+
 /// Waits until `ready` holds, looking every 10 ms; false after `limit`.
 pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

@@ -19,7 +19,7 @@ use dns::DnsSource;
 use etcd::EtcdSource;
 
 use super::{
-    current, describe, log, log_watch_event, one_domain, parse_domain, parse_server,
+    current, describe, log, log_installed, log_watch_event, one_domain, parse_domain, parse_server,
     stop_requested, Failure, Runtime,
 };
 
@@ -177,21 +177,9 @@ pub fn watch_from(
             SourceEvent::Installed {
                 domain,
                 source,
-                was: None,
+                was,
                 list,
-            } => log(&format!(
-                "{domain}: created from {source}: {}",
-                describe(list)
-            )),
-            SourceEvent::Installed {
-                domain,
-                source,
-                was: Some(was),
-                list,
-            } => log(&format!(
-                "{domain}: installed from {source} (was version {was}): {}",
-                describe(list)
-            )),
+            } => log_installed(domain, source, *was, list),
             SourceEvent::Problem { message, .. } | SourceEvent::Recovered { message, .. } => {
                 log(message)
             }
