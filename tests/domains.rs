@@ -30,6 +30,7 @@ use memcache::registry::layout::{
     OFF_MAGIC, OFF_PUBLISHED, OFF_SLOT_COUNT, OFF_SLOT_DISTRIBUTION, OFF_SLOT_ENTRIES,
     OFF_SLOT_REPLICAS, OFF_SLOT_VERSION, SEGMENT_SIZE, SLOT_OFFSETS, SLOT_SIZE,
 };
+use support::domain_loop::LoopStatus;
 use support::{compile_capi, spawn_c_with, CProcess, Memcached, ShmPrefix};
 
 /// The bound of every wait for another process.
@@ -536,39 +537,6 @@ fn slot_of(servers: &[&Memcached]) -> Vec<u8> {
 
 // ---------------------------------------------------------------------------------------------
 // Long-running clients (capi-tests/domain_loop.c)
-
-/// What a looping process last wrote to its status file.
-#[derive(Clone, Debug)]
-struct LoopStatus {
-    ops: u64,
-    fails: u64,
-    last_fail: i64,
-    consistent: bool,
-    servers: Vec<String>,
-}
-
-impl LoopStatus {
-    fn parse(line: &str) -> Option<LoopStatus> {
-        let line = line.strip_suffix('\n')?;
-        let mut fields = HashMap::new();
-        for word in line.split(' ') {
-            let (k, v) = word.split_once('=')?;
-            fields.insert(k, v);
-        }
-        Some(LoopStatus {
-            ops: fields.get("ops")?.parse().ok()?,
-            fails: fields.get("fails")?.parse().ok()?,
-            last_fail: fields.get("last_fail")?.parse().ok()?,
-            consistent: *fields.get("consistent")? == "1",
-            servers: fields
-                .get("servers")?
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-        })
-    }
-}
 
 /// How a looping process gets its handle.
 enum LoopHandle<'a> {

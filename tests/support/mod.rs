@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod domain_loop;
 pub mod fake;
 pub mod man;
 pub mod sources;
