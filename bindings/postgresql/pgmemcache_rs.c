@@ -32,11 +32,13 @@
 #include <time.h>
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
@@ -65,6 +67,19 @@ PG_MODULE_MAGIC;
 static char *domain_setting = NULL;  /* memcache.domain */
 static char *servers_setting = NULL; /* memcache.servers */
 static int	distribution_setting = MC_DIST_CRC32_MODULO;	/* memcache.distribution */
+
+/*
+ * pgmemcache's settings, so a site moving from pgmemcache keeps its postgresql.conf:
+ * pgmemcache.default_servers is a list like memcache.servers (both are used when both are set),
+ * pgmemcache.default_behavior's placement flags choose the distribution (-1: not given, then
+ * memcache.distribution decides).
+ */
+static char *pgmemcache_servers_setting = NULL;
+static char *pgmemcache_behavior_setting = NULL;
+static int	behavior_distribution = -1;
+
+/* Servers added with memcache_server_add() in this backend (comma-separated, in lib_mcxt). */
+static char *added_servers = NULL;
 
 /*
  * memcache.distribution's values: the names every front end uses (mclient --distribution, the
@@ -251,10 +266,16 @@ typedef enum CallOutcome
 	OUTCOME_REFUSED_BY_SERVER	/* SERVER_ERROR, e.g. the value is too large */
 } CallOutcome;
 
+/*
+ * A key refused before any I/O: MCM_ERR_PROTO whose errstr (the start of text) says "invalid
+ * key"; the message alone says why, with or without that lead depending on the library's
+ * version, so the message is not what identifies it.
+ */
 static bool
 is_key_report(const LibReport *r)
 {
-	return r->code == MCM_ERR_PROTO && strncmp(r->message, "invalid key", 11) == 0;
+	return r->code == MCM_ERR_PROTO &&
+		(strncmp(r->text, "invalid key", 11) == 0 || strncmp(r->message, "invalid key", 11) == 0);
 }
 
 /* The report that explains a failure: the most severe, the latest among equals. */
@@ -455,7 +476,7 @@ drop_handle(void)
 	handle_source = NULL;
 }
 
-/* Adds the comma-separated servers of memcache.servers to a private handle; ERROR on failure. */
+/* Adds the comma-separated servers of `list` to a private handle; ERROR on failure. */
 static void
 add_listed_servers(struct memcache *mc, const char *list)
 {
@@ -486,7 +507,7 @@ add_listed_servers(struct memcache *mc, const char *list)
 				mcm_free(lib_ctxt, mc);
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("memcache: cannot use server \"%s\" of memcache.servers: %s",
+						 errmsg("memcache: cannot use server \"%s\": %s",
 								item,
 								primary >= 0 ? reports[primary].text : "not added"),
 						 errdetail("mc_server_add4() returned %d.", rc)));
@@ -498,18 +519,46 @@ add_listed_servers(struct memcache *mc, const char *list)
 	pfree(copy);
 }
 
+/* Appends the non-empty `item` to the comma-separated `buf`. */
+static void
+append_list(StringInfo buf, const char *item)
+{
+	if (item == NULL || item[0] == '\0')
+		return;
+	appendStringInfo(buf, "%s%s", buf->len ? "," : "", item);
+}
+
+/*
+ * The servers of a private handle: memcache.servers, pgmemcache.default_servers and what
+ * memcache_server_add() added, in that order. Empty: the handle follows memcache.domain.
+ */
+static char *
+private_server_list(void)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	append_list(&buf, servers_setting);
+	append_list(&buf, pgmemcache_servers_setting);
+	append_list(&buf, added_servers);
+	return buf.data;
+}
+
 /* The backend's handle for the current settings, created or rebuilt as needed. */
 static struct memcache *
 get_handle(void)
 {
-	bool		private_list = servers_setting != NULL && servers_setting[0] != '\0';
+	char	   *list = private_server_list();
+	bool		private_list = list[0] != '\0';
+	int			distribution = behavior_distribution >= 0 ? behavior_distribution
+		: distribution_setting;
 	char	   *wanted;
 	struct memcache *mc;
 
 	ensure_context();
 	wanted = private_list
-		? psprintf("servers:%s distribution:%s", servers_setting,
-				   distribution_options[distribution_setting == MC_DIST_KETAMA_MD5].name)
+		? psprintf("servers:%s distribution:%s", list,
+				   distribution_options[distribution == MC_DIST_KETAMA_MD5].name)
 		: psprintf("domain:%s", domain_setting ? domain_setting : "default");
 	if (handle != NULL && handle_source != NULL && strcmp(wanted, handle_source) == 0)
 	{
@@ -539,8 +588,8 @@ get_handle(void)
 		 * memcache.distribution says otherwise), so a 1.4 program, mclient or another binding
 		 * given the same list finds the same keys. Chosen before the servers are added.
 		 */
-		mc_distribution(mc, distribution_setting);
-		add_listed_servers(mc, servers_setting);
+		mc_distribution(mc, distribution);
+		add_listed_servers(mc, list);
 	}
 
 	handle_source = lib_strdup(wanted);
@@ -603,6 +652,135 @@ check_servers(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * pgmemcache.default_behavior: "FLAG:VALUE, ..." with libmemcached's behaviour names (the
+ * MEMCACHED_BEHAVIOR_ and MEMCACHED_ prefixes may be left out, case does not matter). Only the
+ * flags that decide where a key goes matter here: DISTRIBUTION:MODULA is crc32-modulo,
+ * DISTRIBUTION:CONSISTENT (or CONSISTENT_KETAMA) is ketama-md5; HASH:CRC goes with the first,
+ * HASH:MD5 with the second. A placement this library cannot reproduce (another hash, another
+ * distribution) is refused here rather than put keys where the site's other clients do not look.
+ * Flags about the connection (timeouts, NO_BLOCK, BINARY_PROTOCOL, ...) are accepted and have
+ * no effect: the library has its own deadlines and speaks the text protocol.
+ */
+static const char *const ignored_behaviors[] = {
+	"BINARY_PROTOCOL", "NO_BLOCK", "TCP_NODELAY", "TCP_KEEPALIVE", "CONNECT_TIMEOUT",
+	"RCV_TIMEOUT", "SND_TIMEOUT", "POLL_TIMEOUT", "RETRY_TIMEOUT", "SERVER_FAILURE_LIMIT",
+	"BUFFER_REQUESTS", "CACHE_LOOKUPS", "SUPPORT_CAS", "SOCKET_SEND_SIZE", "SOCKET_RECV_SIZE",
+	NULL
+};
+
+static const char *
+without_prefix(const char *s, const char *prefix)
+{
+	size_t		n = strlen(prefix);
+
+	return pg_strncasecmp(s, prefix, n) == 0 ? s + n : s;
+}
+
+static bool
+check_behavior(char **newval, void **extra, GucSource source)
+{
+	char	   *copy;
+	char	   *item;
+	int			distribution = -1;
+	const char *hash = NULL;
+	int		   *result;
+
+	(void) source;
+	copy = pstrdup(*newval ? *newval : "");
+	for (item = strtok(copy, ","); item != NULL; item = strtok(NULL, ","))
+	{
+		char	   *colon;
+		const char *flag;
+		const char *value;
+		int			i;
+
+		while (*item == ' ' || *item == '\t')
+			item++;
+		colon = strchr(item, ':');
+		if (colon == NULL)
+		{
+			GUC_check_errdetail("\"%s\" is not FLAG:VALUE.", item);
+			return false;
+		}
+		*colon = '\0';
+		flag = without_prefix(item, "MEMCACHED_BEHAVIOR_");
+		value = without_prefix(colon + 1, "MEMCACHED_");
+		{
+			char	   *end = colon + 1 + strlen(colon + 1);
+
+			while (end > colon + 1 && (end[-1] == ' ' || end[-1] == '\t'))
+				*--end = '\0';
+		}
+		if (pg_strcasecmp(flag, "DISTRIBUTION") == 0)
+		{
+			value = without_prefix(value, "DISTRIBUTION_");
+			if (pg_strcasecmp(value, "MODULA") == 0)
+				distribution = MC_DIST_CRC32_MODULO;
+			else if (pg_strcasecmp(value, "CONSISTENT") == 0 ||
+					 pg_strcasecmp(value, "CONSISTENT_KETAMA") == 0)
+				distribution = MC_DIST_KETAMA_MD5;
+			else
+			{
+				GUC_check_errdetail("DISTRIBUTION:%s is not supported; MODULA and CONSISTENT "
+									"(or CONSISTENT_KETAMA) are.", value);
+				return false;
+			}
+		}
+		else if (pg_strcasecmp(flag, "HASH") == 0)
+		{
+			value = without_prefix(value, "HASH_");
+			if (pg_strcasecmp(value, "MD5") != 0 && pg_strcasecmp(value, "CRC") != 0)
+			{
+				GUC_check_errdetail("HASH:%s is not supported; MD5 (with CONSISTENT) and CRC "
+									"(with MODULA) are.", value);
+				return false;
+			}
+			hash = pg_strcasecmp(value, "MD5") == 0 ? "MD5" : "CRC";
+		}
+		else
+		{
+			for (i = 0; ignored_behaviors[i] != NULL; i++)
+				if (pg_strcasecmp(flag, ignored_behaviors[i]) == 0)
+					break;
+			if (ignored_behaviors[i] == NULL)
+			{
+				GUC_check_errdetail("Behavior \"%s\" is not supported.", flag);
+				return false;
+			}
+		}
+	}
+	if (hash != NULL)
+	{
+		/* The hash alone picks the distribution it belongs to; a mismatch is refused. */
+		int			implied = strcmp(hash, "MD5") == 0 ? MC_DIST_KETAMA_MD5 : MC_DIST_CRC32_MODULO;
+
+		if (distribution >= 0 && distribution != implied)
+		{
+			GUC_check_errdetail("HASH:%s cannot be combined with that DISTRIBUTION.", hash);
+			return false;
+		}
+		distribution = implied;
+	}
+	/* GUC frees extra with free(): malloc, as guc_malloc (not exported before 16) does. */
+	result = (int *) malloc(sizeof(int));
+	if (result == NULL)
+	{
+		GUC_check_errdetail("out of memory");
+		return false;
+	}
+	*result = distribution;
+	*extra = result;
+	return true;
+}
+
+static void
+assign_behavior(const char *newval, void *extra)
+{
+	(void) newval;
+	behavior_distribution = extra ? *(int *) extra : -1;
+}
+
 void		_PG_init(void);
 
 void
@@ -636,10 +814,31 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomStringVariable("pgmemcache.default_servers",
+							   "pgmemcache's comma-separated memcached servers (host[:port]).",
+							   "Used with memcache.servers and memcache_server_add(); any of them "
+							   "makes a private list instead of memcache.domain.",
+							   &pgmemcache_servers_setting,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   check_servers, NULL, NULL);
+	DefineCustomStringVariable("pgmemcache.default_behavior",
+							   "pgmemcache's behavior flags (FLAG:VALUE, ...); DISTRIBUTION and "
+							   "HASH choose where keys go.",
+							   "DISTRIBUTION:CONSISTENT is ketama-md5, DISTRIBUTION:MODULA "
+							   "crc32-modulo; overrides memcache.distribution when it names one.",
+							   &pgmemcache_behavior_setting,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   check_behavior, assign_behavior, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("memcache");
+	MarkGUCPrefixReserved("pgmemcache");
 #else
 	EmitWarningsOnPlaceholders("memcache");
+	EmitWarningsOnPlaceholders("pgmemcache");
 #endif
 }
 
@@ -671,6 +870,31 @@ expiry_of(Interval *iv)
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("memcache: expire is too far in the future")));
 	return (time_t) secs;
+}
+
+/*
+ * A timestamptz as memcached's exptime: the seconds left when they are 30 days or fewer (an
+ * absolute time that small would be read as relative), the Unix time beyond. A time already
+ * past is refused: memcached would read 0 as "never expires".
+ */
+static time_t
+expiry_at(TimestampTz at)
+{
+	int64		unix_secs = at / USECS_PER_SEC +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+	int64		left = unix_secs - (int64) time(NULL);
+
+	if (TIMESTAMP_NOT_FINITE(at) || left <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("memcache: expire must be a finite time in the future")));
+	if (left <= RELATIVE_EXPIRY_LIMIT)
+		return (time_t) left;
+	if (unix_secs > (int64) INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("memcache: expire is too far in the future")));
+	return (time_t) unix_secs;
 }
 
 static uint64
@@ -773,7 +997,10 @@ store(FunctionCallInfo fcinfo, const char *what, StoreFunc fn)
 {
 	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bytea	   *value = PG_GETARG_BYTEA_PP(1);	/* text and bytea share the varlena layout */
-	time_t		expire = expiry_of(PG_GETARG_INTERVAL_P(2));
+	/* The third argument is an interval, or a timestamptz in pgmemcache's other form. */
+	time_t		expire = get_fn_expr_argtype(fcinfo->flinfo, 2) == TIMESTAMPTZOID
+		? expiry_at(PG_GETARG_TIMESTAMPTZ(2))
+		: expiry_of(PG_GETARG_INTERVAL_P(2));
 	struct memcache *mc = get_handle();
 	int			rc;
 
@@ -827,11 +1054,13 @@ Datum
 pgmc_delete(PG_FUNCTION_ARGS)
 {
 	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	/* pgmemcache's hold time: servers since 1.4 have none; the library deletes at once (a NOTICE). */
+	time_t		hold = PG_NARGS() > 1 ? expiry_of(PG_GETARG_INTERVAL_P(1)) : 0;
 	struct memcache *mc = get_handle();
 	int			rc;
 
 	begin_call();
-	rc = mcm_delete(lib_ctxt, mc, key, strlen(key), 0);
+	rc = mcm_delete(lib_ctxt, mc, key, strlen(key), hold);
 	if (rc == 0 || rc == 1)
 	{
 		emit_reports(0);
@@ -896,36 +1125,25 @@ pgmc_decr(PG_FUNCTION_ARGS)
  * Servers: statistics and flush
  */
 
-static void
-put_row(Tuplestorestate *ts, TupleDesc desc, const char *server, const char *name,
-		const char *value)
-{
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
-
-	values[0] = CStringGetTextDatum(server);
-	values[1] = CStringGetTextDatum(name);
-	values[2] = CStringGetTextDatum(value);
-	tuplestore_putvalues(ts, desc, values, nulls);
-}
+/* Where the statistics walk puts each (server, name, value). */
+typedef void (*StatRow) (void *sink, const char *server, const char *name, const char *value);
 
 static void
-put_u64(Tuplestorestate *ts, TupleDesc desc, const char *server, const char *name, uint64 v)
+put_u64(StatRow row, void *sink, const char *server, const char *name, uint64 v)
 {
 	char		buf[32];
 
 	snprintf(buf, sizeof(buf), UINT64_FORMAT, v);
-	put_row(ts, desc, server, name, buf);
+	row(sink, server, name, buf);
 }
 
 static void
-put_tv(Tuplestorestate *ts, TupleDesc desc, const char *server, const char *name,
-	   struct timeval tv)
+put_tv(StatRow row, void *sink, const char *server, const char *name, struct timeval tv)
 {
 	char		buf[48];
 
 	snprintf(buf, sizeof(buf), "%lld.%06ld", (long long) tv.tv_sec, (long) tv.tv_usec);
-	put_row(ts, desc, server, name, buf);
+	row(sink, server, name, buf);
 }
 
 /*
@@ -940,38 +1158,19 @@ refresh_server_list(struct memcache *mc)
 	emit_reports(0);
 }
 
-PG_FUNCTION_INFO_V1(pgmc_stats);
-Datum
-pgmc_stats(PG_FUNCTION_ARGS)
+/*
+ * The statistics of every server of the handle, one row() per statistic. A server that does not
+ * answer is a WARNING; none answering is an ERROR.
+ */
+static void
+walk_stats(StatRow row, void *sink)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	struct memcache *mc;
-	TupleDesc	desc;
-	Tuplestorestate *ts;
-	MemoryContext old;
+	struct memcache *mc = get_handle();
 	uint32		i;
 	uint32		count;
 	int			answered = 0;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("memcache_stats() must be called where a set is accepted")));
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "memcache_stats(): return type must be a row type");
-
-	mc = get_handle();
 	refresh_server_list(mc);
-
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	desc = CreateTupleDescCopy(desc);
-	ts = tuplestore_begin_heap(true, false, work_mem);
-	MemoryContextSwitchTo(old);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = ts;
-	rsinfo->setDesc = desc;
-
 	count = mc->num_servers;
 	for (i = 0; i < count; i++)
 	{
@@ -987,7 +1186,6 @@ pgmc_stats(PG_FUNCTION_ARGS)
 		s = mcm_server_stats(lib_ctxt, mc, ms);
 		if (s == NULL)
 		{
-			/* One unreachable server is a warning; none answering at all is an error below. */
 			int			primary = primary_report();
 
 			ereport(WARNING,
@@ -1004,25 +1202,25 @@ pgmc_stats(PG_FUNCTION_ARGS)
 		emit_reports(0);
 		answered++;
 
-		put_u64(ts, desc, server, "pid", (uint64) copy.pid);
-		put_u64(ts, desc, server, "uptime", (uint64) copy.uptime);
-		put_u64(ts, desc, server, "time", (uint64) copy.time);
-		put_row(ts, desc, server, "version", version);
-		put_tv(ts, desc, server, "rusage_user", copy.rusage_user);
-		put_tv(ts, desc, server, "rusage_system", copy.rusage_system);
-		put_u64(ts, desc, server, "curr_items", copy.curr_items);
-		put_u64(ts, desc, server, "total_items", copy.total_items);
-		put_u64(ts, desc, server, "bytes", copy.bytes);
-		put_u64(ts, desc, server, "curr_connections", copy.curr_connections);
-		put_u64(ts, desc, server, "total_connections", copy.total_connections);
-		put_u64(ts, desc, server, "connection_structures", copy.connection_structures);
-		put_u64(ts, desc, server, "cmd_get", copy.cmd_get);
-		put_u64(ts, desc, server, "cmd_set", copy.cmd_set);
-		put_u64(ts, desc, server, "get_hits", copy.get_hits);
-		put_u64(ts, desc, server, "get_misses", copy.get_misses);
-		put_u64(ts, desc, server, "bytes_read", copy.bytes_read);
-		put_u64(ts, desc, server, "bytes_written", copy.bytes_written);
-		put_u64(ts, desc, server, "limit_maxbytes", copy.limit_maxbytes);
+		put_u64(row, sink, server, "pid", (uint64) copy.pid);
+		put_u64(row, sink, server, "uptime", (uint64) copy.uptime);
+		put_u64(row, sink, server, "time", (uint64) copy.time);
+		row(sink, server, "version", version);
+		put_tv(row, sink, server, "rusage_user", copy.rusage_user);
+		put_tv(row, sink, server, "rusage_system", copy.rusage_system);
+		put_u64(row, sink, server, "curr_items", copy.curr_items);
+		put_u64(row, sink, server, "total_items", copy.total_items);
+		put_u64(row, sink, server, "bytes", copy.bytes);
+		put_u64(row, sink, server, "curr_connections", copy.curr_connections);
+		put_u64(row, sink, server, "total_connections", copy.total_connections);
+		put_u64(row, sink, server, "connection_structures", copy.connection_structures);
+		put_u64(row, sink, server, "cmd_get", copy.cmd_get);
+		put_u64(row, sink, server, "cmd_set", copy.cmd_set);
+		put_u64(row, sink, server, "get_hits", copy.get_hits);
+		put_u64(row, sink, server, "get_misses", copy.get_misses);
+		put_u64(row, sink, server, "bytes_read", copy.bytes_read);
+		put_u64(row, sink, server, "bytes_written", copy.bytes_written);
+		put_u64(row, sink, server, "limit_maxbytes", copy.limit_maxbytes);
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (answered == 0)
@@ -1030,7 +1228,202 @@ pgmc_stats(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("memcache: no server answered"),
 				 errdetail("The handle (%s) has %u server(s).", handle_source, count)));
+}
+
+/* A set-returning function's tuplestore, set up for materialize mode. */
+typedef struct TableSink
+{
+	Tuplestorestate *ts;
+	TupleDesc	desc;
+} TableSink;
+
+static TableSink
+begin_table(FunctionCallInfo fcinfo, const char *what)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TableSink	t;
+	MemoryContext old;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s() must be called where a set is accepted", what)));
+	if (get_call_result_type(fcinfo, NULL, &t.desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "%s(): return type must be a row type", what);
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	t.desc = CreateTupleDescCopy(t.desc);
+	t.ts = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = t.ts;
+	rsinfo->setDesc = t.desc;
+	return t;
+}
+
+static void
+table_row(void *sink, const char *server, const char *name, const char *value)
+{
+	TableSink  *t = (TableSink *) sink;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	values[0] = CStringGetTextDatum(server);
+	values[1] = CStringGetTextDatum(name);
+	values[2] = CStringGetTextDatum(value);
+	tuplestore_putvalues(t->ts, t->desc, values, nulls);
+}
+
+/* memcache_stats_rows() (memcache_stats() of 1.0): one row per statistic per server. */
+PG_FUNCTION_INFO_V1(pgmc_stats);
+Datum
+pgmc_stats(PG_FUNCTION_ARGS)
+{
+	TableSink	t = begin_table(fcinfo, "memcache_stats");
+
+	walk_stats(table_row, &t);
 	return (Datum) 0;
+}
+
+/* pgmemcache's memcache_stats() text: "Server: HOST (PORT)" then "name: value" lines. */
+typedef struct TextSink
+{
+	StringInfoData buf;
+	char	   *server;			/* the server whose header was written last */
+} TextSink;
+
+static void
+text_row(void *sink, const char *server, const char *name, const char *value)
+{
+	TextSink   *t = (TextSink *) sink;
+
+	if (t->server == NULL || strcmp(t->server, server) != 0)
+	{
+		const char *colon = strrchr(server, ':');
+		int			hostlen = colon ? (int) (colon - server) : (int) strlen(server);
+
+		appendStringInfo(&t->buf, "%sServer: %.*s (%s)\n", t->buf.len ? "\n" : "",
+						 hostlen, server, colon ? colon + 1 : "");
+		t->server = pstrdup(server);
+	}
+	appendStringInfo(&t->buf, "%s: %s\n", name, value);
+}
+
+PG_FUNCTION_INFO_V1(pgmc_stats_text);
+Datum
+pgmc_stats_text(PG_FUNCTION_ARGS)
+{
+	TextSink	t;
+
+	initStringInfo(&t.buf);
+	t.server = NULL;
+	walk_stats(text_row, &t);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(t.buf.data, t.buf.len));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * pgmemcache's server list and multi-get
+ */
+
+/*
+ * memcache_server_add('host[:port]' or a comma-separated list): adds to this backend's private
+ * list (see private_server_list). The handle is rebuilt at once, so a server the library
+ * refuses is an ERROR here and leaves the list as it was.
+ */
+PG_FUNCTION_INFO_V1(pgmc_server_add);
+Datum
+pgmc_server_add(PG_FUNCTION_ARGS)
+{
+	char	   *servers = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *before;
+	StringInfoData joined;
+	const char *p;
+
+	for (p = servers; *p; p++)
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("memcache: the server list holds a control character")));
+	ensure_context();
+	initStringInfo(&joined);
+	append_list(&joined, added_servers);
+	append_list(&joined, servers);
+	before = added_servers;
+	added_servers = MemoryContextStrdup(lib_mcxt, joined.data);
+	PG_TRY();
+	{
+		(void) get_handle();
+	}
+	PG_CATCH();
+	{
+		pfree(added_servers);
+		added_servers = before;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (before != NULL)
+		pfree(before);
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * memcache_get_multi(text[]) -> (key text, value text) and (bytea[]) -> (key text, value bytea):
+ * one row per key found, in the order asked; NULL keys are skipped, a miss gives no row.
+ */
+static Datum
+get_multi(FunctionCallInfo fcinfo, bool as_text)
+{
+	ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(0);
+	TableSink	t = begin_table(fcinfo, "memcache_get_multi");
+	Oid			elem = ARR_ELEMTYPE(keys);
+	Datum	   *items;
+	bool	   *nulls;
+	int			count;
+	int			i;
+
+	deconstruct_array(keys, elem, -1, false, TYPALIGN_INT, &items, &nulls, &count);
+	for (i = 0; i < count; i++)
+	{
+		bytea	   *key_bytes;
+		char	   *key;
+		bytea	   *v;
+		Datum		values[2];
+		bool		row_nulls[2] = {false, false};
+
+		if (nulls[i])
+			continue;
+		key_bytes = DatumGetByteaPP(items[i]);
+		if (memchr(VARDATA_ANY(key_bytes), '\0', VARSIZE_ANY_EXHDR(key_bytes)) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("memcache: invalid key: it holds a NUL byte")));
+		key = pnstrdup(VARDATA_ANY(key_bytes), VARSIZE_ANY_EXHDR(key_bytes));
+		/* A key must be text in the database encoding to come back as the key column. */
+		pg_verifymbstr(key, strlen(key), false);
+		v = fetch("memcache_get_multi", key);
+		if (v == NULL)
+			continue;
+		if (as_text)
+			pg_verifymbstr(VARDATA(v), VARSIZE(v) - VARHDRSZ, false);
+		values[0] = CStringGetTextDatum(key);
+		values[1] = PointerGetDatum(v);
+		tuplestore_putvalues(t.ts, t.desc, values, row_nulls);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgmc_get_multi_text);
+Datum
+pgmc_get_multi_text(PG_FUNCTION_ARGS)
+{
+	return get_multi(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(pgmc_get_multi_bytea);
+Datum
+pgmc_get_multi_bytea(PG_FUNCTION_ARGS)
+{
+	return get_multi(fcinfo, false);
 }
 
 PG_FUNCTION_INFO_V1(pgmc_flush_all);

@@ -19,7 +19,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-tests=(basic errors domain memory readme)
+tests=(basic errors domain memory readme upgrade pgmemcache)
 
 source "$here/server.sh"
 

@@ -1,5 +1,6 @@
 -- The everyday calls against the shared domain 'pgtest' (memcache.domain in postgresql.conf).
-CREATE EXTENSION pgmemcache_rs;
+-- Version 1.0's API (memcache_get returns bytea, memcache_stats rows): pgmemcache.sql tests 1.1.
+CREATE EXTENSION pgmemcache_rs VERSION '1.0';
 SHOW memcache.domain;
 SELECT memcache_flush_all();
 
