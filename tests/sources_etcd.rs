@@ -1,10 +1,15 @@
 //! Issue 14: `etcd://` sources against a real etcd on loopback ports: publish and pull, a watch
 //! that installs a change as it happens (no polling), and the faults (etcd restarted mid-watch,
 //! etcd stopped with SIGSTOP for longer than the timeout, a value that is no list): each
-//! reported once, the installed list kept, and the watch recovering by itself.
+//! reported once, the installed list kept, and the watch recovering by itself; and compacted
+//! revisions, which end with the last list.
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -172,4 +177,204 @@ fn watch_installs_changes_and_survives_restart_and_stop() {
     );
     assert!(watch.stop().is_some_and(|s| s.success()), "{}", watch.log());
     assert!(!ports(&ns, "web").is_empty());
+}
+
+/// The ports the watch installed, in the order of its log lines.
+fn installed_ports(watch: &Watching) -> Vec<u16> {
+    watch
+        .lines()
+        .iter()
+        .filter(|l| l.contains("web: installed from") || l.contains("web: created from"))
+        .filter_map(|l| l.rsplit_once("127.0.0.1:"))
+        .map(|(_, port)| {
+            let digits: String = port.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().expect("a port")
+        })
+        .collect()
+}
+
+#[test]
+fn compacted_revisions_end_with_the_last_list() {
+    let dir = temp_dir("etcd_compact");
+    let mut etcd = Etcd::start(&dir.join("etcd"));
+    let shm = ShmPrefix::new("etcd_compact");
+    let ns = Namespace::with_prefix(&shm.prefix).unwrap();
+    etcd.put("/memcache/web", "server 127.0.0.1:31\n");
+    let mut watch = Watching::spawn(shm.mcadmin_kept(
+        &dir.join("state"),
+        &[
+            "watch",
+            "--domain",
+            "web",
+            "--from",
+            &etcd.url("memcache/web"),
+        ],
+    ));
+    assert!(
+        wait_until(LIMIT, || ports(&ns, "web") == [31]),
+        "{}",
+        watch.log()
+    );
+    let mcadmin = watch.pid() as libc::pid_t;
+    let pause = |sig| {
+        // SAFETY: kill has no memory preconditions; the pid is our own unreaped child.
+        assert_eq!(unsafe { libc::kill(mcadmin, sig) }, 0);
+    };
+
+    // 1. The watch stopped while several lists pass and the history is compacted behind them.
+    pause(libc::SIGSTOP);
+    for port in 32..36 {
+        etcd.put("/memcache/web", &format!("server 127.0.0.1:{port}\n"));
+    }
+    let compacted = etcd.compact_all();
+    pause(libc::SIGCONT);
+    assert!(
+        wait_until(LIMIT, || ports(&ns, "web") == [35]),
+        "compacted at {compacted}\n{}",
+        watch.log()
+    );
+
+    // 2. The same while etcd restarts: the watch's revision is gone from the store when it
+    // comes back, so it must read the key again, never resume from what it had.
+    pause(libc::SIGSTOP);
+    etcd.restart();
+    for port in 36..40 {
+        etcd.put("/memcache/web", &format!("server 127.0.0.1:{port}\n"));
+    }
+    let compacted = etcd.compact_all();
+    pause(libc::SIGCONT);
+    assert!(
+        wait_until(LIMIT, || ports(&ns, "web") == [39]),
+        "compacted at {compacted}\n{}",
+        watch.log()
+    );
+
+    // Settled on the last list; every install newer than the one before (never an older or
+    // an empty list), and nothing refused.
+    thread::sleep(Duration::from_secs(1));
+    assert_eq!(ports(&ns, "web"), [39], "{}", watch.log());
+    let seen = installed_ports(&watch);
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "{seen:?}\n{}",
+        watch.log()
+    );
+    assert_eq!(seen.first(), Some(&31), "{}", watch.log());
+    assert_eq!(seen.last(), Some(&39), "{}", watch.log());
+    assert_eq!(watch.count("empty list"), 0, "{}", watch.log());
+    assert!(watch.stop().is_some_and(|s| s.success()), "{}", watch.log());
+}
+
+/// A loopback relay to etcd that can hold back the next watch request (until released), so
+/// that the revision the watch asks to start from is compacted before etcd sees the request:
+/// the real etcd then cancels the watch as it does for any compacted start revision. Bounded:
+/// it relays for [`RELAY_LIFE`] at most.
+struct WatchHolder {
+    port: u16,
+    /// 0: pass watches through; 1: hold the next one; 2: one is held; 3: release it.
+    state: Arc<AtomicU8>,
+}
+
+const RELAY_LIFE: Duration = Duration::from_secs(60);
+
+impl WatchHolder {
+    fn start(etcd_port: u16) -> WatchHolder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(AtomicU8::new(0));
+        let shared = state.clone();
+        thread::spawn(move || {
+            let end = Instant::now() + RELAY_LIFE;
+            while Instant::now() < end {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let state = shared.clone();
+                        thread::spawn(move || relay(client, etcd_port, &state));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        WatchHolder { port, state }
+    }
+}
+
+/// One connection: the request's first bytes decide whether it is a watch to hold; then bytes
+/// both ways until either side closes.
+fn relay(mut client: TcpStream, etcd_port: u16, state: &AtomicU8) {
+    client.set_nonblocking(false).unwrap();
+    let mut head = [0u8; 64];
+    let Ok(n) = client.read(&mut head) else {
+        return;
+    };
+    let is_watch = head[..n].starts_with(b"POST /v3/watch ");
+    if is_watch && state.compare_exchange(1, 2, SeqCst, SeqCst).is_ok() {
+        let until = Instant::now() + LIMIT;
+        while state.load(SeqCst) != 3 && Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
+        }
+        state.store(0, SeqCst);
+    }
+    let Ok(mut etcd) = TcpStream::connect(("127.0.0.1", etcd_port)) else {
+        return;
+    };
+    if etcd.write_all(&head[..n]).is_err() {
+        return;
+    }
+    let (Ok(mut from_client), Ok(mut to_client)) = (client.try_clone(), etcd.try_clone()) else {
+        return;
+    };
+    let up = thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut etcd);
+        let _ = etcd.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut to_client, &mut client);
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = up.join();
+}
+
+#[test]
+fn a_watch_from_a_compacted_revision_starts_over_with_the_last_list() {
+    let dir = temp_dir("etcd_compacted_start");
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let holder = WatchHolder::start(etcd.port);
+    let shm = ShmPrefix::new("etcd_compacted_start");
+    let ns = Namespace::with_prefix(&shm.prefix).unwrap();
+    etcd.put("/memcache/web", "server 127.0.0.1:41\n");
+    holder.state.store(1, SeqCst);
+    let url = format!("etcd://127.0.0.1:{}/memcache/web", holder.port);
+    let mut watch = Watching::spawn(shm.mcadmin_kept(
+        &dir.join("state"),
+        &["watch", "--domain", "web", "--from", &url],
+    ));
+    // The list read, and the watch from the next revision held back.
+    assert!(
+        wait_until(LIMIT, || ports(&ns, "web") == [41]
+            && holder.state.load(SeqCst) == 2),
+        "{}",
+        watch.log()
+    );
+    for port in 42..45 {
+        etcd.put("/memcache/web", &format!("server 127.0.0.1:{port}\n"));
+    }
+    let compacted = etcd.compact_all();
+    holder.state.store(3, SeqCst);
+    // etcd cancels the watch (its start revision is compacted): the watch reads the key again
+    // and installs the last list, not an older one, not none.
+    assert!(
+        wait_until(LIMIT, || ports(&ns, "web") == [44]),
+        "compacted at {compacted}\n{}",
+        watch.log()
+    );
+    assert_eq!(installed_ports(&watch), [41, 44], "{}", watch.log());
+    // And it follows from there.
+    etcd.put("/memcache/web", "server 127.0.0.1:45\n");
+    assert!(
+        wait_until(LIMIT, || ports(&ns, "web") == [45]),
+        "{}",
+        watch.log()
+    );
+    assert_eq!(watch.count("empty list"), 0, "{}", watch.log());
+    assert!(watch.stop().is_some_and(|s| s.success()), "{}", watch.log());
 }

@@ -345,6 +345,24 @@ impl Etcd {
         format!("etcd://127.0.0.1:{}/{key}", self.port)
     }
 
+    /// The store's current revision, as etcd reports it with any read.
+    pub fn revision(&self) -> i64 {
+        let out = self
+            .ctl(&["get", "/ready", "-w", "json"])
+            .expect("etcdctl get");
+        let reply: serde_json::Value = serde_json::from_str(&out).expect("etcdctl's JSON");
+        reply["header"]["revision"].as_i64().expect("a revision")
+    }
+
+    /// Compacts the store up to its current revision: a watch from any earlier revision is
+    /// refused by etcd from then on. Returns that revision.
+    pub fn compact_all(&self) -> i64 {
+        let revision = self.revision();
+        self.ctl(&["compact", &revision.to_string(), "--physical"])
+            .expect("etcdctl compact");
+        revision
+    }
+
     pub fn signal(&self, sig: libc::c_int) {
         let pid = self.child.as_ref().expect("running").id();
         // SAFETY: kill has no memory preconditions; the pid is our own unreaped child.
