@@ -1368,47 +1368,120 @@ pgmc_server_add(PG_FUNCTION_ARGS)
 
 /*
  * memcache_get_multi(text[]) -> (key text, value text) and (bytea[]) -> (key text, value bytea):
- * one row per key found, in the order asked; NULL keys are skipped, a miss gives no row.
+ * one row per key found, in the order asked; NULL keys are skipped, a miss gives no row. One
+ * library request (mcm_get: every server's keys written before any reply is read), as
+ * pgmemcache's one multi-get. The request and the values it holds are the library's: every
+ * value is copied and the request freed before anything that can throw runs.
  */
 static Datum
 get_multi(FunctionCallInfo fcinfo, bool as_text)
 {
-	ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
 	TableSink	t = begin_table(fcinfo, "memcache_get_multi");
-	Oid			elem = ARR_ELEMTYPE(keys);
 	Datum	   *items;
 	bool	   *nulls;
 	int			count;
+	int			n = 0;
+	char	  **keys;
+	bytea	  **values;
+	struct memcache_res **res;
+	struct memcache_req *req;
+	struct memcache *mc;
+	size_t		too_large = 0;
+	size_t		failed_size = 0;
 	int			i;
 
-	deconstruct_array(keys, elem, -1, false, TYPALIGN_INT, &items, &nulls, &count);
+	deconstruct_array(array, ARR_ELEMTYPE(array), -1, false, TYPALIGN_INT, &items, &nulls,
+					  &count);
+	keys = palloc0(sizeof(char *) * (count + 1));
 	for (i = 0; i < count; i++)
 	{
-		bytea	   *key_bytes;
-		char	   *key;
-		bytea	   *v;
-		Datum		values[2];
-		bool		row_nulls[2] = {false, false};
+		bytea	   *key = nulls[i] ? NULL : DatumGetByteaPP(items[i]);
 
-		if (nulls[i])
+		if (key == NULL)
 			continue;
-		key_bytes = DatumGetByteaPP(items[i]);
-		if (memchr(VARDATA_ANY(key_bytes), '\0', VARSIZE_ANY_EXHDR(key_bytes)) != NULL)
+		if (memchr(VARDATA_ANY(key), '\0', VARSIZE_ANY_EXHDR(key)) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("memcache: invalid key: it holds a NUL byte")));
-		key = pnstrdup(VARDATA_ANY(key_bytes), VARSIZE_ANY_EXHDR(key_bytes));
-		/* A key must be text in the database encoding to come back as the key column. */
-		pg_verifymbstr(key, strlen(key), false);
-		v = fetch("memcache_get_multi", key);
-		if (v == NULL)
+		keys[n] = pnstrdup(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+		/* The key comes back as a text column: it must be valid in the database encoding. */
+		pg_verifymbstr(keys[n], strlen(keys[n]), false);
+		n++;
+	}
+	res = palloc0(sizeof(struct memcache_res *) * (n + 1));
+	values = palloc0(sizeof(bytea *) * (n + 1));
+	mc = get_handle();
+
+	begin_call();
+	req = mcm_req_new(lib_ctxt);
+	if (req == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	for (i = 0; i < n; i++)
+	{
+		res[i] = mcm_req_add(lib_ctxt, req, keys[i], strlen(keys[i]));
+		if (res[i] == NULL)
+		{
+			mcm_req_free(lib_ctxt, req);
+			raise_failure("memcache_get_multi", keys[i], OUTCOME_FAILED, 0);
+		}
+	}
+	if (n > 0)
+		mcm_get(lib_ctxt, mc, req);
+	if (has_problem_report())
+	{
+		mcm_req_free(lib_ctxt, req);
+		raise_failure("memcache_get_multi", NULL, OUTCOME_FAILED, 0);
+	}
+	/* Copies of the values found (palloc_extended with NO_OOM does not throw). */
+	for (i = 0; i < n; i++)
+	{
+		size_t		len;
+
+		if (!mcm_res_found(lib_ctxt, res[i]))
+			continue;
+		len = res[i]->bytes;
+		if (len > MaxAllocSize - VARHDRSZ)
+		{
+			too_large = len;
+			break;
+		}
+		values[i] = (bytea *) palloc_extended(len + VARHDRSZ, MCXT_ALLOC_NO_OOM);
+		if (values[i] == NULL)
+		{
+			failed_size = len + VARHDRSZ;
+			break;
+		}
+		SET_VARSIZE(values[i], len + VARHDRSZ);
+		if (len > 0)
+			memcpy(VARDATA(values[i]), res[i]->val, len);
+	}
+	mcm_req_free(lib_ctxt, req);
+	if (too_large > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("memcache: value of %zu bytes is too large", too_large)));
+	if (failed_size > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed on a request of size %zu.", failed_size)));
+	emit_reports(0);
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		row[2];
+		bool		row_nulls[2] = {false, false};
+
+		if (values[i] == NULL)
 			continue;
 		if (as_text)
-			pg_verifymbstr(VARDATA(v), VARSIZE(v) - VARHDRSZ, false);
-		values[0] = CStringGetTextDatum(key);
-		values[1] = PointerGetDatum(v);
-		tuplestore_putvalues(t.ts, t.desc, values, row_nulls);
+			pg_verifymbstr(VARDATA(values[i]), VARSIZE(values[i]) - VARHDRSZ, false);
+		row[0] = CStringGetTextDatum(keys[i]);
+		row[1] = PointerGetDatum(values[i]);
+		tuplestore_putvalues(t.ts, t.desc, row, row_nulls);
 	}
+	CHECK_FOR_INTERRUPTS();
 	return (Datum) 0;
 }
 

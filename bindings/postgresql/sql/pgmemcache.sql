@@ -34,6 +34,9 @@ SELECT memcache_get('pg:none') IS NULL AS miss;
 SELECT * FROM memcache_get_multi(ARRAY['pg:a', 'pg:none', 'pg:b', NULL, 'pg:c']);
 SELECT key, value, pg_typeof(value) FROM memcache_get_multi(ARRAY['pg:bin', 'pg:none', 'pg:bin2']::bytea[]);
 SELECT count(*) AS none_found FROM memcache_get_multi(ARRAY[]::text[]);
+SELECT * FROM memcache_get_multi(ARRAY['pg:c', 'pg:c']);
+SELECT bool_and(memcache_set('pg:m' || i, repeat('m', i))) FROM generate_series(1, 300) i;
+SELECT count(*) AS found, sum(length(value)) AS bytes FROM memcache_get_multi(ARRAY(SELECT 'pg:m' || i FROM generate_series(0, 301) i));
 SELECT * FROM memcache_get_multi(ARRAY['bad key']);
 
 -- memcache_delete, with and without a hold time: memcached 1.4+ have none, so the library
