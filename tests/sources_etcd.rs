@@ -75,16 +75,8 @@ fn watch_installs_changes_and_survives_restart_and_stop() {
     let shm = ShmPrefix::new("etcd_watch");
     let ns = Namespace::with_prefix(&shm.prefix).unwrap();
     etcd.put("/memcache/web", "server 127.0.0.1:21\n");
-    let mut watch = Watching::spawn(shm.mcadmin_kept(
-        &dir.join("state"),
-        &[
-            "watch",
-            "--domain",
-            "web",
-            "--from",
-            &etcd.url("memcache/web"),
-        ],
-    ));
+    let mut watch =
+        Watching::domain_from(&shm, &dir.join("state"), "web", &etcd.url("memcache/web"));
     assert!(
         wait_until(LIMIT, || ports(&ns, "web") == [21]),
         "{}",
@@ -200,16 +192,8 @@ fn compacted_revisions_end_with_the_last_list() {
     let shm = ShmPrefix::new("etcd_compact");
     let ns = Namespace::with_prefix(&shm.prefix).unwrap();
     etcd.put("/memcache/web", "server 127.0.0.1:31\n");
-    let mut watch = Watching::spawn(shm.mcadmin_kept(
-        &dir.join("state"),
-        &[
-            "watch",
-            "--domain",
-            "web",
-            "--from",
-            &etcd.url("memcache/web"),
-        ],
-    ));
+    let mut watch =
+        Watching::domain_from(&shm, &dir.join("state"), "web", &etcd.url("memcache/web"));
     assert!(
         wait_until(LIMIT, || ports(&ns, "web") == [31]),
         "{}",
@@ -344,10 +328,7 @@ fn a_watch_from_a_compacted_revision_starts_over_with_the_last_list() {
     etcd.put("/memcache/web", "server 127.0.0.1:41\n");
     holder.state.store(1, SeqCst);
     let url = format!("etcd://127.0.0.1:{}/memcache/web", holder.port);
-    let mut watch = Watching::spawn(shm.mcadmin_kept(
-        &dir.join("state"),
-        &["watch", "--domain", "web", "--from", &url],
-    ));
+    let mut watch = Watching::domain_from(&shm, &dir.join("state"), "web", &url);
     // The list read, and the watch from the next revision held back.
     assert!(
         wait_until(LIMIT, || ports(&ns, "web") == [41]

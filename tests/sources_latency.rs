@@ -134,16 +134,8 @@ fn etcd_change_reaches_a_running_c_program() {
     let shm = ShmPrefix::new("lat_etcd");
     let list = |m: &Memcached| format!("server {}\n", m.addr());
     etcd.put("/memcache/web", &list(&servers[0]));
-    let mut watch = Watching::spawn(shm.mcadmin_kept(
-        &dir.join("state"),
-        &[
-            "watch",
-            "--domain",
-            "web",
-            "--from",
-            &etcd.url("memcache/web"),
-        ],
-    ));
+    let mut watch =
+        Watching::domain_from(&shm, &dir.join("state"), "web", &etcd.url("memcache/web"));
     assert!(
         watch.wait_line("web: created from", LIMIT),
         "{}",
@@ -189,10 +181,7 @@ fn dns_change_reaches_a_running_c_program_within_the_ttl() {
     let mut dns = Dnsmasq::start(&records(&servers[0]), TTL);
     let shm = ShmPrefix::new("lat_dns");
     let url = dns.url("_memcache._tcp.cache.lan", "?type=SRV");
-    let mut watch = Watching::spawn(shm.mcadmin_kept(
-        &dir.join("state"),
-        &["watch", "--domain", "web", "--from", &url],
-    ));
+    let mut watch = Watching::domain_from(&shm, &dir.join("state"), "web", &url);
     assert!(
         watch.wait_line("web: created from", LIMIT),
         "{}",

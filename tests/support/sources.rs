@@ -40,6 +40,17 @@ pub struct Watching {
 }
 
 impl Watching {
+    /// `mcadmin watch --domain DOMAIN --from URL` in `shm`'s namespace, keeping its lists in
+    /// the state directory `state`.
+    pub fn domain_from(
+        shm: &super::ShmPrefix,
+        state: &std::path::Path,
+        domain: &str,
+        url: &str,
+    ) -> Watching {
+        Watching::spawn(shm.mcadmin_kept(state, &["watch", "--domain", domain, "--from", url]))
+    }
+
     /// Starts `cmd` with stderr read line by line in the background.
     pub fn spawn(mut cmd: Command) -> Watching {
         let mut child = cmd
