@@ -1,40 +1,49 @@
-//! The Ruby binding (`bindings/ruby`, over Debian's ruby-ffi) against real memcached: runs its
-//! Minitest suite with the library installed by `make test` (`LIBMEMCACHE_PREFIX`), two fresh
-//! servers and `mcadmin` in a shared-memory namespace of its own, which the suite's domain test
-//! edits while a Ruby handle follows it.
+//! The Ruby binding (`bindings/ruby`, the `libmemcache` gem over Debian's ruby-ffi) against real
+//! memcached: runs its Minitest suite with `rake test`, the library found through
+//! `LIBMEMCACHE_PREFIX` as `make test` installed it, two fresh servers and `mcadmin` in a
+//! shared-memory namespace of its own, which the suite's domain test edits while a Ruby handle
+//! follows it. Also builds the gem with `gem build`.
 
 mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use support::{spawn_c_with, Memcached, ShmPrefix, RUN_TIMEOUT};
+use support::{spawn_c_with, temp_dir, Memcached, ShmPrefix, RUN_TIMEOUT};
 
-/// Panics with the packages to install unless `ruby` runs and loads ffi and minitest.
+fn binding_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/ruby")
+}
+
+/// Panics with the packages to install unless `ruby` runs and loads ffi, minitest and rake.
 fn require_ruby() {
     let ok = Command::new("ruby")
-        .args(["-e", "require 'ffi'; require 'minitest'"])
+        .args(["-e", "require 'ffi'; require 'minitest'; require 'rake'"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     assert!(
         ok,
-        "ruby with ffi and minitest is needed: run tools/install-deps \
-         (Debian packages ruby ruby-ffi ruby-minitest)"
+        "ruby with ffi, minitest and rake is needed: run tools/install-deps \
+         (Debian packages ruby ruby-ffi ruby-minitest rake)"
     );
 }
 
 #[test]
 fn ruby_binding_minitest_suite() {
-    support::prefix();
+    let prefix = support::prefix();
     require_ruby();
     let a = Memcached::start();
     let b = Memcached::start();
     let shm = ShmPrefix::new("ruby");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/ruby");
-    let lib = dir.join("lib");
-    let lib = lib.to_str().expect("UTF-8 path");
+    let dir = binding_dir();
+    let dir = dir.to_str().expect("UTF-8 path");
     let env = [
+        // The gem finds the library through this variable (LD_LIBRARY_PATH is set as well).
+        (
+            "LIBMEMCACHE_PREFIX",
+            prefix.to_str().expect("UTF-8 path").to_string(),
+        ),
         ("MEMCACHE_TEST_SERVER_A", a.addr()),
         ("MEMCACHE_TEST_SERVER_B", b.addr()),
         ("MCADMIN", env!("CARGO_BIN_EXE_mcadmin").to_string()),
@@ -42,8 +51,8 @@ fn ruby_binding_minitest_suite() {
         // A fixed seed keeps Minitest's test order the same from run to run.
         ("SEED", "1".to_string()),
     ];
-    let suite = dir.join("test/test_memcache.rb");
-    let out = spawn_c_with(&["ruby", "-w", "-I", lib], &suite, &env, RUN_TIMEOUT).wait();
+    // Rake's TestTask runs every test/test_*.rb in one Minitest process, with warnings on.
+    let out = spawn_c_with(&["rake", "-C", dir], Path::new("test"), &env, RUN_TIMEOUT).wait();
     out.assert_success();
     let summary = out
         .stdout
@@ -56,4 +65,67 @@ fn ruby_binding_minitest_suite() {
         out.stdout,
         out.stderr
     );
+}
+
+/// `gem build` accepts the gemspec and produces libmemcache-<the library's version>.gem holding
+/// the binding's files and its dependency on ffi.
+#[test]
+fn ruby_gem_builds() {
+    require_ruby();
+    let tmp = temp_dir("ruby-gem");
+    let version = env!("CARGO_PKG_VERSION");
+    let gem = tmp.join(format!("libmemcache-{version}.gem"));
+    let dir = binding_dir();
+    let out = Command::new("gem")
+        .arg("build")
+        .arg("-C")
+        .arg(&dir)
+        .arg("libmemcache.gemspec")
+        .arg("--output")
+        .arg(&gem)
+        .output()
+        .expect("run gem build");
+    assert!(
+        out.status.success(),
+        "gem build failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(gem.is_file(), "no {}", gem.display());
+    // The built gem's own specification, as `gem install` would read it.
+    let spec = Command::new("ruby")
+        .arg("-e")
+        .arg(
+            "require 'rubygems/package'; s = Gem::Package.new(ARGV[0]).spec; \
+             puts s.name, s.version, s.files.sort.join(','), \
+             s.runtime_dependencies.map(&:name).join(',')",
+        )
+        .arg(&gem)
+        .output()
+        .expect("run ruby");
+    assert!(
+        spec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spec.stderr)
+    );
+    let spec = String::from_utf8(spec.stdout).expect("UTF-8");
+    let lines: Vec<&str> = spec.lines().collect();
+    assert_eq!(lines.first(), Some(&"libmemcache"), "{spec}");
+    assert_eq!(
+        lines.get(1),
+        Some(&version),
+        "gem version is the library's: {spec}"
+    );
+    let files = lines.get(2).copied().unwrap_or("");
+    for f in [
+        "lib/memcache.rb",
+        "lib/memcache/version.rb",
+        "lib/memcache/library_path.rb",
+    ] {
+        assert!(
+            files.split(',').any(|x| x == f),
+            "{f} missing from the gem: {files}"
+        );
+    }
+    assert_eq!(lines.get(3), Some(&"ffi"), "{spec}");
 }

@@ -7,10 +7,12 @@
 #   mc.set("k", "v\0binary", ttl: 60)                 # => true
 #   mc.get("k")                                       # => "v\x00binary" (ASCII-8BIT) or nil
 #
-# The shared library is loaded from $LIBMEMCACHE_LIB if set, else "libmemcache.so.0" through the
-# dynamic loader's search path (LD_LIBRARY_PATH, ld.so.conf).
+# The shared library is found as Memcache::LibraryPath says: $LIBMEMCACHE_LIB, then
+# $LIBMEMCACHE_PREFIX, then pkg-config, then the dynamic loader's search path.
 
 require "ffi"
+require "memcache/version"
+require "memcache/library_path"
 
 class Memcache
   # Every error this binding raises. #code is the library's MCM_ERR_* code when it reported one.
@@ -41,7 +43,7 @@ class Memcache
   # The C declarations this binding uses (memcache.h, x86-64 layouts of spec §3).
   module Native
     extend FFI::Library
-    ffi_lib ENV.fetch("LIBMEMCACHE_LIB", "libmemcache.so.0")
+    ffi_lib LibraryPath.find
 
     MCM_ERR_LVL_ALL = 0x1f # INFO | NOTICE | WARN | ERR | FATAL
     MC_NOT_FOUND = 6

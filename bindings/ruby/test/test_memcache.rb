@@ -5,7 +5,7 @@
 #
 #   MEMCACHE_TEST_SERVER_A=127.0.0.1:11211 MEMCACHE_TEST_SERVER_B=127.0.0.1:11212 \
 #   MCADMIN=/path/to/mcadmin MEMCACHE_SHM_PREFIX=rubytest \
-#   LD_LIBRARY_PATH=/prefix/lib ruby -Ilib test/test_memcache.rb
+#   LIBMEMCACHE_PREFIX=/prefix rake test
 #
 # MEMCACHE_SHM_PREFIX keeps the test's domains apart from the host's real ones; this process and
 # the mcadmin it runs both inherit it.
