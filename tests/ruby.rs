@@ -47,6 +47,8 @@ fn ruby_binding_minitest_suite() {
         ("MEMCACHE_TEST_SERVER_A", a.addr()),
         ("MEMCACHE_TEST_SERVER_B", b.addr()),
         ("MCADMIN", env!("CARGO_BIN_EXE_mcadmin").to_string()),
+        // Writes and reads values with exact flags, as dalli lays them out.
+        ("MCLIENT", env!("CARGO_BIN_EXE_mclient").to_string()),
         ("MEMCACHE_SHM_PREFIX", shm.prefix.clone()),
         // A fixed seed keeps Minitest's test order the same from run to run.
         ("SEED", "1".to_string()),

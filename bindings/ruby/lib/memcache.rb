@@ -13,6 +13,7 @@
 require "ffi"
 require "memcache/version"
 require "memcache/library_path"
+require "memcache/codec"
 
 class Memcache
   # Every error this binding raises. #code is the library's MCM_ERR_* code when it reported one.
@@ -40,12 +41,17 @@ class Memcache
   # The handle was closed with #close.
   class ClosedError < Error; end
 
+  # A value could not be serialized, or a stored value could not be inflated or loaded (dalli's
+  # MarshalError and UnmarshalError).
+  class ValueError < Error; end
+
   # The C declarations this binding uses (memcache.h, x86-64 layouts of spec §3).
   module Native
     extend FFI::Library
     ffi_lib LibraryPath.find
 
     MCM_ERR_LVL_ALL = 0x1f # INFO | NOTICE | WARN | ERR | FATAL
+    MC_EXISTS = 5
     MC_NOT_FOUND = 6
 
     class Timeval < FFI::Struct
@@ -152,10 +158,18 @@ class Memcache
     attach_function :mc_set, STORE_ARGS, :int, blocking: true
     attach_function :mc_add, STORE_ARGS, :int, blocking: true
     attach_function :mc_replace, STORE_ARGS, :int, blocking: true
+    attach_function :mc_append, STORE_ARGS, :int, blocking: true
+    attach_function :mc_prepend, STORE_ARGS, :int, blocking: true
+    attach_function :mc_cas, STORE_ARGS + [:uint64], :int, blocking: true
     attach_function :mc_delete, [:pointer, :pointer, :size_t, :long], :int, blocking: true
+    attach_function :mc_touch, [:pointer, :pointer, :size_t, :long], :int, blocking: true
     attach_function :mc_incr64, [:pointer, :pointer, :size_t, :uint64, :pointer], :int, blocking: true
     attach_function :mc_decr64, [:pointer, :pointer, :size_t, :uint64, :pointer], :int, blocking: true
     attach_function :mc_aget2, [:pointer, :pointer, :size_t, :pointer], :pointer, blocking: true
+    attach_function :mc_agets, [:pointer, :pointer, :size_t, :pointer, :pointer, :pointer], :pointer,
+                    blocking: true
+    attach_function :mc_flush_all, [:pointer], :int, blocking: true
+    attach_function :mc_server_version, [:pointer, :pointer], :pointer, blocking: true
 
     attach_function :mc_req_new, [], :pointer
     attach_function :mc_req_add, [:pointer, :pointer, :size_t], :pointer
@@ -222,8 +236,12 @@ class Memcache
   # distribution: (with servers: only) "crc32-modulo", the default, places keys as libmemcache
   #   1.4 and every other front end given the same list do; "ketama-md5" as libmemcached's
   #   ketama. A domain brings its own.
-  def initialize(domain: nil, servers: nil, distribution: nil)
+  # serializer:, compress:, compression_min_size:, decompressed_max_bytes: say how values other
+  #   than Strings and Integers are stored (Memcache::Codec; dalli's flag bits).
+  def initialize(domain: nil, servers: nil, distribution: nil, **codec)
     raise ArgumentError, "give domain: or servers:, not both" if domain && servers
+
+    @codec = Codec.new(**codec)
 
     dist = nil
     if distribution
@@ -262,13 +280,22 @@ class Memcache
     end
   end
 
-  # The value of key as a binary String, or nil on a miss.
-  def get(key)
+  # The value of key, or nil on a miss: a binary String as stored, or the object a serializer
+  # stored (flag bits, see Memcache::Codec). raw: true returns the stored bytes as they are.
+  def get(key, raw: false)
+    found = gets(key, raw: raw)
+    found && found.first
+  end
+
+  # [value, cas] of key (dalli's get_cas), or nil on a miss; cas is for #set_cas.
+  def gets(key, raw: false)
     k = key_bytes(key)
     with_handle do |mc|
       with_native(k) do |kp|
         len = FFI::MemoryPointer.new(:size_t)
-        val = Native.mc_aget2(mc, kp, k.bytesize, len)
+        flags = FFI::MemoryPointer.new(:uint16)
+        cas = FFI::MemoryPointer.new(:uint64)
+        val = Native.mc_agets(mc, kp, k.bytesize, len, flags, cas)
         if val.null?
           # NULL is a miss, a bad key or a failure: the key check settles the second before the
           # last error (which a bad key may leave stale) is looked at.
@@ -277,27 +304,109 @@ class Memcache
           return nil
         end
         begin
-          val.read_bytes(len.read(:size_t))
+          bytes = val.read_bytes(len.read(:size_t))
         ensure
           LibC.free(val)
+        end
+        [raw ? bytes : @codec.decode(bytes, flags.read(:uint16)), cas.read(:uint64)]
+      end
+    end
+  end
+
+  # Stores value: a String as it is, an Integer as its decimal text, any other object through
+  # the serializer (flag bit 0x1), deflated when compress: is on and it is large (bit 0x2).
+  # flags: are the caller's own bits, stored as given with raw: true (which takes Strings only);
+  # without raw: they must leave bits 0x1 and 0x2 to the codec. true when stored.
+  def set(key, value, ttl: 0, flags: 0, raw: false)
+    store(:mc_set, key, value, ttl, flags, raw)
+  end
+
+  # Stores only if the key is absent: true when stored, false when it already existed.
+  def add(key, value, ttl: 0, flags: 0, raw: false)
+    store(:mc_add, key, value, ttl, flags, raw)
+  end
+
+  # Stores only if the key exists: true when stored, false when it was absent.
+  def replace(key, value, ttl: 0, flags: 0, raw: false)
+    store(:mc_replace, key, value, ttl, flags, raw)
+  end
+
+  # Stores only if the item is unchanged since the #gets that returned cas: true when stored,
+  # false when it changed since, nil when it is gone (dalli's set_cas).
+  def set_cas(key, value, cas, ttl: 0, flags: 0, raw: false)
+    cas = Integer(cas)
+    raise ArgumentError, "cas must be 0..2**64-1, got #{cas}" unless (0..0xffff_ffff_ffff_ffff).cover?(cas)
+
+    store(:mc_cas, key, value, ttl, flags, raw, cas)
+  end
+
+  # Read-modify-write (dalli's cas): yields the current value and stores what the block returns
+  # if nothing changed in between. nil when the key is absent (the block is not called), else
+  # true stored or false changed since.
+  def cas(key, ttl: 0)
+    value, token = gets(key)
+    return nil if token.nil?
+
+    set_cas(key, yield(value), token, ttl: ttl)
+  end
+
+  # Appends bytes to the stored value (a String; memcached keeps the item's flags): true when
+  # stored, false when the key is absent.
+  def append(key, value)
+    store(:mc_append, key, raw_string(value), 0, 0, true)
+  end
+
+  # Prepends bytes to the stored value: true when stored, false when the key is absent.
+  def prepend(key, value)
+    store(:mc_prepend, key, raw_string(value), 0, 0, true)
+  end
+
+  # Stores every key => value of hash as #set does; true (a failure raises).
+  def set_multi(hash, ttl: 0, raw: false)
+    hash.each { |k, v| set(k, v, ttl: ttl, raw: raw) }
+    true
+  end
+
+  # Gives the item a new expiry: true when touched, false when the key is absent.
+  def touch(key, ttl)
+    ttl = ttl_seconds(ttl)
+    k = key_bytes(key)
+    with_handle do |mc|
+      with_native(k) do |kp|
+        rc = Native.mc_touch(mc, kp, k.bytesize, ttl)
+        case rc
+        when 0 then true
+        when Native::MC_NOT_FOUND then false
+        when -9 then raise_key_error(mc, key, kp)
+        else raise_failure(mc, "touch", rc)
         end
       end
     end
   end
 
-  # Stores value (a String, or an Integer stored as its decimal text). true when stored.
-  def set(key, value, ttl: 0, flags: 0)
-    store(:mc_set, key, value, ttl, flags)
+  # Empties every server's cache (dalli's flush without a delay); true, or raises.
+  def flush
+    with_handle do |mc|
+      rc = Native.mc_flush_all(mc)
+      raise_failure(mc, "flush", rc) unless rc.zero?
+      true
+    end
   end
 
-  # Stores only if the key is absent: true when stored, false when it already existed.
-  def add(key, value, ttl: 0, flags: 0)
-    store(:mc_add, key, value, ttl, flags)
-  end
+  # Each server's version: { "host:port" => "1.6.18" }, nil for a server that did not answer.
+  def version
+    with_handle do |mc|
+      each_server(mc).to_h do |name, ms|
+        v = Native.mc_server_version(mc, ms)
+        next [name, nil] if v.null?
 
-  # Stores only if the key exists: true when stored, false when it was absent.
-  def replace(key, value, ttl: 0, flags: 0)
-    store(:mc_replace, key, value, ttl, flags)
+        begin
+          [name, v.read_string]
+        ensure
+          LibC.free(v)
+        end
+      end
+    end
   end
 
   # true when the key was deleted, false when it did not exist.
@@ -316,20 +425,27 @@ class Memcache
     end
   end
 
+  # true when the key was deleted, false when it did not exist, for each key: { key => bool }.
+  def delete_multi(*keys)
+    keys.flatten.to_h { |k| [k.is_a?(Symbol) ? k.to_s : k, delete(k)] }
+  end
+
   # Adds by to the counter (64-bit, as memcached keeps it); the new value, or nil if the key is
-  # absent.
-  def incr(key, by = 1)
-    counter(:mc_incr64, key, by)
+  # absent. initial: (dalli's default) stores that value with ttl: when the key is absent and
+  # returns it, as dalli does.
+  def incr(key, by = 1, initial: nil, ttl: 0)
+    counter(:mc_incr64, key, by, initial, ttl)
   end
 
   # Subtracts by from the counter (memcached stops at 0); the new value, or nil if absent.
-  def decr(key, by = 1)
-    counter(:mc_decr64, key, by)
+  # initial: and ttl: as for #incr.
+  def decr(key, by = 1, initial: nil, ttl: 0)
+    counter(:mc_decr64, key, by, initial, ttl)
   end
 
-  # The values of the keys that were found, as { key => binary String }, in one round trip per
-  # server. Keys are returned as given (Symbols become Strings).
-  def get_multi(*keys)
+  # The values of the keys that were found, as { key => value } (values as #get gives them), in
+  # one round trip per server. Keys are returned as given (Symbols become Strings).
+  def get_multi(*keys, raw: false)
     keys = keys.flatten.map { |k| [k.is_a?(Symbol) ? k.to_s : k, key_bytes(k)] }.uniq(&:last)
     return {} if keys.empty?
 
@@ -354,7 +470,8 @@ class Memcache
           next if Native.mc_res_found(res).zero?
 
           r = Native::Res.new(res)
-          found[k] = r[:bytes].zero? ? "".b : r[:val].read_bytes(r[:bytes])
+          bytes = r[:bytes].zero? ? "".b : r[:val].read_bytes(r[:bytes])
+          found[k] = raw ? bytes : @codec.decode(bytes, r[:flags])
         end
         raise_last_error(mc) if found.empty?
         found
@@ -434,29 +551,49 @@ class Memcache
     end
   end
 
-  def value_bytes(value)
+  def raw_string(value)
     case value
-    when String then value.b
-    when Integer then value.to_s.b
+    when String then value
+    when Integer then value.to_s
     else raise TypeError, "value must be a String or Integer, not #{value.class}"
     end
   end
 
-  def store(fn, key, value, ttl, flags)
-    k = key_bytes(key)
-    v = value_bytes(value)
+  def ttl_seconds(ttl)
     ttl = Integer(ttl)
+    raise ArgumentError, "ttl must be >= 0, got #{ttl}" if ttl.negative?
+
+    ttl
+  end
+
+  # [bytes, flags] to store: raw Strings (and Integers) with the caller's flags as they are,
+  # else through the codec, whose bits the caller's flags must not claim.
+  def encode(value, flags, raw)
     flags = Integer(flags)
     raise ArgumentError, "flags must be 0..65535, got #{flags}" unless (0..0xffff).cover?(flags)
-    raise ArgumentError, "ttl must be >= 0, got #{ttl}" if ttl.negative?
+    return [raw_string(value).b, flags] if raw
+
+    if flags.anybits?(Codec::FLAG_SERIALIZED | Codec::FLAG_COMPRESSED)
+      raise ArgumentError, format("flags 0x%<f>x use bits 0x1/0x2 (serialized, compressed); " \
+                                  "pass raw: true to store them as given", f: flags)
+    end
+    @codec.encode(value, flags)
+  end
+
+  def store(fn, key, value, ttl, flags, raw, *extra)
+    k = key_bytes(key)
+    v, flags = encode(value, flags, raw)
+    ttl = ttl_seconds(ttl)
 
     with_handle do |mc|
       with_native(k) do |kp|
         with_native(v) do |vp|
-          rc = Native.public_send(fn, mc, kp, k.bytesize, vp, v.bytesize, ttl, flags)
+          rc = Native.public_send(fn, mc, kp, k.bytesize, vp, v.bytesize, ttl, flags, *extra)
           case rc
           when 0 then true
           when 1 then false
+          when Native::MC_EXISTS then false
+          when Native::MC_NOT_FOUND then fn == :mc_cas ? nil : false
           when -9 then raise_key_error(mc, key, kp)
           else raise_failure(mc, fn.to_s.delete_prefix("mc_"), rc)
           end
@@ -465,7 +602,20 @@ class Memcache
     end
   end
 
-  def counter(fn, key, by)
+  # The counter call, then for an absent key with initial: an add of that value; an add that
+  # loses a race to another writer counts again on what the other one stored.
+  def counter(fn, key, by, initial, ttl)
+    value = counter_once(fn, key, by)
+    return value if value || initial.nil?
+
+    initial = Integer(initial)
+    raise ArgumentError, "initial must be >= 0, got #{initial}" if initial.negative?
+    return initial if add(key, initial, ttl: ttl)
+
+    counter_once(fn, key, by)
+  end
+
+  def counter_once(fn, key, by)
     k = key_bytes(key)
     by = Integer(by)
     raise ArgumentError, "by must be 0..2**64-1, got #{by}" unless (0..0xffff_ffff_ffff_ffff).cover?(by)

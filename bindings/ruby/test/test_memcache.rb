@@ -4,7 +4,7 @@
 # or by hand:
 #
 #   MEMCACHE_TEST_SERVER_A=127.0.0.1:11211 MEMCACHE_TEST_SERVER_B=127.0.0.1:11212 \
-#   MCADMIN=/path/to/mcadmin MEMCACHE_SHM_PREFIX=rubytest \
+#   MCADMIN=/path/to/mcadmin MCLIENT=/path/to/mclient MEMCACHE_SHM_PREFIX=rubytest \
 #   LIBMEMCACHE_PREFIX=/prefix rake test
 #
 # MEMCACHE_SHM_PREFIX keeps the test's domains apart from the host's real ones; this process and
@@ -12,6 +12,9 @@
 
 require "minitest/autorun"
 require "securerandom"
+require "json"
+require "zlib"
+require "open3"
 require "memcache"
 
 module TestEnv
@@ -24,6 +27,7 @@ module TestEnv
   SERVER_A = fetch("MEMCACHE_TEST_SERVER_A")
   SERVER_B = fetch("MEMCACHE_TEST_SERVER_B")
   MCADMIN = fetch("MCADMIN")
+  MCLIENT = fetch("MCLIENT")
   fetch("MEMCACHE_SHM_PREFIX")
 end
 
@@ -110,11 +114,17 @@ class TestMemcache < Minitest::Test
   end
 
   def test_set_accepts_symbols_integers_ttl_and_flags
-    assert @mc.set(key("n").to_sym, 42, ttl: 300, flags: 0xffff)
+    # The caller's own flags are stored as given with raw: true; without it, dalli's two bits
+    # belong to the codec, so flags claiming them are refused rather than misread later.
+    assert @mc.set(key("n").to_sym, 42, ttl: 300, flags: 0xffff, raw: true)
+    assert_equal "42", @mc.get(key("n"), raw: true)
+    err = assert_raises(ArgumentError) { @mc.set(key("n"), 42, flags: 0xffff) }
+    assert_match(/raw: true/, err.message)
+    assert @mc.set(key("n"), 42, flags: 0xfff0)
     assert_equal "42", @mc.get(key("n"))
     assert_raises(ArgumentError) { @mc.set(key("f"), "v", flags: 0x10000) }
     assert_raises(ArgumentError) { @mc.set(key("f"), "v", ttl: -1) }
-    assert_raises(TypeError) { @mc.set(key("f"), 1.5) }
+    assert_raises(TypeError) { @mc.set(key("f"), 1.5, raw: true) }
     assert_raises(TypeError) { @mc.get(nil) }
   end
 
@@ -341,5 +351,220 @@ class TestMemcache < Minitest::Test
     assert_raises(Memcache::NoServer) { empty.set("k", "v") }
   ensure
     empty&.close
+  end
+
+  # --- The everyday calls dalli has (issue 15, step 2) ---
+
+  def test_set_multi_and_delete_multi
+    pairs = { key("sm1") => "one", key("sm2") => "two", key("sm3").to_sym => 3 }
+    assert_equal true, @mc.set_multi(pairs, ttl: 300)
+    want = { key("sm1") => "one", key("sm2") => "two", key("sm3") => "3" }
+    assert_equal want, @mc.get_multi(want.keys)
+    got = @mc.delete_multi(key("sm1"), [key("sm2"), key("absent")])
+    assert_equal({ key("sm1") => true, key("sm2") => true, key("absent") => false }, got)
+    assert_equal({ key("sm3") => "3" }, @mc.get_multi(want.keys))
+    assert_raises(Memcache::InvalidKey) { @mc.delete_multi(key("ok"), "bad key") }
+  end
+
+  def test_incr_decr_with_an_initial_value
+    k = key("initial")
+    assert_equal 10, @mc.incr(k, 1, initial: 10, ttl: 300), "absent: the initial value is stored"
+    assert_equal "10", @mc.get(k)
+    assert_equal 11, @mc.incr(k, 1, initial: 10), "present: counted as usual"
+    assert_equal 6, @mc.decr(k, 5, initial: 100)
+    d = key("initial-decr")
+    assert_equal 7, @mc.decr(d, 2, initial: 7)
+    assert_equal 5, @mc.decr(d, 2, initial: 7)
+    assert_nil @mc.incr(key("no-initial")), "without initial: still nil"
+    assert_raises(ArgumentError) { @mc.incr(key("neg"), 1, initial: -1) }
+  end
+
+  def test_append_prepend
+    k = key("ap")
+    assert_equal false, @mc.append(k, "x"), "append to an absent key"
+    assert_equal false, @mc.prepend(k, "x"), "prepend to an absent key"
+    assert_nil @mc.get(k)
+    assert @mc.set(k, "middle")
+    assert_equal true, @mc.append(k, "-end\0".b)
+    assert_equal true, @mc.prepend(k, "start-")
+    assert_equal "start-middle-end\0".b, @mc.get(k)
+    assert_raises(TypeError) { @mc.append(k, [1]) }
+    assert_raises(Memcache::InvalidKey) { @mc.append("bad key", "x") }
+  end
+
+  def test_touch
+    k = key("touch")
+    assert_equal false, @mc.touch(k, 60), "touch of an absent key"
+    assert @mc.set(k, "v", ttl: 1000)
+    assert_equal true, @mc.touch(k, 60)
+    assert_equal "v", @mc.get(k)
+    # Over 30 days is a Unix time, here one in 1970: the item expires at once, so the touch
+    # really reached it.
+    assert_equal true, @mc.touch(k, 3_000_000)
+    assert_nil @mc.get(k)
+    assert_raises(ArgumentError) { @mc.touch(k, -1) }
+    assert_raises(Memcache::InvalidKey) { @mc.touch("bad key", 1) }
+  end
+
+  def test_gets_and_set_cas
+    k = key("cas")
+    assert_nil @mc.gets(k)
+    assert_nil @mc.set_cas(k, "x", 1), "set_cas of an absent key"
+    assert @mc.set(k, "v1")
+    value, token = @mc.gets(k)
+    assert_equal "v1", value
+    assert token.positive?
+    assert @mc.set(k, "v2")
+    assert_equal false, @mc.set_cas(k, "stale", token), "changed since the gets"
+    assert_equal "v2", @mc.get(k)
+    value, token = @mc.gets(k)
+    assert_equal "v2", value
+    assert_equal true, @mc.set_cas(k, { "n" => 1 }, token)
+    assert_equal({ "n" => 1 }, @mc.get(k))
+  end
+
+  def test_cas_block
+    k = key("casblock")
+    called = false
+    assert_nil(@mc.cas(k) { called = true })
+    refute called, "no block call for an absent key"
+    assert @mc.set(k, 41)
+    assert_equal true, @mc.cas(k) { |v| Integer(v) + 1 }
+    assert_equal "42", @mc.get(k)
+    other = Memcache.new(servers: [TestEnv::SERVER_A])
+    assert_equal false, @mc.cas(k) { |_v| other.set(k, "meanwhile") && "late" }
+    assert_equal "meanwhile", @mc.get(k)
+  ensure
+    other&.close
+  end
+
+  def test_version_and_flush
+    assert_match(/\A\d+\.\d+/, @mc.version.fetch(TestEnv::SERVER_A))
+    mixed = Memcache.new(servers: [TestEnv::SERVER_A, "127.0.0.1:1"])
+    versions = mixed.version
+    assert_nil versions.fetch("127.0.0.1:1")
+    assert_equal @mc.version.fetch(TestEnv::SERVER_A), versions.fetch(TestEnv::SERVER_A)
+
+    b = Memcache.new(servers: [TestEnv::SERVER_B])
+    assert b.set(key("flushed"), "v")
+    assert_equal true, b.flush
+    assert_nil b.get(key("flushed"))
+    dead = Memcache.new(servers: ["127.0.0.1:1"])
+    assert_raises(Memcache::Error) { dead.flush }
+  ensure
+    [mixed, b, dead].each { |m| m&.close }
+  end
+
+  def test_error_classes_share_one_base
+    [Memcache::InvalidKey, Memcache::NoServer, Memcache::ServerError, Memcache::ConfigError,
+     Memcache::ClosedError, Memcache::ValueError].each do |klass|
+      assert_operator klass, :<, Memcache::Error
+    end
+    assert_operator Memcache::Error, :<, StandardError
+  end
+
+  # --- Values as dalli stores them (issue 15, step 3) ---
+
+  # Runs mclient against server A with stdin; [stdout, success].
+  def mclient(*args, stdin: "")
+    out, err, st = Open3.capture3(TestEnv::MCLIENT, "--servers", TestEnv::SERVER_A, *args,
+                                  stdin_data: stdin, binmode: true)
+    assert st.success?, "mclient #{args.join(' ')}: #{err}"
+    out
+  end
+
+  # [flags, bytes] of key as mclient's gets prints them ("KEY FLAGS BYTES CAS\nvalue\n").
+  def stored(key)
+    out = mclient("gets", key)
+    header, rest = out.split("\n", 2)
+    _k, flags, bytes, _cas = header.split(" ")
+    [Integer(flags), rest.byteslice(0, Integer(bytes))]
+  end
+
+  def test_objects_are_stored_with_dallis_bits
+    obj = { "list" => [1, 2.5, nil], :sym => "caf\u00e9", "nested" => { "t" => true } }
+    assert @mc.set(key("obj"), obj)
+    assert_equal [0x1, Marshal.dump(obj).b], stored(key("obj")), "Marshal, flag 0x1"
+    assert_equal obj, @mc.get(key("obj"))
+    assert @mc.set(key("str"), "caf\u00e9")
+    assert_equal [0, "caf\u00e9".b], stored(key("str")), "a String as it is, flag 0"
+    assert @mc.set(key("int"), 12)
+    assert_equal [0, "12"], stored(key("int")), "an Integer as its text, so incr works"
+    assert_equal 13, @mc.incr(key("int"))
+    assert @mc.set(key("float"), 1.5)
+    assert_equal 1.5, @mc.get(key("float"))
+    assert_equal({ key("obj") => obj, key("float") => 1.5 }, @mc.get_multi(key("obj"), key("float")))
+  end
+
+  def test_values_written_as_dalli_writes_them_read_back
+    obj = { "a" => [1, 2, 3], "b" => "x" * 5000 }
+    big = "y" * 10_000
+    # dalli's default client (Marshal for everything, zlib over 4 KiB), laid out by hand.
+    mclient("--flags", "1", "set", key("d-marshal"), stdin: Marshal.dump([1, "two"]))
+    mclient("--flags", "1", "set", key("d-mstring"), stdin: Marshal.dump("marshalled string"))
+    mclient("--flags", "3", "set", key("d-zmarshal"), stdin: Zlib::Deflate.deflate(Marshal.dump(obj)))
+    mclient("--flags", "2", "set", key("d-zraw"), stdin: Zlib::Deflate.deflate(big))
+    mclient("--flags", "0", "set", key("d-raw"), stdin: "raw \xff bytes".b)
+    assert_equal [1, "two"], @mc.get(key("d-marshal"))
+    assert_equal "marshalled string", @mc.get(key("d-mstring"))
+    assert_equal obj, @mc.get(key("d-zmarshal"))
+    assert_equal big, @mc.get(key("d-zraw"))
+    assert_equal "raw \xff bytes".b, @mc.get(key("d-raw"))
+    assert_equal Zlib::Deflate.deflate(big), @mc.get(key("d-zraw"), raw: true)
+
+    # dalli with serializer: JSON.
+    json = Memcache.new(servers: [TestEnv::SERVER_A], serializer: JSON)
+    mclient("--flags", "1", "set", key("d-json"), stdin: JSON.dump({ "k" => [1, "v"] }))
+    assert_equal({ "k" => [1, "v"] }, json.get(key("d-json")))
+  ensure
+    json&.close
+  end
+
+  def test_values_written_here_are_laid_out_as_dalli_reads_them
+    obj = { "a" => [1, 2, 3], "b" => "x" * 5000 }
+    z = Memcache.new(servers: [TestEnv::SERVER_A], compress: true)
+    assert z.set(key("h-zobj"), obj)
+    flags, bytes = stored(key("h-zobj"))
+    assert_equal 0x3, flags, "serialized and compressed"
+    assert_equal obj, Marshal.load(Zlib::Inflate.inflate(bytes)), "dalli's order: dump, then deflate"
+    assert z.set(key("h-zstr"), "s" * 5000)
+    flags, bytes = stored(key("h-zstr"))
+    assert_equal 0x2, flags
+    assert_equal "s" * 5000, Zlib::Inflate.inflate(bytes)
+    assert z.set(key("h-small"), [1])
+    assert_equal [0x1, Marshal.dump([1]).b], stored(key("h-small")), "under 4 KiB: not compressed"
+    assert_equal obj, @mc.get(key("h-zobj")), "any handle reads what the flags say"
+
+    json = Memcache.new(servers: [TestEnv::SERVER_A], serializer: :json)
+    assert json.set(key("h-json"), { "k" => [1, nil] })
+    assert_equal [0x1, '{"k":[1,null]}'], stored(key("h-json"))
+  ensure
+    [z, json].each { |m| m&.close }
+  end
+
+  def test_bad_stored_values_raise_value_error
+    mclient("--flags", "1", "set", key("bad-marshal"), stdin: "not marshal data")
+    err = assert_raises(Memcache::ValueError) { @mc.get(key("bad-marshal")) }
+    assert_match(/cannot load/, err.message)
+    mclient("--flags", "2", "set", key("bad-zlib"), stdin: "not zlib")
+    assert_raises(Memcache::ValueError) { @mc.get(key("bad-zlib")) }
+    mclient("--flags", "2", "set", key("cut-zlib"), stdin: Zlib::Deflate.deflate("z" * 1000)[0, 6])
+    assert_raises(Memcache::ValueError) { @mc.get(key("cut-zlib")) }
+    # A small value that would inflate past the limit is refused, not expanded.
+    bomb = Zlib::Deflate.deflate("\0" * 2_000_000)
+    mclient("--flags", "2", "set", key("bomb"), stdin: bomb)
+    small = Memcache.new(servers: [TestEnv::SERVER_A], decompressed_max_bytes: 1_000_000)
+    err = assert_raises(Memcache::ValueError) { small.get(key("bomb")) }
+    assert_match(/decompressed_max_bytes/, err.message)
+    assert_equal 2_000_000, @mc.get(key("bomb")).bytesize, "the default limit (128 MiB) lets it through"
+    # Without a serializer, objects are refused and serialized values are an error, not bytes.
+    plain = Memcache.new(servers: [TestEnv::SERVER_A], serializer: nil)
+    assert_raises(TypeError) { plain.set(key("plain"), [1]) }
+    assert_raises(Memcache::ValueError) { plain.get(key("bad-marshal")) }
+    assert_raises(Memcache::ValueError) { @mc.set(key("proc"), proc {}) }
+    assert_raises(ArgumentError) { Memcache.new(servers: [TestEnv::SERVER_A], serializer: 42) }
+    assert_equal "still fine", (@mc.set(key("after"), "still fine") && @mc.get(key("after")))
+  ensure
+    [small, plain].each { |m| m&.close }
   end
 end
