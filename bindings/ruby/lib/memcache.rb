@@ -369,19 +369,7 @@ class Memcache
 
   # Gives the item a new expiry: true when touched, false when the key is absent.
   def touch(key, ttl)
-    ttl = ttl_seconds(ttl)
-    k = key_bytes(key)
-    with_handle do |mc|
-      with_native(k) do |kp|
-        rc = Native.mc_touch(mc, kp, k.bytesize, ttl)
-        case rc
-        when 0 then true
-        when Native::MC_NOT_FOUND then false
-        when -9 then raise_key_error(mc, key, kp)
-        else raise_failure(mc, "touch", rc)
-        end
-      end
-    end
+    key_and_time(:mc_touch, key, ttl_seconds(ttl), Native::MC_NOT_FOUND)
   end
 
   # Empties every server's cache (dalli's flush without a delay); true, or raises.
@@ -395,34 +383,12 @@ class Memcache
 
   # Each server's version: { "host:port" => "1.6.18" }, nil for a server that did not answer.
   def version
-    with_handle do |mc|
-      each_server(mc).to_h do |name, ms|
-        v = Native.mc_server_version(mc, ms)
-        next [name, nil] if v.null?
-
-        begin
-          [name, v.read_string]
-        ensure
-          LibC.free(v)
-        end
-      end
-    end
+    per_server(:mc_server_version, LibC.method(:free), &:read_string)
   end
 
   # true when the key was deleted, false when it did not exist.
   def delete(key)
-    k = key_bytes(key)
-    with_handle do |mc|
-      with_native(k) do |kp|
-        rc = Native.mc_delete(mc, kp, k.bytesize, 0)
-        case rc
-        when 0 then true
-        when 1 then false
-        when -9 then raise_key_error(mc, key, kp)
-        else raise_failure(mc, "delete", rc)
-        end
-      end
-    end
+    key_and_time(:mc_delete, key, 0, 1)
   end
 
   # true when the key was deleted, false when it did not exist, for each key: { key => bool }.
@@ -484,19 +450,8 @@ class Memcache
   # Statistics of every server: { "host:port" => { "pid" => 123, "version" => "1.6.18", ... } },
   # nil for a server that did not answer. rusage_user and rusage_system are Float seconds.
   def stats
-    with_handle do |mc|
-      each_server(mc).to_h do |name, ms|
-        s = Native.mc_server_stats(mc, ms)
-        if s.null?
-          [name, nil]
-        else
-          begin
-            [name, stats_hash(Native::ServerStats.new(s))]
-          ensure
-            Native.mc_server_stats_free(s)
-          end
-        end
-      end
+    per_server(:mc_server_stats, Native.method(:mc_server_stats_free)) do |s|
+      stats_hash(Native::ServerStats.new(s))
     end
   end
 
@@ -589,14 +544,7 @@ class Memcache
       with_native(k) do |kp|
         with_native(v) do |vp|
           rc = Native.public_send(fn, mc, kp, k.bytesize, vp, v.bytesize, ttl, flags, *extra)
-          case rc
-          when 0 then true
-          when 1 then false
-          when Native::MC_EXISTS then false
-          when Native::MC_NOT_FOUND then fn == :mc_cas ? nil : false
-          when -9 then raise_key_error(mc, key, kp)
-          else raise_failure(mc, fn.to_s.delete_prefix("mc_"), rc)
-          end
+          verdict(mc, fn, key, kp, rc, fn == :mc_cas ? CAS_MISSES : STORE_MISSES)
         end
       end
     end
@@ -698,6 +646,49 @@ class Memcache
 
   def error_class(code)
     NO_SERVER_CODES.include?(code) ? NoServer : ServerError
+  end
+
+  # What a storage call's "not stored" results mean: 1 not stored (add of a present key, replace
+  # or append of an absent one); for cas also changed since (false) and gone (nil).
+  STORE_MISSES = { 1 => false }.freeze
+  CAS_MISSES = { 1 => false, Native::MC_EXISTS => false, Native::MC_NOT_FOUND => nil }.freeze
+
+  # The answer of a call on one key: true for 0, misses[rc] for the codes that mean "not done",
+  # else raises (InvalidKey for -9, else what the library recorded).
+  def verdict(mc, fn, key, key_ptr, rc, misses)
+    return true if rc.zero?
+    return misses[rc] if misses.key?(rc)
+
+    raise_key_error(mc, key, key_ptr) if rc == -9
+    raise_failure(mc, fn.to_s.delete_prefix("mc_"), rc)
+  end
+
+  # A call on a key and a time (delete's hold, touch's expiry): true when done, false when it
+  # returned absent (its code for a missing key), else raises.
+  def key_and_time(fn, key, time, absent)
+    k = key_bytes(key)
+    with_handle do |mc|
+      with_native(k) do |kp|
+        verdict(mc, fn, key, kp, Native.public_send(fn, mc, kp, k.bytesize, time), { absent => false })
+      end
+    end
+  end
+
+  # { "host:port" => yield(buffer) } from a call made per server that returns a buffer the
+  # library allocated (NULL, giving nil, when the server did not answer), released afterwards.
+  def per_server(fetch, release)
+    with_handle do |mc|
+      each_server(mc).to_h do |name, ms|
+        ptr = Native.public_send(fetch, mc, ms)
+        next [name, nil] if ptr.null?
+
+        begin
+          [name, yield(ptr)]
+        ensure
+          release.call(ptr)
+        end
+      end
+    end
   end
 
   # [["host:port", struct memcache_server *], ...] in the handle's order.
