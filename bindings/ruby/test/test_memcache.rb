@@ -465,9 +465,9 @@ class TestMemcache < Minitest::Test
 
   # --- Values as dalli stores them (issue 15, step 3) ---
 
-  # Runs mclient against server A with stdin; [stdout, success].
-  def mclient(*args, stdin: "")
-    out, err, st = Open3.capture3(TestEnv::MCLIENT, "--servers", TestEnv::SERVER_A, *args,
+  # Runs mclient against servers (server A by default) with stdin; its stdout.
+  def mclient(*args, stdin: "", servers: [TestEnv::SERVER_A])
+    out, err, st = Open3.capture3(TestEnv::MCLIENT, "--servers", servers.join(","), *args,
                                   stdin_data: stdin, binmode: true)
     assert st.success?, "mclient #{args.join(' ')}: #{err}"
     out
@@ -566,5 +566,22 @@ class TestMemcache < Minitest::Test
     assert_equal "still fine", (@mc.set(key("after"), "still fine") && @mc.get(key("after")))
   ensure
     [small, plain].each { |m| m&.close }
+  end
+
+  # Issue 15: a key written from Ruby is found by every other front end given the same list
+  # and distribution, here mclient, and the other way round.
+  def test_same_placement_as_mclient
+    list = [TestEnv::SERVER_A, TestEnv::SERVER_B]
+    %w[crc32-modulo ketama-md5].each do |dist|
+      mc = Memcache.new(servers: list, distribution: dist)
+      keys = (1..20).map { |i| key("place-#{dist}-#{i}") }
+      keys.each { |k| assert mc.set(k, "ruby-#{k}") }
+      out = mclient("--distribution", dist, "get", "--print-keys", *keys, servers: list)
+      found = out.scan(/^(\S+) \d+ \d+\n(.*)\n/).to_h
+      assert_equal keys.to_h { |k| [k, "ruby-#{k}"] }, found, "mclient --distribution #{dist}"
+      keys.each { |k| mclient("--distribution", dist, "set", k, stdin: "mclient-#{k}", servers: list) }
+      assert_equal keys.to_h { |k| [k, "mclient-#{k}"] }, mc.get_multi(keys), "Ruby, #{dist}"
+      mc.close
+    end
   end
 end
