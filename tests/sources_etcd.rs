@@ -349,6 +349,8 @@ fn a_watch_from_a_compacted_revision_starts_over_with_the_last_list() {
         watch.log()
     );
     assert_eq!(installed_ports(&watch), [41, 44], "{}", watch.log());
+    // The operator is told why the key was read again, once.
+    assert_eq!(watch.count("was compacted"), 1, "{}", watch.log());
     // And it follows from there.
     etcd.put("/memcache/web", "server 127.0.0.1:45\n");
     assert!(

@@ -169,7 +169,21 @@ impl EtcdSource {
                         )));
                     }
                     if result["canceled"].as_bool() == Some(true) {
-                        // Compacted past our revision, or cancelled by etcd: start over.
+                        // Compacted past our revision, or cancelled by etcd: start over. Said
+                        // once per cancel, so an operator sees why the key was read again.
+                        let compacted = number(&result["compact_revision"]);
+                        let why = if compacted > 0 {
+                            format!(
+                                "revision {} was compacted (to {compacted})",
+                                first.revision + 1
+                            )
+                        } else {
+                            "cancelled by etcd".to_string()
+                        };
+                        eprintln!(
+                            "mcadmin: {endpoint}: watch of {}: {why}; reading the key again",
+                            self.key
+                        );
                         return Ok(true);
                     }
                     for event in result["events"].as_array().into_iter().flatten() {
