@@ -79,7 +79,7 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::BadKey(e) => f.write_str(e.message()),
+            ClientError::BadKey(e) => f.write_str(&e.message()),
             ClientError::BadServer(what) => write!(f, "bad server address {what}"),
             ClientError::NoServer => f.write_str(
                 "no live server (the list is empty or every server failed to connect recently)",

@@ -21,25 +21,23 @@ pub enum KeyError {
 }
 
 impl KeyError {
-    pub fn message(self) -> &'static str {
+    /// Why, without saying that it is about a key: for a report whose description already
+    /// says "invalid key", as the C API's does.
+    pub fn reason(self) -> &'static str {
         match self {
-            KeyError::Empty => "invalid key: empty",
-            KeyError::TooLong => "invalid key: longer than 250 bytes",
-            KeyError::BadByte(_) => "invalid key: contains whitespace or a control byte",
+            KeyError::Empty => "empty",
+            KeyError::TooLong => "longer than 250 bytes",
+            KeyError::BadByte(_) => "contains whitespace or a control byte",
             KeyError::Reserved => {
-                "invalid key: keys starting with __memcache_domain__: are reserved for mcadmin"
+                "keys starting with __memcache_domain__: are reserved for mcadmin"
             }
         }
     }
-}
 
-/// How every [`KeyError::message`] starts.
-const MESSAGE_LEAD: &str = "invalid key: ";
-
-/// `message` without the leading "invalid key: " of a [`KeyError::message`] (other text as it
-/// is): for a report whose description already says "invalid key", as the C API's does.
-pub fn without_lead(message: &str) -> &str {
-    message.strip_prefix(MESSAGE_LEAD).unwrap_or(message)
+    /// "invalid key: REASON", what the Rust front ends report.
+    pub fn message(self) -> String {
+        format!("invalid key: {}", self.reason())
+    }
 }
 
 /// A key is 1..=250 bytes with no byte in 0x00..=0x20 or 0x7F (bytes 0x80..=0xFF are fine), and
@@ -189,12 +187,12 @@ mod tests {
             KeyError::BadByte(0),
             KeyError::Reserved,
         ] {
-            let reason = without_lead(e.message());
+            let reason = e.reason();
             assert!(
                 !reason.contains("invalid key") && !reason.is_empty(),
                 "{e:?}"
             );
+            assert_eq!(e.message(), format!("invalid key: {reason}"));
         }
-        assert_eq!(without_lead("key rejected"), "key rejected");
     }
 }

@@ -18,7 +18,6 @@ use libc::{c_char, c_void};
 use super::lock::OwnerLock;
 use super::repeats::Verdict;
 use super::types::*;
-use crate::key;
 
 struct ErrInfo {
     text: &'static CStr,
@@ -154,14 +153,10 @@ pub(crate) use report;
 
 /// Queues the report of a key refused before anything was sent (D2): `MCM_ERR_PROTO` at ERR,
 /// the code 1.4 used, but described as what it is, since no server spoke any protocol. The
-/// description says "invalid key", so the key check's message loses its own (a handler prints
-/// "invalid key: empty", not "invalid key: invalid key: empty").
+/// description says "invalid key", so `msg` says only why (a handler prints
+/// "invalid key: empty"; see [`crate::key::KeyError::reason`]).
 #[track_caller]
 pub fn report_bad_key(ctxt: *const memcache_ctxt, msg: impl Into<Cow<'static, str>>) {
-    let msg = match msg.into() {
-        Cow::Borrowed(m) => Cow::Borrowed(key::without_lead(m)),
-        Cow::Owned(m) => Cow::Owned(key::without_lead(&m).to_owned()),
-    };
     queue(Report {
         ctxt,
         code: MCM_ERR_PROTO,
@@ -169,7 +164,7 @@ pub fn report_bad_key(ctxt: *const memcache_ctxt, msg: impl Into<Cow<'static, st
         errnum: 0,
         line: std::panic::Location::caller().line(),
         errstr: Some(c"invalid key"),
-        msg,
+        msg: msg.into(),
     });
 }
 

@@ -1028,7 +1028,7 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
                 }
                 sendable.push(r);
             }
-            Err(e) => report_bad_key(ctxt, e.message()),
+            Err(e) => report_bad_key(ctxt, e.reason()),
         }
     }
     // A hash hook runs with the handle unlocked: the list may have changed meanwhile.

@@ -44,7 +44,7 @@ pub unsafe fn validate_key<'a>(
     match key::check(bytes) {
         Ok(()) => Ok(bytes),
         Err(e) => {
-            report_bad_key(ctxt, e.message());
+            report_bad_key(ctxt, e.reason());
             Err(-9)
         }
     }
