@@ -308,7 +308,8 @@ pub unsafe fn exchange<T>(
 ) -> Result<T, CallError> {
     let result = side.slot.exchange(wbuf, op);
     if let Err(failure) = &result {
-        // SAFETY: per the contract.
+        // SAFETY: the caller guarantees ctxt is live and side.ms a live server of the handle it
+        // holds locked, which is all report_failure reads.
         unsafe { report_failure(ctxt, side.ms, failure) };
     }
     if !side.slot.has_conn() {

@@ -45,7 +45,8 @@ unsafe fn on_server_locked<T>(
     }
     let HandleInner { servers, wbuf, .. } = inner;
     let side = servers.iter_mut().find(|s| s.ms == ms)?;
-    // SAFETY: per the contract.
+    // SAFETY: the caller's ctxt is live, and side was just found among the locked handle's
+    // servers, so side.ms is one of its live servers.
     unsafe { super::route::exchange(ctxt, side, wbuf, exchange) }.ok()
 }
 
