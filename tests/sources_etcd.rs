@@ -68,6 +68,108 @@ fn publish_then_pull_through_etcd() {
     assert!(said.contains("already has the list"), "{said}");
 }
 
+/// `publish --to etcd://` overwrites only the revision this host last pulled, watched or
+/// published: an administrator who pulled before a colleague published is refused, however
+/// long ago the pull was, and a host that never pulled may only create the key.
+#[test]
+fn publish_overwrites_only_what_this_host_has_seen() {
+    let dir = temp_dir("etcd_cas");
+    let etcd = Etcd::start(&dir.join("etcd"));
+    let (a, b, c, d) = (
+        ShmPrefix::new("etcd_cas_a"),
+        ShmPrefix::new("etcd_cas_b"),
+        ShmPrefix::new("etcd_cas_c"),
+        ShmPrefix::new("etcd_cas_d"),
+    );
+    let url = etcd.url("memcache/shop");
+    let mcadmin = |host: &ShmPrefix, state: &str, args: &[&str]| {
+        let mut all = vec!["--domain", "shop"];
+        all.extend_from_slice(args);
+        let out = host.mcadmin_kept(&dir.join(state), &all).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), said)
+    };
+    let stored = || {
+        etcd.ctl(&["get", "/memcache/shop", "--print-value-only"])
+            .unwrap()
+    };
+    let ok = |(code, said): (Option<i32>, String)| {
+        assert_eq!(code, Some(0), "{said}");
+        said
+    };
+    let refused = |(code, said): (Option<i32>, String), why: &str| {
+        assert_eq!(code, Some(3), "{said}");
+        assert!(
+            said.contains(why) && said.contains("nothing written"),
+            "{said}"
+        );
+    };
+
+    // a creates the key; b pulls it and publishes a change on top: both allowed.
+    ok(mcadmin(&a, "a", &["set", "127.0.0.1:31"]));
+    ok(mcadmin(&a, "a", &["publish", "--to", &url]));
+    ok(mcadmin(&b, "b", &["pull", "--from", &url]));
+    ok(mcadmin(&b, "b", &["add", "127.0.0.1:32"]));
+    ok(mcadmin(&b, "b", &["publish", "--to", &url]));
+    assert!(stored().contains("127.0.0.1:32"), "{}", stored());
+
+    // a publishes again without having seen b's change: refused, b's list stays.
+    ok(mcadmin(&a, "a", &["add", "127.0.0.1:33"]));
+    refused(
+        mcadmin(&a, "a", &["publish", "--to", &url]),
+        "changed since",
+    );
+    assert!(
+        stored().contains("127.0.0.1:32") && !stored().contains("127.0.0.1:33"),
+        "{}",
+        stored()
+    );
+    // Once a has pulled (and so taken b's list), its next change goes through.
+    ok(mcadmin(&a, "a", &["pull", "--from", &url]));
+    ok(mcadmin(&a, "a", &["add", "127.0.0.1:34"]));
+    ok(mcadmin(&a, "a", &["publish", "--to", &url]));
+    let now = stored();
+    assert!(
+        now.contains("127.0.0.1:32") && now.contains("127.0.0.1:34"),
+        "{now}"
+    );
+
+    // c never pulled: it may not overwrite an existing key, except with --force.
+    ok(mcadmin(&c, "c", &["set", "127.0.0.1:35"]));
+    refused(
+        mcadmin(&c, "c", &["publish", "--to", &url]),
+        "has not pulled",
+    );
+    assert_eq!(stored(), now);
+    ok(mcadmin(&c, "c", &["publish", "--to", &url, "--force"]));
+    assert!(stored().contains("127.0.0.1:35"), "{}", stored());
+    // ... after which c is the one that has seen the key last.
+    ok(mcadmin(&c, "c", &["add", "127.0.0.1:36"]));
+    ok(mcadmin(&c, "c", &["publish", "--to", &url]));
+
+    // A host following the key with watch records each revision it installs, so it may
+    // publish over the latest one.
+    let nd = Namespace::with_prefix(&d.prefix).unwrap();
+    let mut watch = Watching::domain_from(&d, &dir.join("d"), "shop", &url);
+    assert!(
+        wait_until(LIMIT, || ports(&nd, "shop") == [35, 36]),
+        "{}",
+        watch.log()
+    );
+    ok(mcadmin(&a, "a", &["pull", "--from", &url]));
+    ok(mcadmin(&a, "a", &["delete", "127.0.0.1:35"]));
+    ok(mcadmin(&a, "a", &["publish", "--to", &url]));
+    assert!(
+        wait_until(LIMIT, || ports(&nd, "shop") == [36]),
+        "{}",
+        watch.log()
+    );
+    watch.stop();
+    ok(mcadmin(&d, "d", &["add", "127.0.0.1:37"]));
+    ok(mcadmin(&d, "d", &["publish", "--to", &url]));
+    assert!(stored().contains("127.0.0.1:37"), "{}", stored());
+}
+
 #[test]
 fn watch_installs_changes_and_survives_restart_and_stop() {
     let dir = temp_dir("etcd_watch");

@@ -289,17 +289,17 @@ fn a_source_without_publish_refuses_it() {
         fn url(&self) -> String {
             "fixed:".into()
         }
-        fn fetch(&mut self) -> Result<Offer, source::SourceError> {
-            Ok(Offer::Servers(Vec::new()))
+        fn fetch(&mut self) -> Result<source::Found, source::SourceError> {
+            Ok(Offer::Servers(Vec::new()).into())
         }
         fn follow(
             &mut self,
             _: &AtomicBool,
-            _: &mut dyn FnMut(Result<Offer, source::SourceError>),
+            _: &mut dyn FnMut(Result<source::Found, source::SourceError>),
         ) {
         }
     }
     let file = domain_file::parse(b"server 127.0.0.1:1\n").unwrap();
-    let err = Fixed.publish(&file).unwrap_err();
+    let err = Fixed.publish(&file, source::Base::Current).unwrap_err();
     assert!(err.to_string().contains("cannot be written"), "{err}");
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 
-use super::{pause, Offer, Source, SourceError, STOP_CHECK};
+use super::{pause, Base, Found, Offer, Published, Source, SourceError, STOP_CHECK};
 use crate::domain_file::{self, MAX_FILE_LEN};
 
 /// How long a follower waits before trying again to watch a directory that cannot be watched
@@ -146,7 +146,7 @@ impl Source for FileSource {
         format!("file://{}", self.path.display())
     }
 
-    fn fetch(&mut self) -> Result<Offer, SourceError> {
+    fn fetch(&mut self) -> Result<Found, SourceError> {
         let shown = self.path.display();
         let mut bytes = Vec::new();
         std::fs::File::open(&self.path)
@@ -154,10 +154,10 @@ impl Source for FileSource {
             .map_err(|e| SourceError::new(format!("{shown}: {e}")))?;
         let file =
             domain_file::parse(&bytes).map_err(|e| SourceError::new(format!("{shown}: {e}")))?;
-        Ok(Offer::File(file))
+        Ok(Offer::File(file).into())
     }
 
-    fn follow(&mut self, stop: &AtomicBool, sink: &mut dyn FnMut(Result<Offer, SourceError>)) {
+    fn follow(&mut self, stop: &AtomicBool, sink: &mut dyn FnMut(Result<Found, SourceError>)) {
         while !stop.load(Ordering::Relaxed) {
             // The watch first, then the read: a change between the two is seen twice, never
             // missed.
@@ -186,11 +186,19 @@ impl Source for FileSource {
     }
 
     /// Writes the file atomically (a temporary file beside it, fsync, rename), so a follower
-    /// never reads half of it. A file is not shared like etcd: no compare-and-swap.
-    fn publish(&mut self, file: &domain_file::DomainFile) -> Result<String, SourceError> {
+    /// never reads half of it. A file is this host's own, not shared like etcd: no revision
+    /// to compare with, whatever the `base`.
+    fn publish(
+        &mut self,
+        file: &domain_file::DomainFile,
+        _: Base,
+    ) -> Result<Published, SourceError> {
         let text = domain_file::format(file);
         crate::state_dir::write_atomically(&self.path, text.as_bytes())
             .map_err(|e| SourceError::new(e.to_string()))?;
-        Ok(format!("wrote {}", self.path.display()))
+        Ok(Published {
+            said: format!("wrote {}", self.path.display()),
+            revision: None,
+        })
     }
 }

@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{install, Installed, Offer, Rules, Source, SourceError};
+use super::{install, Found, Installed, Pulled, Rules, Source, SourceError};
 use crate::registry::{DomainList, DomainName, Namespace};
 
 /// How often the running follow looks at its stop condition, at most.
@@ -52,6 +52,8 @@ struct Health {
     failing: Option<String>,
     /// The refusal reported, while the source's list is refused for that reason.
     refused: Option<String>,
+    /// The failure to record the source's revision reported, while it fails for that reason.
+    unrecorded: Option<String>,
 }
 
 /// Follows every domain of `following` from its source, installing in `ns` by `rules`, until
@@ -63,7 +65,7 @@ pub fn follow(
     mut stop: impl FnMut() -> bool,
     mut on_event: impl FnMut(&SourceEvent),
 ) {
-    let (sender, found) = mpsc::channel::<(usize, Result<Offer, SourceError>)>();
+    let (sender, found) = mpsc::channel::<(usize, Result<Found, SourceError>)>();
     let halt = Arc::new(AtomicBool::new(false));
     let mut watched = Vec::new();
     for (index, Following { domain, mut source }) in following.into_iter().enumerate() {
@@ -106,14 +108,37 @@ pub fn follow(
                     message,
                 }
             }
-            Ok(offer) => {
+            Ok(found) => {
                 if health.failing.take().is_some() {
                     on_event(&SourceEvent::Recovered {
                         domain: domain.clone(),
                         message: format!("{domain}: {url}: answering again"),
                     });
                 }
-                match install(ns, domain, &offer, rules) {
+                let installed = install(ns, domain, &found.offer, rules);
+                if let (Ok(_), Some(revision)) = (&installed, found.revision) {
+                    let pulled = Pulled {
+                        url: url.clone(),
+                        revision,
+                    };
+                    let kept = pulled.keep(ns, domain).err().map(|e| {
+                        format!(
+                            "{domain}: cannot record revision {revision} of {url} \
+                             (a publish --to it would be refused): {e}"
+                        )
+                    });
+                    if let Some(message) = kept
+                        .as_ref()
+                        .filter(|&m| health.unrecorded.as_ref() != Some(m))
+                    {
+                        on_event(&SourceEvent::Problem {
+                            domain: domain.clone(),
+                            message: message.clone(),
+                        });
+                    }
+                    health.unrecorded = kept;
+                }
+                match installed {
                     Ok(Installed::Unchanged { .. }) => {
                         health.refused = None;
                         continue;

@@ -16,10 +16,12 @@
 mod file;
 mod follow;
 mod install;
+mod pulled;
 
 pub use file::FileSource;
 pub use follow::{follow, Following, SourceEvent};
 pub use install::{install, Installed, Refused, Rules};
+pub use pulled::Pulled;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +51,46 @@ impl Offer {
     }
 }
 
+/// What a source found: the list, and where the source versions what it holds (etcd's
+/// `mod_revision`), the revision it was read at. The revision installed with a list is what
+/// `publish --to` later compares with ([`Pulled`]), so that it never overwrites a change this host
+/// has not seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub offer: Offer,
+    pub revision: Option<i64>,
+}
+
+impl From<Offer> for Found {
+    /// A list from a source with no revisions (a file, DNS).
+    fn from(offer: Offer) -> Found {
+        Found {
+            offer,
+            revision: None,
+        }
+    }
+}
+
+/// What a publish may overwrite at the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// Only the revision this host last pulled or published there.
+    Pulled(i64),
+    /// Nothing: this host never took a list from there, so the key must not exist yet.
+    Absent,
+    /// Whatever is there now (`--force`): still never a change made while writing.
+    Current,
+}
+
+/// What a publish wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// One line saying where, for the operator.
+    pub said: String,
+    /// The revision the source gave the written list, where it versions what it holds.
+    pub revision: Option<i64>,
+}
+
 /// Why a source has no list to offer right now (it cannot be reached, it answers with an error,
 /// or what it holds is not a list): one line, naming the source's part at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,17 +116,18 @@ pub trait Source: Send {
     fn url(&self) -> String;
 
     /// One look at the list the source holds now, every wait bounded by the source's deadline.
-    fn fetch(&mut self) -> Result<Offer, SourceError>;
+    fn fetch(&mut self) -> Result<Found, SourceError>;
 
     /// Follows the source until `stop` is set: hands `sink` the list it holds first, then again
     /// whenever it may have changed, and every failure (the caller reports a failing source
     /// once). Looks at `stop` at least every [`STOP_CHECK`] while idle.
-    fn follow(&mut self, stop: &AtomicBool, sink: &mut dyn FnMut(Result<Offer, SourceError>));
+    fn follow(&mut self, stop: &AtomicBool, sink: &mut dyn FnMut(Result<Found, SourceError>));
 
-    /// Writes `file` to the source, where it can be written, without overwriting a change made
-    /// there since `file`'s list was read from it. Returns a line saying what was written.
-    fn publish(&mut self, file: &DomainFile) -> Result<String, SourceError> {
-        let _ = file;
+    /// Writes `file` to the source, where it can be written, overwriting only what `base`
+    /// allows: a source shared between hosts refuses, with the reason, when it holds a change
+    /// this host has not pulled.
+    fn publish(&mut self, file: &DomainFile, base: Base) -> Result<Published, SourceError> {
+        let _ = (file, base);
         Err(SourceError::new(format!(
             "{} cannot be written: publish to a source that holds a domain file",
             self.url()

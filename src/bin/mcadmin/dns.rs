@@ -27,7 +27,7 @@ use simple_dns::rdata::RData;
 use simple_dns::{Name, Packet, PacketFlag, Question, CLASS, RCODE, TYPE};
 
 use memcache::address::ServerAddr;
-use memcache::source::{pause, Offer, Source, SourceError};
+use memcache::source::{pause, Found, Offer, Source, SourceError};
 
 /// The variable naming another resolver configuration than /etc/resolv.conf for `dns:NAME`.
 pub const RESOLV_CONF_VAR: &str = "MEMCACHE_RESOLV_CONF";
@@ -425,18 +425,19 @@ impl Source for DnsSource {
         self.url.clone()
     }
 
-    fn fetch(&mut self) -> Result<Offer, SourceError> {
-        self.resolve().map(|answer| Offer::Servers(answer.servers))
+    fn fetch(&mut self) -> Result<Found, SourceError> {
+        self.resolve()
+            .map(|answer| Offer::Servers(answer.servers).into())
     }
 
-    fn follow(&mut self, stop: &AtomicBool, sink: &mut dyn FnMut(Result<Offer, SourceError>)) {
+    fn follow(&mut self, stop: &AtomicBool, sink: &mut dyn FnMut(Result<Found, SourceError>)) {
         let mut retry = RETRY_FIRST;
         while !stop.load(Ordering::Relaxed) {
             let wait = match self.resolve() {
                 Ok(answer) => {
                     retry = RETRY_FIRST;
                     let wait = answer.ttl.clamp(MIN_REFRESH, MAX_REFRESH);
-                    sink(Ok(Offer::Servers(answer.servers)));
+                    sink(Ok(Offer::Servers(answer.servers).into()));
                     wait
                 }
                 Err(e) => {

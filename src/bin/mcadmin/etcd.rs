@@ -14,7 +14,9 @@
 //! answering (SIGSTOP keeps its sockets open), and the follower moves to the next endpoint.
 //!
 //! Publishing: a transaction that writes the key only if its `mod_revision` is still the one
-//! read before, so two administrators publishing at once cannot overwrite each other unseen.
+//! this host last pulled or published (`memcache::source::Pulled`, kept in the state directory
+//! by pull, watch and publish), so two administrators cannot overwrite each other unseen, even
+//! when one pulled an hour before the other published.
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
@@ -27,7 +29,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use memcache::domain_file::{self, DomainFile};
-use memcache::source::{pause, Offer, Source, SourceError, STOP_CHECK};
+use memcache::source::{pause, Base, Found, Offer, Published, Source, SourceError, STOP_CHECK};
 
 /// How long a quiet watch stream may go before etcd is asked whether it is alive.
 const LIVENESS: Duration = Duration::from_secs(5);
@@ -124,17 +126,20 @@ impl EtcdSource {
         })
     }
 
-    /// The list in a value, or why there is none.
-    fn offer(&self, value: Option<&[u8]>) -> Result<Offer, SourceError> {
+    /// The list in a value last changed at `mod_revision`, or why there is none.
+    fn found(&self, value: Option<&[u8]>, mod_revision: i64) -> Result<Found, SourceError> {
         let bytes = value.ok_or_else(|| {
             SourceError::new(format!(
                 "no list at key {} (mcadmin publish --to stores it)",
                 self.key
             ))
         })?;
-        domain_file::parse(bytes)
-            .map(Offer::File)
-            .map_err(|e| SourceError::new(format!("key {}: {e}", self.key)))
+        let file = domain_file::parse(bytes)
+            .map_err(|e| SourceError::new(format!("key {}: {e}", self.key)))?;
+        Ok(Found {
+            offer: Offer::File(file),
+            revision: Some(mod_revision),
+        })
     }
 
     /// One connection's worth of following: read, then watch from the next revision until the
@@ -142,10 +147,10 @@ impl EtcdSource {
     fn follow_once(
         &mut self,
         stop: &AtomicBool,
-        sink: &mut dyn FnMut(Result<Offer, SourceError>),
+        sink: &mut dyn FnMut(Result<Found, SourceError>),
     ) -> Result<bool, SourceError> {
         let first = self.read()?;
-        sink(self.offer(first.value.as_deref()));
+        sink(self.found(first.value.as_deref(), first.mod_revision));
         let endpoint = self.endpoints[self.preferred].clone();
         let request = json!({ "create_request": {
             "key": B64.encode(&self.key),
@@ -188,12 +193,13 @@ impl EtcdSource {
                     }
                     for event in result["events"].as_array().into_iter().flatten() {
                         if event["type"].as_str() == Some("DELETE") {
-                            sink(self.offer(None));
+                            sink(self.found(None, 0));
                             continue;
                         }
                         let value = B64.decode(event["kv"]["value"].as_str().unwrap_or(""));
+                        let mod_revision = number(&event["kv"]["mod_revision"]);
                         match value {
-                            Ok(value) => sink(self.offer(Some(&value))),
+                            Ok(value) => sink(self.found(Some(&value), mod_revision)),
                             Err(e) => sink(Err(SourceError::new(format!(
                                 "the value is not base64: {e}"
                             )))),
@@ -502,12 +508,12 @@ impl Source for EtcdSource {
         self.url.clone()
     }
 
-    fn fetch(&mut self) -> Result<Offer, SourceError> {
+    fn fetch(&mut self) -> Result<Found, SourceError> {
         let read = self.read()?;
-        self.offer(read.value.as_deref())
+        self.found(read.value.as_deref(), read.mod_revision)
     }
 
-    fn follow(&mut self, stop: &AtomicBool, sink: &mut dyn FnMut(Result<Offer, SourceError>)) {
+    fn follow(&mut self, stop: &AtomicBool, sink: &mut dyn FnMut(Result<Found, SourceError>)) {
         let mut retry = RETRY_FIRST;
         while !stop.load(Ordering::Relaxed) {
             match self.follow_once(stop, sink) {
@@ -526,8 +532,28 @@ impl Source for EtcdSource {
         }
     }
 
-    fn publish(&mut self, file: &DomainFile) -> Result<String, SourceError> {
-        let read = self.read()?;
+    /// A transaction that writes the key only if its `mod_revision` is still `base`'s: the one
+    /// this host last pulled or published (a change since is refused, not overwritten), none
+    /// for a host that never pulled (the key must not exist yet), or with `--force` the one
+    /// read just before (which still refuses a change made during the write).
+    fn publish(&mut self, file: &DomainFile, base: Base) -> Result<Published, SourceError> {
+        let now = self.read()?.mod_revision;
+        let expected = match base {
+            Base::Current => now,
+            Base::Pulled(pulled) => pulled,
+            Base::Absent => 0,
+        };
+        if now != expected {
+            let how = match base {
+                Base::Absent => "holds a list this host has not pulled".to_owned(),
+                _ => format!("changed since this host last saw it at revision {expected}"),
+            };
+            return Err(SourceError::new(format!(
+                "key {} {how} (it is at revision {now}); nothing written: \
+                 pull --from {} and look at it, then publish again (--force overwrites it)",
+                self.key, self.url
+            )));
+        }
         let key = B64.encode(&self.key);
         let value = B64.encode(domain_file::format(file));
         let txn = json!({
@@ -535,23 +561,25 @@ impl Source for EtcdSource {
                 "key": key,
                 "target": "MOD",
                 "result": "EQUAL",
-                "mod_revision": read.mod_revision.to_string(),
+                "mod_revision": expected.to_string(),
             }],
             "success": [{ "request_put": { "key": key, "value": value } }],
         });
         let reply = self.call("/v3/kv/txn", &txn)?;
         if reply["succeeded"].as_bool() != Some(true) {
             return Err(SourceError::new(format!(
-                "key {} changed while it was being written (revision {} is no longer current); \
-                 nothing written: look at it again and publish again",
-                self.key, read.mod_revision
+                "key {} changed while it was being written (revision {expected} is no longer \
+                 current); nothing written: look at it again and publish again",
+                self.key
             )));
         }
-        Ok(format!(
-            "key {} at revision {}",
-            self.key,
-            number(&reply["header"]["revision"])
-        ))
+        // The put is the transaction's only change, so the store's revision after it is the
+        // key's new mod_revision.
+        let revision = number(&reply["header"]["revision"]);
+        Ok(Published {
+            said: format!("key {} at revision {revision}", self.key),
+            revision: Some(revision),
+        })
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use memcache::domain_file::DomainFile;
 use memcache::propagate::Watcher;
 use memcache::registry::{DomainName, Namespace};
-use memcache::source::{self, FileSource, Following, Installed, Rules, Source, SourceEvent};
+use memcache::source::{
+    self, Base, FileSource, Following, Installed, Pulled, Rules, Source, SourceEvent,
+};
 
 mod dns;
 mod etcd;
@@ -73,8 +75,12 @@ pub fn pull_from(
         Url::Memcache(server) => return super::pull(ns, name, &server, max_ahead, timeout),
         Url::Source(source) => source,
     };
-    let offer = source.fetch().map_err(|e| Runtime(format!("{url}: {e}")))?;
-    match source::install(ns, name, &offer, rules) {
+    let found = source.fetch().map_err(|e| Runtime(format!("{url}: {e}")))?;
+    let installed = source::install(ns, name, &found.offer, rules);
+    if let (Ok(_), Some(revision)) = (&installed, found.revision) {
+        remember(ns, name, url, revision)?;
+    }
+    match installed {
         Ok(Installed::Created { list }) => {
             eprintln!("mcadmin: created {name} from {url}: {}", describe(&list))
         }
@@ -102,20 +108,37 @@ pub fn publish_to(
         Url::Memcache(server) => return super::publish(ns, name, &[server], force, timeout),
         Url::Source(source) => source,
     };
-    if force {
-        return Err(Failure::Usage(
-            "--force is for the record on memcached servers (publish without --to)".into(),
-        ));
-    }
+    let base = match Pulled::recall(ns, name).map_err(Runtime)? {
+        _ if force => Base::Current,
+        Some(pulled) if pulled.url == url => Base::Pulled(pulled.revision),
+        _ => Base::Absent,
+    };
     let list = current(ns, name)?;
     let done = source
-        .publish(&DomainFile::of(name, &list))
+        .publish(&DomainFile::of(name, &list), base)
         .map_err(|e| Runtime(format!("{name}: {url}: {e}")))?;
+    if let Some(revision) = done.revision {
+        remember(ns, name, url, revision)?;
+    }
     eprintln!(
-        "mcadmin: published {name} version {} to {url}: {done}",
-        list.version
+        "mcadmin: published {name} version {} to {url}: {}",
+        list.version, done.said
     );
     Ok(())
+}
+
+/// Keeps the revision of `url` that `name`'s list now matches, for the next `publish --to`.
+fn remember(ns: &Namespace, name: &DomainName, url: &str, revision: i64) -> Result<(), Failure> {
+    let pulled = Pulled {
+        url: url.to_owned(),
+        revision,
+    };
+    pulled.keep(ns, name).map(drop).map_err(|e| {
+        Runtime(format!(
+            "{name}: cannot record revision {revision} of {url} (a publish --to it would be \
+             refused): {e}"
+        ))
+    })
 }
 
 /// `watch --from URL...`: each `--domain` from the `--from` given in the same position, until
