@@ -40,6 +40,10 @@ fn a_aaaa_and_srv_answers_make_lists() {
             "--srv-host=_memcache._tcp.cache.test,b.test,11312,0,1",
             "--srv-host=_memcache._tcp.cache.test,a.test,11311,0,3",
             "--srv-host=_memcache._tcp.cache.test,backup.test,11313,10,1",
+            "--host-record=a.test,127.0.0.11",
+            "--host-record=b.test,127.0.0.12",
+            "--srv-host=_memcache._tcp.lost.test,a.test,11311,0,1",
+            "--srv-host=_memcache._tcp.lost.test,nowhere.test,11312,0,1",
         ]),
         60,
     );
@@ -70,9 +74,26 @@ fn a_aaaa_and_srv_answers_make_lists() {
         ["[::5]:11211 1"]
     );
     // SRV: ports and weights from the records of the lowest priority; the backup is left out.
+    // Each target is installed as its address from the same server: the programs would ask
+    // the system's resolver, which does not know these names.
     assert_eq!(
         ok("srv", &dns.url("_memcache._tcp.cache.test", "?type=SRV")),
-        ["a.test:11311 3", "b.test:11312 1"]
+        ["127.0.0.11:11311 3", "127.0.0.12:11312 1"]
+    );
+    // A target with no address fails the look: the list stays.
+    let out = pull(
+        "srv",
+        &dns.url("_memcache._tcp.lost.test", "?type=SRV"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SRV target nowhere.test has no address"),
+        "{out:?}"
+    );
+    assert_eq!(
+        shown(&list_of(&ns, "srv").unwrap()),
+        ["127.0.0.11:11311 3", "127.0.0.12:11312 1"]
     );
     // No such name: an empty list, refused unless allowed.
     let out = pull("a", &dns.url("gone.test", ""), &[]);

@@ -166,14 +166,14 @@ fn dns_change_reaches_a_running_c_program_within_the_ttl() {
     const TTL: u32 = 1;
     let dir = temp_dir("lat_dns");
     let servers = [Memcached::start(), Memcached::start()];
-    // One SRV record naming the server's port. Its target is installed as a name that the C
-    // library resolves with the system's resolver, not with this dnsmasq: "localhost", which
-    // /etc/hosts resolves to the loopback address the servers listen on.
+    // One SRV record naming the server's port, its target a name only this dnsmasq knows:
+    // mcadmin installs the target's address from the same server.
     let records = |m: &Memcached| {
         vec![
             "--local=/lan/".to_string(),
+            "--host-record=mc.lan,127.0.0.1".to_string(),
             format!(
-                "--srv-host=_memcache._tcp.cache.lan,localhost,{},0,1",
+                "--srv-host=_memcache._tcp.cache.lan,mc.lan,{},0,1",
                 m.port()
             ),
         ]
@@ -188,19 +188,16 @@ fn dns_change_reaches_a_running_c_program_within_the_ttl() {
         watch.log()
     );
     let mut program = Loop::start(&shm, "web", &dir);
-    let first = format!("localhost:{}", servers[0].port());
+    let first = format!("127.0.0.1:{}", servers[0].port());
     let (_, status) = program.time_until_on(&first, Instant::now());
-    assert_eq!(
-        status.fails, 0,
-        "localhost does not reach the servers: {status:?}"
-    );
+    assert_eq!(status.fails, 0, "{status:?}");
 
     // dnsmasq reads records given on its command line only at start: the change is a restart
     // with the new records, timed from when it answers with them.
     let slowest = time_changes(
         &mut program,
         &servers,
-        |m| format!("localhost:{}", m.port()),
+        |m| format!("127.0.0.1:{}", m.port()),
         |to| dns.restart_with(&records(to)),
         "dns (TTL 1 s)",
     );

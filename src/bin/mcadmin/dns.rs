@@ -5,7 +5,10 @@
 //!   (`/etc/resolv.conf`, or the file `$MEMCACHE_RESOLV_CONF` names), in order;
 //!   `dns://SERVER[:PORT]/NAME` asks that server (port 53 by default).
 //! - `?type=A` (the default) or `AAAA`: one server per address, port `port=N` (default 11211);
-//!   `type=SRV`: target, port and weight from each record of the lowest priority.
+//!   `type=SRV`: target, port and weight from each record of the lowest priority. Asked of a
+//!   named server, each target is installed as its addresses from that server (the additional
+//!   records of the answer, else an A then an AAAA question), since the programs resolve
+//!   what is installed with the system's resolver; `dns:NAME` installs the target names.
 //!   Parameters are separated by `;` (RFC 4501) or `&`; `class=IN` is accepted.
 //!
 //! Names are absolute (no search list). Messages are built and parsed by `simple-dns`; the
@@ -180,41 +183,105 @@ impl DnsSource {
         Err(last)
     }
 
-    /// The question to `server`, over UDP, then TCP if the answer does not fit.
+    /// The question to `server`, and for SRV asked of a named server, the addresses of the
+    /// targets from the same server: a program resolves what is installed with the system's
+    /// resolver, which may not know names only that server knows.
     fn ask(&self, server: SocketAddr) -> Result<Answer, String> {
+        let reply = self.query(server, &self.name, self.qtype())?;
+        let packet = Packet::parse(&reply).map_err(|e| format!("unreadable answer: {e}"))?;
+        let answer = self.read_answer(&packet)?;
+        if self.kind == Kind::Srv && self.server.is_some() {
+            return self.addresses_of_targets(server, &packet, answer);
+        }
+        Ok(answer)
+    }
+
+    /// One exchange with `server` about `name`: over UDP, then TCP if the answer does not fit.
+    /// The bytes of a reply that answers this very question (its id, name and type).
+    fn query(&self, server: SocketAddr, name: &str, qtype: TYPE) -> Result<Vec<u8>, String> {
         let id = random_id();
         let mut query = Packet::new_query(id);
         query.set_flags(PacketFlag::RECURSION_DESIRED);
         query.questions.push(Question::new(
-            Name::new_unchecked(&self.name),
-            self.qtype().into(),
+            Name::new_unchecked(name),
+            qtype.into(),
             CLASS::IN.into(),
             false,
         ));
         let bytes = query
             .build_bytes_vec()
             .map_err(|e| format!("cannot build the query: {e}"))?;
-        let reply = udp_exchange(server, &bytes, id, self.timeout)?;
-        let packet = Packet::parse(&reply).map_err(|e| format!("unreadable answer: {e}"))?;
-        if packet.has_flags(PacketFlag::TRUNCATION) {
-            let reply = tcp_exchange(server, &bytes, self.timeout)?;
-            let packet = Packet::parse(&reply).map_err(|e| format!("unreadable answer: {e}"))?;
-            return self.read_answer(&packet, id);
+        let mut reply = udp_exchange(server, &bytes, id, self.timeout)?;
+        let parse = |reply: &[u8]| -> Result<bool, String> {
+            let packet = Packet::parse(reply).map_err(|e| format!("unreadable answer: {e}"))?;
+            let ours = packet.id() == id
+                && packet.questions.first().is_some_and(|q| {
+                    q.qname.to_string().eq_ignore_ascii_case(name) && q.qtype == qtype.into()
+                });
+            if !ours {
+                return Err("the answer is not to our question".into());
+            }
+            Ok(packet.has_flags(PacketFlag::TRUNCATION))
+        };
+        if parse(&reply)? {
+            reply = tcp_exchange(server, &bytes, self.timeout)?;
+            parse(&reply)?;
         }
-        self.read_answer(&packet, id)
+        Ok(reply)
+    }
+
+    /// `answer`'s SRV targets replaced by their addresses: those the SRV answer carried as
+    /// additional records, else an A question to `server`, else an AAAA one. A target with
+    /// no address fails the look (the installed list stays): installing it would leave the
+    /// programs with a server they cannot reach.
+    fn addresses_of_targets(
+        &self,
+        server: SocketAddr,
+        packet: &Packet,
+        answer: Answer,
+    ) -> Result<Answer, String> {
+        let mut ttl = answer.ttl;
+        let mut servers: Vec<ServerAddr> = Vec::new();
+        for target in answer.servers {
+            let mut found = match target.host.parse::<IpAddr>() {
+                Ok(address) => vec![(address, ttl)],
+                Err(_) => addresses_in(&packet.additional_records, &target.host),
+            };
+            for qtype in [TYPE::A, TYPE::AAAA] {
+                if !found.is_empty() {
+                    break;
+                }
+                let reply = self.query(server, &target.host, qtype)?;
+                let asked = Packet::parse(&reply).map_err(|e| format!("unreadable answer: {e}"))?;
+                match asked.rcode() {
+                    RCODE::NoError | RCODE::NameError => {}
+                    other => {
+                        return Err(format!("{} {qtype:?}: error answer {other:?}", target.host))
+                    }
+                }
+                found = addresses_in(&asked.answers, "");
+            }
+            if found.is_empty() {
+                return Err(format!(
+                    "SRV target {} has no address at {server}",
+                    target.host
+                ));
+            }
+            for (address, address_ttl) in found {
+                ttl = ttl.min(address_ttl);
+                let mut one = ServerAddr::new(address.to_string(), target.port);
+                one.weight = target.weight;
+                if !servers.iter().any(|s| s.same_server(&one)) {
+                    servers.push(one);
+                }
+            }
+        }
+        servers.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+        Ok(Answer { servers, ttl })
     }
 
     /// The servers in an answer to our question.
-    fn read_answer(&self, packet: &Packet, id: u16) -> Result<Answer, String> {
-        let question = packet.questions.first();
-        let ours = packet.id() == id
-            && question.is_some_and(|q| {
-                q.qname.to_string().eq_ignore_ascii_case(&self.name)
-                    && q.qtype == self.qtype().into()
-            });
-        if !ours {
-            return Err("the answer is not to our question".into());
-        }
+    fn read_answer(&self, packet: &Packet) -> Result<Answer, String> {
         match packet.rcode() {
             RCODE::NoError => {}
             // No such name: as empty as no record of the type.
@@ -267,6 +334,31 @@ impl DnsSource {
             ttl: Duration::from_secs(ttl.into()),
         })
     }
+}
+
+/// The A and AAAA addresses among `records` (those of `name` only, unless it is empty), with
+/// their TTLs.
+fn addresses_in(records: &[simple_dns::ResourceRecord], name: &str) -> Vec<(IpAddr, Duration)> {
+    let wanted = name.trim_end_matches('.');
+    records
+        .iter()
+        .filter(|rr| {
+            wanted.is_empty()
+                || rr
+                    .name
+                    .to_string()
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case(wanted)
+        })
+        .filter_map(|rr| {
+            let ttl = Duration::from_secs(rr.ttl.into());
+            match &rr.rdata {
+                RData::A(a) => Some((IpAddr::V4(Ipv4Addr::from(a.address)), ttl)),
+                RData::AAAA(a) => Some((IpAddr::V6(Ipv6Addr::from(a.address)), ttl)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// An answer with no server: it holds for the SOA's negative TTL when the server gave one.
