@@ -1,59 +1,117 @@
-//! The PHP binding (`bindings/php`, over PHP's FFI extension) against real memcached: runs its
-//! test script with the library installed by `make test` (`LIBMEMCACHE_PREFIX`), two fresh
-//! servers and `mcadmin` in a shared-memory namespace of its own, which the script's domain test
-//! edits while a PHP object follows it.
+//! The PHP package (`bindings/php`, a Composer package over PHP's FFI extension) against real
+//! memcached: `composer validate --strict` accepts its composer.json, `composer dump-autoload`
+//! writes the PSR-4 autoloader (into a vendor directory of the test's own), and PHPUnit runs the
+//! package's tests through it with the library installed by `make test` (`LIBMEMCACHE_PREFIX`),
+//! two fresh servers, `mcadmin` in a shared-memory namespace and state directory of their own,
+//! and Debian's php-memcached extension to exchange values with.
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{spawn_c_with, Memcached, ShmPrefix, RUN_TIMEOUT};
+use support::{spawn_c_with, temp_dir, Memcached, ShmPrefix, RUN_TIMEOUT};
 
-/// Panics with the package to install unless `php` runs with the FFI extension.
+fn package_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/php")
+}
+
+/// Panics with the packages to install unless `php` has FFI and memcached, and composer and
+/// phpunit run: a missing runtime fails the test, it never skips.
 fn require_php() {
-    let ok = Command::new("php")
-        .args([
-            "-d",
-            "ffi.enable=1",
-            "-r",
-            "exit(extension_loaded('FFI') ? 0 : 1);",
-        ])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok = |cmd: &mut Command| cmd.output().map(|o| o.status.success()).unwrap_or(false);
     assert!(
-        ok,
-        "php with the FFI extension is needed: run tools/install-deps (Debian package php-cli)"
+        ok(Command::new("php").args([
+            "-r",
+            "exit(extension_loaded('FFI') && extension_loaded('memcached') ? 0 : 1);"
+        ])),
+        "php with the FFI and memcached extensions is needed: run tools/install-deps \
+         (Debian packages php-cli php-memcached)"
     );
+    for (tool, package) in [("composer", "composer"), ("phpunit", "phpunit")] {
+        assert!(
+            ok(Command::new(tool).arg("--version")),
+            "{tool} is needed: run tools/install-deps (Debian package {package})"
+        );
+    }
+}
+
+fn text(path: &Path) -> String {
+    path.to_str().expect("UTF-8 path").to_string()
+}
+
+/// Composer with a home of its own (no user configuration, no cache writes elsewhere).
+fn composer(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("composer")
+        .args(args)
+        .arg("--no-interaction")
+        .arg("-d")
+        .arg(package_dir())
+        .env("COMPOSER_HOME", home)
+        .env("COMPOSER_ALLOW_SUPERUSER", "1")
+        .env("COMPOSER_VENDOR_DIR", home.join("vendor"))
+        .output()
+        .expect("run composer")
 }
 
 #[test]
-fn php_binding_test_script() {
-    support::prefix();
+fn php_package_phpunit_suite() {
+    let prefix = support::prefix();
     require_php();
+    let home = temp_dir("php-composer");
+
+    let validate = composer(&home, &["validate", "--strict"]);
+    assert!(
+        validate.status.success(),
+        "composer validate --strict: {}{}",
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    let dump = composer(&home, &["dump-autoload"]);
+    assert!(
+        dump.status.success(),
+        "composer dump-autoload: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let psr4 = std::fs::read_to_string(home.join("vendor/composer/autoload_psr4.php"))
+        .expect("composer wrote the PSR-4 map");
+    assert!(psr4.contains("'Libmemcache\\\\'"), "{psr4}");
+
     let a = Memcached::start();
     let b = Memcached::start();
     let shm = ShmPrefix::new("php");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/php/tests/run.php");
+    let state = temp_dir("php-state");
     let env = [
+        ("LIBMEMCACHE_PREFIX", text(&prefix)),
+        ("COMPOSER_VENDOR_DIR", text(&home.join("vendor"))),
         ("MEMCACHE_TEST_SERVER_A", a.addr()),
         ("MEMCACHE_TEST_SERVER_B", b.addr()),
         ("MCADMIN", env!("CARGO_BIN_EXE_mcadmin").to_string()),
         ("MEMCACHE_SHM_PREFIX", shm.prefix.clone()),
+        ("MEMCACHE_STATE_DIR", text(&state)),
+        // What the no-argument constructor follows until a server is added: an empty domain
+        // of the test's namespace, whatever the caller's environment names.
+        ("MEMCACHE_DOMAIN", "phptest".to_string()),
     ];
-    let out = spawn_c_with(&["php", "-d", "ffi.enable=1"], &script, &env, RUN_TIMEOUT).wait();
+    let dir = package_dir();
+    let out = spawn_c_with(
+        &["phpunit", "--configuration"],
+        &dir.join("phpunit.xml.dist"),
+        &env,
+        RUN_TIMEOUT,
+    )
+    .wait();
     out.assert_success();
+    // "OK (N tests, M assertions)" only when nothing failed, was skipped or was risky.
     let summary = out
         .stdout
         .lines()
-        .rev()
-        .find(|l| l.ends_with(" failed") && l.contains(" passed, "))
-        .unwrap_or_else(|| panic!("no \"N passed, N failed\" line in:\n{}", out.stdout));
-    assert!(
-        !summary.starts_with("0 passed") && summary.ends_with(" 0 failed"),
-        "run.php: {summary}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.stdout,
-        out.stderr
-    );
+        .find(|l| l.starts_with("OK (") && l.contains(" tests, "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no clean PHPUnit summary in:\n{}\n--- stderr ---\n{}",
+                out.stdout, out.stderr
+            )
+        });
+    assert!(!summary.starts_with("OK (0 tests"), "PHPUnit: {summary}");
 }

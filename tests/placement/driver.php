@@ -3,20 +3,28 @@
 declare(strict_types=1);
 
 /*
- * The PHP binding's side of tests/placement_across_front_ends.rs. Arguments: "list SERVERS" (the
+ * The PHP package's side of tests/placement_across_front_ends.rs. Arguments: "list SERVERS" (the
  * default distribution), "list SERVERS DISTRIBUTION" or "domain NAME". Each line of standard
  * input is "set KEY VALUE" (stored, or the driver fails) or "get KEY" (prints "KEY VALUE" when
  * found, nothing on a miss).
  */
 
-require __DIR__ . '/../../bindings/php/src/Memcache.php';
+// The package's PSR-4 mapping, as Composer's autoloader has it, without a vendor directory.
+spl_autoload_register(function (string $class): void {
+    if (str_starts_with($class, 'Libmemcache\\')) {
+        require __DIR__ . '/../../bindings/php/src/' . substr($class, strlen('Libmemcache\\')) . '.php';
+    }
+});
 
-use LibMemcache\Memcache;
+use Libmemcache\Memcached;
 
 [$mode, $what, $distribution] = array_pad(array_slice($argv, 1), 3, null);
 $mc = match ($mode) {
-    'list' => new Memcache(servers: explode(',', (string) $what), distribution: $distribution),
-    'domain' => new Memcache(domain: $what),
+    'list' => new Memcached(servers: explode(',', (string) $what), options: $distribution === null ? [] : [
+        Memcached::OPT_DISTRIBUTION => Memcached::DISTRIBUTION_NAMES[$distribution]
+            ?? throw new \InvalidArgumentException("driver.php: unknown distribution $distribution"),
+    ]),
+    'domain' => new Memcached(domain: $what),
     default => throw new \InvalidArgumentException('driver.php: list SERVERS [DISTRIBUTION] | domain NAME'),
 };
 while (($line = fgets(STDIN)) !== false) {
@@ -30,7 +38,7 @@ while (($line = fgets(STDIN)) !== false) {
             break;
         case 'get':
             $found = $mc->get($parts[1]);
-            if ($found !== null) {
+            if ($found !== false) {
                 echo "{$parts[1]} $found\n";
             }
             break;
