@@ -1,12 +1,13 @@
-//! One cache, one placement, whatever the front end (issue 13, point 5): with three real
-//! memcached servers, keys written through each front end (the C API, mclient, the Ruby, PHP and
-//! PostgreSQL bindings) are read through every other, and each key sits on the one server the
-//! placement rule names:
+//! One cache, one placement, whatever the front end (issue 13, point 5; issue 15, point 5): with
+//! three real memcached servers, keys written through each front end (the C API, mclient, the
+//! Ruby gem, the PHP Composer package and the PostgreSQL extension) are read through every
+//! other, and each key sits on the one server the placement rule names, as each server asked on
+//! its own says:
 //! - an explicit list with no distribution given: 1.4's crc32-modulo everywhere, so a 1.4
 //!   program adding the same servers finds the same keys;
 //! - the same list with ketama-md5 chosen in each front end, by the same name;
-//! - a shared domain (a private `MEMCACHE_SHM_PREFIX`), whose stored distribution every front
-//!   end follows.
+//! - a shared domain (a private `MEMCACHE_SHM_PREFIX` and `MEMCACHE_STATE_DIR`) imported with
+//!   `distribution ketama-md5`, which every front end follows.
 //!
 //! Each front end is driven in batches through a small driver: `capi-tests/domain_driver.c`,
 //! `tests/placement/driver.rb` and `driver.php`, psql for PostgreSQL (a throwaway server from
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use memcache::client::{Client, ServerSpec};
 use memcache::hash::Distribution;
-use support::{compile_capi, Memcached, ShmPrefix};
+use support::{compile_capi, temp_dir, Memcached, ShmPrefix};
 
 /// Keys each front end writes per setup.
 const KEYS: usize = 20;
@@ -58,7 +59,7 @@ impl Setup {
     fn distribution(self) -> Distribution {
         match self {
             Setup::List(d) => d.unwrap_or(Distribution::Crc32Modulo),
-            // mcadmin creates domains with ketama-md5.
+            // What the domain file names.
             Setup::Domain => Distribution::KetamaMd5,
         }
     }
@@ -478,9 +479,25 @@ fn every_front_end_finds_the_keys_of_every_other() {
     let memcached = [Memcached::start(), Memcached::start(), Memcached::start()];
     let servers: Vec<String> = memcached.iter().map(Memcached::addr).collect();
     let shm = ShmPrefix::new("placement");
-    let mut add = shm.mcadmin(&["--domain", DOMAIN, "set"]);
-    add.args(&servers);
-    success(run(add, String::new()), "mcadmin set");
+    let state = temp_dir("placement-state");
+    let mut file = format!("domain {DOMAIN}\ndistribution ketama-md5\n");
+    for s in &servers {
+        file.push_str(&format!("server {s}\n"));
+    }
+    let import = shm.mcadmin_kept(&state, &["--domain", DOMAIN, "import", "-"]);
+    success(run(import, file), "mcadmin import");
+    let listed = success(
+        run(shm.mcadmin(&["--domain", DOMAIN, "list"]), String::new()),
+        "mcadmin list",
+    );
+    assert!(
+        listed.contains("ketama-md5"),
+        "the domain's distribution: {listed}"
+    );
+    assert!(
+        state.join(format!("{DOMAIN}.domain")).is_file(),
+        "mcadmin kept the domain in the test's own state directory"
+    );
     let world = World {
         pg: Postgres::start(&shm),
         c_driver: compile_capi("domain_driver", &[]),
