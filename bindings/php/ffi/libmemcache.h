@@ -50,6 +50,7 @@ struct memcache_ctxt *mc_global_ctxt(void);
 int32_t mc_err_filter_add(uint32_t mask);
 int32_t mc_err_filter_del(uint32_t mask);
 int mc_last_error(const struct memcache *mc, char *buf, size_t buflen);
+const char *mc_strerror(uint32_t errcode);
 
 struct memcache *mc_new(void);
 struct memcache *mc_new2(const char *domain);

@@ -86,19 +86,6 @@ final class Memcached
         11 => self::RES_MEMORY_ALLOCATION_FAILURE, 8 => self::RES_SERVER_ERROR,
     ];
     private const NO_SERVER_RESULTS = [self::RES_NO_SERVERS, self::RES_CONNECTION_FAILURE, self::RES_HOST_LOOKUP_FAILURE];
-    /** Descriptions of the MCM_ERR_* codes; mc_last_error() gives the code and the site's message. */
-    private const ERROR_TEXT = [
-        1 => 'internal assertion', 2 => 'snprintf failed', 3 => 'strtol failed',
-        4 => 'strtoll failed', 5 => 'connection re-established with server',
-        6 => 'failed to send command to the memcache server',
-        7 => 'no available servers in server list', 8 => 'unable to store value',
-        9 => 'unable to find a server to connect to', 10 => 'malloc failed',
-        11 => 'realloc failed', 12 => 'unable to connect to a server',
-        13 => 'unable to lookup/resolve host', 14 => 'protocol error', 16 => 'close failed',
-        17 => 'connect failed', 18 => 'fcntl failed', 19 => 'read failed', 20 => 'select failed',
-        21 => 'setsockopt failed', 22 => 'socket failed', 23 => 'writev failed',
-        24 => 'test message', 25 => 'timeout', 26 => 'trace', 27 => 'unknown stat variable',
-    ];
 
     private \FFI $ffi;
     /** struct memcache *, null once closed */
@@ -540,21 +527,7 @@ final class Memcached
      */
     public function getVersion(): array
     {
-        $out = [];
-        foreach ($this->servers() as [$name, , , $ms]) {
-            $v = $this->ffi->mc_server_version($this->handle(), $ms);
-            if (self::isNull($v)) {
-                $out[$name] = false;
-                continue;
-            }
-            try {
-                $out[$name] = \FFI::string($v);
-            } finally {
-                $this->ffi->free($v);
-            }
-        }
-        $this->result(in_array(false, $out, true) ? self::RES_SOME_ERRORS : self::RES_SUCCESS);
-        return $out;
+        return $this->perServer('mc_server_version', fn (\FFI\CData $v) => $this->ffi->free($v), fn (\FFI\CData $v) => \FFI::string($v));
     }
 
     /**
@@ -565,21 +538,7 @@ final class Memcached
      */
     public function getStats(): array
     {
-        $out = [];
-        foreach ($this->servers() as [$name, , , $ms]) {
-            $s = $this->ffi->mc_server_stats($this->handle(), $ms);
-            if (self::isNull($s)) {
-                $out[$name] = false;
-                continue;
-            }
-            try {
-                $out[$name] = self::statsArray($s);
-            } finally {
-                $this->ffi->mc_server_stats_free($s);
-            }
-        }
-        $this->result(in_array(false, $out, true) ? self::RES_SOME_ERRORS : self::RES_SUCCESS);
-        return $out;
+        return $this->perServer('mc_server_stats', fn (\FFI\CData $s) => $this->ffi->mc_server_stats_free($s), self::statsArray(...));
     }
 
     /** Closes the connections; the next call opens them again. */
@@ -815,9 +774,10 @@ final class Memcached
         return [$code, \FFI::string($buf)];
     }
 
+    /** The library's description of the MCM_ERR_* code (mc_last_error() gives the code and the site's message). */
     private function describe(int $code, string $msg): string
     {
-        $text = self::ERROR_TEXT[$code] ?? "error $code";
+        $text = $this->ffi->mc_strerror($code);
         return $msg === '' ? $text : "$text: $msg";
     }
 
@@ -865,6 +825,31 @@ final class Memcached
             $lo &= 0xffffffff;
         }
         return ($hi << 32) | $lo;
+    }
+
+    /**
+     * ['host:port' => $convert(buffer)] from $fetch called per server, which returns a buffer the
+     * library allocated (NULL, giving false, when the server did not answer), released after.
+     *
+     * @return array<string, mixed>
+     */
+    private function perServer(string $fetch, callable $release, callable $convert): array
+    {
+        $out = [];
+        foreach ($this->servers() as [$name, , , $ms]) {
+            $buffer = $this->ffi->$fetch($this->handle(), $ms);
+            if (self::isNull($buffer)) {
+                $out[$name] = false;
+                continue;
+            }
+            try {
+                $out[$name] = $convert($buffer);
+            } finally {
+                $release($buffer);
+            }
+        }
+        $this->result(in_array(false, $out, true) ? self::RES_SOME_ERRORS : self::RES_SUCCESS);
+        return $out;
     }
 
     /**

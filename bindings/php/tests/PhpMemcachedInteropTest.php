@@ -120,6 +120,16 @@ final class PhpMemcachedInteropTest extends TestCase
         $this->assertSame([6, json_encode($value)], TestEnv::rawGet(TestEnv::$serverA, "{$this->ns}:json-ours"));
     }
 
+    /** Its user flags live in bits 16-31, which libmemcache's 16-bit flags drop: the value still reads. */
+    public function testValuesWithItsUserFlagsRead(): void
+    {
+        $this->theirs->setOption(\Memcached::OPT_USER_FLAGS, 7);
+        $this->theirs->set("{$this->ns}:udf", ['with' => 'user flags']);
+        [$flags] = TestEnv::rawGet(TestEnv::$serverA, "{$this->ns}:udf");
+        $this->assertSame((7 << 16) | 4, $flags, 'user flags 7 above serialized');
+        $this->assertSame(['with' => 'user flags'], $this->ours->get("{$this->ns}:udf"));
+    }
+
     public function testCountersCross(): void
     {
         $k = "{$this->ns}:counter";
