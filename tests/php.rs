@@ -3,7 +3,8 @@
 //! writes the PSR-4 autoloader (into a vendor directory of the test's own), and PHPUnit runs the
 //! package's tests through it with the library installed by `make test` (`LIBMEMCACHE_PREFIX`),
 //! two fresh servers, `mcadmin` in a shared-memory namespace and state directory of their own,
-//! and Debian's php-memcached extension to exchange values with.
+//! Debian's php-memcached extension to exchange values with, and php-fpm for the preloaded
+//! set-up a web server needs.
 
 mod support;
 
@@ -16,8 +17,8 @@ fn package_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/php")
 }
 
-/// Panics with the packages to install unless `php` has FFI and memcached, and composer and
-/// phpunit run: a missing runtime fails the test, it never skips.
+/// Panics with the packages to install unless `php` has FFI and memcached and composer,
+/// phpunit, php-fpm and cgi-fcgi are there: a missing runtime fails the test, it never skips.
 fn require_php() {
     let ok = |cmd: &mut Command| cmd.output().map(|o| o.status.success()).unwrap_or(false);
     assert!(
@@ -28,10 +29,15 @@ fn require_php() {
         "php with the FFI and memcached extensions is needed: run tools/install-deps \
          (Debian packages php-cli php-memcached)"
     );
-    for (tool, package) in [("composer", "composer"), ("phpunit", "phpunit")] {
+    for (found, package) in [
+        ("command -v composer", "composer"),
+        ("command -v phpunit", "phpunit"),
+        ("command -v cgi-fcgi", "libfcgi-bin"),
+        ("ls /usr/sbin/php-fpm*", "php-fpm"),
+    ] {
         assert!(
-            ok(Command::new(tool).arg("--version")),
-            "{tool} is needed: run tools/install-deps (Debian package {package})"
+            ok(Command::new("sh").args(["-c", found])),
+            "`{found}` found nothing: run tools/install-deps (Debian package {package})"
         );
     }
 }

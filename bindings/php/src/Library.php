@@ -93,7 +93,13 @@ final class Library
         try {
             return \FFI::cdef((string) $declarations, $path);
         } catch (\FFI\Exception $e) {
-            throw new ConfigException("cannot load $path: " . $e->getMessage(), 0, $e);
+            $message = "cannot load $path: " . $e->getMessage();
+            if (ini_get('ffi.enable') === 'preload' && PHP_SAPI !== 'cli') {
+                // Outside the CLI, ffi.enable=preload lets only preloaded code call FFI.
+                $message .= '; with ffi.enable=preload set ffi.preload=' . self::header()
+                    . ' and opcache.preload=' . dirname(__DIR__) . '/preload.php (see README.md), or ffi.enable=true';
+            }
+            throw new ConfigException($message, Memcached::RES_FAILURE, 0, $e);
         }
     }
 }
