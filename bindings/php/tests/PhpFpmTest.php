@@ -34,7 +34,7 @@ final class PhpFpmTest extends TestCase
     public function testRequestUsesThePreloadedPackage(): void
     {
         $out = $this->request(true);
-        $this->assertStringContainsString('{"stored":true,"read":{"sapi":"fpm-fcgi"}}', $out);
+        $this->assertStringContainsString('{"stored":true,"read":{"sapi":"fpm-fcgi"},"version":true,"stats":true,"multi":1}', $out);
     }
 
     public function testWithoutTheClassPreloadTheErrorSaysWhatToSet(): void
@@ -71,7 +71,7 @@ final class PhpFpmTest extends TestCase
             try {
                 \$mc = new Libmemcache\\Memcached(servers: [$server]);
                 \$key = 'fpm-' . bin2hex(random_bytes(4));
-                echo json_encode(['stored' => \$mc->set(\$key, ['sapi' => PHP_SAPI]), 'read' => \$mc->get(\$key)]);
+                echo json_encode(['stored' => \$mc->set(\$key, ['sapi' => PHP_SAPI]), 'read' => \$mc->get(\$key), 'version' => is_string(current(\$mc->getVersion())), 'stats' => is_array(current(\$mc->getStats())), 'multi' => count(\$mc->getMulti([\$key]))]);
             } catch (Throwable \$e) {
                 echo get_class(\$e), ': ', \$e->getMessage();
             }
