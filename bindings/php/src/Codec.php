@@ -9,7 +9,7 @@ namespace Libmemcache;
  * them out (its 3.x flag layout), so one process at a time can move between the two:
  *
  *   bits 0-3   the type: 0 string (the bytes as they are), 1 int (decimal text), 2 float
- *              (shortest round-trip text; "Infinity", "-Infinity", "NaN"), 3 bool ("1" or
+ *              (floatText(); "Infinity", "-Infinity", "NaN"), 3 bool ("1" or
  *              ""), 4 serialize(), 5 igbinary, 6 JSON, 7 msgpack
  *   bit 4      0x10 compressed; with it bit 5 (0x20) zlib or bit 6 (0x40) FastLZ. The payload
  *              is the uncompressed length as 4 bytes little-endian, then the zlib stream
@@ -112,7 +112,12 @@ final class Codec
         };
     }
 
-    /** The shortest decimal text that reads back as the same float, as php-memcached writes it. */
+    /**
+     * The float as php-memcached writes it (its g_fmt): the fewest digits that read back as the
+     * same float; fixed notation without a leading 0 or a trailing .0 (".1", "100") unless the
+     * decimal point would sit more than 3 places before the first digit or more than 5 after the
+     * last, then "1.5e+300", "2.5e-05" (a signed exponent of at least two digits).
+     */
     public static function floatText(float $value): string
     {
         if (is_nan($value)) {
@@ -121,13 +126,33 @@ final class Codec
         if (is_infinite($value)) {
             return $value > 0 ? 'Infinity' : '-Infinity';
         }
-        for ($digits = 15; $digits < 17; $digits++) {
-            $text = sprintf("%.{$digits}G", $value);
-            if ((float) $text === $value) {
-                return $text;
+        $sign = ($value < 0 || ($value == 0 && fdiv(1, $value) < 0)) ? '-' : '';
+        if ($value == 0) {
+            return "{$sign}0";
+        }
+        $abs = abs($value);
+        for ($precision = 0; $precision < 17; $precision++) {
+            $text = sprintf("%.{$precision}e", $abs);
+            if ((float) $text === $abs) {
+                break;
             }
         }
-        return sprintf('%.17G', $value);
+        preg_match('/^(\d)(?:\.(\d+))?e([-+]\d+)$/', $text, $m);
+        $digits = rtrim($m[1] . ($m[2] ?? ''), '0');
+        $n = strlen($digits);
+        $point = (int) $m[3] + 1; // digits before the decimal point
+        if ($point <= -4 || $point > $n + 5) {
+            $exponent = $point - 1;
+            $mantissa = $n > 1 ? $digits[0] . '.' . substr($digits, 1) : $digits;
+            return sprintf('%s%se%s%02d', $sign, $mantissa, $exponent < 0 ? '-' : '+', abs($exponent));
+        }
+        if ($point <= 0) {
+            return $sign . '.' . str_repeat('0', -$point) . $digits;
+        }
+        if ($point >= $n) {
+            return $sign . $digits . str_repeat('0', $point - $n);
+        }
+        return $sign . substr($digits, 0, $point) . '.' . substr($digits, $point);
     }
 
     /** @return array{string, int} */

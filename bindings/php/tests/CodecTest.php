@@ -20,7 +20,7 @@ final class CodecTest extends TestCase
         $this->assertSame(['abc', 0], $c->encode('abc'));
         $this->assertSame(['-42', 1], $c->encode(-42));
         $this->assertSame(['1.5', 2], $c->encode(1.5));
-        $this->assertSame(['0.1', 2], $c->encode(0.1));
+        $this->assertSame(['.1', 2], $c->encode(0.1));
         $this->assertSame(['Infinity', 2], $c->encode(INF));
         $this->assertSame(['-Infinity', 2], $c->encode(-INF));
         $this->assertSame(['NaN', 2], $c->encode(NAN));
@@ -30,10 +30,26 @@ final class CodecTest extends TestCase
         $this->assertSame([serialize(null), 4], $c->encode(null));
     }
 
+    /** The text php-memcached 3.2 writes for each (read back raw from a server it wrote to). */
+    public function testFloatTextAsPhpMemcachedWritesIt(): void
+    {
+        $cases = [
+            '3.14159' => 3.14159, '1e-300' => 1e-300, '.1' => 0.1, '1' => 1.0, '1e+25' => 1e25,
+            '1e+06' => 1e6, '100000' => 1e5, '123456' => 123456.0, '.001' => 0.001, '.0001' => 0.0001,
+            '-2.5e-05' => -2.5e-5, '1.5e+300' => 1.5e300, '1e+21' => 1e21, '100' => 100.0,
+            '12345678901234567000' => 12345678901234567890.0, '-0' => -0.0, '0' => 0.0,
+            '5e-324' => 5e-324, '1.7976931348623157e+308' => 1.7976931348623157e308, '-1.5' => -1.5,
+            '2.5e-07' => 2.5e-7, '1234567' => 1234567.0,
+        ];
+        foreach ($cases as $text => $float) {
+            $this->assertSame((string) $text, Codec::floatText($float)); // "1" and the like are int keys
+        }
+    }
+
     public function testFloatsReadBackExactly(): void
     {
         $c = new Codec();
-        foreach ([0.1 + 0.2, 1e300, -2.5e-310, 123456789.123456789, 1.0, -0.0] as $f) {
+        foreach ([0.1 + 0.2, 1e300, -2.5e-310, 123456789.123456789, 1.0, -0.0, 1e-5, 98765.4321e10] as $f) {
             [$bytes, $flags] = $c->encode($f);
             $this->assertSame($f, $c->decode($bytes, $flags), $bytes);
         }
