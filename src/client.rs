@@ -40,6 +40,17 @@ pub type StatLines = Vec<(String, String)>;
 
 /// One server of the list: the library's one address type, [`crate::address::ServerAddr`].
 pub use crate::address::ServerAddr as ServerSpec;
+pub use crate::engine::{Answer, Bulk, BulkOp, Dialect};
+
+/// One key of a [`Client::bulk`] call: what to store (the value, flags and expiry; a delete
+/// uses only the key, a touch the key and the expiry).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Write<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub flags: u32,
+    pub exptime: u64,
+}
 
 impl From<crate::address::AddressError> for ClientError {
     fn from(e: crate::address::AddressError) -> ClientError {
@@ -120,6 +131,8 @@ pub struct Client {
     now: Option<Instant>,
     /// Copies of each key (1: none).
     replicas: usize,
+    /// How bulk calls speak to the servers.
+    dialect: Dialect,
     /// The one request buffer, reused by every command.
     wbuf: Vec<u8>,
 }
@@ -146,6 +159,7 @@ impl Client {
             down: 0,
             now: None,
             replicas: 1,
+            dialect: Dialect::Auto,
             wbuf: Vec::with_capacity(4096),
         })
     }
@@ -245,6 +259,40 @@ impl Client {
             return Ok(wanted.out);
         }
         Err(fetched.first_error.unwrap_or(ClientError::NoServer))
+    }
+
+    /// Many writes in one call, an answer per key (in the order of `writes`): each server's
+    /// keys are written in one go, to every server before any reply is read (memcached 1.6's
+    /// quiet meta commands where the server speaks them). `Err` only for a bad key, before
+    /// any I/O; a key whose server failed is [`Answer::Failed`], with the first failure in
+    /// [`Bulk::first_error`]. Not for `StoreCmd::Cas`.
+    pub fn bulk(
+        &mut self,
+        op: BulkOp,
+        writes: &[Write<'_>],
+    ) -> Result<Bulk<ClientError>, ClientError> {
+        if matches!(op, BulkOp::Store(StoreCmd::Cas(_))) {
+            return Err(ClientError::Refused {
+                server: String::new(),
+                message: "cas is not a bulk command".into(),
+            });
+        }
+        for w in writes {
+            key::check(w.key).map_err(ClientError::BadKey)?;
+        }
+        self.now = None;
+        let items = BulkWrites {
+            hashes: writes.iter().map(|w| self.selector.hash(w.key)).collect(),
+            writes,
+        };
+        let (replicas, dialect) = (self.replicas, self.dialect);
+        Ok(engine::bulk(self, op, &items, replicas, dialect))
+    }
+
+    /// Bulk calls in text commands only, never meta (for a proxy that passes only the text
+    /// protocol); `Dialect::Auto` (the default) asks each connection once.
+    pub fn set_bulk_dialect(&mut self, dialect: Dialect) {
+        self.dialect = dialect;
     }
 
     /// Any storage command; `StoreCmd::Cas(unique)` with the `cas` of a [`gets`](Self::gets).
@@ -601,6 +649,38 @@ fn read_one(conn: &mut Conn, key: &[u8]) -> Result<Option<Item>, Failure> {
                 return Err(Failure::Unexpected("stray data".into()))
             }
         }
+    }
+}
+
+/// The writes of [`Client::bulk`] with their placement hashes.
+struct BulkWrites<'w> {
+    writes: &'w [Write<'w>],
+    hashes: Vec<u32>,
+}
+
+impl engine::BulkItems for BulkWrites<'_> {
+    fn count(&self) -> usize {
+        self.writes.len()
+    }
+
+    fn key(&self, index: usize) -> &[u8] {
+        self.writes[index].key
+    }
+
+    fn value(&self, index: usize) -> &[u8] {
+        self.writes[index].value
+    }
+
+    fn flags(&self, index: usize) -> u32 {
+        self.writes[index].flags
+    }
+
+    fn exptime(&self, index: usize) -> u64 {
+        self.writes[index].exptime
+    }
+
+    fn hash(&self, index: usize) -> u32 {
+        self.hashes[index]
     }
 }
 

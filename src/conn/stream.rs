@@ -84,6 +84,8 @@ pub struct Conn {
     end: usize,
     reader: ReplyReader,
     op: OpClock,
+    /// Whether the server speaks the meta protocol, once a bulk write has asked (`mn`).
+    speaks_meta: Option<bool>,
 }
 
 /// Bounds one operation (a request and its whole reply) to twice the timeout, however a server
@@ -195,6 +197,7 @@ impl Conn {
             start: 0,
             end: 0,
             reader: ReplyReader::new(),
+            speaks_meta: None,
             op: OpClock {
                 waited: true,
                 deadline: Some(later(started, 2 * timeout)),
@@ -348,6 +351,15 @@ impl Conn {
         let bytes = &self.rbuf[self.start..self.start + used];
         self.start += used;
         event.map(|span| span.of(bytes))
+    }
+
+    /// Whether the server answered `mn` (the meta no-op) on this connection: None until asked.
+    pub fn speaks_meta(&self) -> Option<bool> {
+        self.speaks_meta
+    }
+
+    pub fn set_speaks_meta(&mut self, yes: bool) {
+        self.speaks_meta = Some(yes);
     }
 
     /// True when no reply byte is waiting and no value is half read: the stream is at a

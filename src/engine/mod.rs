@@ -13,10 +13,15 @@
 //!   keys still missing asked of their next copy; the front end says where values go
 //!   ([`Wanted`]).
 //!
+//! - [`bulk`]: many writes with an answer per key, each server's share written in one go
+//!   (memcached 1.6's quiet meta commands where the server speaks them, pipelined text
+//!   elsewhere), to every server before any reply is read.
+//!
 //! Each operation is bounded by twice its timeout ([`crate::conn::Conn`]) and values grow as
 //! their bytes arrive ([`crate::command::PREALLOC_LIMIT`]).
 #![forbid(unsafe_code)]
 
+mod bulk;
 mod health;
 mod multi_get;
 mod route;
@@ -24,6 +29,7 @@ mod slot;
 
 use std::time::Duration;
 
+pub use bulk::{bulk, Answer, Bulk, BulkItems, BulkOp, Dialect};
 pub use health::Health;
 pub use multi_get::{multi_get, MultiGet, Wanted};
 pub use route::{connect_copies, on_copies, route, RouteError, Servers};

@@ -38,6 +38,42 @@ pub enum ReplyOf<S> {
     Error,
     ClientError(S),
     ServerError(S),
+    /// A meta protocol status line (`HD`, `NS`, `EX`, `NF`, `EN`, `MN`) and its `O` flag, the
+    /// opaque token of the request it answers (other flags are not asked for, and skipped).
+    Meta {
+        code: MetaCode,
+        opaque: Option<u64>,
+    },
+}
+
+/// The status of a meta reply line without a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaCode {
+    /// Done (a quiet command says so only where asked: a touch's hit).
+    Hd,
+    /// Not stored (add of a key that exists, replace of one that does not).
+    Ns,
+    /// Exists (a cas mismatch).
+    Ex,
+    /// Not found.
+    Nf,
+    /// A miss of a meta get (quiet ones never send it).
+    En,
+    /// The answer to `mn`: every request before it has been answered.
+    Mn,
+}
+
+impl MetaCode {
+    fn text(self) -> &'static str {
+        match self {
+            MetaCode::Hd => "HD",
+            MetaCode::Ns => "NS",
+            MetaCode::Ex => "EX",
+            MetaCode::Nf => "NF",
+            MetaCode::En => "EN",
+            MetaCode::Mn => "MN",
+        }
+    }
 }
 
 /// A reply line borrowing from the bytes it was parsed from.
@@ -99,6 +135,7 @@ impl<S> ReplyOf<S> {
             ReplyOf::Error => ReplyOf::Error,
             ReplyOf::ClientError(m) => ReplyOf::ClientError(f(m)),
             ReplyOf::ServerError(m) => ReplyOf::ServerError(f(m)),
+            ReplyOf::Meta { code, opaque } => ReplyOf::Meta { code, opaque },
         }
     }
 }
@@ -131,6 +168,10 @@ impl std::fmt::Display for Reply<'_> {
             Reply::Error => f.write_str("ERROR"),
             Reply::ClientError(m) => write!(f, "CLIENT_ERROR {}", t(m)),
             Reply::ServerError(m) => write!(f, "SERVER_ERROR {}", t(m)),
+            Reply::Meta { code, opaque } => {
+                f.write_str(code.text())?;
+                opaque.map_or(Ok(()), |o| write!(f, " O{o}"))
+            }
         }
     }
 }
@@ -447,12 +488,39 @@ pub fn parse_line(line: &[u8]) -> Result<Reply<'_>, ProtoError> {
                 value: &args[sp + 1..],
             }
         }
+        (b"HD", flags) => parse_meta(MetaCode::Hd, flags)?,
+        (b"NS", flags) => parse_meta(MetaCode::Ns, flags)?,
+        (b"EX", flags) => parse_meta(MetaCode::Ex, flags)?,
+        (b"NF", flags) => parse_meta(MetaCode::Nf, flags)?,
+        (b"EN", flags) => parse_meta(MetaCode::En, flags)?,
+        (b"MN", None) => Reply::Meta {
+            code: MetaCode::Mn,
+            opaque: None,
+        },
         (digits, None) if !digits.is_empty() && digits[0].is_ascii_digit() => {
             Reply::Number(parse_u64(digits)?)
         }
         _ => return Err(ProtoError::UnknownReply),
     };
     Ok(reply)
+}
+
+/// The flags of a meta status line: each a letter and its token, one space apart; only `O`
+/// (the opaque, a decimal number here since only numbers are sent) is kept.
+fn parse_meta(code: MetaCode, flags: Option<&[u8]>) -> Result<Reply<'_>, ProtoError> {
+    let mut opaque = None;
+    for flag in flags.into_iter().flat_map(|f| f.split(|&b| b == b' ')) {
+        match flag {
+            [b'O', digits @ ..] => {
+                if opaque.replace(parse_u64(digits)?).is_some() {
+                    return Err(ProtoError::UnknownReply);
+                }
+            }
+            [letter, ..] if letter.is_ascii_alphabetic() => {}
+            _ => return Err(ProtoError::UnknownReply),
+        }
+    }
+    Ok(Reply::Meta { code, opaque })
 }
 
 fn parse_value(args: &[u8]) -> Result<Reply<'_>, ProtoError> {
@@ -601,6 +669,33 @@ mod tests {
         }
         let stored = run(b"STORED\r\n", 1).unwrap();
         assert_eq!(stored, vec![Owned::Reply("Stored".into())]);
+    }
+
+    #[test]
+    fn meta_status_lines() {
+        let meta = |code, opaque| Reply::Meta { code, opaque };
+        assert_eq!(parse_line(b"MN").unwrap(), meta(MetaCode::Mn, None));
+        assert_eq!(parse_line(b"NS O17").unwrap(), meta(MetaCode::Ns, Some(17)));
+        assert_eq!(
+            parse_line(b"HD O5 kfoo").unwrap(),
+            meta(MetaCode::Hd, Some(5))
+        );
+        assert_eq!(parse_line(b"HD").unwrap(), meta(MetaCode::Hd, None));
+        assert_eq!(parse_line(b"NF O4").unwrap().to_string(), "NF O4");
+        for bad in [
+            &b"MN O1"[..],
+            b"NS O",
+            b"NS Ox",
+            b"NS O1 O2",
+            b"HD  O1",
+            b"EX 7",
+        ] {
+            assert!(
+                parse_line(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

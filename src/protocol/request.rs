@@ -115,7 +115,68 @@ pub fn encode_touch(out: &mut Vec<u8>, key: &[u8], exptime: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A command with no arguments: `stats`, `flush_all`, `version`, `stats conns`.
+/// The meta protocol's (memcached 1.6) quiet storage command for a bulk write:
+/// `ms <key> <bytes>[ F<flags>][ T<exptime>] O<opaque> q[ M<mode>]\r\n<value>\r\n`. Quiet: the
+/// server answers only a failure (`NS`, `EX`, `NF`), which `O` names. Not for `Cas`.
+pub fn encode_meta_store(
+    out: &mut Vec<u8>,
+    cmd: StoreCmd,
+    key: &[u8],
+    flags: u32,
+    exptime: u64,
+    value: &[u8],
+    opaque: u64,
+) {
+    out.extend_from_slice(b"ms ");
+    out.extend_from_slice(key);
+    push_arg(out, value.len() as u64);
+    push_meta_flag(out, b'F', flags as u64);
+    push_meta_flag(out, b'T', exptime);
+    out.extend_from_slice(b" O");
+    push_u64(out, opaque);
+    out.extend_from_slice(match cmd {
+        StoreCmd::Set | StoreCmd::Cas(_) => b" q\r\n",
+        StoreCmd::Add => b" q ME\r\n",
+        StoreCmd::Replace => b" q MR\r\n",
+        StoreCmd::Append => b" q MA\r\n",
+        StoreCmd::Prepend => b" q MP\r\n",
+    });
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `md <key> O<opaque> q\r\n`: a quiet delete, answered only when the key is not there (`NF`).
+pub fn encode_meta_delete(out: &mut Vec<u8>, key: &[u8], opaque: u64) {
+    out.extend_from_slice(b"md ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b" O");
+    push_u64(out, opaque);
+    out.extend_from_slice(b" q\r\n");
+}
+
+/// `mg <key> T<exptime> O<opaque> q\r\n`: a touch as a quiet meta get without the value,
+/// answered only when the key is there (`HD`); a miss is silent.
+pub fn encode_meta_touch(out: &mut Vec<u8>, key: &[u8], exptime: u64, opaque: u64) {
+    out.extend_from_slice(b"mg ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b" T");
+    push_u64(out, exptime);
+    out.extend_from_slice(b" O");
+    push_u64(out, opaque);
+    out.extend_from_slice(b" q\r\n");
+}
+
+/// ` <flag><n>`, left out when `n` is 0 (the server's default for F and T).
+fn push_meta_flag(out: &mut Vec<u8>, flag: u8, n: u64) {
+    if n != 0 {
+        out.push(b' ');
+        out.push(flag);
+        push_u64(out, n);
+    }
+}
+
+/// A command with no arguments: `stats`, `flush_all`, `version`, `stats conns`, `mn` (the meta
+/// no-op, which ends a quiet batch).
 pub fn encode_simple(out: &mut Vec<u8>, command: &[u8]) {
     out.extend_from_slice(command);
     out.extend_from_slice(b"\r\n");
@@ -148,6 +209,30 @@ mod tests {
         assert_eq!(
             encoded(|o| encode_store(o, StoreCmd::Prepend, b"k", 1, 2, b"x")),
             b"prepend k 1 2 1\r\nx\r\n"
+        );
+    }
+
+    #[test]
+    fn quiet_meta_commands() {
+        assert_eq!(
+            encoded(|o| encode_meta_store(o, StoreCmd::Set, b"k", 0, 0, b"hi", 7)),
+            b"ms k 2 O7 q\r\nhi\r\n"
+        );
+        assert_eq!(
+            encoded(|o| encode_meta_store(o, StoreCmd::Add, b"k", 5, 30, b"", 0)),
+            b"ms k 0 F5 T30 O0 q ME\r\n\r\n"
+        );
+        assert_eq!(
+            encoded(|o| encode_meta_store(o, StoreCmd::Prepend, b"k", 0, 1, b"x", 1)),
+            b"ms k 1 T1 O1 q MP\r\nx\r\n"
+        );
+        assert_eq!(
+            encoded(|o| encode_meta_delete(o, b"k", 12)),
+            b"md k O12 q\r\n"
+        );
+        assert_eq!(
+            encoded(|o| encode_meta_touch(o, b"k", 0, 3)),
+            b"mg k T0 O3 q\r\n"
         );
     }
 
