@@ -40,6 +40,15 @@ impl std::fmt::Display for Failure {
 }
 
 impl Failure {
+    /// The same failure, for each caller whose reply was lost with the connection it broke.
+    pub fn again(&self) -> Failure {
+        match self {
+            Failure::Send(f) => Failure::Send(f.again()),
+            Failure::Recv(f) => Failure::Recv(f.again()),
+            Failure::Unexpected(what) => Failure::Unexpected(what.clone()),
+        }
+    }
+
     /// The server did not answer in time (the write or the reply).
     pub fn is_timeout(&self) -> bool {
         matches!(
@@ -96,16 +105,34 @@ pub fn store(
     exptime: u64,
     value: &[u8],
 ) -> Result<Stored, Failure> {
+    send_store(conn, wbuf, cmd, key, flags, exptime, value)?;
+    wait(conn, &mut Line(stored))
+}
+
+/// The request of [`store`]; its reply is `Line(stored)`.
+pub fn send_store(
+    conn: &mut Conn,
+    wbuf: &mut Vec<u8>,
+    cmd: StoreCmd,
+    key: &[u8],
+    flags: u32,
+    exptime: u64,
+    value: &[u8],
+) -> Result<(), Failure> {
     wbuf.clear();
     if value.len() < LARGE_VALUE {
         protocol::encode_store(wbuf, cmd, key, flags, exptime, value);
-        send(conn, wbuf)?;
+        send(conn, wbuf)
     } else {
         protocol::encode_store_header(wbuf, cmd, key, flags, exptime, value.len());
         conn.send_parts(&[wbuf, value, b"\r\n"])
-            .map_err(Failure::Send)?;
+            .map_err(Failure::Send)
     }
-    match reply_line(conn)? {
+}
+
+/// What a storage command's reply line means.
+pub fn stored(reply: Reply<'_>) -> Result<Stored, Failure> {
+    match reply {
         Reply::Stored => Ok(Stored::Stored),
         Reply::NotStored => Ok(Stored::NotStored),
         Reply::Exists => Ok(Stored::Exists),
@@ -118,10 +145,20 @@ pub fn store(
 
 /// `delete`: true when deleted, false when not found.
 pub fn delete(conn: &mut Conn, wbuf: &mut Vec<u8>, key: &[u8]) -> Result<bool, Failure> {
+    send_delete(conn, wbuf, key)?;
+    wait(conn, &mut Line(deleted))
+}
+
+/// The request of [`delete`]; its reply is `Line(deleted)`.
+pub fn send_delete(conn: &mut Conn, wbuf: &mut Vec<u8>, key: &[u8]) -> Result<(), Failure> {
     wbuf.clear();
     protocol::encode_delete(wbuf, key);
-    send(conn, wbuf)?;
-    match reply_line(conn)? {
+    send(conn, wbuf)
+}
+
+/// What `delete`'s reply line means.
+pub fn deleted(reply: Reply<'_>) -> Result<bool, Failure> {
+    match reply {
         Reply::Deleted => Ok(true),
         Reply::NotFound => Ok(false),
         other => Err(unexpected(other)),
@@ -135,10 +172,25 @@ pub fn touch(
     key: &[u8],
     exptime: u64,
 ) -> Result<bool, Failure> {
+    send_touch(conn, wbuf, key, exptime)?;
+    wait(conn, &mut Line(touched))
+}
+
+/// The request of [`touch`]; its reply is `Line(touched)`.
+pub fn send_touch(
+    conn: &mut Conn,
+    wbuf: &mut Vec<u8>,
+    key: &[u8],
+    exptime: u64,
+) -> Result<(), Failure> {
     wbuf.clear();
     protocol::encode_touch(wbuf, key, exptime);
-    send(conn, wbuf)?;
-    match reply_line(conn)? {
+    send(conn, wbuf)
+}
+
+/// What `touch`'s reply line means.
+pub fn touched(reply: Reply<'_>) -> Result<bool, Failure> {
+    match reply {
         Reply::Touched => Ok(true),
         Reply::NotFound => Ok(false),
         other => Err(unexpected(other)),
@@ -162,14 +214,79 @@ pub fn arith(
     key: &[u8],
     delta: u64,
 ) -> Result<Counter, Failure> {
+    send_arith(conn, wbuf, incr, key, delta)?;
+    wait(conn, &mut Line(counter))
+}
+
+/// The request of [`arith`]; its reply is `Line(counter)`.
+pub fn send_arith(
+    conn: &mut Conn,
+    wbuf: &mut Vec<u8>,
+    incr: bool,
+    key: &[u8],
+    delta: u64,
+) -> Result<(), Failure> {
     wbuf.clear();
     protocol::encode_arith(wbuf, incr, key, delta);
-    send(conn, wbuf)?;
-    match reply_line(conn)? {
+    send(conn, wbuf)
+}
+
+/// What `incr`/`decr`'s reply line means.
+pub fn counter(reply: Reply<'_>) -> Result<Counter, Failure> {
+    match reply {
         Reply::Number(n) => Ok(Counter::Value(n)),
         Reply::NotFound => Ok(Counter::NotFound),
         Reply::ClientError(msg) | Reply::ServerError(msg) => Ok(Counter::Refused(text(msg))),
         other => Err(unexpected(other)),
+    }
+}
+
+/// A reply read as its bytes arrive, so that the caller may let others use the connection
+/// while it waits: `advance` takes what has been received and says whether the reply is whole.
+/// Whoever reads it never blocks inside `advance`; the waiting is the caller's.
+pub trait Pending {
+    type Output;
+    /// The reply from the bytes received so far; None while it is incomplete (nothing of an
+    /// incomplete line is taken; a value's data is taken as it comes).
+    fn advance(&mut self, conn: &mut Conn) -> Result<Option<Self::Output>, Failure>;
+}
+
+/// A one-line reply and what it means.
+pub struct Line<T>(pub fn(Reply<'_>) -> Result<T, Failure>);
+
+impl<T> Pending for Line<T> {
+    type Output = T;
+    #[inline]
+    fn advance(&mut self, conn: &mut Conn) -> Result<Option<T>, Failure> {
+        match conn.buffered_event()? {
+            None => Ok(None),
+            Some(Event::Reply(r)) if !matches!(r, Reply::Value { .. }) => (self.0)(r).map(Some),
+            Some(_) => Err(Failure::Unexpected("value data".into())),
+        }
+    }
+}
+
+/// The values of a `get` up to END, into the caller's sink.
+pub struct Values<'k, 's, K: Keys + ?Sized> {
+    pub reply: GetReply<'k, K>,
+    pub sink: &'s mut dyn ValueSink,
+}
+
+impl<K: Keys + ?Sized> Pending for Values<'_, '_, K> {
+    type Output = ();
+    #[inline]
+    fn advance(&mut self, conn: &mut Conn) -> Result<Option<()>, Failure> {
+        Ok(self.reply.advance(conn, self.sink)?.then_some(()))
+    }
+}
+
+/// Reads `reply` to its end, waiting for its bytes as the connection's clock allows.
+pub fn wait<P: Pending + ?Sized>(conn: &mut Conn, reply: &mut P) -> Result<P::Output, Failure> {
+    loop {
+        if let Some(done) = reply.advance(conn)? {
+            return Ok(done);
+        }
+        conn.fill()?;
     }
 }
 

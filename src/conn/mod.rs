@@ -6,4 +6,4 @@ mod resolve;
 mod stream;
 
 pub use resolve::{resolve, Endpoint, ResolveError};
-pub use stream::{errno_of, wait_readable, Conn, Fail};
+pub use stream::{errno_of, later, wait_readable, Conn, Fail, Lent};

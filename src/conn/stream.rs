@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -47,6 +48,19 @@ impl Fail {
         }
     }
 
+    /// The same failure again (an I/O error keeps its errno and its text).
+    pub fn again(&self) -> Fail {
+        match self {
+            Fail::Timeout => Fail::Timeout,
+            Fail::Closed => Fail::Closed,
+            Fail::Io(e) => Fail::Io(match e.raw_os_error() {
+                Some(n) => io::Error::from_raw_os_error(n),
+                None => io::Error::new(e.kind(), e.to_string()),
+            }),
+            Fail::Proto(p) => Fail::Proto(*p),
+        }
+    }
+
     /// The errno to show in error reports, 0 when there is none.
     pub fn errno(&self) -> i32 {
         match self {
@@ -76,7 +90,8 @@ pub fn errno_of(e: &io::Error) -> i32 {
 const READ_BUF: usize = 16 * 1024;
 
 pub struct Conn {
-    sock: Socket,
+    /// Shared with a [`Lent`] read side while a reader waits without the connection.
+    sock: Arc<Socket>,
     /// The longest wait for the server, as set on the socket.
     timeout: Duration,
     rbuf: Vec<u8>,
@@ -139,7 +154,7 @@ impl OpClock {
 }
 
 /// `now + d`, or as late as the clock can say.
-fn later(now: Instant, d: Duration) -> Instant {
+pub fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(10 * 365 * 24 * 3600)))
         .unwrap_or(now)
@@ -191,7 +206,7 @@ impl Conn {
         };
         sock.set_cloexec(true)?;
         let mut conn = Conn {
-            sock,
+            sock: Arc::new(sock),
             timeout,
             rbuf: vec![0; READ_BUF],
             start: 0,
@@ -365,7 +380,38 @@ impl Conn {
     /// True when no reply byte is waiting and no value is half read: the stream is at a
     /// command boundary and safe to reuse.
     pub fn is_idle(&self) -> bool {
-        self.start == self.end && self.reader.at_boundary()
+        self.start == self.end && self.reader.at_boundary() && !self.rbuf.is_empty()
+    }
+
+    /// Starts the clock of a new operation whatever the connection holds: a request sent while
+    /// others' replies are still on their way has a deadline of its own (see [`Lent::fill`]).
+    pub fn restart_clock(&mut self) {
+        self.op.begin();
+    }
+
+    /// Lends the read side (the buffer, what it holds, and the socket) to a reader that waits
+    /// for bytes without holding the connection, so that others may send meanwhile. Until
+    /// [`take_back`](Self::take_back), the connection reads nothing and is never idle.
+    pub fn lend(&mut self) -> Lent {
+        self.make_room();
+        Lent {
+            sock: Arc::clone(&self.sock),
+            buf: std::mem::take(&mut self.rbuf),
+            end: self.end,
+            timeout: self.timeout,
+        }
+    }
+
+    /// Takes back the read side lent by [`lend`](Self::lend), with what it read.
+    pub fn take_back(&mut self, lent: Lent) {
+        self.rbuf = lent.buf;
+        self.end = lent.end;
+    }
+
+    /// Wakes a reader blocked on the lent read side: the connection is being dropped under it.
+    /// Never in a child process: the socket is shared with the parent, which still uses it.
+    pub fn shut_down(&self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
 
     /// Whether the connection may carry the next command: [`is_idle`](Self::is_idle), and
@@ -400,6 +446,12 @@ impl Conn {
         if let Some(left) = self.op.before_wait(self.timeout)? {
             wait_for(&self.sock, rustix::event::PollFlags::IN, left)?;
         }
+        self.make_room();
+        read_into(&self.sock, &mut self.rbuf, &mut self.end)
+    }
+
+    /// Room at the end of the buffer for the next read.
+    fn make_room(&mut self) {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -410,18 +462,42 @@ impl Conn {
             self.end -= self.start;
             self.start = 0;
         }
-        loop {
-            // rustix makes the system call itself (no libc wrapper, no io::Error on the way).
-            match rustix::io::read(&self.sock, &mut self.rbuf[self.end..]) {
-                Ok(0) => return Err(Fail::Closed),
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(Fail::from_io(e.into())),
+    }
+}
+
+/// One read of what has arrived into `buf[*end..]`, waiting as the socket's timeout allows.
+fn read_into(sock: &Socket, buf: &mut [u8], end: &mut usize) -> Result<(), Fail> {
+    loop {
+        // rustix makes the system call itself (no libc wrapper, no io::Error on the way).
+        match rustix::io::read(sock, &mut buf[*end..]) {
+            Ok(0) => return Err(Fail::Closed),
+            Ok(n) => {
+                *end += n;
+                return Ok(());
             }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Fail::from_io(e.into())),
         }
+    }
+}
+
+/// A connection's read side, lent to the one caller that waits for the next reply bytes while
+/// the connection itself stays free for others to send on (see [`Conn::lend`]).
+pub struct Lent {
+    sock: Arc<Socket>,
+    buf: Vec<u8>,
+    end: usize,
+    timeout: Duration,
+}
+
+impl Lent {
+    /// Reads what has arrived, waiting at most `left` (the waiting caller's own deadline) and
+    /// never longer than the socket's timeout.
+    pub fn fill(&mut self, left: Duration) -> Result<(), Fail> {
+        if left < self.timeout {
+            wait_for(&self.sock, rustix::event::PollFlags::IN, left)?;
+        }
+        read_into(&self.sock, &mut self.buf, &mut self.end)
     }
 }
 
@@ -439,7 +515,7 @@ fn wait_for(sock: &Socket, flags: rustix::event::PollFlags, left: Duration) -> R
 /// Waits until one of `conns` has bytes (or an end or error) to read, at most `timeout`, and
 /// marks which in `ready`. None ready means the time ran out.
 pub fn wait_readable(conns: &[&Conn], timeout: Duration, ready: &mut [bool]) -> Result<(), Fail> {
-    let socks: Vec<&Socket> = conns.iter().map(|c| &c.sock).collect();
+    let socks: Vec<&Socket> = conns.iter().map(|c| &*c.sock).collect();
     poll_all(&socks, rustix::event::PollFlags::IN, timeout, ready)
 }
 

@@ -9,6 +9,8 @@
 //! - [`Servers`] and the algorithms over it ([`route`], [`connect_copies`], [`on_copies`]): the
 //!   distribution's pick with failover, and the servers holding a key's copies. A front end says
 //!   how it picks (the Selector, or a C program's finder hook) and how it reports.
+//! - [`pipelined`]: callers sharing a front end send on one connection without waiting for
+//!   each other's replies, and take turns reading them in order (no thread of our own).
 //! - [`multi_get`]: many keys, one `get` per server, the replies read as they arrive, and the
 //!   keys still missing asked of their next copy; the front end says where values go
 //!   ([`Wanted`]).
@@ -24,6 +26,7 @@
 mod bulk;
 mod health;
 mod multi_get;
+mod pipe;
 mod route;
 mod slot;
 
@@ -32,6 +35,7 @@ use std::time::Duration;
 pub use bulk::{bulk, Answer, Bulk, BulkItems, BulkOp, Dialect};
 pub use health::Health;
 pub use multi_get::{multi_get, MultiGet, Wanted};
+pub use pipe::{pipelined, Shared};
 pub use route::{connect_copies, on_copies, route, RouteError, Servers};
 pub use slot::{ConnectError, Fate, Slot};
 

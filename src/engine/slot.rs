@@ -5,6 +5,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use super::pipe::{next_conn_id, Pipe};
 use super::Health;
 use crate::command::Failure;
 use crate::conn::{self, Conn, Endpoint, Fail, ResolveError};
@@ -13,11 +14,20 @@ use crate::conn::{self, Conn, Endpoint, Fail, ResolveError};
 pub trait Fate: fmt::Display {
     /// The server did not answer in time: it goes down for the retry interval.
     fn is_timeout(&self) -> bool;
+
+    /// The exchange's failure, told to the other callers awaiting replies on the connection.
+    fn as_failure(&self) -> Option<&Failure> {
+        None
+    }
 }
 
 impl Fate for Failure {
     fn is_timeout(&self) -> bool {
         Failure::is_timeout(self)
+    }
+
+    fn as_failure(&self) -> Option<&Failure> {
+        Some(self)
     }
 }
 
@@ -59,7 +69,12 @@ pub struct Slot {
     /// Resolved at the first connect; forgotten after a failed connect, so a retry resolves
     /// the name afresh.
     endpoint: Option<Endpoint>,
-    conn: Option<Conn>,
+    pub(super) conn: Option<Conn>,
+    /// Which connection `conn` is (unique in the process), for callers that wait without the
+    /// front end's lock.
+    conn_id: u64,
+    /// The callers awaiting replies on the connection (see [`super::pipelined`]).
+    pub(super) pipe: Pipe,
     pub health: Health,
 }
 
@@ -70,12 +85,65 @@ impl Slot {
 
     /// Whether the slot holds a connection ready for the next command. One that is not (stray
     /// bytes, closed by the server) is closed here, never reused.
+    ///
+    /// A connection on which replies are awaited is ready for one more request behind them
+    /// ([`super::pipelined`]); bytes in it are those replies.
     #[inline]
     pub fn has_ready_conn(&mut self) -> bool {
+        if self.pipe.busy() {
+            if self.pipe.abandoned() {
+                // A caller left in the middle of its reply: the stream is out of step.
+                self.drop_conn(Some(&Failure::Unexpected("a reply left half read".into())));
+            }
+            return self.conn.is_some();
+        }
         if self.conn.as_ref().is_some_and(|c| !c.ready_for_command()) {
-            self.conn = None;
+            self.drop_conn(None);
         }
         self.conn.is_some()
+    }
+
+    /// Whether callers await replies on the connection: it is not free for a caller that needs
+    /// it alone (a multi-get, stats) until they have them.
+    #[inline]
+    pub fn busy(&self) -> bool {
+        self.pipe.busy()
+    }
+
+    /// The open connection's timeout.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.conn.as_ref().map(Conn::timeout)
+    }
+
+    /// Which connection the slot holds (0: none yet).
+    #[inline]
+    pub fn conn_id(&self) -> u64 {
+        if self.conn.is_some() {
+            self.conn_id
+        } else {
+            0
+        }
+    }
+
+    /// Closes the connection; every caller awaiting a reply on it gets `failure` (or
+    /// "closed"), and a reader waiting on its lent read side is woken.
+    fn drop_conn(&mut self, failure: Option<&Failure>) {
+        if self.pipe.busy() {
+            if self.pipe.lent() {
+                if let Some(conn) = &self.conn {
+                    conn.shut_down();
+                }
+            }
+            self.pipe.lose_all(failure);
+        }
+        self.conn = None;
+    }
+
+    /// In a child process after fork(): closes the connection inherited from the parent
+    /// without a word to its socket (shared with the parent) or to the parent's threads.
+    pub fn forget(&mut self) -> bool {
+        self.pipe.forget();
+        self.conn.take().is_some()
     }
 
     /// Uses `endpoint` for the next connect instead of resolving the name then.
@@ -100,12 +168,18 @@ impl Slot {
     }
 
     pub fn conn_mut(&mut self) -> Option<&mut Conn> {
+        debug_assert!(
+            !self.pipe.busy(),
+            "a connection used alone while replies are awaited"
+        );
         self.conn.as_mut()
     }
 
     /// Closes the connection; true when there was one.
     pub fn close(&mut self) -> bool {
-        self.conn.take().is_some()
+        let had = self.conn.is_some();
+        self.drop_conn(None);
+        had
     }
 
     /// Bounds every later wait of the open connection by `timeout`; a connection that cannot
@@ -113,7 +187,7 @@ impl Slot {
     pub fn set_timeout(&mut self, timeout: Duration) {
         if let Some(conn) = &mut self.conn {
             if conn.set_timeout(timeout).is_err() {
-                self.conn = None;
+                self.drop_conn(None);
             }
         }
     }
@@ -126,7 +200,7 @@ impl Slot {
         timeout: Duration,
         resolve: impl FnOnce() -> Result<Endpoint, ResolveError>,
     ) -> Result<bool, ConnectError> {
-        self.conn = None;
+        self.drop_conn(None);
         let endpoint = match self.endpoint.take() {
             Some(ep) => ep,
             None => match resolve() {
@@ -140,6 +214,7 @@ impl Slot {
         match Conn::connect(&endpoint, timeout) {
             Ok(conn) => {
                 self.conn = Some(conn);
+                self.conn_id = next_conn_id();
                 self.endpoint = Some(endpoint);
                 Ok(self.health.connected())
             }
@@ -177,15 +252,22 @@ impl Slot {
     #[inline]
     pub fn replied(&mut self) {
         if !self.conn.as_ref().is_none_or(Conn::is_idle) {
-            self.conn = None;
+            self.drop_conn(None);
         }
     }
 
     /// After a failure: the connection is closed, and a timeout puts the server down.
     pub fn failed<E: Fate + ?Sized>(&mut self, failure: &E) {
-        self.conn = None;
+        self.drop_conn(failure.as_failure());
         if failure.is_timeout() {
             self.health.mark_down(failure.to_string());
         }
+    }
+}
+
+impl Drop for Slot {
+    /// A server removed while callers await replies on it: they are told, not left waiting.
+    fn drop(&mut self) {
+        self.drop_conn(None);
     }
 }

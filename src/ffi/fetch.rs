@@ -14,7 +14,8 @@ use super::operation::{finish, on_copies_for, validate_key, Outcome};
 use super::route::{route, Front};
 use super::state;
 use super::types::*;
-use crate::command::{self, ValueSink, PREALLOC_LIMIT};
+use crate::command::{self, Failure, GetReply, Pending, ValueSink, PREALLOC_LIMIT};
+use crate::conn::Conn;
 use crate::engine::{self, Wanted};
 use crate::key;
 
@@ -160,6 +161,20 @@ impl Drop for NewBuffer<'_> {
     }
 }
 
+/// The reply to a single-key get, read as it arrives: the value, if any, in a new buffer.
+struct OneValue<'a, 'k> {
+    reply: GetReply<'k, [&'k [u8]]>,
+    sink: NewBuffer<'a>,
+}
+
+impl Pending for OneValue<'_, '_> {
+    type Output = Option<Incoming>;
+    fn advance(&mut self, conn: &mut Conn) -> Result<Option<Option<Incoming>>, Failure> {
+        let whole = self.reply.advance(conn, &mut self.sink)?;
+        Ok(whole.then(|| self.sink.hit.take()))
+    }
+}
+
 /// `get`/`gets` of one key into a new buffer.
 ///
 /// # Safety
@@ -190,18 +205,25 @@ pub(super) unsafe fn aget(
     let st = state::handle(mc);
     let want_cas = !cas_out.is_null();
     // SAFETY: per the contract.
+    let keys = [key];
     let outcome = unsafe {
-        on_copies_for(ctxt, mc, &st, key, Option::is_some, |conn, wbuf| {
-            let mut sink = NewBuffer {
-                ctxt,
-                alloc: &alloc,
-                incoming: None,
-                hit: None,
-            };
-            command::send_get(conn, wbuf, [key], want_cas)?;
-            command::read_values(conn, &[key], &mut sink)?;
-            Ok(sink.hit.take())
-        })
+        on_copies_for(
+            ctxt,
+            mc,
+            &st,
+            key,
+            Option::is_some,
+            |conn, wbuf| command::send_get(conn, wbuf, keys, want_cas),
+            || OneValue {
+                reply: GetReply::new(&keys[..]),
+                sink: NewBuffer {
+                    ctxt,
+                    alloc: &alloc,
+                    incoming: None,
+                    hit: None,
+                },
+            },
+        )
     };
     finish(scope, ctxt, Some(&st), !matches!(outcome, Outcome::Done(_)));
     let Outcome::Done(Some(hit)) = outcome else {
@@ -996,7 +1018,8 @@ unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_re
     let st = state::handle(mc);
     // One guard from bringing the list up to date to the last reply: the server array and the
     // server structures read below are only replaced under it, by another thread's begin().
-    let mut inner = st.lock();
+    // The connections are this call's alone: no pipelined reply is awaited on them meanwhile.
+    let mut inner = st.lock_exclusive();
     // SAFETY: mc is live and inner its locked state.
     unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
     // SAFETY: mc is live.

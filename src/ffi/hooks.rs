@@ -10,11 +10,8 @@ use super::types::*;
 use crate::hash::{libmemcache_hash, md5_hash, Distribution};
 use crate::key;
 
-// The 1.4 `active` field of a server.
-pub(super) const STATE_UP: c_char = b'u' as c_char;
-pub(super) const STATE_TRY: c_char = b't' as c_char;
-pub(super) const STATE_DOWN: c_char = b'd' as c_char;
-pub(super) const STATE_NO_HOST: c_char = b'n' as c_char;
+// The 1.4 `active` field of a server (defined with the structures, in types.rs).
+pub(super) use super::types::{STATE_DOWN, STATE_NO_HOST, STATE_TRY, STATE_UP};
 
 /// The default `mcKeyValid` hook: the built-in check of D2. 0 for a valid key; otherwise the
 /// 1-based position of the first offending byte (1 for an empty key, 251 for a key that is too

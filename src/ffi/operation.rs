@@ -11,6 +11,7 @@ use super::hooks::{default_key_valid, key_bytes};
 use super::route::{report_unreachable, route, CallError, Failure, Front};
 use super::state::{HandleInner, HandleState};
 use super::types::*;
+use crate::command::{self, Pending};
 use crate::conn::Conn;
 use crate::engine::{self, RouteError, Servers};
 use crate::key;
@@ -87,29 +88,39 @@ pub enum Outcome<T> {
     Failed,
 }
 
-/// Runs `exchange` on each server holding a copy of `key` (one server unless the handle keeps
-/// several copies), in order, primary first ([`engine::on_copies`]). Stops at the first result
-/// for which `done` is true (reads: a hit). Returns that result, else the first successful one
-/// (writes: the primary's answer, or the first copy's when the primary failed). Failures close
-/// their connection and are reported; they change the answer only when no copy succeeded.
+/// Runs a request and reads its reply on each server holding a copy of `key` (one server
+/// unless the handle keeps several copies), in order, primary first ([`engine::on_copies`]).
+/// Stops at the first result for which `done` is true (reads: a hit). Returns that result,
+/// else the first successful one (writes: the primary's answer, or the first copy's when the
+/// primary failed). Failures close their connection and are reported; they change the answer
+/// only when no copy succeeded.
+///
+/// With one copy, the request is pipelined ([`engine::pipelined`]): threads sharing the handle
+/// send on the server's connection without waiting for each other's replies. Several copies,
+/// or a call under way that needs the connections alone, make it an exchange of its own.
 ///
 /// # Safety
 /// `ctxt` and `mc` are live.
 // Each caller has its own instance (its closures' types): inlining it costs no code size and
 // keeps the hot path of a get or set one function (whether LLVM chose to varied by build).
 #[inline(always)]
-pub unsafe fn on_copies_for<T>(
+pub unsafe fn on_copies_for<T, P: Pending<Output = T>>(
     ctxt: *const memcache_ctxt,
     mc: *mut memcache,
     st: &HandleState,
     key: &[u8],
     done: impl Fn(&T) -> bool,
-    exchange: impl FnMut(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+    request: impl Fn(&mut Conn, &mut Vec<u8>) -> Result<(), Failure>,
+    mut reply: impl FnMut() -> P,
 ) -> Outcome<T> {
     let mut inner = st.lock();
+    if !inner.shared() || inner.replicas > 1 {
+        inner.make_exclusive();
+    }
     // SAFETY: per the contract; inner is mc's locked state.
     unsafe { begin(ctxt, mc, st, &mut inner) };
     let copies = inner.replicas as usize;
+    let shared = inner.shared();
     let mut front = Front {
         ctxt,
         mc,
@@ -117,12 +128,22 @@ pub unsafe fn on_copies_for<T>(
         inner: &mut inner,
     };
     let hash = front.hash(key);
+    let exchange = |conn: &mut Conn, wbuf: &mut Vec<u8>| {
+        request(conn, wbuf)?;
+        command::wait(conn, &mut reply())
+    };
     if copies <= 1 {
         // SAFETY: per the contract.
         let Some(at) = (unsafe { route(&mut front, hash) }) else {
             return Outcome::NoServer;
         };
-        return match Servers::exchange(&mut front, at, exchange) {
+        // A hook run unlocked above may have let a call that needs the connections alone start.
+        let result = if shared && front.inner.shared() {
+            engine::pipelined(&mut front, at, &request, reply())
+        } else {
+            Servers::exchange(&mut front, at, exchange)
+        };
+        return match result {
             Ok(v) => Outcome::Done(v),
             Err(_) => Outcome::Failed,
         };

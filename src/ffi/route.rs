@@ -14,7 +14,7 @@ use super::hooks::{
 use super::state::{cstr_lossy, server_slice, HandleInner, HandleState, Locked, ServerSide};
 use super::types::*;
 use crate::conn::{self, Conn, Fail};
-use crate::engine::{self, ConnectError, RouteError, Servers, Slot};
+use crate::engine::{self, ConnectError, RouteError, Servers, Shared, Slot};
 
 pub use crate::command::Failure;
 
@@ -290,6 +290,62 @@ impl Servers for Front<'_, '_> {
             mirror(side);
         }
         result
+    }
+}
+
+/// Callers sharing the handle pipeline their requests ([`engine::pipelined`]): a waiting
+/// caller releases the handle's lock, and finds its server again by its structure's address.
+impl Shared for Front<'_, '_> {
+    type Id = *mut memcache_server;
+
+    fn unlocked<R>(&mut self, wait: impl FnOnce() -> R) -> R {
+        self.inner.unlocked(wait)
+    }
+
+    #[inline]
+    fn slot(&mut self, at: usize) -> (&mut Slot, &mut Vec<u8>) {
+        let HandleInner { servers, wbuf, .. } = &mut **self.inner;
+        (&mut servers[at].slot, wbuf)
+    }
+
+    #[inline]
+    fn id(&self, at: usize) -> *mut memcache_server {
+        self.inner.servers[at].ms
+    }
+
+    #[inline]
+    fn find(&mut self, ms: *mut memcache_server) -> Option<usize> {
+        self.inner.servers.iter().position(|side| side.ms == ms)
+    }
+
+    fn lost(&mut self, at: Option<usize>, failure: Failure) -> CallError {
+        match at {
+            Some(at) => {
+                let side = &mut self.inner.servers[at];
+                // SAFETY: ctxt is live for the front's life; the side is a server of the
+                // locked handle.
+                unsafe { report_failure(self.ctxt, side.ms, &failure) };
+                if !side.slot.has_conn() {
+                    mirror(side);
+                }
+            }
+            // The server left the list while the caller waited: its structure may be gone.
+            None => report!(
+                self.ctxt,
+                MCM_ERR_SYS_READ,
+                0,
+                failure_errno(&failure),
+                format!("server removed while awaiting its reply: {failure}")
+            ),
+        }
+        CallError::Failed
+    }
+}
+
+fn failure_errno(failure: &Failure) -> i32 {
+    match failure {
+        Failure::Send(f) | Failure::Recv(f) => f.errno(),
+        Failure::Unexpected(_) => 0,
     }
 }
 

@@ -108,6 +108,9 @@ pub struct HandleInner {
     /// The fork generation the connections belong to; another one means this is a child
     /// process holding its parent's sockets.
     pub fork_gen: u64,
+    /// Calls under way that need their servers' connections alone (see
+    /// [`Locked::make_exclusive`]); while there are any, no request is pipelined.
+    pub exclusive: u32,
 }
 
 impl HandleInner {
@@ -124,7 +127,7 @@ impl HandleInner {
         if self.fork_gen != generation {
             self.fork_gen = generation;
             for side in &mut self.servers {
-                if side.slot.close() {
+                if side.slot.forget() {
                     // SAFETY: sides belong to the handle's live servers.
                     unsafe { (*side.ms).fd = -1 };
                 }
@@ -176,6 +179,8 @@ pub struct Locked<'a> {
     /// None only while a hook runs, when `&mut self` is lent to [`unlocked`](Self::unlocked).
     guard: Option<OwnerGuard<'a>>,
     state: &'a HandleState,
+    /// This call counts in `exclusive` (see [`make_exclusive`](Self::make_exclusive)).
+    counted: bool,
 }
 
 impl Locked<'_> {
@@ -187,6 +192,66 @@ impl Locked<'_> {
         let result = hook();
         self.guard = Some(self.state.lock.lock());
         result
+    }
+
+    /// Makes this call one that uses its servers' connections alone (a multi-get, stats, a
+    /// flush, a write to several copies): waits, with the lock released, until no reply of a
+    /// pipelined request is awaited on any of them, and keeps new requests from being
+    /// pipelined until the call ends, even while one of its hooks runs unlocked. A
+    /// connection whose replies are still awaited after twice its timeout is closed as timed
+    /// out (its callers get the error).
+    pub fn make_exclusive(&mut self) {
+        // A child process does not wait for its parent's callers: it drops their connections.
+        self.forget_after_fork();
+        if !self.counted {
+            self.counted = true;
+            self.exclusive += 1;
+        }
+        let mut waited = None;
+        let mut round = 0u32;
+        while self.servers.iter().any(|side| side.slot.busy()) {
+            let longest = self
+                .servers
+                .iter()
+                .filter_map(|side| side.slot.busy().then(|| side.slot.timeout()).flatten())
+                .max()
+                .unwrap_or(crate::engine::DEFAULT_TIMEOUT);
+            let since = *waited.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= 2 * longest {
+                let late = crate::command::Failure::Recv(crate::conn::Fail::Timeout);
+                for side in &mut self.servers {
+                    if side.slot.busy() {
+                        side.slot.failed(&late);
+                        // SAFETY: sides belong to the handle's live servers; a timed-out
+                        // server is down (as route.rs keeps the 1.4 fields).
+                        unsafe {
+                            (*side.ms).fd = -1;
+                            (*side.ms).active = STATE_DOWN;
+                        }
+                    }
+                }
+                break;
+            }
+            // The callers awaiting replies need the lock to take them: short naps, longer
+            // as the wait goes on (those replies take one round trip each).
+            round += 1;
+            let nap = std::time::Duration::from_micros((20 * round as u64).min(1000));
+            self.unlocked(|| std::thread::park_timeout(nap));
+        }
+    }
+
+    /// Whether requests may be pipelined now: no call that needs connections alone is
+    /// under way.
+    pub fn shared(&self) -> bool {
+        self.exclusive == 0
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if self.counted && self.guard.is_some() {
+            self.exclusive -= 1;
+        }
     }
 }
 
@@ -222,6 +287,7 @@ impl HandleState {
                 distribution_explicit: false,
                 domain: None,
                 fork_gen: super::fork::generation(),
+                exclusive: 0,
             }),
             dist: AtomicU8::new(dist as u8),
             selector: ForkLock::new(None),
@@ -234,7 +300,16 @@ impl HandleState {
         Locked {
             guard: Some(self.lock.lock()),
             state: self,
+            counted: false,
         }
+    }
+
+    /// [`lock`](Self::lock) for a call that uses its servers' connections alone (see
+    /// [`Locked::make_exclusive`]).
+    pub fn lock_exclusive(&self) -> Locked<'_> {
+        let mut locked = self.lock();
+        locked.make_exclusive();
+        locked
     }
 
     pub fn distribution(&self) -> Distribution {

@@ -26,7 +26,7 @@ unsafe fn on_server<T>(
     exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
 ) -> Option<T> {
     // SAFETY: per the contract.
-    unsafe { on_server_locked(ctxt, &mut st.lock(), ms, exchange) }
+    unsafe { on_server_locked(ctxt, &mut st.lock_exclusive(), ms, exchange) }
 }
 
 /// on_server() for a caller that holds the handle's guard.
@@ -112,7 +112,7 @@ pub unsafe extern "C" fn mcm_server_stats(
         let scope = Scope::enter(c"mcm_server_stats");
         let st = state::handle(mc);
         // SAFETY: per the contract.
-        let s = unsafe { stats_of(ctxt, &mut st.lock(), ms) };
+        let s = unsafe { stats_of(ctxt, &mut st.lock_exclusive(), ms) };
         finish(scope, ctxt, Some(&st), s.is_null());
         s
     })
@@ -183,7 +183,7 @@ pub unsafe extern "C" fn mcm_stats(
         let st = state::handle(mc);
         // One guard from bringing the list up to date to the last server asked: another
         // thread's begin() replaces the server array and frees the servers that left.
-        let mut inner = st.lock();
+        let mut inner = st.lock_exclusive();
         // SAFETY: per the contract; inner is mc's locked state.
         unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
         // SAFETY: per the contract.
@@ -285,7 +285,7 @@ pub unsafe extern "C" fn mcm_flush(
             -1
         } else {
             // SAFETY: per the contract.
-            unsafe { flush_one(ctxt, &mut st.lock(), ms) }
+            unsafe { flush_one(ctxt, &mut st.lock_exclusive(), ms) }
         };
         finish(scope, ctxt, Some(&st), rc != 0).ret(rc)
     })
@@ -332,7 +332,7 @@ pub unsafe extern "C" fn mcm_flush_all(ctxt: *mut memcache_ctxt, mc: *mut memcac
         let scope = Scope::enter(c"mcm_flush_all");
         let st = state::handle(mc);
         // One guard for the whole walk, as in mcm_stats().
-        let mut inner = st.lock();
+        let mut inner = st.lock_exclusive();
         // SAFETY: per the contract; inner is mc's locked state.
         unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
         let mut first = 0;

@@ -13,7 +13,7 @@ use super::operation::{finish, on_copies_for, validate_key, Outcome};
 use super::route::Failure;
 use super::state;
 use super::types::*;
-use crate::command::{self, Counter, Stored};
+use crate::command::{self, Counter, Line, Stored};
 use crate::protocol::StoreCmd;
 
 /// One storage command. Returns 0 stored, 1 not stored, MC_EXISTS / MC_NOT_FOUND (cas),
@@ -64,7 +64,8 @@ pub(super) unsafe fn store(
             &st,
             key,
             |_| false,
-            |conn, wbuf| command::store(conn, wbuf, cmd, key, flags, expire as u64, value),
+            |conn, wbuf| command::send_store(conn, wbuf, cmd, key, flags, expire as u64, value),
+            || Line(command::stored),
         )
     };
     let outcome = match outcome {
@@ -424,11 +425,13 @@ unsafe fn found_or_not(
     ctxt: *mut memcache_ctxt,
     mc: *mut memcache,
     key: &[u8],
-    exchange: impl FnMut(&mut crate::conn::Conn, &mut Vec<u8>) -> Result<bool, Failure>,
+    request: impl Fn(&mut crate::conn::Conn, &mut Vec<u8>) -> Result<(), Failure>,
+    meaning: fn(crate::protocol::Reply<'_>) -> Result<bool, Failure>,
 ) -> (Outcome<bool>, std::sync::Arc<state::HandleState>) {
     let st = state::handle(mc);
     // SAFETY: per the contract.
-    let outcome = unsafe { on_copies_for(ctxt, mc, &st, key, |_| false, exchange) };
+    let outcome =
+        unsafe { on_copies_for(ctxt, mc, &st, key, |_| false, request, || Line(meaning)) };
     (outcome, st)
 }
 
@@ -464,8 +467,15 @@ pub unsafe extern "C" fn mcm_delete(
             );
         }
         // SAFETY: per the contract.
-        let (outcome, st) =
-            unsafe { found_or_not(ctxt, mc, key, |c, w| command::delete(c, w, key)) };
+        let (outcome, st) = unsafe {
+            found_or_not(
+                ctxt,
+                mc,
+                key,
+                |c, w| command::send_delete(c, w, key),
+                command::deleted,
+            )
+        };
         let rc = match outcome {
             Outcome::Done(deleted) => !deleted as c_int,
             Outcome::NoServer => -1,
@@ -511,9 +521,9 @@ pub unsafe extern "C" fn mcm_touch(
             Ok(k) => k,
             Err(rc) => return finish(scope, ctxt, Some(&state::handle(mc)), true).ret(rc),
         };
-        let exchange = |c: &mut _, w: &mut _| command::touch(c, w, key, expire as u64);
+        let request = |c: &mut _, w: &mut _| command::send_touch(c, w, key, expire as u64);
         // SAFETY: per the contract.
-        let (outcome, st) = unsafe { found_or_not(ctxt, mc, key, exchange) };
+        let (outcome, st) = unsafe { found_or_not(ctxt, mc, key, request, command::touched) };
         let rc = match outcome {
             Outcome::Done(touched) => {
                 if touched {
@@ -591,7 +601,8 @@ unsafe fn arith(
             &st,
             key,
             |_| false,
-            |conn, wbuf| command::arith(conn, wbuf, incr, key, delta),
+            |conn, wbuf| command::send_arith(conn, wbuf, incr, key, delta),
+            || Line(command::counter),
         )
     };
     let outcome = match outcome {

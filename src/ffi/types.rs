@@ -301,3 +301,9 @@ layout!(memcache_res, 80, misc @ 0, key @ 8, len @ 16, hash @ 24, bytes @ 32, va
     size @ 48, entries @ 56, flags @ 72, _flags @ 74);
 layout!(memcache_req, 48, misc @ 0, query @ 8, cb @ 24, num_keys @ 40);
 layout!(memcache_res_cb, 56, misc @ 0, ctxt @ 8, req @ 16, res @ 24, cb @ 32, entries @ 40);
+
+/// `memcache_server.active`: up, retry, down, no such host (1.4's states).
+pub(crate) const STATE_UP: c_char = b'u' as c_char;
+pub(crate) const STATE_TRY: c_char = b't' as c_char;
+pub(crate) const STATE_DOWN: c_char = b'd' as c_char;
+pub(crate) const STATE_NO_HOST: c_char = b'n' as c_char;

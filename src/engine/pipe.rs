@@ -1,0 +1,261 @@
+//! Many callers, one connection: the requests of threads sharing a front end go out one after
+//! the other on the server's one connection without waiting for each other's replies, and the
+//! replies, which the server sends in request order, are read in that order.
+//!
+//! No thread of the library's own: the callers take turns at the read side. The caller whose
+//! request is the oldest unanswered one holds the turn; it waits for bytes without the front
+//! end's lock (others keep sending meanwhile), and one read brings whatever replies have
+//! arrived. It takes its own reply off the buffer, passes the turn to the next caller and
+//! returns; the next caller finds its reply already received, or waits for it in turn. Each
+//! caller parses its own reply in its own thread, so what a front end does with a value (a C
+//! program's allocator) runs in the thread that asked for it.
+//!
+//! A connection that fails fails every caller waiting on it, each with the failure (nothing is
+//! re-sent); a caller whose deadline passes while it waits fails the connection as a timeout
+//! would. Bytes that arrive when no reply is awaited close the connection as before.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, Thread};
+use std::time::Instant;
+
+use super::{Servers, Slot};
+use crate::command::{Failure, Pending};
+use crate::conn::{later, Conn, Fail};
+
+/// A front end whose callers may share a connection: it can release its lock while a caller
+/// waits, and find a server again afterwards (its list may have changed meanwhile).
+pub trait Shared: Servers {
+    /// What names a server across a release of the lock.
+    type Id: Copy + PartialEq;
+
+    /// Runs `wait` with the front end's lock released, then takes the lock again.
+    fn unlocked<R>(&mut self, wait: impl FnOnce() -> R) -> R;
+
+    /// `server`'s slot and the front end's write buffer.
+    fn slot(&mut self, server: usize) -> (&mut Slot, &mut Vec<u8>);
+
+    fn id(&self, server: usize) -> Self::Id;
+
+    /// Where the server named `id` is now, if it is still there.
+    fn find(&mut self, id: Self::Id) -> Option<usize>;
+
+    /// A failure of a connection that another caller already closed, reported for one more
+    /// caller whose reply it lost (`server`: where its server is now, if still there).
+    fn lost(&mut self, server: Option<usize>, failure: Failure) -> Self::Error;
+}
+
+/// One caller's place in a connection's queue of awaited replies.
+struct Ticket {
+    thread: Thread,
+    state: AtomicU8,
+    /// Why the connection was lost, once `state` is LOST.
+    failure: Mutex<Option<Failure>>,
+}
+
+const WAITING: u8 = 0;
+/// The caller's reply is the next one on the connection: it reads.
+const TURN: u8 = 1;
+const LOST: u8 = 2;
+
+impl Ticket {
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    fn wake(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    fn lose(&self, failure: Failure) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure);
+        self.wake(LOST);
+    }
+
+    fn take_failure(&self) -> Failure {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or(Failure::Recv(Fail::Closed))
+    }
+}
+
+/// The callers awaiting replies on one connection, oldest first.
+#[derive(Default)]
+pub struct Pipe {
+    queue: VecDeque<Arc<Ticket>>,
+    /// The caller holding the turn is taking its reply off the buffer. Only ever seen set by
+    /// another holder of the front end's lock when that caller left without returning (a C
+    /// program's allocator that jumped out of the call): its reply is half read.
+    parsing: bool,
+    /// The caller holding the turn waits for bytes with the read side lent: dropping the
+    /// connection must wake it. The process it waits in: a child that inherited this state
+    /// must not shut down the socket its parent still reads.
+    lent: Option<u32>,
+}
+
+impl Pipe {
+    /// Whether replies are awaited.
+    #[inline]
+    pub fn busy(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// A reply was left half read by a caller that never came back: the stream is lost.
+    pub fn abandoned(&self) -> bool {
+        self.parsing
+    }
+
+    /// Whether a reader of this process waits on the lent read side (see [`Conn::lend`]).
+    pub fn lent(&self) -> bool {
+        self.lent.is_some_and(|pid| pid == std::process::id())
+    }
+
+    /// The connection is gone: every waiting caller gets `failure` (or "closed").
+    pub fn lose_all(&mut self, failure: Option<&Failure>) {
+        for ticket in self.queue.drain(..) {
+            ticket.lose(failure.map_or(Failure::Recv(Fail::Closed), Failure::again));
+        }
+        self.parsing = false;
+        self.lent = None;
+    }
+
+    /// Forgets the callers without a word (a child process: they are its parent's threads).
+    pub fn forget(&mut self) {
+        self.queue.clear();
+        self.parsing = false;
+        self.lent = None;
+    }
+
+    /// The caller holding the turn has its reply: the next one gets the turn.
+    fn pass_turn(&mut self) {
+        self.queue.pop_front();
+        if let Some(next) = self.queue.front() {
+            next.wake(TURN);
+        }
+    }
+}
+
+/// Each connection a process makes gets its own number, so a caller that released the lock
+/// knows its connection again, whatever happened to the list meanwhile.
+pub fn next_conn_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Sends `request` on `server`'s open connection, queued behind the requests of other callers
+/// still awaiting their replies, and reads `reply` in its turn (see the module's notes). Waits
+/// at most twice the connection's timeout in all. A failure closes the connection for every
+/// caller on it; each reports it once.
+pub fn pipelined<S: Shared, P: Pending>(
+    servers: &mut S,
+    server: usize,
+    request: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<(), Failure>,
+    mut reply: P,
+) -> Result<P::Output, S::Error> {
+    let id = servers.id(server);
+    let (slot, wbuf) = servers.slot(server);
+    let conn_id = slot.conn_id();
+    let Some(conn) = slot.conn.as_mut() else {
+        return Err(servers
+            .settle(server, Err(Failure::Send(Fail::Closed)))
+            .unwrap_err());
+    };
+    let deadline = later(Instant::now(), 2 * conn.timeout());
+    conn.restart_clock();
+    wbuf.clear();
+    if let Err(failure) = request(conn, wbuf) {
+        return Err(fail(servers, server, failure));
+    }
+    let ticket = Arc::new(Ticket {
+        thread: thread::current(),
+        state: AtomicU8::new(WAITING),
+        failure: Mutex::new(None),
+    });
+    let pipe = &mut slot.pipe;
+    if pipe.queue.is_empty() {
+        ticket.state.store(TURN, Ordering::Relaxed);
+    }
+    pipe.queue.push_back(Arc::clone(&ticket));
+    loop {
+        match ticket.state() {
+            LOST => {
+                let at = servers.find(id);
+                return Err(servers.lost(at, ticket.take_failure()));
+            }
+            WAITING => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // Still not its turn at its deadline: the replies before it are late.
+                    return Err(match find_conn(servers, id, conn_id) {
+                        Some(at) => fail(servers, at, Failure::Recv(Fail::Timeout)),
+                        None => servers.lost(None, ticket.take_failure()),
+                    });
+                }
+                servers.unlocked(|| thread::park_timeout(left));
+            }
+            _ => {
+                let Some(at) = find_conn(servers, id, conn_id) else {
+                    let at = servers.find(id);
+                    return Err(servers.lost(at, ticket.take_failure()));
+                };
+                let (slot, _) = servers.slot(at);
+                let pipe = &mut slot.pipe;
+                let Some(conn) = slot.conn.as_mut() else {
+                    unreachable!("find_conn found the connection");
+                };
+                pipe.parsing = true;
+                let got = reply.advance(conn);
+                pipe.parsing = false;
+                match got {
+                    Ok(Some(value)) => {
+                        pipe.pass_turn();
+                        if !pipe.busy() {
+                            // Nobody awaits a reply: bytes beyond this one were never asked for.
+                            slot.replied();
+                        }
+                        return Ok(value);
+                    }
+                    Err(failure) => return Err(fail(servers, at, failure)),
+                    Ok(None) => {}
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(fail(servers, at, Failure::Recv(Fail::Timeout)));
+                }
+                let mut lent = conn.lend();
+                pipe.lent = Some(std::process::id());
+                let filled = servers.unlocked(|| lent.fill(left));
+                // Dropped meanwhile (and this caller told so): the read side goes with it.
+                if let Some(at) = find_conn(servers, id, conn_id) {
+                    let (slot, _) = servers.slot(at);
+                    slot.pipe.lent = None;
+                    if let Some(conn) = slot.conn.as_mut() {
+                        conn.take_back(lent);
+                    }
+                    if let Err(failure) = filled {
+                        return Err(fail(servers, at, failure.into()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where connection `conn_id` of the server named `id` is now: None once it was closed.
+fn find_conn<S: Shared>(servers: &mut S, id: S::Id, conn_id: u64) -> Option<usize> {
+    let at = servers.find(id)?;
+    (servers.slot(at).0.conn_id() == conn_id).then_some(at)
+}
+
+/// Fails `server`'s connection with `failure`: closed (and down after a timeout) and reported
+/// through the front end; every other caller waiting on it is told.
+fn fail<S: Shared>(servers: &mut S, server: usize, failure: Failure) -> S::Error {
+    match servers.settle(server, Err(failure)) {
+        Err(e) => e,
+        Ok(()) => unreachable!("settle reports a failure as an error"),
+    }
+}
