@@ -10,8 +10,16 @@
  *             libmemcached  Debian's libmemcached, text protocol, TCP_NODELAY
  *             floor         hand-written requests over one blocking socket per server; replies
  *                           are read until their last bytes end them, nothing else is parsed
+ *             mc-shared8    8 threads on ONE handle of this library (its calls pipeline)
+ *             mc-locked8    8 threads on one handle, each call under a mutex of the program's:
+ *                           the serialised handle (one call at a time, each waiting for the
+ *                           whole round trip of the one before), as before issue 16
+ *             libmemcached8 8 threads, one libmemcached handle each (as its documentation
+ *                           recommends)
  *   WORKLOAD  get_hit get_miss set set_10k incr mget (100 keys over the servers given)
  *   RUN       ops:N   times N operations and prints "OPS SECONDS" (for callgrind);
+ *             (the 8-thread clients: N per thread; their slices print as MEDIAN-LATENCY the
+ *             slice's time over its operations, so that operations over it is their rate)
  *             slices  prints "ready", then for each line "S" read from stdin runs operations
  *                     for S seconds and prints "OPS SECONDS MEDIAN-LATENCY"; exits at end of
  *                     input. The harness hands slices to the clients of a workload in turn,
@@ -25,6 +33,7 @@
 #include <memcache.h>
 
 #include <netdb.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -41,6 +50,7 @@
 #define MGET_KEYS 100
 #define FLOOR_MAX_SERVERS 8
 #define WARMUP 200
+#define THREADS 8
 
 enum workload { W_GET_HIT, W_GET_MISS, W_SET, W_SET_10K, W_INCR, W_MGET, N_WORKLOADS };
 static const char *const workload_names[N_WORKLOADS] = {"get_hit", "get_miss", "set",
@@ -168,8 +178,9 @@ static void mc_teardown(void)
 
 /* ---- libmemcached ---- */
 
-static memcached_st *lm;
-static memcached_result_st lm_result;
+/* One per thread: the 8-thread client gives each thread its own handle. */
+static __thread memcached_st *lm;
+static __thread memcached_result_st lm_result;
 
 static void lm_check(memcached_return_t rc, const char *what)
 {
@@ -182,9 +193,14 @@ static void lm_check(memcached_return_t rc, const char *what)
  * default), since every operation waits for its reply. NO_BLOCK was tried for every workload:
  * no faster, the 4-server multi-get included, and 3-7% more instructions, so it stays off.
  */
-static void lm_setup(char **servers, int n, enum workload w)
+/* The servers, kept for the threads of libmemcached8 to connect their own handles. */
+static char **lm_servers;
+static int lm_nservers;
+
+static void lm_connect(void)
 {
-    (void)w;
+    char **servers = lm_servers;
+    int n = lm_nservers;
     lm = memcached_create(NULL);
     if (lm == NULL)
         die("libmemcached: memcached_create failed");
@@ -198,14 +214,22 @@ static void lm_setup(char **servers, int n, enum workload w)
         host[colon - servers[i]] = '\0';
         lm_check(memcached_server_add(lm, host, (in_port_t)atoi(colon + 1)), "server_add");
     }
+    if (memcached_result_create(lm, &lm_result) == NULL)
+        die("libmemcached: memcached_result_create failed");
+}
+
+static void lm_setup(char **servers, int n, enum workload w)
+{
+    (void)w;
+    lm_servers = servers;
+    lm_nservers = n;
+    lm_connect();
     lm_check(memcached_set(lm, KEY(key_hit), value, VALUE_LEN, 0, 0), "setup set");
     memcached_delete(lm, KEY(key_miss), 0);
     lm_check(memcached_set(lm, key_counter, key_counter_len, "0", 1, 0, 0), "setup counter");
     for (int i = 0; i < MGET_KEYS; i++)
         lm_check(memcached_set(lm, mget_keys[i], mget_lens[i], value, VALUE_LEN, 0, 0),
                  "setup set");
-    if (memcached_result_create(lm, &lm_result) == NULL)
-        die("libmemcached: memcached_result_create failed");
 }
 
 static void lm_get_hit(void)
@@ -470,18 +494,32 @@ struct client {
     void (*setup)(char **servers, int n, enum workload w);
     void (*op[N_WORKLOADS])(void);
     void (*teardown)(void);
+    /* 8-thread clients: THREADS threads run the operations; each first runs thread_setup
+     * (if any); with `locked`, every operation runs under one mutex of the program's. */
+    int threads;
+    void (*thread_setup)(void);
+    int locked;
 };
 
 static const struct client clients[] = {
     {"mc", mc_setup,
-     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget}, mc_teardown},
+     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget}, mc_teardown, 0, NULL, 0},
     {"mc-domain", mc_domain_setup,
-     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget}, mc_teardown},
+     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget}, mc_teardown, 0, NULL, 0},
     {"libmemcached", lm_setup, {lm_get_hit, lm_get_miss, lm_set_small, lm_set_big, lm_incr, lm_mget},
-     lm_teardown},
+     lm_teardown, 0, NULL, 0},
     {"floor", floor_setup,
      {floor_single, floor_single, floor_single, floor_single, floor_incr, floor_mget},
-     floor_teardown},
+     floor_teardown, 0, NULL, 0},
+    {"mc-shared8", mc_setup,
+     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, NULL, mc_mget}, mc_teardown, THREADS,
+     NULL, 0},
+    {"mc-locked8", mc_setup,
+     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, NULL, mc_mget}, mc_teardown, THREADS,
+     NULL, 1},
+    {"libmemcached8", lm_setup,
+     {lm_get_hit, lm_get_miss, lm_set_small, lm_set_big, NULL, lm_mget}, lm_teardown, THREADS,
+     lm_connect, 0},
 };
 
 static double now(void)
@@ -525,6 +563,102 @@ static void slice(void (*op)(void), double secs)
     fflush(stdout);
 }
 
+/* ---- 8 threads ---- */
+
+static const struct client *threaded;
+static void (*thread_op)(void);
+static pthread_mutex_t serial = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t go, done;
+/* What the next run is: `run_ops` operations per thread, else until `run_until`; -1: quit. */
+static long run_ops;
+static double run_until;
+static long thread_count[THREADS];
+
+static void one_op(void)
+{
+    if (threaded->locked) {
+        pthread_mutex_lock(&serial);
+        thread_op();
+        pthread_mutex_unlock(&serial);
+    } else {
+        thread_op();
+    }
+}
+
+static void *worker(void *arg)
+{
+    long id = (long)arg;
+    if (threaded->thread_setup != NULL)
+        threaded->thread_setup();
+    for (int i = 0; i < WARMUP; i++)
+        one_op();
+    for (;;) {
+        pthread_barrier_wait(&go);
+        if (run_ops < 0)
+            break;
+        long n = 0;
+        if (run_ops > 0)
+            for (; n < run_ops; n++)
+                one_op();
+        else
+            do {
+                one_op();
+                n++;
+            } while (now() < run_until);
+        thread_count[id] = n;
+        pthread_barrier_wait(&done);
+    }
+    if (threaded->thread_setup == lm_connect)
+        lm_teardown();
+    return NULL;
+}
+
+/* One run of every thread (see run_ops); returns the operations of all and their seconds. */
+static long run_threads(long ops, double secs, double *took)
+{
+    double start = now();
+    run_ops = ops;
+    run_until = start + secs;
+    pthread_barrier_wait(&go);
+    pthread_barrier_wait(&done);
+    *took = now() - start;
+    long total = 0;
+    for (int i = 0; i < THREADS; i++)
+        total += thread_count[i];
+    return total;
+}
+
+static void threaded_main(const struct client *c, void (*op)(void), long ops)
+{
+    threaded = c;
+    thread_op = op;
+    pthread_t tids[THREADS];
+    if (pthread_barrier_init(&go, NULL, THREADS + 1) != 0 ||
+        pthread_barrier_init(&done, NULL, THREADS + 1) != 0)
+        die("cannot make barriers");
+    for (long i = 0; i < THREADS; i++)
+        if (pthread_create(&tids[i], NULL, worker, (void *)i) != 0)
+            die("cannot start thread %ld", i);
+    double took;
+    if (ops > 0) {
+        long total = run_threads(ops, 0, &took);
+        printf("%ld %.9f\n", total, took);
+    } else {
+        printf("ready\n");
+        fflush(stdout);
+        double secs;
+        while (scanf("%lf", &secs) == 1) {
+            long total = run_threads(0, secs, &took);
+            printf("%ld %.9f %.9f\n", total, took, took / (double)(total > 0 ? total : 1));
+            fflush(stdout);
+        }
+    }
+    run_ops = -1;
+    pthread_barrier_wait(&go);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(tids[i], NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5) {
@@ -554,6 +688,13 @@ int main(int argc, char **argv)
                                        (long)getpid());
     c->setup(argv + 4, argc - 4, (enum workload)w);
     void (*op)(void) = c->op[w];
+    if (op == NULL)
+        die("%s does not run %s", c->name, workload_names[w]);
+    if (c->threads > 0) {
+        threaded_main(c, op, ops);
+        c->teardown();
+        return 0;
+    }
     for (long i = 0; i < WARMUP; i++)
         op();
 

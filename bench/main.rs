@@ -32,6 +32,12 @@ enum ClientId {
     Rust,
     Libmemcached,
     Floor,
+    /// 8 threads on one handle of this library's C API (pipelined).
+    McShared8,
+    /// 8 threads on one handle, each call under the program's mutex: the serialised handle.
+    McLocked8,
+    /// 8 threads, one libmemcached handle each.
+    Libmemcached8,
 }
 
 impl ClientId {
@@ -42,6 +48,9 @@ impl ClientId {
             ClientId::Rust => "libmemcache Rust core",
             ClientId::Libmemcached => "libmemcached",
             ClientId::Floor => "raw-socket floor",
+            ClientId::McShared8 => "libmemcache C API, 8 threads, one shared handle",
+            ClientId::McLocked8 => "libmemcache C API, 8 threads, one handle serialised",
+            ClientId::Libmemcached8 => "libmemcached, 8 threads, 8 handles",
         }
     }
 
@@ -53,6 +62,9 @@ impl ClientId {
             ClientId::Rust => None,
             ClientId::Libmemcached => Some("libmemcached"),
             ClientId::Floor => Some("floor"),
+            ClientId::McShared8 => Some("mc-shared8"),
+            ClientId::McLocked8 => Some("mc-locked8"),
+            ClientId::Libmemcached8 => Some("libmemcached8"),
         }
     }
 }
@@ -77,7 +89,7 @@ struct Workload {
     callgrind_ops: (u64, u64),
 }
 
-const WORKLOADS: [Workload; 7] = [
+const WORKLOADS: [Workload; 9] = [
     Workload {
         id: "get_hit",
         label: "get hit",
@@ -134,7 +146,47 @@ const WORKLOADS: [Workload; 7] = [
         keys: 100,
         callgrind_ops: (200, 600),
     },
+    // Issue 16: 8 threads of one process (see THREADED_CLIENTS).
+    Workload {
+        id: "get_hit_8t",
+        label: "get hit, 8 threads",
+        arg: "get_hit",
+        servers: 1,
+        keys: 1,
+        callgrind_ops: (2000, 6000),
+    },
+    Workload {
+        id: "set_8t",
+        label: "set, 8 threads",
+        arg: "set",
+        servers: 1,
+        keys: 1,
+        callgrind_ops: (2000, 6000),
+    },
 ];
+
+/// The clients of the 8-thread workloads: this library's handle shared by the threads, the
+/// same handle serialised (one call at a time, as before issue 16), and libmemcached with a
+/// handle per thread. Their slices report all threads' operations over the slice's time.
+const THREADED_CLIENTS: [ClientId; 3] = [
+    ClientId::McShared8,
+    ClientId::McLocked8,
+    ClientId::Libmemcached8,
+];
+
+/// Whether a workload runs 8 threads per client.
+fn threaded(w: &Workload) -> bool {
+    w.id.ends_with("_8t")
+}
+
+/// The libmemcached client a workload's rates are compared with.
+fn libmemcached_of(w: &Workload) -> ClientId {
+    if threaded(w) {
+        ClientId::Libmemcached8
+    } else {
+        ClientId::Libmemcached
+    }
+}
 
 fn workload(id: &str) -> &'static Workload {
     WORKLOADS
@@ -146,6 +198,9 @@ fn workload(id: &str) -> &'static Workload {
 /// The clients measured on a workload: get hit adds the domain handle, right after the private
 /// one, so the two are neighbours in most rounds.
 fn clients_of(w: &Workload) -> Vec<ClientId> {
+    if threaded(w) {
+        return THREADED_CLIENTS.to_vec();
+    }
     let mut v = CLIENTS.to_vec();
     if w.id == "get_hit" {
         v.insert(1, ClientId::McDomain);
@@ -961,7 +1016,7 @@ fn render_rates(s: &mut String, m: &Measured) {
                 rate(med),
                 rate(min),
                 rate(max),
-                vs(ClientId::Libmemcached),
+                vs(libmemcached_of(w)),
                 vs(ClientId::Floor),
             );
         }
@@ -1066,7 +1121,7 @@ impl Report<'_> {
     }
 
     fn render_targets(&self, s: &mut String) {
-        let _ = writeln!(s, "## Targets (issue 6)\n");
+        let _ = writeln!(s, "## Targets (issues 6 and 16)\n");
         let mc = ClientId::Mc;
         let judged = |value: Option<f64>, at_least: bool, bound: f64| match value {
             Some(v) => format!(
@@ -1105,6 +1160,24 @@ impl Report<'_> {
             mc,
             0.99,
         ));
+        // Issue 16: threads sharing one handle.
+        for w in ["get_hit_8t", "set_8t"] {
+            let label = workload(w).label;
+            timed.push((
+                format!("{label}: one shared handle >= 1.0 x libmemcached with 8 handles"),
+                w,
+                ClientId::McShared8,
+                ClientId::Libmemcached8,
+                1.0,
+            ));
+            timed.push((
+                format!("{label}: one shared handle >= 4 x the serialised handle"),
+                w,
+                ClientId::McShared8,
+                ClientId::McLocked8,
+                4.0,
+            ));
+        }
         let mut head = String::from("| target (time) |");
         let mut rule = String::from("|---|");
         for p in &self.passes {
@@ -1329,6 +1402,15 @@ impl Report<'_> {
              workload and left off (no faster, 3-7% more instructions). Get: `memcached_get` + \
              `free`; set: `memcached_set`; incr: `memcached_increment`; multi-get: \
              `memcached_mget` + `memcached_fetch_result` into one reused result.\n\
+             - 8 threads (issue 16): one process, 8 threads started after the setup, each \
+             running 200 warm-up operations, then every slice runs on all 8 at once (between \
+             two barriers); the slice reports all their operations over its time, and that \
+             rate is the one compared. *One shared handle*: the C API's handle above, used by \
+             all 8 threads, whose calls pipeline on the server's one connection. *Serialised*: \
+             the same handle with every call under one mutex of the program's, i.e. one call at \
+             a time, each waiting for the whole round trip of the one before, which is what a \
+             handle did before issue 16. *libmemcached, 8 handles*: one `memcached_st` per \
+             thread, as its documentation recommends, so 8 connections.\n\
              - Raw-socket floor: one blocking socket per server with TCP_NODELAY; the request \
              bytes are prepared once; an operation is one `send` and `recv` until the reply ends \
              with `END\\r\\n` (gets) or `\\r\\n` (set, incr), then one length comparison. \

@@ -56,6 +56,19 @@ fn smoke_run_reports_every_client_and_workload() {
     if !report.contains(domain_row) {
         missing.push(domain_row.to_string());
     }
+    // Issue 16: 8 threads on one shared handle, serialised, and libmemcached with 8 handles.
+    for w in ["get hit, 8 threads", "set, 8 threads"] {
+        for c in [
+            "libmemcache C API, 8 threads, one shared handle",
+            "libmemcache C API, 8 threads, one handle serialised",
+            "libmemcached, 8 threads, 8 handles",
+        ] {
+            let row = format!("| {w} | {c} | ");
+            if !report.contains(&row) {
+                missing.push(row);
+            }
+        }
+    }
     assert!(
         missing.is_empty(),
         "rows missing from the table: {missing:?}\n{report}"

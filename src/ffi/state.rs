@@ -209,7 +209,15 @@ impl Locked<'_> {
         }
         let mut waited = None;
         let mut round = 0u32;
-        while self.servers.iter().any(|side| side.slot.busy()) {
+        // A reply left half read by a caller that jumped out is never coming: its connection
+        // is closed at once (has_ready_conn) rather than waited for.
+        let busy = |inner: &mut HandleInner| {
+            inner
+                .servers
+                .iter_mut()
+                .any(|side| side.slot.busy() && side.slot.has_ready_conn() && side.slot.busy())
+        };
+        while busy(self) {
             let longest = self
                 .servers
                 .iter()
