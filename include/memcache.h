@@ -148,9 +148,6 @@ struct addrinfo;
         TRASHIT((elm)->field.tqe_prev); } while (0)
 #endif
 
-/* ---- generated from src/ffi ---- */
-
-
 #define MCM_ERR_LVL_NONE 0
 
 #define MCM_ERR_LVL_INFO 1
@@ -1744,6 +1741,54 @@ char *mcm_strnstr(const struct memcache_ctxt *_ctxt, const char *s, const char *
 /* ==== Beyond libmemcache 1.4: calls and constants the 2006 library never had. ==== */
 
 /*
+ mc_bulk() operations.
+ */
+#define MC_BULK_SET 1
+
+#define MC_BULK_ADD 2
+
+#define MC_BULK_REPLACE 3
+
+#define MC_BULK_APPEND 4
+
+#define MC_BULK_PREPEND 5
+
+#define MC_BULK_DELETE 6
+
+#define MC_BULK_TOUCH 7
+
+/*
+ `memcache_bulk.result`: stored, deleted or touched.
+ */
+#define MC_BULK_DONE 0
+
+/*
+ add of a key that exists; replace, append or prepend of one that does not.
+ */
+#define MC_BULK_NOT_STORED 1
+
+/*
+ The server refused the item (SERVER_ERROR, e.g. larger than its item size); reported.
+ */
+#define MC_BULK_REFUSED 4
+
+/*
+ delete or touch of a key that is not there.
+ */
+#define MC_BULK_NOT_FOUND 6
+
+/*
+ No server took the item, or its server failed before answering (reported); it may or may
+ not have been written.
+ */
+#define MC_BULK_FAILED -1
+
+/*
+ The key failed the key check (reported); nothing was sent for it.
+ */
+#define MC_BULK_BAD_KEY -9
+
+/*
  Return values of the modern storage calls, beyond 1.4's 0 stored / 1 not stored.
  */
 #define MC_EXISTS 5
@@ -1761,6 +1806,31 @@ char *mcm_strnstr(const struct memcache_ctxt *_ctxt, const char *s, const char *
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/*
+ One key of a bulk call (beyond 1.4): what to write, and `result`, set by the call.
+ */
+struct memcache_bulk {
+  const char *key;
+  size_t key_len;
+  /*
+   The value of a store (not read for delete and touch); NULL only with `val_len` 0.
+   */
+  const void *val;
+  size_t val_len;
+  /*
+   The client flags of a store (32 bits, as memcached keeps them).
+   */
+  uint32_t flags;
+  /*
+   The expiry of a store or a touch.
+   */
+  time_t exptime;
+  /*
+   Set by the call: one of the MC_BULK_* results.
+   */
+  int result;
+};
 
 /*
  Chooses how keys are placed on the handle's servers: MC_DIST_CRC32_MODULO (1.4's rule, the
@@ -1863,6 +1933,36 @@ int mc_replicas(struct memcache *mc, uint32_t count);
  `mc` is NULL (returns 0) or a live handle.
  */
 uint64_t mc_domain_version(struct memcache *mc);
+
+/*
+ Writes the `n` items by `op` (an MC_BULK_* operation) in one call: each server's items
+ are written in one go, to every server before any reply is read (memcached 1.6's quiet
+ meta commands where the server speaks them, pipelined text commands elsewhere), and each
+ item gets its `result`. Keys are checked by the built-in check (an mcKeyValid hook is not
+ run: it may rewrite keys, and these are const). A failed connection, a refused item and
+ bad keys are each reported once per call. With copies (mc_replicas), an item's result is
+ that of its first copy that answered.
+
+ Returns how many items did not end in MC_BULK_DONE (0: all written), or -1 for a NULL
+ handle, an unknown `op`, or NULL `items` with `n` > 0 (then no result is set).
+
+ # Safety
+ `ctxt` and `mc` are live; `items` points to `n` items whose keys and values are readable
+ for their lengths.
+ */
+int mcm_bulk(struct memcache_ctxt *ctxt,
+             struct memcache *mc,
+             int op,
+             struct memcache_bulk *items,
+             size_t n);
+
+/*
+ The global-context form of mcm_bulk().
+
+ # Safety
+ As mcm_bulk().
+ */
+int mc_bulk(struct memcache *mc, int op, struct memcache_bulk *items, size_t n);
 
 /*
  A handle using the server list of `domain`, kept in shared memory and edited with

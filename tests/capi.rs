@@ -80,6 +80,13 @@ fn store_fetch() {
     run_program("store_fetch", &[], &server_env(&[&mc]));
 }
 
+/// mc_bulk() (issue 16): a result per item, over three servers.
+#[test]
+fn bulk() {
+    let (a, b, c) = (Memcached::start(), Memcached::start(), Memcached::start());
+    run_program("bulk", &[], &server_env(&[&a, &b, &c]));
+}
+
 #[test]
 fn request() {
     let (a, b, c) = (Memcached::start(), Memcached::start(), Memcached::start());

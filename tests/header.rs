@@ -39,6 +39,22 @@ const BEYOND_14: &[&str] = &[
     "MC_NOT_FOUND",
     "MC_DIST_CRC32_MODULO",
     "MC_DIST_KETAMA_MD5",
+    "memcache_bulk",
+    "mc_bulk",
+    "mcm_bulk",
+    "MC_BULK_SET",
+    "MC_BULK_ADD",
+    "MC_BULK_REPLACE",
+    "MC_BULK_APPEND",
+    "MC_BULK_PREPEND",
+    "MC_BULK_DELETE",
+    "MC_BULK_TOUCH",
+    "MC_BULK_DONE",
+    "MC_BULK_NOT_STORED",
+    "MC_BULK_REFUSED",
+    "MC_BULK_NOT_FOUND",
+    "MC_BULK_FAILED",
+    "MC_BULK_BAD_KEY",
 ];
 
 fn declares(item: &str, name: &str) -> bool {
@@ -47,7 +63,9 @@ fn declares(item: &str, name: &str) -> bool {
         .any(|l| {
             l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .any(|w| w == name)
-                && (l.contains(&format!("{name}(")) || l.starts_with(&format!("#define {name} ")))
+                && (l.contains(&format!("{name}("))
+                    || l.starts_with(&format!("#define {name} "))
+                    || l.starts_with(&format!("struct {name} {{")))
         })
 }
 

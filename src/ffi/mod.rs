@@ -32,10 +32,11 @@ macro_rules! check_null {
 // import cycle (tests/module_graph.rs keeps it so):
 //   types, fork (process id, fork generation) | lock | state, repeats | error | hooks, atfork
 //   | context, route | server, buffer, strings | handle | domain | operation
-//   | server_list, fetch, store, stats | beyond
+//   | server_list, fetch, store, stats, bulk | beyond
 mod atfork;
 pub mod beyond;
 pub mod buffer;
+pub mod bulk;
 pub mod context;
 pub mod domain;
 pub mod error;
