@@ -568,7 +568,7 @@ static void slice(void (*op)(void), double secs)
 static const struct client *threaded;
 static void (*thread_op)(void);
 static pthread_mutex_t serial = PTHREAD_MUTEX_INITIALIZER;
-static pthread_barrier_t go, done;
+static pthread_barrier_t warm, go, done;
 /* What the next run is: `run_ops` operations per thread, else until `run_until`; -1: quit. */
 static long run_ops;
 static double run_until;
@@ -592,6 +592,7 @@ static void *worker(void *arg)
         threaded->thread_setup();
     for (int i = 0; i < WARMUP; i++)
         one_op();
+    pthread_barrier_wait(&warm);
     for (;;) {
         pthread_barrier_wait(&go);
         if (run_ops < 0)
@@ -633,12 +634,15 @@ static void threaded_main(const struct client *c, void (*op)(void), long ops)
     threaded = c;
     thread_op = op;
     pthread_t tids[THREADS];
-    if (pthread_barrier_init(&go, NULL, THREADS + 1) != 0 ||
+    if (pthread_barrier_init(&warm, NULL, THREADS + 1) != 0 ||
+        pthread_barrier_init(&go, NULL, THREADS + 1) != 0 ||
         pthread_barrier_init(&done, NULL, THREADS + 1) != 0)
         die("cannot make barriers");
     for (long i = 0; i < THREADS; i++)
         if (pthread_create(&tids[i], NULL, worker, (void *)i) != 0)
             die("cannot start thread %ld", i);
+    /* Timed runs start once every thread is connected and warmed up. */
+    pthread_barrier_wait(&warm);
     double took;
     if (ops > 0) {
         long total = run_threads(ops, 0, &took);

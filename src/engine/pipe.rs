@@ -160,9 +160,7 @@ pub fn pipelined<S: Shared, P: Pending>(
     let (slot, wbuf) = servers.slot(server);
     let conn_id = slot.conn_id();
     let Some(conn) = slot.conn.as_mut() else {
-        return Err(servers
-            .settle(server, Err(Failure::Send(Fail::Closed)))
-            .unwrap_err());
+        return Err(fail(servers, server, Failure::Send(Fail::Closed)));
     };
     let deadline = later(Instant::now(), 2 * conn.timeout());
     conn.restart_clock();
