@@ -2023,6 +2023,68 @@ void *mc_agets(struct memcache *mc,
                uint64_t *cas);
 
 /*
+ Trusts the CA certificates in the PEM file `path` for the handle's TLS servers instead of
+ the system's (NULL: the system's again). The file is read now: 0, or -1 (reported) when it
+ holds no usable certificate. Beyond 1.4.
+
+ # Safety
+ `mc` is NULL or a live handle; `path` is NULL or a NUL-terminated string.
+ */
+int mc_tls_ca(struct memcache *mc, const char *path);
+
+/*
+ Presents the certificate chain in the PEM file `cert`, with its private key from `key` (NULL:
+ the same file), to TLS servers that ask for one (mutual TLS). NULL `cert`: none. 0, or -1
+ (reported) when the files cannot be read or the key does not fit. Beyond 1.4.
+
+ # Safety
+ `mc` is NULL or a live handle; `cert` and `key` are NULL or NUL-terminated strings.
+ */
+int mc_tls_cert(struct memcache *mc, const char *cert, const char *key);
+
+/*
+ `on` != 0: accepts any certificate from the handle's TLS servers, for any name (the
+ handshake's signatures are still checked). Anyone on the path can then pose as the server:
+ for tests and migrations only, and reported (MCM_ERR_LVL_WARN) each time it is turned on.
+ 0, or -1 for a NULL handle. Beyond 1.4.
+
+ # Safety
+ `mc` is NULL or a live handle.
+ */
+int mc_tls_insecure(struct memcache *mc, int on);
+
+/*
+ `on` != 0: every server of the handle is spoken to over TLS, not only those added as
+ `tls://HOST:PORT`; 0: only those. 0, or -1 for a NULL handle. Beyond 1.4.
+
+ # Safety
+ `mc` is NULL or a live handle.
+ */
+int mc_tls(struct memcache *mc, int on);
+
+/*
+ Logs every new connection in as `user` with `password` (memcached -Y, text-protocol
+ authentication) before its first command; NULL `user`: no login. The password is sent as
+ given: use TLS where the path is not trusted. 0, or -1 (reported) for a user or password
+ with a space or a control byte. Beyond 1.4.
+
+ # Safety
+ `mc` is NULL or a live handle; `user` and `password` are NULL or NUL-terminated strings.
+ */
+int mc_auth(struct memcache *mc, const char *user, const char *password);
+
+/*
+ mc_auth() with `user:password` read from the first line of the file `path` (memcached's
+ own -Y file format). The file must be a regular file owned by this process's user that
+ neither group nor others can read or write; otherwise it is refused (-1, reported with the
+ reason). NULL: no login. Beyond 1.4.
+
+ # Safety
+ `mc` is NULL or a live handle; `path` is NULL or a NUL-terminated string.
+ */
+int mc_auth_file(struct memcache *mc, const char *path);
+
+/*
  Appends to an existing value (beyond 1.4). Results as mc_set(); 1 when the key is absent.
 
  # Safety

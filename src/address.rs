@@ -34,7 +34,13 @@ pub struct ServerAddr {
     /// Relative weight for ketama placement; 0 counts as 1 there, and a domain list stores at
     /// least 1.
     pub weight: u32,
+    /// Spoken to over TLS (written `tls://HOST:PORT`). Not part of the server's identity: the
+    /// same host and port over TLS is the same server, holding the same keys.
+    pub tls: bool,
 }
+
+/// What starts the address of a server spoken to over TLS.
+pub const TLS_SCHEME: &str = "tls://";
 
 /// Why a text or a [`ServerAddr`] does not name a server. `Display` is one line:
 /// `bad server address "TEXT": REASON`.
@@ -80,12 +86,14 @@ impl ServerAddr {
             host: host.into(),
             port,
             weight: DEFAULT_WEIGHT,
+            tls: false,
         }
     }
 
     /// Parses `host:port`, `host` (port 11211), `[v6]:port`, a bare IPv6 literal or a unix
     /// socket path `/path` (an appended `:digits` is dropped, as 1.4 does), with weight 1, and
-    /// checks the result. Surrounding whitespace is ignored.
+    /// checks the result; any of the network forms after `tls://` is a TLS server. Surrounding
+    /// whitespace is ignored.
     pub fn parse(text: &str) -> Result<ServerAddr, AddressError> {
         ServerAddr::parse_weighted(text, DEFAULT_WEIGHT)
     }
@@ -101,7 +109,11 @@ impl ServerAddr {
         if text.is_empty() {
             return Err(syntax("empty address"));
         }
-        let (host, port) = split_host_port(text.as_bytes());
+        let (tls, rest) = strip_tls(text);
+        if tls && rest.is_empty() {
+            return Err(syntax("no host after tls://"));
+        }
+        let (host, port) = split_host_port(rest.as_bytes());
         let port = if host.starts_with(b"/") {
             UNIX_PORT
         } else {
@@ -116,6 +128,7 @@ impl ServerAddr {
             host: String::from_utf8_lossy(host).into_owned(),
             port,
             weight,
+            tls,
         };
         addr.check().map_err(|e| AddressError {
             address: text.to_owned(),
@@ -180,6 +193,9 @@ impl ServerAddr {
             )));
         }
         if self.is_unix() {
+            if self.tls {
+                return Err(bad(format!("unix socket {host} cannot be TLS")));
+            }
             if self.port != UNIX_PORT {
                 return Err(bad(format!(
                     "unix socket {host} must have port 0, not {}",
@@ -210,6 +226,16 @@ impl ServerAddr {
             } else {
                 self.host.eq_ignore_ascii_case(&other.host)
             }
+    }
+}
+
+/// Whether `text` names a TLS server (`tls://`, in any case), and the rest of it.
+pub fn strip_tls(text: &str) -> (bool, &str) {
+    match text.get(..TLS_SCHEME.len()) {
+        Some(scheme) if scheme.eq_ignore_ascii_case(TLS_SCHEME) => {
+            (true, &text[TLS_SCHEME.len()..])
+        }
+        _ => (false, text),
     }
 }
 
@@ -270,9 +296,12 @@ pub fn parse_port(digits: &[u8]) -> Option<u16> {
 }
 
 impl fmt::Display for ServerAddr {
-    /// `host:port` (`[v6]:port` for a host with colons), or the bare socket path; what it shows
-    /// parses back to the same server.
+    /// `host:port` (`[v6]:port` for a host with colons), or the bare socket path, after `tls://`
+    /// for a TLS server; what it shows parses back to the same server.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.tls {
+            f.write_str(TLS_SCHEME)?;
+        }
         if self.is_unix() {
             f.write_str(&self.host)
         } else if self.host.contains(':') {
@@ -357,6 +386,32 @@ mod tests {
             "h:2".parse::<ServerAddr>().unwrap(),
             ServerAddr::new("h", 2)
         );
+    }
+
+    #[test]
+    fn tls_servers() {
+        for (input, host, port, shown) in [
+            ("tls://cache1:11300", "cache1", 11300, "tls://cache1:11300"),
+            ("TLS://cache1", "cache1", 11211, "tls://cache1:11211"),
+            ("tls://[::1]:99", "::1", 99, "tls://[::1]:99"),
+        ] {
+            let a = addr(input);
+            assert_eq!(
+                (a.host.as_str(), a.port, a.tls),
+                (host, port, true),
+                "{input}"
+            );
+            assert_eq!(a.to_string(), shown);
+            assert_eq!(addr(shown), a);
+            // The same server as without TLS: placement and duplicates see one server.
+            assert!(a.same_server(&ServerAddr::new(host, port)));
+        }
+        assert!(!addr("cache1:1").tls);
+        assert!(ServerAddr::parse("tls://").unwrap_err().is_syntax());
+        let e = ServerAddr::parse("tls:///run/mc.sock").unwrap_err();
+        assert!(e.reason().contains("cannot be TLS"), "{e}");
+        let (a, w) = ServerAddr::parse_with_weight("tls://h:1=3").unwrap();
+        assert_eq!((a.tls, a.weight, w), (true, 3, Some(3)));
     }
 
     /// The cuts the C API makes of what a program passes to `mc_server_add4`: the host and
@@ -457,6 +512,7 @@ mod tests {
         assert!(ServerAddr::new("h".repeat(255), 1).check().is_ok());
         let zero = ServerAddr {
             weight: 0,
+            tls: false,
             ..ServerAddr::new("mc1", 1)
         };
         assert!(

@@ -23,7 +23,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::command::{self, Counter, Failure, Stored, ValueSink, PREALLOC_LIMIT};
-use crate::conn::{self, Conn, Fail};
+use crate::conn::{self, Conn, Fail, Security};
 use crate::engine::{self, RouteError, Servers, Slot};
 use crate::hash::{Distribution, Selector};
 use crate::key::{self, KeyError};
@@ -135,6 +135,8 @@ pub struct Client {
     dialect: Dialect,
     /// The one request buffer, reused by every command.
     wbuf: Vec<u8>,
+    /// TLS and login for new connections.
+    security: Security,
 }
 
 impl Client {
@@ -161,7 +163,22 @@ impl Client {
             replicas: 1,
             dialect: Dialect::Auto,
             wbuf: Vec::with_capacity(4096),
+            security: Security::default(),
         })
+    }
+
+    /// TLS and login for new connections (see [`Security`]); the open ones are closed, so
+    /// every later command runs over a connection made with these settings.
+    pub fn set_security(&mut self, security: Security) {
+        self.security = security;
+        self.close_all();
+    }
+
+    /// Closes every open connection: the next command of each server connects anew.
+    fn close_all(&mut self) {
+        for slot in &mut self.slots {
+            slot.close();
+        }
     }
 
     /// Bounds every connect, write and read wait (default 2 s + 600 µs); applies to open
@@ -514,16 +531,28 @@ impl Servers for Client {
         // The first connect attempt fixes the operation's instant (see `now`).
         self.now.get_or_insert_with(Instant::now);
         let timeout = self.timeout;
-        let (host, port) = (self.specs[server].host.clone(), self.specs[server].port);
+        let spec = &self.specs[server];
+        let (host, port, tls) = (spec.host.clone(), spec.port, spec.tls);
         let resolve = || conn::resolve(&host, &port.to_string());
-        on_slot(&mut self.slots, &mut self.down, server, |slot| {
-            slot.connect(timeout, resolve)
+        let Client {
+            slots,
+            down,
+            security,
+            names,
+            ..
+        } = self;
+        let failed = |message: String| ClientError::Connect {
+            server: names[server].clone(),
+            message,
+        };
+        let greeting = security
+            .greeting(tls, &host)
+            .map_err(|e| failed(e.to_string()))?;
+        on_slot(slots, down, server, |slot| {
+            slot.connect_with(timeout, &greeting, resolve)
         })
         .map(|_reconnected| ())
-        .map_err(|e| ClientError::Connect {
-            server: self.names[server].clone(),
-            message: e.to_string(),
-        })
+        .map_err(|e| failed(e.to_string()))
     }
 
     #[inline]

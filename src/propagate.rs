@@ -165,7 +165,9 @@ impl Record {
             self.list.replicas
         );
         for s in &self.list.servers {
-            out.push_str(&format!("server {} {} {}\n", s.host, s.port, s.weight));
+            // " tls" only when it is: a record without TLS servers reads as it always did.
+            let tls = if s.tls { " tls" } else { "" };
+            out.push_str(&format!("server {} {} {}{tls}\n", s.host, s.port, s.weight));
         }
         for s in &self.retired {
             out.push_str(&format!("retired {} {}\n", s.host, s.port));
@@ -407,7 +409,9 @@ fn parse(bytes: &[u8], domain: &DomainName) -> Result<Record, RecordError> {
     loop {
         let line = lines.next("end")?;
         match line.fields.as_slice() {
-            ["server", host, port, weight] if retired.is_empty() => {
+            ["server", host, port, weight, tls @ ..]
+                if retired.is_empty() && matches!(tls, [] | ["tls"]) =>
+            {
                 if servers.len() == MAX_SERVERS {
                     return Err(line.error(&format!("more than {MAX_SERVERS} servers")));
                 }
@@ -419,6 +423,7 @@ fn parse(bytes: &[u8], domain: &DomainName) -> Result<Record, RecordError> {
                     host: (*host).to_owned(),
                     port: port as u16,
                     weight: weight as u32,
+                    tls: !tls.is_empty(),
                 };
                 check_entry(&entry).map_err(|why| line.error(&why))?;
                 servers.push(entry);
@@ -653,6 +658,9 @@ pub fn reconnect(slot: &mut Slot, server: &ServerEntry, timeout: Duration) -> Re
         Ok(_) => Ok(()),
         Err(ConnectError::Resolve(e)) => Err(NetError::Resolve(e.message())),
         Err(ConnectError::Connect(e)) => Err(NetError::Connect(e)),
+        Err(e @ ConnectError::Greeting(_)) => {
+            Err(NetError::Connect(std::io::Error::other(e.to_string())))
+        }
     }
 }
 
@@ -929,6 +937,7 @@ mod tests {
             host: host.to_owned(),
             port,
             weight,
+            tls: false,
         }
     }
 
@@ -973,6 +982,18 @@ mod tests {
                 "{text:?}: {e:?} does not mention {needle:?}"
             ),
         }
+    }
+
+    /// A TLS server's line carries " tls" after its weight; a record without one reads as
+    /// before, and any other fifth word is refused.
+    #[test]
+    fn tls_servers_round_trip() {
+        let mut record = sample();
+        record.list.servers[0].tls = true;
+        let text = String::from_utf8(record.encode()).unwrap();
+        assert!(text.contains("server 10.0.0.1 11211 1 tls\n"), "{text}");
+        assert_eq!(decode(&text).unwrap(), record);
+        refused(&text.replace("11211 1 tls", "11211 1 ssl"), "");
     }
 
     #[test]

@@ -513,6 +513,7 @@ impl TestDomain {
                 host: "127.0.0.1".into(),
                 port: mc.port(),
                 weight: 1,
+                tls: false,
             })
             .collect();
         writer

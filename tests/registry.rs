@@ -35,6 +35,7 @@ fn fill(list: &mut DomainList) {
             host: format!("h{v}"),
             port,
             weight: (v % 1000 + 1) as u32,
+            tls: false,
         })
         .collect();
 }
@@ -342,6 +343,7 @@ fn measure_reader_costs() {
                 host: format!("cache{i}.example.com"),
                 port: 11211,
                 weight: 1,
+                tls: false,
             })
             .collect();
         Ok(())

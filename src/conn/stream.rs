@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::tls::{explain, TlsClient};
 use super::Endpoint;
 use crate::protocol::{Event, EventOf, ProtoError, ReplyReader, Span};
 
@@ -92,6 +93,12 @@ const READ_BUF: usize = 16 * 1024;
 pub struct Conn {
     /// Shared with a [`Lent`] read side while a reader waits without the connection.
     sock: Arc<Socket>,
+    /// The TLS session over `sock`, None for a plaintext connection. Boxed: rustls's state is
+    /// large and a plaintext connection should not carry its room.
+    tls: Option<Box<rustls::ClientConnection>>,
+    /// A TLS failure met while decrypting what a lent reader brought (see [`Conn::lend`]),
+    /// returned by the next read of an event.
+    broken: Option<Fail>,
     /// The longest wait for the server, as set on the socket.
     timeout: Duration,
     rbuf: Vec<u8>,
@@ -207,6 +214,8 @@ impl Conn {
         sock.set_cloexec(true)?;
         let mut conn = Conn {
             sock: Arc::new(sock),
+            tls: None,
+            broken: None,
             timeout,
             rbuf: vec![0; READ_BUF],
             start: 0,
@@ -250,6 +259,9 @@ impl Conn {
     /// timeout.
     pub fn send(&mut self, data: &[u8]) -> Result<(), Fail> {
         self.begin_op();
+        if self.tls.is_some() {
+            return self.send_tls(&[data]);
+        }
         match rustix::net::send(&self.sock, data, rustix::net::SendFlags::NOSIGNAL) {
             Ok(n) if n == data.len() => Ok(()),
             first => self.send_rest(data, first),
@@ -283,6 +295,9 @@ impl Conn {
         use rustix::net::{sendmsg, SendAncillaryBuffer, SendFlags};
         use std::io::IoSlice;
         self.begin_op();
+        if self.tls.is_some() {
+            return self.send_tls(parts);
+        }
         // A storage command is three parts (line, value, CRLF): no allocation for those.
         let mut on_stack = [IoSlice::new(&[]); 4];
         let mut on_heap;
@@ -345,7 +360,10 @@ impl Conn {
     #[inline]
     pub fn buffered_event(&mut self) -> Result<Option<Event<'_>>, Fail> {
         let Some(found) = self.scan()? else {
-            return Ok(None);
+            return match self.broken.take() {
+                None => Ok(None),
+                Some(failure) => Err(failure),
+            };
         };
         Ok(Some(self.consume(found)))
     }
@@ -392,13 +410,23 @@ impl Conn {
     /// Lends the read side (the buffer, what it holds, and the socket) to a reader that waits
     /// for bytes without holding the connection, so that others may send meanwhile. Until
     /// [`take_back`](Self::take_back), the connection reads nothing and is never idle.
+    ///
+    /// Over TLS the reader collects records, and [`take_back`](Self::take_back) decrypts them;
+    /// bytes rustls already holds decrypted are moved to the buffer first, and then the reader
+    /// does not wait at all.
     pub fn lend(&mut self) -> Lent {
         self.make_room();
+        let (cipher, ready) = match self.tls.is_some() {
+            true => (Some(Vec::new()), self.drain_tls()),
+            false => (None, false),
+        };
         Lent {
             sock: Arc::clone(&self.sock),
             buf: std::mem::take(&mut self.rbuf),
             end: self.end,
             timeout: self.timeout,
+            cipher,
+            ready,
         }
     }
 
@@ -406,6 +434,9 @@ impl Conn {
     pub fn take_back(&mut self, lent: Lent) {
         self.rbuf = lent.buf;
         self.end = lent.end;
+        if let Some(cipher) = lent.cipher.filter(|c| !c.is_empty()) {
+            self.take_records(&cipher);
+        }
     }
 
     /// Wakes a reader blocked on the lent read side: the connection is being dropped under it.
@@ -419,9 +450,12 @@ impl Conn {
     /// stream). One non-blocking peek. A connection that fails this is out of step with its
     /// server, or closed by it: the caller closes it and never reuses it, so a stray reply can
     /// never answer the next command.
-    pub fn ready_for_command(&self) -> bool {
+    pub fn ready_for_command(&mut self) -> bool {
         if !self.is_idle() {
             return false;
+        }
+        if self.tls.is_some() {
+            return self.tls_ready_for_command();
         }
         use rustix::net::{recv, RecvFlags};
         let mut probe = [0u8; 1];
@@ -443,10 +477,15 @@ impl Conn {
     /// Reads what has arrived, waiting for at least one byte: at most the timeout, and not past
     /// the operation's deadline (see [`OpClock`]).
     pub fn fill(&mut self) -> Result<(), Fail> {
-        if let Some(left) = self.op.before_wait(self.timeout)? {
-            wait_for(&self.sock, rustix::event::PollFlags::IN, left)?;
+        if self.tls.is_none() {
+            if let Some(left) = self.op.before_wait(self.timeout)? {
+                wait_for(&self.sock, rustix::event::PollFlags::IN, left)?;
+            }
         }
         self.make_room();
+        if self.tls.is_some() {
+            return self.fill_tls();
+        }
         read_into(&self.sock, &mut self.rbuf, &mut self.end)
     }
 
@@ -488,16 +527,278 @@ pub struct Lent {
     buf: Vec<u8>,
     end: usize,
     timeout: Duration,
+    /// TLS: the records read, for the connection to decrypt when it takes them back.
+    cipher: Option<Vec<u8>>,
+    /// Decrypted bytes were moved to `buf` at lending: nothing to wait for.
+    ready: bool,
 }
 
 impl Lent {
     /// Reads what has arrived, waiting at most `left` (the waiting caller's own deadline) and
     /// never longer than the socket's timeout.
     pub fn fill(&mut self, left: Duration) -> Result<(), Fail> {
+        if std::mem::take(&mut self.ready) {
+            return Ok(());
+        }
         if left < self.timeout {
             wait_for(&self.sock, rustix::event::PollFlags::IN, left)?;
         }
-        read_into(&self.sock, &mut self.buf, &mut self.end)
+        match &mut self.cipher {
+            None => read_into(&self.sock, &mut self.buf, &mut self.end),
+            Some(cipher) => {
+                let mut end = cipher.len();
+                cipher.resize(end + READ_BUF, 0);
+                let read = read_into(&self.sock, cipher, &mut end);
+                cipher.truncate(end);
+                read
+            }
+        }
+    }
+}
+
+/// TLS: the same stream of reply bytes, decrypted by rustls from what the socket delivers, with
+/// the same waits and deadlines as a plaintext connection. Every rustls failure is a [`Fail`]
+/// whose message says it is TLS's.
+impl Conn {
+    /// Runs the TLS handshake on a new connection, within the deadline the connect started
+    /// (the handshake and the first operation share it, as a plaintext connect and its first
+    /// operation do). On failure the connection is unusable: the caller drops it.
+    pub fn start_tls(&mut self, client: &TlsClient, host: &str) -> Result<(), Fail> {
+        self.handshake(client, host).map_err(|e| {
+            let (kind, why) = match e {
+                // rustls's own words already say TLS.
+                Fail::Io(e) if e.kind() == io::ErrorKind::InvalidData => return Fail::Io(e),
+                Fail::Closed => (
+                    io::ErrorKind::ConnectionAborted,
+                    "the server closed the connection".to_owned(),
+                ),
+                Fail::Timeout => (
+                    io::ErrorKind::TimedOut,
+                    "no answer within the timeout".into(),
+                ),
+                Fail::Io(e) => (e.kind(), e.to_string()),
+                Fail::Proto(p) => (io::ErrorKind::InvalidData, p.message().to_owned()),
+            };
+            Fail::Io(io::Error::new(kind, format!("TLS handshake: {why}")))
+        })
+    }
+
+    fn handshake(&mut self, client: &TlsClient, host: &str) -> Result<(), Fail> {
+        let session = client
+            .start(host)
+            .map_err(|e| Fail::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())))?;
+        let tls = self.tls.insert(Box::new(session));
+        while tls.is_handshaking() {
+            if tls.wants_write() {
+                flush_tls(tls, &self.sock, &mut self.op, self.timeout)?;
+                continue;
+            }
+            if let Some(left) = self.op.before_wait(self.timeout)? {
+                wait_for(&self.sock, rustix::event::PollFlags::IN, left)?;
+            }
+            match tls.read_tls(&mut SockIo(&self.sock)) {
+                Ok(0) => return Err(Fail::Closed),
+                Ok(_) => {}
+                Err(e) => return Err(Fail::from_io(e)),
+            }
+            if let Err(e) = tls.process_new_packets() {
+                // Tell the server why (an alert), if it still listens; the failure is ours to
+                // report whatever happens to that.
+                let _ = tls.write_tls(&mut SockIo(&self.sock));
+                return Err(tls_fail(&e));
+            }
+        }
+        // The client's last handshake message goes out now, not with the first request.
+        flush_tls(tls, &self.sock, &mut self.op, self.timeout)
+    }
+
+    /// Moves what rustls holds decrypted to the buffer (as much as fits); true when that moved
+    /// bytes or found the stream's end or an error (kept for the next read of an event).
+    fn drain_tls(&mut self) -> bool {
+        use std::io::Read;
+        let Some(tls) = self.tls.as_mut() else {
+            return false;
+        };
+        let failure = match tls.reader().read(&mut self.rbuf[self.end..]) {
+            Ok(0) => Fail::Closed,
+            Ok(n) => {
+                self.end += n;
+                return true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Fail::Closed,
+            Err(e) => Fail::Io(e),
+        };
+        self.broken = Some(failure);
+        true
+    }
+
+    /// Decrypts records a lent reader collected, into the buffer; a failure is kept for the
+    /// next read of an event.
+    fn take_records(&mut self, mut cipher: &[u8]) {
+        let Some(tls) = self.tls.as_mut() else {
+            return;
+        };
+        while !cipher.is_empty() {
+            // rustls takes what its buffer has room for; decrypting makes room again.
+            if tls.read_tls(&mut cipher).is_err() {
+                self.broken = Some(Fail::Io(io::Error::other("TLS: records not taken")));
+                return;
+            }
+            if let Err(e) = tls.process_new_packets() {
+                let _ = tls.write_tls(&mut SockIo(&self.sock));
+                self.broken = Some(tls_fail(&e));
+                return;
+            }
+        }
+        self.make_room();
+        self.drain_tls();
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// [`send`](Self::send) and [`send_parts`](Self::send_parts) over TLS: the parts are
+    /// encrypted together and sent, a later write waiting as a plaintext one does.
+    fn send_tls(&mut self, parts: &[&[u8]]) -> Result<(), Fail> {
+        use std::io::Write;
+        let tls = self.tls.as_mut().expect("a TLS connection");
+        for part in parts {
+            // The buffer has no limit (see TlsClient::start): the writer takes every byte.
+            tls.writer().write_all(part).map_err(Fail::from_io)?;
+        }
+        flush_tls(tls, &self.sock, &mut self.op, self.timeout)
+    }
+
+    /// [`fill`](Self::fill) over TLS: decrypted bytes when rustls holds some, else one wait and
+    /// one read of records, as often as it takes for a whole record to arrive.
+    fn fill_tls(&mut self) -> Result<(), Fail> {
+        use std::io::Read;
+        if let Some(failure) = self.broken.take() {
+            return Err(failure);
+        }
+        let tls = self.tls.as_mut().expect("a TLS connection");
+        loop {
+            match tls.reader().read(&mut self.rbuf[self.end..]) {
+                // close_notify: the server ended the session.
+                Ok(0) => return Err(Fail::Closed),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The peer closed the socket without close_notify.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(Fail::Closed),
+                Err(e) => return Err(Fail::Io(e)),
+            }
+            if let Some(left) = self.op.before_wait(self.timeout)? {
+                wait_for(&self.sock, rustix::event::PollFlags::IN, left)?;
+            }
+            match tls.read_tls(&mut SockIo(&self.sock)) {
+                Ok(0) => return Err(Fail::Closed),
+                Ok(_) => {}
+                Err(e) => return Err(Fail::from_io(e)),
+            }
+            if let Err(e) = tls.process_new_packets() {
+                let _ = tls.write_tls(&mut SockIo(&self.sock));
+                return Err(tls_fail(&e));
+            }
+            // A key update asks for an answer before more data.
+            if tls.wants_write() {
+                flush_tls(tls, &self.sock, &mut self.op, self.timeout)?;
+            }
+        }
+    }
+
+    /// [`ready_for_command`](Self::ready_for_command) over TLS. A server sends records of its
+    /// own between replies (TLS 1.3 session tickets after the handshake): they are taken in
+    /// here, and only decrypted bytes nobody asked for, a close or an error make the
+    /// connection unfit. Bounded: a server that keeps sending is out of step.
+    fn tls_ready_for_command(&mut self) -> bool {
+        use rustix::net::{recv, RecvFlags};
+        let tls = self.tls.as_mut().expect("a TLS connection");
+        for _ in 0..16 {
+            match tls.process_new_packets() {
+                Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
+                _ => return false,
+            }
+            let mut probe = [0u8; 1];
+            match recv(
+                &self.sock,
+                &mut probe,
+                RecvFlags::PEEK | RecvFlags::DONTWAIT,
+            ) {
+                Err(rustix::io::Errno::AGAIN) => return true,
+                Err(rustix::io::Errno::INTR) => continue,
+                Ok((n, _)) if n > 0 => {}
+                _ => return false,
+            }
+            // Bytes are there: this read does not wait.
+            if !matches!(tls.read_tls(&mut SockIo(&self.sock)), Ok(n) if n > 0) {
+                return false;
+            }
+        }
+        false
+    }
+}
+
+/// Sends what rustls has encrypted. The first write is bounded by the socket's timeout, a later
+/// one by the operation's time left, as [`Conn::send`]'s are.
+fn flush_tls(
+    tls: &mut rustls::ClientConnection,
+    sock: &Socket,
+    op: &mut OpClock,
+    timeout: Duration,
+) -> Result<(), Fail> {
+    let mut first = true;
+    while tls.wants_write() {
+        if !std::mem::take(&mut first) {
+            op.waited = true;
+            if let Some(left) = op.before_wait(timeout)? {
+                wait_for(sock, rustix::event::PollFlags::OUT, left)?;
+            }
+        }
+        match tls.write_tls(&mut SockIo(sock)) {
+            Ok(0) => return Err(Fail::Closed),
+            Ok(_) => {}
+            Err(e) => return Err(Fail::from_io(e)),
+        }
+    }
+    Ok(())
+}
+
+fn tls_fail(e: &rustls::Error) -> Fail {
+    Fail::Io(io::Error::new(io::ErrorKind::InvalidData, explain(e)))
+}
+
+/// The socket as rustls reads and writes it: no SIGPIPE, interrupted calls retried.
+struct SockIo<'a>(&'a Socket);
+
+impl io::Read for SockIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match rustix::io::read(self.0, &mut *buf) {
+                Err(rustix::io::Errno::INTR) => {}
+                other => return other.map_err(Into::into),
+            }
+        }
+    }
+}
+
+impl io::Write for SockIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match rustix::net::send(self.0, buf, rustix::net::SendFlags::NOSIGNAL) {
+                Err(rustix::io::Errno::INTR) => {}
+                other => return other.map_err(Into::into),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

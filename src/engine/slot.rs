@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::pipe::{next_conn_id, Pipe};
 use super::Health;
 use crate::command::Failure;
-use crate::conn::{self, Conn, Endpoint, Fail, ResolveError};
+use crate::conn::{self, Conn, Endpoint, Fail, Greeting, ResolveError};
 
 /// What the engine needs to know of an exchange's error to decide the connection's fate.
 pub trait Fate: fmt::Display {
@@ -37,6 +37,8 @@ pub enum ConnectError {
     /// The name did not resolve.
     Resolve(ResolveError),
     Connect(io::Error),
+    /// Connected, but the TLS handshake or the login failed.
+    Greeting(Fail),
 }
 
 impl ConnectError {
@@ -45,6 +47,7 @@ impl ConnectError {
         match self {
             ConnectError::Resolve(_) => 0,
             ConnectError::Connect(e) => conn::errno_of(e),
+            ConnectError::Greeting(e) => e.errno(),
         }
     }
 }
@@ -54,6 +57,13 @@ impl fmt::Display for ConnectError {
         match self {
             ConnectError::Resolve(e) => f.write_str(&e.message()),
             ConnectError::Connect(e) => write!(f, "{e}"),
+            ConnectError::Greeting(Fail::Closed) => {
+                f.write_str("the server closed the connection before it was set up")
+            }
+            ConnectError::Greeting(Fail::Timeout) => {
+                f.write_str("no answer to the TLS handshake or login within the timeout")
+            }
+            ConnectError::Greeting(e) => write!(f, "{e}"),
         }
     }
 }
@@ -97,7 +107,7 @@ impl Slot {
             }
             return self.conn.is_some();
         }
-        if self.conn.as_ref().is_some_and(|c| !c.ready_for_command()) {
+        if self.conn.as_mut().is_some_and(|c| !c.ready_for_command()) {
             self.drop_conn(None);
         }
         self.conn.is_some()
@@ -200,6 +210,17 @@ impl Slot {
         timeout: Duration,
         resolve: impl FnOnce() -> Result<Endpoint, ResolveError>,
     ) -> Result<bool, ConnectError> {
+        self.connect_with(timeout, &Greeting::default(), resolve)
+    }
+
+    /// [`connect`](Self::connect), and `greeting` (TLS, login) on the new connection before it
+    /// carries a command. A failed greeting is a failed connect.
+    pub fn connect_with(
+        &mut self,
+        timeout: Duration,
+        greeting: &Greeting<'_>,
+        resolve: impl FnOnce() -> Result<Endpoint, ResolveError>,
+    ) -> Result<bool, ConnectError> {
         self.drop_conn(None);
         let endpoint = match self.endpoint.take() {
             Some(ep) => ep,
@@ -211,7 +232,13 @@ impl Slot {
                 }
             },
         };
-        match Conn::connect(&endpoint, timeout) {
+        let connected = Conn::connect(&endpoint, timeout)
+            .map_err(ConnectError::Connect)
+            .and_then(|mut conn| match greeting.run(&mut conn) {
+                Ok(()) => Ok(conn),
+                Err(e) => Err(ConnectError::Greeting(e)),
+            });
+        match connected {
             Ok(conn) => {
                 self.conn = Some(conn);
                 self.conn_id = next_conn_id();
@@ -220,7 +247,7 @@ impl Slot {
             }
             Err(e) => {
                 self.health.mark_down(e.to_string());
-                Err(ConnectError::Connect(e))
+                Err(e)
             }
         }
     }

@@ -323,7 +323,15 @@ unsafe fn replace_servers(
                 ms
             }
         };
-        inner.side(ms).weight = server.weight.max(1);
+        let side = inner.side(ms);
+        side.weight = server.weight.max(1);
+        if side.tls != server.tls {
+            // Switched to or from TLS: the open connection speaks the other way.
+            side.tls = server.tls;
+            side.slot.close();
+            // SAFETY: ms is live.
+            unsafe { (*ms).fd = -1 };
+        }
         next.push(ms);
     }
     // Servers that left: their connections close, their structures are freed.

@@ -32,7 +32,7 @@ macro_rules! check_null {
 // import cycle (tests/module_graph.rs keeps it so):
 //   types, fork (process id, fork generation) | lock | state, repeats | error | hooks, atfork
 //   | context, route | server, buffer, strings | handle | domain | operation
-//   | server_list, fetch, store, stats, bulk | beyond
+//   | server_list, fetch, store, stats, bulk, security | beyond
 mod atfork;
 pub mod beyond;
 pub mod buffer;
@@ -48,6 +48,7 @@ mod lock;
 pub mod operation;
 mod repeats;
 pub mod route;
+pub mod security;
 pub mod server;
 pub mod server_list;
 mod state;

@@ -13,7 +13,7 @@ use super::hooks::{
 };
 use super::state::{cstr_lossy, server_slice, HandleInner, HandleState, Locked, ServerSide};
 use super::types::*;
-use crate::conn::{self, Conn, Fail};
+use crate::conn::{self, Conn, Fail, Security};
 use crate::engine::{self, ConnectError, RouteError, Servers, Shared, Slot};
 
 pub use crate::command::Failure;
@@ -82,7 +82,11 @@ fn mirror(side: &mut ServerSide) {
 ///
 /// # Safety
 /// `ctxt` is live; `side.ms` is a live server.
-unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> Result<(), i32> {
+unsafe fn connect(
+    ctxt: *const memcache_ctxt,
+    side: &mut ServerSide,
+    security: &mut Security,
+) -> Result<(), i32> {
     let had = side.slot.has_conn();
     if side.slot.has_ready_conn() {
         return Ok(());
@@ -99,9 +103,24 @@ unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> Result<(
     }
     // SAFETY: hostname and port are NULL or C strings.
     let (host, port) = unsafe { (cstr_lossy(m.hostname), cstr_lossy(m.port)) };
+    let greeting = match security.greeting(side.tls, &host) {
+        Ok(greeting) => greeting,
+        Err(e) => {
+            side.slot.health.mark_down(e.to_string());
+            m.active = STATE_DOWN;
+            report!(
+                ctxt,
+                MCM_ERR_SYS_CONNECT,
+                0,
+                0,
+                format!("{host}:{port}: {e}")
+            );
+            return Err(0);
+        }
+    };
     match side
         .slot
-        .connect(timeout_of(&m.tv), || conn::resolve(&host, &port))
+        .connect_with(timeout_of(&m.tv), &greeting, || conn::resolve(&host, &port))
     {
         Ok(reconnected) => {
             m.fd = side.slot.fd();
@@ -120,13 +139,12 @@ unsafe fn connect(ctxt: *const memcache_ctxt, side: &mut ServerSide) -> Result<(
             m.active = STATE_DOWN;
             m.fd = -1;
             let errno = e.errno();
-            report!(
-                ctxt,
-                MCM_ERR_SYS_CONNECT,
-                0,
-                errno,
-                format!("{host}:{port}")
-            );
+            // A failed handshake or login has no errno to say why: the report does.
+            let message = match e {
+                ConnectError::Greeting(_) => format!("{host}:{port}: {e}"),
+                _ => format!("{host}:{port}"),
+            };
+            report!(ctxt, MCM_ERR_SYS_CONNECT, 0, errno, message);
             Err(errno)
         }
     }
@@ -241,9 +259,10 @@ impl Servers for Front<'_, '_> {
     }
 
     fn connect(&mut self, at: usize) -> Result<(), CallError> {
-        let side = &mut self.inner.servers[at];
+        let inner: &mut HandleInner = self.inner;
+        let side = &mut inner.servers[at];
         // SAFETY: ctxt is live; side.ms is a server of the locked handle.
-        if let Err(errno) = unsafe { connect(self.ctxt, side) } {
+        if let Err(errno) = unsafe { connect(self.ctxt, side, &mut inner.security) } {
             // SAFETY: as above.
             let name = unsafe { server_name(side.ms) };
             report!(self.ctxt, MCM_ERR_NET_CONNECT, 0, errno, name);
@@ -506,7 +525,9 @@ pub unsafe fn connect_one(
     inner.forget_after_fork();
     promote_due(inner);
     // SAFETY: per the contract.
-    let result = unsafe { connect(ctxt, inner.side(ms)) };
+    let at = inner.side_index(ms);
+    // SAFETY: per the contract.
+    let result = unsafe { connect(ctxt, &mut inner.servers[at], &mut inner.security) };
     if let Err(errno) = result {
         // SAFETY: ms is live.
         let name = unsafe { server_name(ms) };

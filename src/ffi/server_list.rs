@@ -112,9 +112,25 @@ unsafe fn add_spec(
 ) -> c_int {
     // SAFETY: per the contract.
     let spec = unsafe { key_bytes(hostport, hostlen) };
+    // `tls://` is ASCII: a text that is not UTF-8 is not cut, and has no scheme.
+    let (tls, spec) = match std::str::from_utf8(spec) {
+        Ok(text) => {
+            let (tls, rest) = address::strip_tls(text);
+            (tls, rest.as_bytes())
+        }
+        Err(_) => (false, spec),
+    };
     let (host, port) = address::split_host_port(spec);
     // SAFETY: per the contract.
-    unsafe { add_host_port(ctxt, mc, host, &port_text(host, port), funcname) }
+    let rc = unsafe { add_host_port(ctxt, mc, host, &port_text(host, port), funcname) };
+    if rc == 0 && tls {
+        let st = state::handle(mc);
+        let mut inner = st.lock();
+        // SAFETY: the server just added is the last of the array.
+        let ms = unsafe { *state::server_slice(mc).last().expect("just added") };
+        inner.side(ms).tls = true;
+    }
+    rc
 }
 
 /// Builds a server for `host` and `port` and appends it, under one report scope named after

@@ -16,6 +16,7 @@ use once_cell::sync::Lazy;
 
 use super::lock::{ForkLock, OwnerGuard, OwnerLock};
 use super::types::*;
+use crate::conn::Security;
 use crate::engine::Slot;
 use crate::hash::{Distribution, RingServer, Selector};
 use crate::registry::{DomainName, Follower};
@@ -49,6 +50,8 @@ pub struct ServerSide {
     pub ms: *mut memcache_server,
     pub slot: Slot,
     pub weight: u32,
+    /// Added as `tls://HOST:PORT` (or by a domain's TLS entry): spoken to over TLS.
+    pub tls: bool,
 }
 
 impl ServerSide {
@@ -57,6 +60,7 @@ impl ServerSide {
             ms,
             slot: Slot::new(),
             weight: 1,
+            tls: false,
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct HandleInner {
     /// Calls under way that need their servers' connections alone (see
     /// [`Locked::make_exclusive`]); while there are any, no request is pipelined.
     pub exclusive: u32,
+    /// TLS and login for new connections (mc_tls_*, mc_auth).
+    pub security: Security,
 }
 
 impl HandleInner {
@@ -126,6 +132,8 @@ impl HandleInner {
         let generation = super::fork::generation();
         if self.fork_gen != generation {
             self.fork_gen = generation;
+            // The parent's TLS sessions stay the parent's: the child's reconnects start anew.
+            self.security.after_fork();
             for side in &mut self.servers {
                 if side.slot.forget() {
                     // SAFETY: sides belong to the handle's live servers.
@@ -296,6 +304,7 @@ impl HandleState {
                 domain: None,
                 fork_gen: super::fork::generation(),
                 exclusive: 0,
+                security: Security::default(),
             }),
             dist: AtomicU8::new(dist as u8),
             selector: ForkLock::new(None),

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::layout::{
-    distribution_code, distribution_from_code, RawEntry, SlotHead, HOST_SIZE, MAX_SERVERS,
+    distribution_code, distribution_from_code, RawEntry, SlotHead, FLAG_TLS, HOST_SIZE, MAX_SERVERS,
 };
 use super::list::{check_entry, DomainList, ServerEntry, MAX_REPLICAS};
 use super::RegistryError;
@@ -17,7 +17,7 @@ pub fn encode_entry(server: &ServerEntry) -> RawEntry {
     RawEntry {
         host,
         port: server.port,
-        reserved: 0,
+        reserved: if server.tls { FLAG_TLS } else { 0 },
         weight: server.weight,
     }
 }
@@ -104,10 +104,14 @@ fn decode_entry(raw: &RawEntry) -> Result<ServerEntry, String> {
     let host = std::str::from_utf8(&raw.host[..len])
         .map_err(|_| "host is not valid UTF-8".to_owned())?
         .to_owned();
+    if raw.reserved & !FLAG_TLS != 0 {
+        return Err(format!("unknown flags {:#x}", raw.reserved & !FLAG_TLS));
+    }
     let entry = ServerEntry {
         host,
         port: raw.port,
         weight: raw.weight,
+        tls: raw.reserved & FLAG_TLS != 0,
     };
     check_entry(&entry)?;
     Ok(entry)
@@ -128,11 +132,13 @@ mod tests {
                     host: "mc1".into(),
                     port: 11211,
                     weight: 3,
+                    tls: true,
                 },
                 ServerEntry {
                     host: "/run/mc.sock".into(),
                     port: 0,
                     weight: 1,
+                    tls: false,
                 },
             ],
         }
@@ -160,6 +166,7 @@ mod tests {
             host: "h".repeat(255),
             port: 1,
             weight: 1,
+            tls: false,
         };
         let raw = encode_entry(&longest);
         assert_eq!(raw.host[255], 0);
@@ -209,6 +216,13 @@ mod tests {
         let mut e = entries.clone();
         e[1] = e[0];
         assert!(decode_err(&head, &e).contains("listed twice"));
+
+        // The TLS flag is stored in the entry's flags; a flag this layout does not know is
+        // refused, not ignored.
+        assert_eq!(entries[0].reserved, FLAG_TLS);
+        let mut e = entries.clone();
+        e[0].reserved = FLAG_TLS | 4;
+        assert!(decode_err(&head, &e).contains("server 1: unknown flags 0x4"));
 
         let mut e = entries.clone();
         e[0].weight = 0;

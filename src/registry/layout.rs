@@ -22,7 +22,7 @@
 //! Entry (264 bytes):
 //!      0     256  host            NUL-terminated, 1..=255 bytes before the NUL
 //!    256       2  port            1..=65535, or 0 for a unix socket path (host starting with '/')
-//!    258       2  reserved        zero
+//!    258       2  flags           bit 0: TLS (the server is spoken to over TLS); other bits zero
 //!    260       4  weight          >= 1
 //! Total: 64 + 2 * 67608 = 135280 bytes.
 //! ```
@@ -52,6 +52,11 @@ pub const MAGIC: u64 = 0x4D43_444F_4D41_494E;
 pub const LAYOUT_VERSION: u32 = 1;
 /// Servers a domain can hold.
 pub const MAX_SERVERS: usize = 256;
+/// An entry's flag: the server is spoken to over TLS. In what layout 1 called a reserved zero
+/// field, so older readers see it as 0 and would speak plaintext to the server, which refuses
+/// them: nothing is sent in clear that the server takes.
+pub const FLAG_TLS: u16 = 1;
+
 /// Bytes reserved for a host, its terminating NUL included.
 pub const HOST_SIZE: usize = 256;
 

@@ -120,6 +120,7 @@ mod tests {
             host: host.to_owned(),
             port,
             weight: 1,
+            tls: false,
         }
     }
 

@@ -128,6 +128,7 @@ fn server(host: &str, port: u16) -> ServerEntry {
         host: host.to_owned(),
         port,
         weight: 1,
+        tls: false,
     }
 }
 
@@ -236,6 +237,7 @@ fn round_trip() {
                 host: "/run/memcached.sock".into(),
                 port: 0,
                 weight: 5,
+                tls: false,
             });
             list.servers.push(server("::1", 11213));
             list.version = 1; // ignored
@@ -284,6 +286,7 @@ fn round_trip() {
                         host: format!("host-{round}-{p}.{}", "x".repeat(200)),
                         port: p,
                         weight: u32::from(p),
+                        tls: false,
                     })
                     .collect();
                 Ok(())

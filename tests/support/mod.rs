@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod domain_loop;
 pub mod fake;
 pub mod man;
@@ -46,6 +47,20 @@ enum Listen {
 pub struct Memcached {
     child: Option<Child>,
     listen: Listen,
+    /// What the server was started with beyond where it listens (TLS, authentication).
+    secure: Secure,
+}
+
+/// memcached's TLS (`-Z`) and text-protocol authentication (`-Y`) for a test server.
+#[derive(Clone, Debug, Default)]
+pub struct Secure {
+    /// Certificate chain and key: every listener speaks TLS except a plaintext one on a second
+    /// port (`notls:`), which the harness uses for its own `stats`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// memcached's `user:password` file; the harness logs in with its first line.
+    pub auth_file: Option<PathBuf>,
+    /// Further memcached options (`-o ssl_...` for client certificates).
+    pub extra: Vec<String>,
 }
 
 impl Memcached {
@@ -76,6 +91,18 @@ impl Memcached {
         panic!("cannot start memcached on port {port}: {last_error}");
     }
 
+    /// Starts memcached on a free loopback TCP port with TLS or authentication (see [`Secure`]).
+    pub fn start_secure(secure: Secure) -> Memcached {
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Memcached::spawn_secure(Listen::Tcp(free_port()), secure.clone()) {
+                Ok(mc) => return mc,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("cannot start memcached with {secure:?}: {last_error}");
+    }
+
     /// Starts memcached listening only on the unix socket `path` (no TCP).
     pub fn start_unix(path: &Path) -> Memcached {
         let _ = std::fs::remove_file(path);
@@ -84,14 +111,38 @@ impl Memcached {
     }
 
     fn spawn(listen: Listen) -> Result<Memcached, String> {
+        Memcached::spawn_secure(listen, Secure::default())
+    }
+
+    fn spawn_secure(listen: Listen, secure: Secure) -> Result<Memcached, String> {
         let mut cmd = Command::new(MEMCACHED);
         match &listen {
+            Listen::Tcp(port) if secure.tls.is_some() => {
+                let plain = port_for_stats(*port);
+                cmd.arg("-l")
+                    .arg(format!("127.0.0.1:{port},notls:127.0.0.1:{plain}"));
+            }
             Listen::Tcp(port) => {
                 cmd.args(["-l", "127.0.0.1", "-p"]).arg(port.to_string());
             }
             Listen::Unix(path) => {
                 cmd.arg("-s").arg(path);
             }
+        }
+        if let Some((cert, key)) = &secure.tls {
+            let mut options = format!(
+                "ssl_chain_cert={},ssl_key={}",
+                cert.display(),
+                key.display()
+            );
+            for more in &secure.extra {
+                options.push(',');
+                options.push_str(more);
+            }
+            cmd.arg("-Z").arg("-o").arg(options);
+        }
+        if let Some(file) = &secure.auth_file {
+            cmd.arg("-Y").arg(file);
         }
         cmd.args(["-U", "0", "-m", "64", "-t", "1"]);
         // SAFETY: geteuid has no preconditions.
@@ -108,6 +159,7 @@ impl Memcached {
         let mut mc = Memcached {
             child: Some(child),
             listen,
+            secure,
         };
         mc.wait_ready()?;
         Ok(mc)
@@ -228,7 +280,7 @@ impl Memcached {
         let mut last_error = String::new();
         // The port was just released; retry briefly in case the bind races with the old exit.
         for _ in 0..50 {
-            match Memcached::spawn(listen.clone()) {
+            match Memcached::spawn_secure(listen.clone(), self.secure.clone()) {
                 Ok(mut fresh) => {
                     self.child = fresh.child.take();
                     return;
@@ -243,8 +295,15 @@ impl Memcached {
     fn try_stats(&self) -> std::io::Result<HashMap<String, String>> {
         let reply = match &self.listen {
             Listen::Tcp(port) => {
-                let mut s = TcpStream::connect(("127.0.0.1", *port))?;
+                let port = match self.secure.tls {
+                    Some(_) => port_for_stats(*port),
+                    None => *port,
+                };
+                let mut s = TcpStream::connect(("127.0.0.1", port))?;
                 s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                if let Some(file) = &self.secure.auth_file {
+                    log_in(&mut s, file)?;
+                }
                 stats_exchange(&mut s)?
             }
             Listen::Unix(path) => {
@@ -297,6 +356,35 @@ impl Drop for Memcached {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// The plaintext port beside a TLS server's port (see [`Secure::tls`]): the next one, or the
+/// one before at the top of the range. Taken by another process, the server does not start and
+/// is started again on other ports.
+fn port_for_stats(port: u16) -> u16 {
+    port.checked_add(1).unwrap_or(port - 1)
+}
+
+/// memcached -Y's login with the first `user:password` line of `file`.
+fn log_in<S: Read + Write>(s: &mut S, file: &Path) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(file)?;
+    let value = text.lines().next().unwrap_or("").replacen(':', " ", 1);
+    s.write_all(format!("set auth 0 0 {}\r\n{value}\r\n", value.len()).as_bytes())?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        if s.read(&mut byte)? == 0 {
+            break;
+        }
+        reply.push(byte[0]);
+    }
+    if reply != b"STORED\r\n" {
+        return Err(std::io::Error::other(format!(
+            "login refused: {}",
+            String::from_utf8_lossy(&reply)
+        )));
+    }
+    Ok(())
 }
 
 fn stats_exchange<S: Read + Write>(s: &mut S) -> std::io::Result<String> {

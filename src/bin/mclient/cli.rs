@@ -7,6 +7,7 @@ use memcache::exit_code::Exit;
 use memcache::hash::Distribution;
 
 use crate::bench::BenchArgs;
+use crate::security::SecurityArgs;
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +55,9 @@ pub struct Cli {
     /// Print results as JSON Lines: one object per key or server (see mclient(1))
     #[arg(long, global = true)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub security: SecurityArgs,
 
     #[command(subcommand)]
     pub command: Command,

@@ -13,6 +13,8 @@ mod commands;
 #[path = "../common/json.rs"]
 mod json;
 mod output;
+#[path = "../common/security.rs"]
+mod security;
 mod servers;
 
 use std::process::ExitCode;

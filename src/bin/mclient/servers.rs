@@ -1,6 +1,7 @@
 //! Which servers mclient talks to, and how keys are placed on them.
 
 use memcache::client::{Client, ServerSpec};
+use memcache::conn::Security;
 use memcache::hash::Distribution;
 use memcache::registry::{DomainName, Reader};
 
@@ -22,6 +23,8 @@ pub struct ServerList {
     pub distribution: Distribution,
     pub replicas: u32,
     timeout: Option<std::time::Duration>,
+    /// TLS and login, shared by every client made from the list (and their session cache).
+    security: Security,
 }
 
 impl ServerList {
@@ -33,6 +36,7 @@ impl ServerList {
             list.replicas = r;
         }
         list.timeout = cli.timeout_ms.map(std::time::Duration::from_millis);
+        list.security = cli.security.security("mclient").map_err(Stop::failed)?;
         Ok(list)
     }
 
@@ -77,6 +81,7 @@ impl ServerList {
             client.set_timeout(t);
         }
         client.set_replicas(self.replicas as usize);
+        client.set_security(self.security.clone());
         Ok(client)
     }
 }
@@ -87,6 +92,7 @@ fn explicit(servers: Vec<ServerSpec>, distribution: Distribution) -> Result<Serv
         distribution,
         replicas: 1,
         timeout: None,
+        security: Security::default(),
     })
 }
 
@@ -138,5 +144,6 @@ fn domain_servers(name: &str) -> Result<ServerList, Stop> {
         distribution: list.distribution,
         replicas: list.replicas,
         timeout: None,
+        security: Security::default(),
     })
 }

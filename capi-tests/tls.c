@@ -1,0 +1,87 @@
+/*
+ * TLS and text-protocol authentication from C (issue 17): one handle, one server, the settings
+ * the environment names, then a set and a get of one key. Prints to stderr one line
+ * "set=RC get=VALUE" (VALUE "(null)" when the get found nothing) per process, after the
+ * library's own reports; a forked child (MC_FORK) does the same on the handle it inherited and
+ * prints "child set=RC get=VALUE". Exits 2 when a setting call fails (its report says why),
+ * else 0: the harness reads the lines and the reports.
+ *
+ * Environment: MC_SERVER (as given to mc_server_add4, e.g. "tls://127.0.0.1:PORT"), and
+ * optionally MC_TLS_ALL, MC_TLS_CA, MC_TLS_CERT, MC_TLS_KEY, MC_TLS_INSECURE, MC_AUTH_USER with
+ * MC_AUTH_PASS, MC_AUTH_FILE, MC_TIMEOUT_MS (default 1000), MC_FORK.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memcache.h>
+
+static void setting(int rc, const char *what)
+{
+	if (rc != 0) {
+		fprintf(stderr, "setting %s failed: %d\n", what, rc);
+		exit(2);
+	}
+}
+
+static void set_and_get(struct memcache *mc, const char *who)
+{
+	char value[64];
+	char *got;
+	int rc;
+
+	snprintf(value, sizeof(value), "value-%ld", (long)getpid());
+	rc = mc_set(mc, "tls-key", strlen("tls-key"), value, strlen(value), 0, 0);
+	got = mc_aget(mc, "tls-key", strlen("tls-key"));
+	fprintf(stderr, "%sset=%d get=%s\n", who, rc, got != NULL ? got : "(null)");
+	free(got);
+}
+
+int main(void)
+{
+	const char *server = getenv("MC_SERVER");
+	const char *timeout = getenv("MC_TIMEOUT_MS");
+	long ms = timeout != NULL ? atol(timeout) : 1000;
+	struct memcache *mc;
+	pid_t child;
+	int status;
+
+	if (server == NULL) {
+		fprintf(stderr, "MC_SERVER is not set\n");
+		return 2;
+	}
+	mc = mc_new();
+	mc_timeout(mc, ms / 1000, (ms % 1000) * 1000);
+	if (getenv("MC_TLS_ALL") != NULL)
+		setting(mc_tls(mc, 1), "mc_tls");
+	if (getenv("MC_TLS_CA") != NULL)
+		setting(mc_tls_ca(mc, getenv("MC_TLS_CA")), "mc_tls_ca");
+	if (getenv("MC_TLS_CERT") != NULL)
+		setting(mc_tls_cert(mc, getenv("MC_TLS_CERT"), getenv("MC_TLS_KEY")), "mc_tls_cert");
+	if (getenv("MC_TLS_INSECURE") != NULL)
+		setting(mc_tls_insecure(mc, 1), "mc_tls_insecure");
+	if (getenv("MC_AUTH_USER") != NULL)
+		setting(mc_auth(mc, getenv("MC_AUTH_USER"), getenv("MC_AUTH_PASS")), "mc_auth");
+	if (getenv("MC_AUTH_FILE") != NULL)
+		setting(mc_auth_file(mc, getenv("MC_AUTH_FILE")), "mc_auth_file");
+	setting(mc_server_add4(mc, server), "mc_server_add4");
+
+	set_and_get(mc, "");
+	if (getenv("MC_FORK") != NULL) {
+		fflush(stderr);
+		child = fork();
+		if (child == 0) {
+			set_and_get(mc, "child ");
+			_exit(0);
+		}
+		if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status)) {
+			fprintf(stderr, "fork or wait failed\n");
+			return 2;
+		}
+		set_and_get(mc, "after child ");
+	}
+	mc_free(mc);
+	return 0;
+}

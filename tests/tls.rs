@@ -1,0 +1,366 @@
+//! Issue 17: TLS and text-protocol authentication against a real memcached (`-Z` with
+//! certificates the test makes with openssl, `-Y` with a user file), from C (capi-tests/tls.c
+//! on the installed library) and from mclient; and every fault ends in a clear error with one
+//! report, within the timeout, never a hang.
+
+mod support;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::certs::{Ca, Issued};
+use support::{compile_capi, run_c, temp_dir, COutput, Memcached, Secure};
+
+/// The names a good server certificate carries: the tests connect to 127.0.0.1.
+const LOCAL_NAMES: &str = "DNS:localhost,IP:127.0.0.1";
+
+/// A CA, a server certificate from it, and memcached -Z with that certificate.
+struct TlsServer {
+    dir: PathBuf,
+    ca: Ca,
+    server: Memcached,
+}
+
+impl TlsServer {
+    fn start(label: &str, sans: &str, days: i32) -> TlsServer {
+        TlsServer::start_with(label, sans, days, Vec::new())
+    }
+
+    fn start_with(label: &str, sans: &str, days: i32, extra: Vec<String>) -> TlsServer {
+        let dir = temp_dir(label);
+        let ca = Ca::new(&dir, "testca");
+        let Issued { cert, key } = ca.issue("server", sans, days, false);
+        let server = Memcached::start_secure(Secure {
+            tls: Some((cert, key)),
+            extra,
+            ..Secure::default()
+        });
+        TlsServer { dir, ca, server }
+    }
+
+    fn url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.server.port())
+    }
+}
+
+fn tls_program() -> PathBuf {
+    compile_capi("tls", &[])
+}
+
+/// Runs capi-tests/tls.c with `env`, and checks that it ended well within its timeouts.
+fn run(env: &[(&str, String)]) -> COutput {
+    let started = Instant::now();
+    let out = run_c(&tls_program(), env);
+    let took = started.elapsed();
+    // 1 s timeouts: a fault that hung would take far longer (or the harness's 60 s).
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?}: {}",
+        out.stderr
+    );
+    out
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().expect("a UTF-8 path").to_owned()
+}
+
+/// The program's result line for `who` ("" for the first, "child ").
+fn result_line<'a>(out: &'a COutput, who: &str) -> &'a str {
+    out.stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("{who}set=")))
+        .unwrap_or_else(|| panic!("no {who:?} result line in {}", out.stderr))
+}
+
+fn assert_stored_and_read(out: &COutput, who: &str) {
+    out.assert_success();
+    let line = result_line(out, who);
+    assert!(
+        line.starts_with(&format!("{who}set=0 get=value-")),
+        "{line}\n{}",
+        out.stderr
+    );
+}
+
+/// The operation failed, and the report that says why appeared exactly once.
+fn assert_failed_once(out: &COutput, why: &str) {
+    out.assert_success();
+    let line = result_line(out, "");
+    assert!(
+        !line.starts_with("set=0 "),
+        "stored despite the fault: {}",
+        out.stderr
+    );
+    assert!(line.ends_with("get=(null)"), "{}", out.stderr);
+    let reports = out.stderr.matches(why).count();
+    assert_eq!(
+        reports, 1,
+        "{why:?} reported {reports} times:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn c_sets_and_gets_over_tls_with_the_ca_file() {
+    let t = TlsServer::start("tls-ok", LOCAL_NAMES, 2);
+    let out = run(&[("MC_SERVER", t.url()), ("MC_TLS_CA", path(&t.ca.cert))]);
+    assert_stored_and_read(&out, "");
+    // The same server named without tls://, TLS switched on for the whole handle.
+    let out = run(&[
+        ("MC_SERVER", t.server.addr()),
+        ("MC_TLS_ALL", "1".into()),
+        ("MC_TLS_CA", path(&t.ca.cert)),
+    ]);
+    assert_stored_and_read(&out, "");
+}
+
+#[test]
+fn an_unknown_ca_is_refused_and_insecure_is_explicit_and_reported() {
+    let t = TlsServer::start("tls-unknown-ca", LOCAL_NAMES, 2);
+    let other = Ca::new(&t.dir, "otherca");
+    let out = run(&[("MC_SERVER", t.url()), ("MC_TLS_CA", path(&other.cert))]);
+    assert_failed_once(&out, "UnknownIssuer");
+
+    let out = run(&[
+        ("MC_SERVER", t.url()),
+        ("MC_TLS_CA", path(&other.cert)),
+        ("MC_TLS_INSECURE", "1".into()),
+    ]);
+    assert_stored_and_read(&out, "");
+    assert_eq!(
+        out.stderr.matches("TLS certificate checks are off").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_refused() {
+    let t = TlsServer::start("tls-expired", LOCAL_NAMES, -1);
+    let out = run(&[("MC_SERVER", t.url()), ("MC_TLS_CA", path(&t.ca.cert))]);
+    assert_failed_once(&out, "Expired");
+}
+
+#[test]
+fn a_certificate_for_another_name_is_refused() {
+    // Valid, from the trusted CA, but for another host than 127.0.0.1.
+    let t = TlsServer::start("tls-name", "DNS:cache.example.com", 2);
+    let out = run(&[("MC_SERVER", t.url()), ("MC_TLS_CA", path(&t.ca.cert))]);
+    assert_failed_once(&out, "certificate not valid for name \"127.0.0.1\"");
+}
+
+#[test]
+fn tls_to_a_plaintext_server_fails_within_the_timeout() {
+    let plain = Memcached::start();
+    let dir = temp_dir("tls-to-plain");
+    let ca = Ca::new(&dir, "testca");
+    let out = run(&[
+        ("MC_SERVER", format!("tls://{}", plain.addr())),
+        ("MC_TLS_CA", path(&ca.cert)),
+    ]);
+    // memcached waits for a line the ClientHello never ends, or answers ERROR: either way the
+    // connect fails with a TLS message, once.
+    assert_failed_once(&out, "does the server speak TLS on this port?");
+}
+
+#[test]
+fn plaintext_to_a_tls_server_fails_and_says_so() {
+    let t = TlsServer::start("plain-to-tls", LOCAL_NAMES, 2);
+    let out = run(&[("MC_SERVER", t.server.addr())]);
+    out.assert_success();
+    let line = result_line(&out, "");
+    assert!(line.ends_with("get=(null)"), "{}", out.stderr);
+    assert!(!line.starts_with("set=0 "), "{}", out.stderr);
+}
+
+#[test]
+fn a_server_that_drops_the_connection_mid_handshake() {
+    // The one fault a real memcached does not make on demand: a listener that reads the
+    // ClientHello and closes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dropper = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut hello = [0u8; 64];
+            let _ = s.read(&mut hello);
+        }
+    });
+    let dir = temp_dir("tls-drop");
+    let ca = Ca::new(&dir, "testca");
+    let out = run(&[
+        ("MC_SERVER", format!("tls://127.0.0.1:{port}")),
+        ("MC_TLS_CA", path(&ca.cert)),
+    ]);
+    // Closed or reset, depending on what the kernel makes of the unread ClientHello.
+    assert_failed_once(&out, "TLS handshake: ");
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)));
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)));
+    let _ = dropper.join();
+}
+
+#[test]
+fn mutual_tls_needs_the_client_certificate() {
+    let dir = temp_dir("tls-mutual");
+    let ca = Ca::new(&dir, "testca");
+    let Issued { cert, key } = ca.issue("server", LOCAL_NAMES, 2, false);
+    let client = ca.issue("client", "DNS:client", 2, true);
+    let server = Memcached::start_secure(Secure {
+        tls: Some((cert, key)),
+        extra: vec![
+            "ssl_verify_mode=2".into(),
+            format!("ssl_ca_cert={}", path(&ca.cert)),
+        ],
+        ..Secure::default()
+    });
+    let url = format!("tls://{}", server.addr());
+    let out = run(&[("MC_SERVER", url.clone()), ("MC_TLS_CA", path(&ca.cert))]);
+    out.assert_success();
+    assert!(
+        result_line(&out, "").ends_with("get=(null)"),
+        "served without a client certificate: {}",
+        out.stderr
+    );
+    let out = run(&[
+        ("MC_SERVER", url),
+        ("MC_TLS_CA", path(&ca.cert)),
+        ("MC_TLS_CERT", path(&client.cert)),
+        ("MC_TLS_KEY", path(&client.key)),
+    ]);
+    assert_stored_and_read(&out, "");
+}
+
+#[test]
+fn a_forked_child_makes_its_own_tls_connection() {
+    let t = TlsServer::start("tls-fork", LOCAL_NAMES, 2);
+    let before = t.server.stat("total_connections");
+    let out = run(&[
+        ("MC_SERVER", t.url()),
+        ("MC_TLS_CA", path(&t.ca.cert)),
+        ("MC_FORK", "1".into()),
+    ]);
+    assert_stored_and_read(&out, "");
+    assert_stored_and_read(&out, "child ");
+    assert_stored_and_read(&out, "after child ");
+    // The parent's connection, the child's own: the child never wrote on the parent's session
+    // (which would have broken it for the parent, whose last get still works).
+    let made = t.server.stat("total_connections") - before;
+    // The harness's stats connection counts too.
+    assert_eq!(made, 3, "{}", out.stderr);
+}
+
+fn mclient(args: &[&str]) -> std::process::Output {
+    let bin = Path::new(env!("CARGO_BIN_EXE_mclient"));
+    support::run_bounded(Command::new(bin).args(args), b"", Duration::from_secs(30))
+}
+
+#[test]
+fn mclient_over_tls() {
+    let t = TlsServer::start("mclient-tls", LOCAL_NAMES, 2);
+    let url = t.url();
+    let ca = path(&t.ca.cert);
+    let set = mclient(&["--servers", &url, "--tls-ca", &ca, "set", "k", "over-tls"]);
+    assert!(set.status.success(), "{set:?}");
+    let get = mclient(&["--servers", &url, "--tls-ca", &ca, "get", "k"]);
+    assert!(get.status.success(), "{get:?}");
+    assert_eq!(get.stdout, b"over-tls");
+    // Without the CA, the system's roots do not know the test's CA: a clear failure.
+    let refused = mclient(&["--servers", &url, "--timeout-ms", "1000", "get", "k"]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("UnknownIssuer") || why.contains("no system CA"),
+        "{why}"
+    );
+}
+
+/// memcached -Y with one user, and a file the client reads its credentials from.
+fn auth_server(dir: &Path) -> Memcached {
+    let users = dir.join("users");
+    std::fs::write(&users, "app:s3cret\n").unwrap();
+    Memcached::start_secure(Secure {
+        auth_file: Some(users),
+        ..Secure::default()
+    })
+}
+
+fn credentials_file(dir: &Path, name: &str, text: &str, mode: u32) -> String {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    path(&file)
+}
+
+#[test]
+fn authentication_with_the_right_and_a_wrong_password() {
+    let dir = temp_dir("auth");
+    let server = auth_server(&dir);
+    let out = run(&[
+        ("MC_SERVER", server.addr()),
+        ("MC_AUTH_USER", "app".into()),
+        ("MC_AUTH_PASS", "s3cret".into()),
+    ]);
+    assert_stored_and_read(&out, "");
+    let out = run(&[
+        ("MC_SERVER", server.addr()),
+        ("MC_AUTH_USER", "app".into()),
+        ("MC_AUTH_PASS", "wrong".into()),
+    ]);
+    assert_failed_once(&out, "authentication as \"app\" refused");
+    assert!(
+        !out.stderr.contains("wrong"),
+        "the password shown: {}",
+        out.stderr
+    );
+
+    let good = credentials_file(&dir, "good", "app:s3cret\n", 0o600);
+    let out = run(&[("MC_SERVER", server.addr()), ("MC_AUTH_FILE", good.clone())]);
+    assert_stored_and_read(&out, "");
+    let set = mclient(&[
+        "--servers",
+        &server.addr(),
+        "--auth-file",
+        &good,
+        "set",
+        "a",
+        "1",
+    ]);
+    assert!(set.status.success(), "{set:?}");
+    let bad = mclient(&["--servers", &server.addr(), "get", "a"]);
+    assert!(!bad.status.success(), "served without a login: {bad:?}");
+}
+
+#[test]
+fn a_credentials_file_others_can_read_is_refused() {
+    let dir = temp_dir("auth-file");
+    let server = auth_server(&dir);
+    let open = credentials_file(&dir, "open", "app:s3cret\n", 0o644);
+    let out = run_c(
+        &tls_program(),
+        &[("MC_SERVER", server.addr()), ("MC_AUTH_FILE", open.clone())],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("lets others read"), "{}", out.stderr);
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+    let refused = mclient(&[
+        "--servers",
+        &server.addr(),
+        "--auth-file",
+        &open,
+        "get",
+        "a",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("chmod 600"),
+        "{refused:?}"
+    );
+}
