@@ -8,8 +8,11 @@
  *
  * Environment: MC_SERVER (as given to mc_server_add4, e.g. "tls://127.0.0.1:PORT"), and
  * optionally MC_TLS_ALL, MC_TLS_CA, MC_TLS_CERT, MC_TLS_KEY, MC_TLS_INSECURE, MC_AUTH_USER with
- * MC_AUTH_PASS, MC_AUTH_FILE, MC_TIMEOUT_MS (default 1000), MC_FORK.
+ * MC_AUTH_PASS, MC_AUTH_FILE, MC_TIMEOUT_MS (default 1000), MC_FORK, MC_THREADS (that many
+ * threads then share the handle, each setting and reading its own keys 200 times; the line
+ * "threads ok=N bad=M" counts the reads that returned what the thread wrote).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,34 @@ static void set_and_get(struct memcache *mc, const char *who)
 	got = mc_aget(mc, "tls-key", strlen("tls-key"));
 	fprintf(stderr, "%sset=%d get=%s\n", who, rc, got != NULL ? got : "(null)");
 	free(got);
+}
+
+#define ROUNDS 200
+
+static int thread_ok, thread_bad;
+
+/* One thread's own keys on the shared handle: every read must return this thread's write. */
+static void *worker(void *arg)
+{
+	struct memcache *mc = arg;
+	char key[64], value[64];
+	char *got;
+	int i, ok = 0, bad = 0;
+
+	for (i = 0; i < ROUNDS; i++) {
+		snprintf(key, sizeof(key), "t-%lu-%d", (unsigned long)pthread_self(), i % 7);
+		snprintf(value, sizeof(value), "v-%d-%lu", i, (unsigned long)pthread_self());
+		mc_set(mc, key, strlen(key), value, strlen(value), 0, 0);
+		got = mc_aget(mc, key, strlen(key));
+		if (got != NULL && strcmp(got, value) == 0)
+			ok++;
+		else
+			bad++;
+		free(got);
+	}
+	__sync_fetch_and_add(&thread_ok, ok);
+	__sync_fetch_and_add(&thread_bad, bad);
+	return NULL;
 }
 
 int main(void)
@@ -69,6 +100,18 @@ int main(void)
 	setting(mc_server_add4(mc, server), "mc_server_add4");
 
 	set_and_get(mc, "");
+	if (getenv("MC_THREADS") != NULL) {
+		pthread_t threads[16];
+		int n = atoi(getenv("MC_THREADS")), i;
+
+		if (n < 1 || n > 16)
+			n = 4;
+		for (i = 0; i < n; i++)
+			setting(pthread_create(&threads[i], NULL, worker, mc), "pthread_create");
+		for (i = 0; i < n; i++)
+			pthread_join(threads[i], NULL);
+		fprintf(stderr, "threads ok=%d bad=%d\n", thread_ok, thread_bad);
+	}
 	if (getenv("MC_FORK") != NULL) {
 		fflush(stderr);
 		child = fork();
