@@ -1,10 +1,12 @@
 /*
  * mc_bulk() (beyond 1.4) against real memcached servers: a result per item for every
  * operation, the values readable through the 1.4 calls, a refused item and bad keys reported
- * once each, and the arguments checked.
+ * once each, the arguments checked, and bulk calls on a handle that other threads use
+ * pipelined at the same moment (neither may take the other's replies).
  *
  * Environment: MC_HOST, MC_PORT, MC_PORT2, MC_PORT3.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +57,59 @@ static void expect_value(struct memcache *mc, const char *key, const char *expec
 		CHECK(v != NULL && len == strlen(expect) && memcmp(v, expect, len) == 0,
 		      "%s: expected %s, got %s", key, expect, v ? v : "NULL");
 	free(v);
+}
+
+/* A thread of single calls on the shared handle: each value it reads back is its own. */
+struct single {
+	struct memcache *mc;
+	int id;
+	int wrong;
+};
+
+static void *singles(void *arg)
+{
+	struct single *t = arg;
+	char key[32], val[32], *got;
+	size_t len;
+	int n;
+
+	for (n = 0; n < 300; n++) {
+		snprintf(key, sizeof(key), "th%d-%d", t->id, n % 7);
+		snprintf(val, sizeof(val), "v%d-%d", t->id, n);
+		if (mc_set(t->mc, key, strlen(key), val, strlen(val), 0, 0) != 0)
+			t->wrong++;
+		got = mc_aget2(t->mc, key, strlen(key), &len);
+		if (got == NULL || len != strlen(val) || memcmp(got, val, len) != 0)
+			t->wrong++;
+		free(got);
+	}
+	return NULL;
+}
+
+static void bulk_beside_pipelined_callers(struct memcache *mc)
+{
+	pthread_t threads[4];
+	struct single t[4];
+	int i, round, rc, bad = 0;
+
+	for (i = 0; i < 4; i++) {
+		t[i].mc = mc;
+		t[i].id = i;
+		t[i].wrong = 0;
+		CHECK(pthread_create(&threads[i], NULL, singles, &t[i]) == 0, "thread %d", i);
+	}
+	for (round = 0; round < 30; round++) {
+		fill(round % 2 ? "par-odd" : "par-even", N, round % 2 ? "odd" : "even", 0);
+		rc = mc_bulk(mc, MC_BULK_SET, items, N);
+		bad += rc != 0;
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(threads[i], NULL);
+		CHECK(t[i].wrong == 0, "thread %d read %d wrong answers beside bulk calls", i, t[i].wrong);
+	}
+	CHECK(bad == 0, "%d bulk calls beside pipelined callers did not write every item", bad);
+	expect_value(mc, "par-odd-7", "odd");
+	expect_value(mc, "par-even-99", "even");
 }
 
 int main(void)
@@ -136,6 +191,8 @@ int main(void)
 	          items[0].result == MC_BULK_DONE && items[3].result == MC_BULK_DONE,
 	      "bad keys: rc %d", rc);
 	CHECK(report_count == 1, "bad keys reported %d times", report_count);
+
+	bulk_beside_pipelined_callers(mc);
 
 	/* Arguments. */
 	CHECK(mc_bulk(NULL, MC_BULK_SET, items, 1) == -1, "%s", "NULL handle");

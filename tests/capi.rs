@@ -84,7 +84,7 @@ fn store_fetch() {
 #[test]
 fn bulk() {
     let (a, b, c) = (Memcached::start(), Memcached::start(), Memcached::start());
-    run_program("bulk", &[], &server_env(&[&a, &b, &c]));
+    run_program("bulk", &["-lpthread"], &server_env(&[&a, &b, &c]));
 }
 
 #[test]

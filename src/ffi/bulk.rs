@@ -195,7 +195,8 @@ unsafe fn bulk(
         );
     }
     let st = state::handle(mc);
-    let mut inner = st.lock();
+    // The connections are this call's alone: no pipelined reply is awaited on them meanwhile.
+    let mut inner = st.lock_exclusive();
     // SAFETY: ctxt and mc are live; inner is mc's locked state.
     unsafe { begin(ctxt, mc, &st, &mut inner) };
     let copies = inner.replicas as usize;
