@@ -16,7 +16,10 @@
  *                           whole round trip of the one before), as before issue 16
  *             libmemcached8 8 threads, one libmemcached handle each (as its documentation
  *                           recommends)
+ *             libmemcached-noreply  libmemcached with BUFFER_REQUESTS and NOREPLY: its fastest
+ *                           way to write many keys, which cannot tell which writes failed
  *   WORKLOAD  get_hit get_miss set set_10k incr mget (100 keys over the servers given)
+ *             bulkset (100 keys stored in one operation: mc_bulk; libmemcached's set loop)
  *   RUN       ops:N   times N operations and prints "OPS SECONDS" (for callgrind);
  *             (the 8-thread clients: N per thread; their slices print as MEDIAN-LATENCY the
  *             slice's time over its operations, so that operations over it is their rate)
@@ -52,9 +55,9 @@
 #define WARMUP 200
 #define THREADS 8
 
-enum workload { W_GET_HIT, W_GET_MISS, W_SET, W_SET_10K, W_INCR, W_MGET, N_WORKLOADS };
-static const char *const workload_names[N_WORKLOADS] = {"get_hit", "get_miss", "set",
-                                                        "set_10k", "incr",     "mget"};
+enum workload { W_GET_HIT, W_GET_MISS, W_SET, W_SET_10K, W_INCR, W_MGET, W_BULK_SET, N_WORKLOADS };
+static const char *const workload_names[N_WORKLOADS] = {"get_hit", "get_miss", "set",    "set_10k",
+                                                        "incr",    "mget",     "bulkset"};
 
 /* The APIs under test take `char *` keys, so the keys are writable arrays. */
 static char key_hit[] = "bench:hit";
@@ -171,6 +174,22 @@ static void mc_mget(void)
         die("mc: multi-get found %d of %d keys", found, MGET_KEYS);
 }
 
+/* 100 keys stored in one call, each item's result checked. */
+static struct memcache_bulk bulk_items[MGET_KEYS];
+
+static void mc_bulk_set(void)
+{
+    for (int i = 0; i < MGET_KEYS; i++) {
+        bulk_items[i].key = mget_keys[i];
+        bulk_items[i].key_len = mget_lens[i];
+        bulk_items[i].val = value;
+        bulk_items[i].val_len = VALUE_LEN;
+    }
+    int failed = mc_bulk(mc, MC_BULK_SET, bulk_items, MGET_KEYS);
+    if (failed != 0)
+        die("mc: bulk set: %d of %d items not stored", failed, MGET_KEYS);
+}
+
 static void mc_teardown(void)
 {
     mc_free(mc);
@@ -281,6 +300,59 @@ static void lm_mget(void)
     if (found != MGET_KEYS)
         die("libmemcached: multi-get found %d of %d keys: %s", found, MGET_KEYS,
             memcached_strerror(lm, rc));
+}
+
+/* libmemcached's way without buffering: a set per key, each waiting for its reply. */
+static void lm_bulk_set(void)
+{
+    for (int i = 0; i < MGET_KEYS; i++)
+        lm_check(memcached_set(lm, mget_keys[i], mget_lens[i], value, VALUE_LEN, 0, 0), "set");
+}
+
+/* One of the bulk keys per server, for the round trip that ends a buffered bulk set. */
+static const char *sync_ptrs[FLOOR_MAX_SERVERS];
+static size_t sync_lens[FLOOR_MAX_SERVERS];
+static int sync_n;
+
+static void lm_noreply_setup(char **servers, int n, enum workload w)
+{
+    lm_setup(servers, n, w);
+    for (uint32_t server = 0; server < (uint32_t)n; server++)
+        for (int i = 0; i < MGET_KEYS; i++)
+            if (memcached_generate_hash(lm, mget_keys[i], mget_lens[i]) == server) {
+                sync_ptrs[sync_n] = mget_keys[i];
+                sync_lens[sync_n++] = mget_lens[i];
+                break;
+            }
+    if (sync_n != n)
+        die("libmemcached: no bulk key on %d of %d servers", n - sync_n, n);
+    lm_check(memcached_behavior_set(lm, MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 1), "BUFFER_REQUESTS");
+    lm_check(memcached_behavior_set(lm, MEMCACHED_BEHAVIOR_NOREPLY, 1), "NOREPLY");
+}
+
+/*
+ * Buffered and without replies: the sets go out at the flush, and a failure is never heard of.
+ * Then one round trip per server (a get of a key it holds), which the server answers only
+ * after the sets before it: without it the loop would time only the copy into the socket buffers, not the
+ * writes (mc_bulk's answers say every key was written, so it has waited for as much).
+ */
+static void lm_noreply_bulk_set(void)
+{
+    for (int i = 0; i < MGET_KEYS; i++) {
+        memcached_return_t rc =
+            memcached_set(lm, mget_keys[i], mget_lens[i], value, VALUE_LEN, 0, 0);
+        if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_BUFFERED)
+            die("libmemcached: buffered set: %s", memcached_strerror(lm, rc));
+    }
+    lm_check(memcached_flush_buffers(lm), "flush_buffers");
+    /* `version` returns at once under NOREPLY, so the round trip is a get of one key per server. */
+    memcached_return_t rc;
+    lm_check(memcached_mget(lm, sync_ptrs, sync_lens, sync_n), "sync mget");
+    int found = 0;
+    while (memcached_fetch_result(lm, &lm_result, &rc) != NULL)
+        found++;
+    if (found != sync_n)
+        die("libmemcached: sync read %d of %d keys", found, sync_n);
 }
 
 static void lm_teardown(void)
@@ -503,11 +575,15 @@ struct client {
 
 static const struct client clients[] = {
     {"mc", mc_setup,
-     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget}, mc_teardown, 0, NULL, 0},
+     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget, mc_bulk_set},
+     mc_teardown, 0, NULL, 0},
     {"mc-domain", mc_domain_setup,
      {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget}, mc_teardown, 0, NULL, 0},
-    {"libmemcached", lm_setup, {lm_get_hit, lm_get_miss, lm_set_small, lm_set_big, lm_incr, lm_mget},
+    {"libmemcached", lm_setup,
+     {lm_get_hit, lm_get_miss, lm_set_small, lm_set_big, lm_incr, lm_mget, lm_bulk_set},
      lm_teardown, 0, NULL, 0},
+    {"libmemcached-noreply", lm_noreply_setup,
+     {NULL, NULL, NULL, NULL, NULL, NULL, lm_noreply_bulk_set}, lm_teardown, 0, NULL, 0},
     {"floor", floor_setup,
      {floor_single, floor_single, floor_single, floor_single, floor_incr, floor_mget},
      floor_teardown, 0, NULL, 0},

@@ -38,6 +38,8 @@ enum ClientId {
     McLocked8,
     /// 8 threads, one libmemcached handle each.
     Libmemcached8,
+    /// libmemcached with BUFFER_REQUESTS and NOREPLY (bulk writes only).
+    LibmemcachedNoreply,
 }
 
 impl ClientId {
@@ -51,6 +53,7 @@ impl ClientId {
             ClientId::McShared8 => "libmemcache C API, 8 threads, one shared handle",
             ClientId::McLocked8 => "libmemcache C API, 8 threads, one handle serialised",
             ClientId::Libmemcached8 => "libmemcached, 8 threads, 8 handles",
+            ClientId::LibmemcachedNoreply => "libmemcached, BUFFER_REQUESTS + NOREPLY",
         }
     }
 
@@ -65,6 +68,7 @@ impl ClientId {
             ClientId::McShared8 => Some("mc-shared8"),
             ClientId::McLocked8 => Some("mc-locked8"),
             ClientId::Libmemcached8 => Some("libmemcached8"),
+            ClientId::LibmemcachedNoreply => Some("libmemcached-noreply"),
         }
     }
 }
@@ -89,7 +93,7 @@ struct Workload {
     callgrind_ops: (u64, u64),
 }
 
-const WORKLOADS: [Workload; 9] = [
+const WORKLOADS: [Workload; 11] = [
     Workload {
         id: "get_hit",
         label: "get hit",
@@ -146,6 +150,23 @@ const WORKLOADS: [Workload; 9] = [
         keys: 100,
         callgrind_ops: (200, 600),
     },
+    // Issue 16: 100 keys written in one operation (see BULK_CLIENTS).
+    Workload {
+        id: "bulk_set_1",
+        label: "bulk set 100 keys, 1 server",
+        arg: "bulkset",
+        servers: 1,
+        keys: 100,
+        callgrind_ops: (200, 600),
+    },
+    Workload {
+        id: "bulk_set_4",
+        label: "bulk set 100 keys, 4 servers",
+        arg: "bulkset",
+        servers: SERVERS,
+        keys: 100,
+        callgrind_ops: (200, 600),
+    },
     // Issue 16: 8 threads of one process (see THREADED_CLIENTS).
     Workload {
         id: "get_hit_8t",
@@ -174,6 +195,15 @@ const THREADED_CLIENTS: [ClientId; 3] = [
     ClientId::Libmemcached8,
 ];
 
+/// The clients of the bulk workloads: mc_bulk and Client::bulk against libmemcached's set
+/// loop and its buffered sets without replies (which cannot report a failed key).
+const BULK_CLIENTS: [ClientId; 4] = [
+    ClientId::Mc,
+    ClientId::Rust,
+    ClientId::Libmemcached,
+    ClientId::LibmemcachedNoreply,
+];
+
 /// Whether a workload runs 8 threads per client.
 fn threaded(w: &Workload) -> bool {
     w.id.ends_with("_8t")
@@ -200,6 +230,9 @@ fn workload(id: &str) -> &'static Workload {
 fn clients_of(w: &Workload) -> Vec<ClientId> {
     if threaded(w) {
         return THREADED_CLIENTS.to_vec();
+    }
+    if w.arg == "bulkset" {
+        return BULK_CLIENTS.to_vec();
     }
     let mut v = CLIENTS.to_vec();
     if w.id == "get_hit" {
@@ -349,6 +382,9 @@ fn parse_options(args: &[String]) -> Options {
             }
         }
         pairs.insert(1, (ClientId::McDomain, "get_hit"));
+        for c in BULK_CLIENTS {
+            pairs.push((c, "bulk_set_4"));
+        }
         CallgrindPlan {
             pairs,
             ops: None,
@@ -1160,6 +1196,24 @@ impl Report<'_> {
             mc,
             0.99,
         ));
+        // Issue 16: bulk writes.
+        for w in ["bulk_set_1", "bulk_set_4"] {
+            let label = workload(w).label;
+            timed.push((
+                format!("{label}: mc_bulk >= 5 x libmemcached's set loop"),
+                w,
+                mc,
+                ClientId::Libmemcached,
+                5.0,
+            ));
+            timed.push((
+                format!("{label}: mc_bulk >= 1.2 x libmemcached buffered + noreply"),
+                w,
+                mc,
+                ClientId::LibmemcachedNoreply,
+                1.2,
+            ));
+        }
         // Issue 16: threads sharing one handle.
         for w in ["get_hit_8t", "set_8t"] {
             let label = workload(w).label;

@@ -6,9 +6,10 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use memcache::client::{Client, ServerSpec};
+use memcache::client::{Answer, BulkOp, Client, ServerSpec, Write as BulkWrite};
 use memcache::command::Stored;
 use memcache::hash::Distribution;
+use memcache::protocol::StoreCmd;
 
 const VALUE_LEN: usize = 100;
 const BIG_LEN: usize = 10240;
@@ -125,6 +126,26 @@ impl Bench {
             die(&format!("multi-get found {found} of {MGET_KEYS} keys"));
         }
     }
+
+    /// The 100 multi-get keys stored in one bulk call, each answer checked.
+    fn bulk_set(&mut self) {
+        let value = &self.value[..VALUE_LEN];
+        let writes: Vec<BulkWrite> = self
+            .mget_keys
+            .iter()
+            .map(|&key| BulkWrite {
+                key,
+                value,
+                flags: 0,
+                exptime: 0,
+            })
+            .collect();
+        match self.client.bulk(BulkOp::Store(StoreCmd::Set), &writes) {
+            Ok(done) if done.answers.iter().all(|a| *a == Answer::Done) => {}
+            Ok(done) => die(&format!("bulk set: {:?}", done.first_error)),
+            Err(e) => die(&format!("bulk set: {e}")),
+        }
+    }
 }
 
 /// `WORKLOAD ops:N|slices SERVER...`. Returns the exit status.
@@ -140,6 +161,7 @@ pub fn main(args: &[String]) -> i32 {
         "set_10k" => Bench::set_10k,
         "incr" => Bench::incr,
         "mget" => Bench::mget,
+        "bulkset" => Bench::bulk_set,
         other => die(&format!("unknown workload {other}")),
     };
     let ops: Option<u64> = match args[1].strip_prefix("ops:") {
