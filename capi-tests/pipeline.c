@@ -7,6 +7,9 @@
  *           naming the thread and the round, get it back, add (must fail), incr a counter of
  *           its own, delete and get (must miss). Every answer is checked against what that
  *           thread alone wrote, so a reply handed to the wrong caller shows.
+ *   mixed   as stress on 5 threads, while the other 3 make calls that need the connection
+ *           alone, each on keys of its own: a multi-get (mc_get), a bulk write (mc_bulk) read
+ *           back, and stats. Each waits for the pipelined replies, and every answer is checked.
  *   queue   the harness stops the server (SIGSTOP); 8 threads then each call once (even
  *           threads mc_set, odd ones mc_aget2 of a value stored before) and wait; the harness
  *           sees all 8 requests in the server's socket (so none waited for another's reply)
@@ -81,6 +84,68 @@ static void *stress_thread(void *arg)
 			snprintf(miss, sizeof(miss), "pipe:m:%d:%d", t, r);
 			mc_delete(mc, K(miss), 0);
 			CHECK(mc_aget(mc, K(miss)) == NULL, "thread %d: a deleted key found", t);
+		}
+	}
+	return NULL;
+}
+
+/* A multi-get of 4 keys of this thread's own, every round with new values. */
+static void mget_round(int t, int r)
+{
+	char keys[4][64], want[4][64];
+	struct memcache_res *res[4];
+	struct memcache_req *req = mc_req_new();
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "pipe:g:%d:%d", t, i);
+		snprintf(want[i], sizeof(want[i]), "mget %d round %d", i, r);
+		CHECK(mc_set(mc, K(keys[i]), want[i], strlen(want[i]), 0, 0) == 0, "mget setup");
+		res[i] = mc_req_add(req, keys[i], strlen(keys[i]));
+	}
+	mc_get(mc, req);
+	for (int i = 0; i < 4; i++)
+		CHECK(mc_res_found(res[i]) && res[i]->bytes == strlen(want[i]) &&
+		          memcmp(res[i]->val, want[i], res[i]->bytes) == 0,
+		      "thread %d round %d: multi-get key %d", t, r, i);
+	mc_req_free(req);
+}
+
+/* A bulk write of 8 keys of this thread's own, each read back. */
+static void bulk_round(int t, int r)
+{
+	char keys[8][64], vals[8][64];
+	struct memcache_bulk items[8];
+
+	for (int i = 0; i < 8; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "pipe:b:%d:%d", t, i);
+		snprintf(vals[i], sizeof(vals[i]), "bulk %d round %d", i, r);
+		items[i] = (struct memcache_bulk){.key = keys[i], .key_len = strlen(keys[i]),
+		                                  .val = vals[i], .val_len = strlen(vals[i])};
+	}
+	CHECK(mc_bulk(mc, MC_BULK_SET, items, 8) == 0, "thread %d round %d: bulk", t, r);
+	for (int i = 0; i < 8; i++) {
+		size_t len;
+		char *got = mc_aget2(mc, K(keys[i]), &len);
+		CHECK(got != NULL && len == strlen(vals[i]) && memcmp(got, vals[i], len) == 0,
+		      "thread %d round %d: bulk key %d read back", t, r, i);
+		free(got);
+	}
+}
+
+static void *alone_thread(void *arg)
+{
+	int t = (int)(long)arg;
+
+	for (int r = 0; r < rounds / 10; r++) {
+		if (t == 5) {
+			mget_round(t, r);
+		} else if (t == 6) {
+			bulk_round(t, r);
+		} else {
+			struct memcache_server_stats *st = mc_stats(mc);
+			CHECK(st != NULL && st->pid > 0, "thread %d round %d: stats", t, r);
+			if (st != NULL)
+				mc_server_stats_free(st);
 		}
 	}
 	return NULL;
@@ -182,6 +247,13 @@ int main(void)
 	if (strcmp(mode, "stress") == 0) {
 		for (long t = 0; t < THREADS; t++)
 			if (pthread_create(&tids[t], NULL, stress_thread, (void *)t) != 0)
+				CHECK(0, "cannot start thread %ld", t);
+		for (int t = 0; t < THREADS; t++)
+			pthread_join(tids[t], NULL);
+	} else if (strcmp(mode, "mixed") == 0) {
+		for (long t = 0; t < THREADS; t++)
+			if (pthread_create(&tids[t], NULL, t < 5 ? stress_thread : alone_thread,
+			                   (void *)t) != 0)
 				CHECK(0, "cannot start thread %ld", t);
 		for (int t = 0; t < THREADS; t++)
 			pthread_join(tids[t], NULL);

@@ -109,6 +109,18 @@ fn eight_threads_on_one_handle_get_their_own_answers_over_one_connection() {
     );
 }
 
+/// Pipelined calls alongside calls that need the connection alone (a multi-get, a bulk write,
+/// stats): each of those waits for the pipelined replies, and every answer is right.
+#[test]
+fn calls_that_need_the_connection_alone_wait_for_pipelined_replies() {
+    let mc = Memcached::start();
+    let bin = compile_capi("pipeline", &["-lpthread"]);
+    let mut env = env_for(&mc, "mixed");
+    env.push(("MC_ROUNDS", "1000".to_string()));
+    let out = spawn_c_with(&[], &bin, &env, Duration::from_secs(120)).wait();
+    out.assert_success().assert_stdout_empty();
+}
+
 /// Requests of 8 waiting callers go out together, and each caller gets its own answer.
 #[test]
 fn waiting_callers_do_not_stop_others_from_sending() {
