@@ -8,8 +8,9 @@ use std::path::Path;
 
 use support::prefix;
 
-/// The installed shared library is well under this (it is about 7 MB with its debug info).
-const MAX_SHARED_SIZE: u64 = 2 * 1024 * 1024;
+/// The installed shared library is well under this (2.3 MB since it speaks TLS, issue 17), and
+/// an unstripped one far above it (about 21 MB with its debug info).
+const MAX_SHARED_SIZE: u64 = 3 * 1024 * 1024;
 
 /// A section of an ELF file.
 struct Section {
