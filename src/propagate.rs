@@ -68,7 +68,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::command::{self, Failure, Stored, ValueSink};
-use crate::conn::{resolve, Conn};
+use crate::conn::{resolve, Conn, Security};
 use crate::engine::{ConnectError, Fate, Slot};
 use crate::hash::Distribution;
 use crate::key;
@@ -651,10 +651,26 @@ pub fn connect(server: &ServerEntry, timeout: Duration) -> Result<Slot, NetError
     Ok(slot)
 }
 
+/// TLS and login for every connection of propagation and status in this process: the
+/// program's options (mcadmin's --tls-*, --auth-file), set once at its start.
+static SECURITY: once_cell::sync::Lazy<parking_lot::Mutex<Security>> =
+    once_cell::sync::Lazy::new(Default::default);
+
+/// Uses `security` for every later connection to a domain's servers (see [`SECURITY`]).
+pub fn use_security(security: Security) {
+    *SECURITY.lock() = security;
+}
+
 /// Connects `slot` to `server` (again), every wait bounded by `timeout`.
 pub fn reconnect(slot: &mut Slot, server: &ServerEntry, timeout: Duration) -> Result<(), NetError> {
     let port = server.port.to_string();
-    match slot.connect(timeout, || resolve(&server.host, &port)) {
+    // A clone (sharing the TLS session cache): the lock is not held while connecting, so
+    // servers asked at once are not connected one after the other.
+    let mut security = SECURITY.lock().clone();
+    let greeting = security
+        .greeting(server.tls, &server.host)
+        .map_err(|e| NetError::Connect(std::io::Error::other(e.to_string())))?;
+    match slot.connect_with(timeout, &greeting, || resolve(&server.host, &port)) {
         Ok(_) => Ok(()),
         Err(ConnectError::Resolve(e)) => Err(NetError::Resolve(e.message())),
         Err(ConnectError::Connect(e)) => Err(NetError::Connect(e)),

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::certs::{Ca, Issued};
-use support::{compile_capi, run_c, temp_dir, COutput, Memcached, Secure};
+use support::{compile_capi, run_c, temp_dir, COutput, Memcached, Secure, ShmPrefix};
 
 /// The names a good server certificate carries: the tests connect to 127.0.0.1.
 const LOCAL_NAMES: &str = "DNS:localhost,IP:127.0.0.1";
@@ -382,4 +382,59 @@ fn a_credentials_file_others_can_read_is_refused() {
         String::from_utf8_lossy(&refused.stderr).contains("chmod 600"),
         "{refused:?}"
     );
+}
+
+/// A domain lists a TLS server as tls://HOST:PORT: a C program following the domain, mclient
+/// and mcadmin status all speak TLS to it, with the CA each is given.
+#[test]
+fn a_domain_with_a_tls_server() {
+    let t = TlsServer::start("tls-domain", LOCAL_NAMES, 2);
+    let shm = ShmPrefix::new("tlsdomain");
+    let state = temp_dir("tls-domain-state");
+    let add = shm
+        .mcadmin_kept(&state, &["--domain", "sec", "add", &t.url()])
+        .output()
+        .unwrap();
+    assert!(add.status.success(), "{add:?}");
+    let list = shm
+        .mcadmin_kept(&state, &["--domain", "sec", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains(&t.url()),
+        "{list:?}"
+    );
+
+    let out = run(&[
+        shm.env(),
+        ("MEMCACHE_DOMAIN", "sec".into()),
+        ("MC_TLS_CA", path(&t.ca.cert)),
+    ]);
+    assert_stored_and_read(&out, "");
+
+    let ca = path(&t.ca.cert);
+    let get = support::run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_mclient"))
+            .args(["--domain", "sec", "--tls-ca", &ca, "set", "d", "via-domain"])
+            .env(shm.env().0, shm.env().1),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(get.status.success(), "{get:?}");
+
+    let status = |extra: &[&str]| {
+        let mut args = vec!["--domain", "sec", "--timeout-ms", "1000"];
+        args.extend_from_slice(extra);
+        args.push("status");
+        support::run_bounded(
+            &mut shm.mcadmin_kept(&state, &args),
+            b"",
+            Duration::from_secs(30),
+        )
+    };
+    let up = status(&["--tls-ca", &ca]);
+    assert!(up.status.success(), "{up:?}");
+    // Without the CA the server cannot be trusted: down, and the table says why.
+    let down = status(&[]);
+    assert_eq!(down.status.code(), Some(1), "{down:?}");
 }

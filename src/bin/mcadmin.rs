@@ -39,6 +39,9 @@ mod status;
 // The JSON of --json, shared with mclient.
 #[path = "common/json.rs"]
 mod json;
+// --tls-* and --auth-file, shared with mclient.
+#[path = "common/security.rs"]
+mod security;
 
 use json::json_string;
 
@@ -64,6 +67,9 @@ struct Cli {
     #[arg(long = "timeout-ms", value_name = "N", global = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: Option<u64>,
+    /// TLS and login for the servers publish, pull, watch, status and clients talk to.
+    #[command(flatten)]
+    security: security::SecurityArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -339,6 +345,7 @@ fn one_domain(given: &[String]) -> Result<DomainName, Failure> {
 fn run(cli: Cli) -> Result<(), Failure> {
     let ns = host()?;
     let timeout = cli.timeout_ms.map_or(NET_TIMEOUT, Duration::from_millis);
+    propagate::use_security(cli.security.security("mcadmin").map_err(Runtime)?);
     let command = match cli.command {
         Command::Watch {
             from,
