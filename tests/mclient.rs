@@ -1177,3 +1177,85 @@ fn bench_shows_progress_only_on_a_terminal() {
     );
     assert!(!report.contains('\r'), "{report:?}");
 }
+
+/// `load` (issue 16): "KEY VALUE" lines and `get --print-keys` records stored with bulk calls,
+/// more keys than one batch, and what was not stored named.
+#[test]
+fn load_lines_and_records() {
+    let (a, b) = (Memcached::start(), Memcached::start());
+    let servers = format!("{},{}", a.addr(), b.addr());
+    let mut lines = Vec::new();
+    for i in 0..2500 {
+        lines.extend_from_slice(format!("line-{i} value {i} with spaces\n").as_bytes());
+    }
+    let out = mclient(&["--servers", &servers, "load"], &lines);
+    expect(&out, Exit::Ok);
+    assert!(
+        stderr(&out).contains("2500 stored, 0 not stored, 0 failed"),
+        "{}",
+        stderr(&out)
+    );
+    let got = mclient(&["--servers", &servers, "get", "line-0", "line-2499"], b"");
+    assert_eq!(got.stdout, b"value 0 with spacesvalue 2499 with spaces");
+
+    // A dump of some keys (binary values, flags) loads back byte-exact as other keys.
+    let value = b"two\nlines\0\r\n".to_vec();
+    expect(
+        &mclient(
+            &["--servers", &servers, "--flags", "9", "set", "orig"],
+            &value,
+        ),
+        Exit::Ok,
+    );
+    let dump = mclient(
+        &[
+            "--servers",
+            &servers,
+            "get",
+            "--print-keys",
+            "orig",
+            "line-7",
+        ],
+        b"",
+    );
+    expect(&dump, Exit::Ok);
+    let renamed = String::from_utf8_lossy(&dump.stdout)
+        .replace("orig 9 ", "copy 9 ")
+        .replace("line-7 0 ", "copy7 0 ");
+    let out = mclient(
+        &["--servers", &servers, "load", "--records"],
+        renamed.as_bytes(),
+    );
+    expect(&out, Exit::Ok);
+    let back = mclient(&["--servers", &servers, "get", "--print-keys", "copy"], b"");
+    let mut expected = b"copy 9 12\n".to_vec();
+    expected.extend_from_slice(&value);
+    expected.push(b'\n');
+    assert_eq!(back.stdout, expected);
+
+    // --add: the keys that exist are named, the status says some were not stored.
+    let out = mclient(
+        &["--servers", &servers, "load", "--add"],
+        b"line-1 x\nfresh y\n",
+    );
+    expect(&out, Exit::Miss);
+    assert!(
+        stderr(&out).contains("line-1: not stored"),
+        "{}",
+        stderr(&out)
+    );
+    let got = mclient(&["--servers", &servers, "get", "fresh", "line-1"], b"");
+    assert_eq!(got.stdout, b"yvalue 1 with spaces");
+
+    // Bad input stops before anything of its batch is sent.
+    let out = mclient(&["--servers", &servers, "load"], b"good 1\nno-value-here\n");
+    expect(&out, Exit::Usage);
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    let out = mclient(
+        &["--servers", &servers, "load", "--records"],
+        b"k 0 10\nshort\n",
+    );
+    expect(&out, Exit::Usage);
+    let got = mclient(&["--servers", &servers, "get", "good"], b"");
+    expect(&got, Exit::Miss);
+}

@@ -130,6 +130,18 @@ pub enum Command {
     Version,
     /// Connect to every server and ask its version: "SERVER<TAB>VERSION<TAB>MILLISECONDS"
     Ping,
+    /// Store many keys from FILE (or standard input) with bulk calls: "KEY VALUE" lines, or
+    /// with --records the "KEY FLAGS BYTES" records that get --print-keys writes
+    Load {
+        /// Read "KEY FLAGS BYTES", a newline, the value and a newline per key
+        #[arg(long)]
+        records: bool,
+        /// Store only the keys that do not exist (add); the others are reported not stored
+        #[arg(long)]
+        add: bool,
+        #[arg(value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+    },
     /// Load generator: ops/s and latency percentiles per operation of a mix
     Bench(BenchArgs),
 }

@@ -120,6 +120,25 @@ impl Session {
                     }
                 })
             }
+            Command::Load { records, add, file } => {
+                let cmd = if add { StoreCmd::Add } else { StoreCmd::Set };
+                let mut input: Box<dyn io::BufRead> = match file {
+                    Some(path) => Box::new(io::BufReader::new(
+                        std::fs::File::open(&path)
+                            .map_err(|e| Stop::failed(format!("{}: {e}", path.display())))?,
+                    )),
+                    None => Box::new(io::stdin().lock()),
+                };
+                let options = (self.flags, self.exptime, self.json);
+                crate::load::load(
+                    &mut self.c,
+                    &mut self.out,
+                    &mut *input,
+                    records,
+                    cmd,
+                    options,
+                )
+            }
             Command::Ping | Command::Bench(_) => unreachable!("run before a session is made"),
         }
     }

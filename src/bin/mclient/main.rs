@@ -12,6 +12,7 @@ mod commands;
 // The JSON of --json, shared with mcadmin.
 #[path = "../common/json.rs"]
 mod json;
+mod load;
 mod output;
 #[path = "../common/security.rs"]
 mod security;
