@@ -71,7 +71,7 @@ fn send(conn: &mut Conn, wbuf: &[u8]) -> Result<(), Failure> {
 }
 
 /// The reply line of a command that answers with one line.
-fn reply_line(conn: &mut Conn) -> Result<Reply<'_>, Failure> {
+pub fn reply_line(conn: &mut Conn) -> Result<Reply<'_>, Failure> {
     match conn.next_event()? {
         Event::Reply(r) if !matches!(r, Reply::Value { .. }) => Ok(r),
         _ => Err(Failure::Unexpected("value data".into())),

@@ -16,7 +16,7 @@
 //! copies and its answer is that of the first copy in copy order that answered.
 
 use super::route::{connect_copies, route, RouteError, Servers};
-use crate::command::Failure;
+use crate::command::{self, Failure, Stored};
 use crate::conn::{Conn, Fail};
 use crate::protocol::{self, Event, MetaCode, Reply, StoreCmd};
 
@@ -296,15 +296,8 @@ fn speaks_meta(conn: &mut Conn, wbuf: &mut Vec<u8>) -> Result<bool, Failure> {
     Ok(yes)
 }
 
-/// The next reply line on `conn`.
-fn line(conn: &mut Conn) -> Result<Reply<'_>, Failure> {
-    match conn.next_event()? {
-        Event::Reply(r) if !matches!(r, Reply::Value { .. }) => Ok(r),
-        _ => Err(Failure::Unexpected("value data".into())),
-    }
-}
-
-/// The `count` replies of a pipelined text window, one per request, in order.
+/// The `count` replies of a pipelined text window, one per request, in order, each read as the
+/// single command's reply is ([`command::stored`], [`command::deleted`], [`command::touched`]).
 fn read_text(
     conn: &mut Conn,
     op: BulkOp,
@@ -312,16 +305,18 @@ fn read_text(
     put: &mut impl FnMut(usize, Answer),
 ) -> Result<(), Failure> {
     for at in 0..count {
-        let answer = match (line(conn)?, op) {
-            (Reply::Stored, BulkOp::Store(_))
-            | (Reply::Deleted, BulkOp::Delete)
-            | (Reply::Touched, BulkOp::Touch) => Answer::Done,
-            (Reply::NotStored, BulkOp::Store(_)) => Answer::NotStored,
-            (Reply::Exists, BulkOp::Store(_)) => Answer::Exists,
-            (Reply::NotFound, _) => Answer::NotFound,
-            (Reply::ServerError(msg), _) => Answer::Refused(text(msg)),
-            // A CLIENT_ERROR may have left a value's bytes unread: the stream is not trusted.
-            (other, _) => return Err(Failure::Unexpected(other.to_string())),
+        let reply = command::reply_line(conn)?;
+        let answer = match op {
+            BulkOp::Store(_) => match command::stored(reply)? {
+                Stored::Stored => Answer::Done,
+                Stored::NotStored => Answer::NotStored,
+                Stored::Exists => Answer::Exists,
+                Stored::NotFound => Answer::NotFound,
+                Stored::ServerError(msg) => Answer::Refused(msg),
+            },
+            BulkOp::Delete if command::deleted(reply)? => Answer::Done,
+            BulkOp::Touch if command::touched(reply)? => Answer::Done,
+            BulkOp::Delete | BulkOp::Touch => Answer::NotFound,
         };
         put(at, answer);
     }
@@ -349,9 +344,9 @@ fn read_meta(
     let mut next = 0;
     let mut refusals: Vec<String> = Vec::new();
     loop {
-        let (at, answer) = match line(conn)? {
+        let (at, answer) = match command::reply_line(conn)? {
             Reply::ServerError(msg) => {
-                refusals.push(text(msg));
+                refusals.push(String::from_utf8_lossy(msg).into_owned());
                 continue;
             }
             Reply::Meta {
@@ -414,8 +409,4 @@ fn read_meta(
             None => next = at,
         }
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
