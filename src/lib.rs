@@ -16,6 +16,7 @@ pub mod client;
 pub mod command;
 pub mod conn;
 pub mod domain_file;
+pub mod domain_security;
 pub mod engine;
 pub mod exit_code;
 pub mod ffi;

@@ -438,3 +438,225 @@ fn a_domain_with_a_tls_server() {
     let down = status(&[]);
     assert_eq!(down.status.code(), Some(1), "{down:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A domain's TLS and login settings (mcadmin config): programs that only call mc_new2()
+
+/// memcached -Z -Y: TLS with a certificate of the test's CA, and the login app:s3cret.
+fn tls_auth_server(label: &str) -> (TlsServer, String) {
+    let dir = temp_dir(label);
+    let ca = Ca::new(&dir, "testca");
+    let Issued { cert, key } = ca.issue("server", LOCAL_NAMES, 2, false);
+    let users = dir.join("users");
+    std::fs::write(&users, "app:s3cret\n").unwrap();
+    let server = Memcached::start_secure(Secure {
+        tls: Some((cert, key)),
+        auth_file: Some(users),
+        ..Secure::default()
+    });
+    let good = credentials_file(&dir, "app.auth", "app:s3cret\n", 0o600);
+    (TlsServer { dir, ca, server }, good)
+}
+
+/// capi-tests/domain_config.c run for `rounds` rounds on domain `domain`, stepped by the test.
+struct Stepped {
+    steps: PathBuf,
+    proc: support::CProcess,
+}
+
+impl Stepped {
+    fn start(shm: &ShmPrefix, state: &Path, domain: &str, rounds: u32) -> Stepped {
+        let steps = temp_dir(&format!("steps-{domain}"));
+        let proc = support::spawn_c(
+            &compile_capi("domain_config", &[]),
+            &[
+                shm.env(),
+                ("MEMCACHE_STATE_DIR", path(state)),
+                ("MEMCACHE_DOMAIN", domain.into()),
+                ("MC_STEPS", path(&steps)),
+                ("MC_ROUNDS", rounds.to_string()),
+            ],
+        );
+        Stepped { steps, proc }
+    }
+
+    /// Lets round `n` run (round 1 runs at once) and returns its line.
+    fn round(&mut self, n: u32) -> String {
+        if n > 1 {
+            std::fs::write(self.steps.join(format!("go-{n}")), "").unwrap();
+        }
+        let done = self.steps.join(format!("done-{n}"));
+        if let Err(why) = support::wait_for_file(&done, &mut self.proc, Duration::from_secs(30)) {
+            panic!("round {n}: {why}");
+        }
+        // Created, then written: read until the line is whole (bounded).
+        for _ in 0..500 {
+            let line = std::fs::read_to_string(&done).unwrap_or_default();
+            if line.ends_with('\n') {
+                return line.trim_end().to_owned();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("round {n}: {} stays incomplete", done.display());
+    }
+}
+
+fn mcadmin_ok(shm: &ShmPrefix, state: &Path, args: &[&str]) -> std::process::Output {
+    let out = support::run_bounded(
+        &mut shm.mcadmin_kept(state, args),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "mcadmin {args:?}: {out:?}");
+    out
+}
+
+/// The issue's scenario: a C program that only calls mc_new2() follows the domain's settings
+/// as mcadmin changes them while it runs; settings it cannot trust are reported once and not
+/// used (it keeps what it had), and mcadmin refuses a credentials file others can read.
+#[test]
+fn mcadmin_config_gives_a_domain_tls_and_a_login() {
+    let (t, auth) = tls_auth_server("cfg-domain");
+    let shm = ShmPrefix::new("tlscfg");
+    let state = temp_dir("cfg-domain-state");
+    // The server as plain HOST:PORT: TLS comes from the domain's settings.
+    mcadmin_ok(&shm, &state, &["--domain", "cfg", "add", &t.server.addr()]);
+    let ca = path(&t.ca.cert);
+    let mut program = Stepped::start(&shm, &state, "cfg", 5);
+
+    let line = program.round(1);
+    assert!(line.ends_with("get=(null)"), "plaintext served: {line}");
+
+    let out = mcadmin_ok(
+        &shm,
+        &state,
+        &[
+            "--domain",
+            "cfg",
+            "config",
+            "--tls",
+            "--tls-ca",
+            &ca,
+            "--auth-file",
+            &auth,
+        ],
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("tls on\n") && shown.contains(&format!("tls-ca {ca}\n")),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("auth-file {auth}\n")), "{shown}");
+    let kept = std::fs::read_to_string(state.join("cfg.security")).unwrap();
+    assert!(!kept.contains("s3cret"), "{kept}");
+    assert_eq!(program.round(2), "round 2 set=0 get=value-2");
+
+    let status = mcadmin_ok(&shm, &state, &["--domain", "cfg", "status"]);
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        table.contains(&format!("tls on  tls-ca {ca}  auth-file {auth}")),
+        "{table}"
+    );
+
+    // A credentials file others can read: mcadmin refuses it and changes nothing; programs that
+    // find it so at the next version refuse it too, once, and keep their login.
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = support::run_bounded(
+        &mut shm.mcadmin_kept(&state, &["--domain", "cfg", "config", "--auth-file", &auth]),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("lets others read"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("cfg.security")).unwrap(),
+        kept
+    );
+    mcadmin_ok(
+        &shm,
+        &state,
+        &["--domain", "cfg", "config", "--replicas", "1"],
+    );
+    assert_eq!(program.round(3), "round 3 set=0 get=value-3");
+
+    // A settings file others could have written: refused once, not used (it asks for no TLS).
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let planted = state.join("cfg.security");
+    std::fs::write(&planted, "domain cfg\ntls off\n").unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
+    mcadmin_ok(
+        &shm,
+        &state,
+        &["--domain", "cfg", "config", "--replicas", "1"],
+    );
+    assert_eq!(program.round(4), "round 4 set=0 get=value-4");
+
+    // Settings removed: the program speaks plaintext again, which the server refuses.
+    std::fs::remove_file(&planted).unwrap();
+    mcadmin_ok(&shm, &state, &["--domain", "cfg", "config", "--no-tls"]);
+    let line = program.round(5);
+    assert!(line.ends_with("get=(null)"), "{line}");
+
+    let out = program.proc.wait();
+    out.assert_success();
+    for why in ["lets others read", "writable by group or others"] {
+        let n = out.stderr.matches(why).count();
+        assert_eq!(n, 1, "{why:?} reported {n} times:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+}
+
+/// The settings live in the state directory: after a reboot empties /dev/shm, `mcadmin restore`
+/// brings the domain back and its programs speak TLS and log in as before; mclient follows the
+/// same settings; `destroy` forgets them.
+#[test]
+fn a_domain_restored_after_a_reboot_keeps_its_tls_and_login() {
+    let (t, auth) = tls_auth_server("cfg-restore");
+    let shm = ShmPrefix::new("tlscfgr");
+    let state = temp_dir("cfg-restore-state");
+    mcadmin_ok(&shm, &state, &["--domain", "web", "add", &t.server.addr()]);
+    let ca = path(&t.ca.cert);
+    mcadmin_ok(
+        &shm,
+        &state,
+        &[
+            "--domain",
+            "web",
+            "config",
+            "--tls",
+            "--tls-ca",
+            &ca,
+            "--auth-file",
+            &auth,
+        ],
+    );
+    shm.remove_all();
+    mcadmin_ok(&shm, &state, &["restore"]);
+    let mut program = Stepped::start(&shm, &state, "web", 1);
+    assert_eq!(program.round(1), "round 1 set=0 get=value-1");
+    program.proc.wait().assert_success();
+
+    let get = support::run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_mclient"))
+            .args(["--domain", "web", "get", "cfg-key"])
+            .env(shm.env().0, shm.env().1)
+            .env("MEMCACHE_STATE_DIR", &state),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(get.status.success(), "{get:?}");
+    assert_eq!(get.stdout, b"value-1");
+
+    mcadmin_ok(&shm, &state, &["--domain", "web", "destroy"]);
+    assert!(!state.join("web.security").exists());
+    // mcadmin keeps no insecure setting in a domain.
+    let insecure = support::run_bounded(
+        &mut shm.mcadmin_kept(&state, &["--domain", "web", "config", "--tls-insecure"]),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(insecure.status.code(), Some(2), "{insecure:?}");
+}

@@ -20,6 +20,7 @@ use clap::{Parser, Subcommand};
 
 use memcache::address::ServerAddr;
 use memcache::domain_file::{self, DomainFile, ImportError, Imported, MAX_FILE_LEN};
+use memcache::domain_security::{self, DomainSecurity};
 use memcache::exit_code::Exit;
 use memcache::hash::Distribution;
 use memcache::propagate::{
@@ -111,13 +112,27 @@ enum Command {
     Destroy,
     /// List the domains on this host
     Domains,
-    /// Show or change the domain's settings
+    /// Show or change the domain's settings. With --tls, --tls-ca, --tls-cert, --tls-key and
+    /// --auth-file (the options mcadmin itself takes), every program of this host following the
+    /// domain uses them from its next operation on; kept in the state directory, paths only
     Config {
         #[arg(long, value_parser = ["ketama-md5", "crc32-modulo"])]
         distribution: Option<String>,
         /// Copies of each key (used by handles that support redundancy)
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
         replicas: Option<u32>,
+        /// Speak TLS only to the servers written tls://HOST:PORT (undoes --tls)
+        #[arg(long = "no-tls")]
+        no_tls: bool,
+        /// Trust the system's CAs again (undoes --tls-ca)
+        #[arg(long = "no-tls-ca")]
+        no_tls_ca: bool,
+        /// Present no client certificate (undoes --tls-cert and --tls-key)
+        #[arg(long = "no-tls-cert")]
+        no_tls_cert: bool,
+        /// Log in no more (undoes --auth-file)
+        #[arg(long = "no-auth-file")]
+        no_auth_file: bool,
     },
     /// Store the list on every server of the domain (and on servers just removed from it)
     Publish {
@@ -345,6 +360,26 @@ fn one_domain(given: &[String]) -> Result<DomainName, Failure> {
 fn run(cli: Cli) -> Result<(), Failure> {
     let ns = host()?;
     let timeout = cli.timeout_ms.map_or(NET_TIMEOUT, Duration::from_millis);
+    if let Command::Config {
+        distribution,
+        replicas,
+        no_tls,
+        no_tls_ca,
+        no_tls_cert,
+        no_auth_file,
+    } = cli.command
+    {
+        // The TLS options name the domain's settings here, not mcadmin's own connections.
+        let undo = Undo {
+            tls: no_tls,
+            ca: no_tls_ca,
+            cert: no_tls_cert,
+            auth: no_auth_file,
+        };
+        let name = one_domain(&cli.domain)?;
+        return config(&ns, &name, distribution, replicas, &cli.security, undo);
+    }
+    let own_security = cli.security.is_given();
     propagate::use_security(cli.security.security("mcadmin").map_err(Runtime)?);
     let command = match cli.command {
         Command::Watch {
@@ -446,6 +481,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Destroy => {
             ns.destroy(&name)?;
+            // Its TLS and login settings go with it: a domain created again under the name
+            // starts without them.
+            if let Some(state) = StateDir::from_env(&ns).map_err(Runtime)? {
+                domain_security::forget(&state, &name)
+                    .map_err(|e| Runtime(format!("{name}: its TLS and login settings: {e}")))?;
+            }
             eprintln!("mcadmin: destroyed {name}");
         }
         Command::Domains => {
@@ -461,26 +502,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 }
             }
-        }
-        Command::Config {
-            distribution,
-            replicas,
-        } => {
-            if distribution.is_some() || replicas.is_some() {
-                let dist = distribution.as_deref().and_then(Distribution::parse);
-                existing(&ns, &name)?.update(|list| {
-                    if let Some(d) = dist {
-                        list.distribution = d;
-                    }
-                    if let Some(r) = replicas {
-                        list.replicas = r;
-                    }
-                    Ok(())
-                })?;
-            }
-            let list = current(&ns, &name)?;
-            println!("distribution {}", list.distribution.name());
-            println!("replicas {}", list.replicas);
         }
         Command::Publish {
             to: Some(url),
@@ -506,10 +527,161 @@ fn run(cli: Cli) -> Result<(), Failure> {
             pull(&ns, &name, server, max_ahead, timeout)?
         }
         Command::Clients { json } => clients(&ns, &name, json, timeout)?,
-        Command::Status { json } => status::status(&ns, &name, json, timeout)?,
-        Command::Watch { .. } | Command::Restore => unreachable!("handled above"),
+        Command::Status { json } => status::status(&ns, &name, json, timeout, own_security)?,
+        Command::Watch { .. } | Command::Restore | Command::Config { .. } => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
+}
+
+/// `config`'s --no-* options: the settings to drop.
+struct Undo {
+    tls: bool,
+    ca: bool,
+    cert: bool,
+    auth: bool,
+}
+
+/// `config`: changes the distribution, the copies and this host's TLS and login settings of the
+/// domain (`memcache::domain_security`), all under one new version so that running programs
+/// take them on their next operation; then shows them. The files named are checked now: a CA or
+/// certificate that cannot be used, or a credentials file others can read, is refused and
+/// nothing changes.
+fn config(
+    ns: &Namespace,
+    name: &DomainName,
+    distribution: Option<String>,
+    replicas: Option<u32>,
+    given: &security::SecurityArgs,
+    undo: Undo,
+) -> Result<(), Failure> {
+    let clash = [
+        (given.tls && undo.tls, "--tls and --no-tls"),
+        (
+            given.tls_ca.is_some() && undo.ca,
+            "--tls-ca and --no-tls-ca",
+        ),
+        (
+            given.tls_cert.is_some() && undo.cert,
+            "--tls-cert and --no-tls-cert",
+        ),
+        (
+            given.auth_file.is_some() && undo.auth,
+            "--auth-file and --no-auth-file",
+        ),
+    ];
+    if let Some((_, both)) = clash.iter().find(|(clash, _)| *clash) {
+        return Err(Failure::Usage(format!("{both} contradict each other")));
+    }
+    if given.tls_insecure {
+        return Err(Failure::Usage(
+            "--tls-insecure is not kept in a domain: every program of the host would accept any              certificate; give it to the one mclient or mcadmin command that needs it"
+                .into(),
+        ));
+    }
+    let changes_security = given.is_given() || undo.tls || undo.ca || undo.cert || undo.auth;
+    let state = StateDir::from_env(ns).map_err(Runtime)?;
+    if changes_security || distribution.is_some() || replicas.is_some() {
+        let mut writer = existing(ns, name)?;
+        if changes_security {
+            let Some(state) = &state else {
+                return Err(Runtime(format!(
+                    "the namespace {} (MEMCACHE_SHM_PREFIX) has no state directory to keep TLS                      and login settings in: set {}",
+                    ns.prefix(),
+                    state_dir::ENV_VAR
+                )));
+            };
+            let kept = domain_security::read(state, name).map_err(|e| {
+                Runtime(format!(
+                    "{e}; fix or remove the file before changing the settings"
+                ))
+            })?;
+            let settings = new_settings(kept.unwrap_or_default(), given, &undo)?;
+            settings
+                .load_with(memcache::conn::Credentials::parse_file)
+                .map_err(Runtime)?;
+            if let Some(auth) = &settings.auth_file {
+                domain_security::check_credentials_file(auth).map_err(Runtime)?;
+            }
+            // The file first, then the version its readers wait for.
+            domain_security::write(state, name, &settings).map_err(|e| {
+                Runtime(format!(
+                    "{}: {e}; nothing changed",
+                    domain_security::file_of(state, name).display()
+                ))
+            })?;
+        }
+        let dist = distribution.as_deref().and_then(Distribution::parse);
+        let version = writer.update(|list| {
+            if let Some(d) = dist {
+                list.distribution = d;
+            }
+            if let Some(r) = replicas {
+                list.replicas = r;
+            }
+            Ok(())
+        })?;
+        eprintln!("mcadmin: changed the settings of {name} (version {version})");
+    }
+    let list = current(ns, name)?;
+    println!("distribution {}", list.distribution.name());
+    println!("replicas {}", list.replicas);
+    // What the domain's programs will find, or why they will not use it.
+    let shown = match &state {
+        Some(state) => domain_security::read(state, name).unwrap_or_else(|e| {
+            eprintln!("mcadmin: warning: {e}: the domain's programs refuse it");
+            None
+        }),
+        None => None,
+    };
+    // A domain without settings shows the two lines it always did.
+    for line in shown.map(|s| s.format(name)).unwrap_or_default().lines() {
+        if !line.starts_with('#') && !line.starts_with("domain ") {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+/// `kept` with the options of the command line applied: paths made absolute (the programs that
+/// read them run elsewhere).
+fn new_settings(
+    kept: DomainSecurity,
+    given: &security::SecurityArgs,
+    undo: &Undo,
+) -> Result<DomainSecurity, Failure> {
+    let absolute = |path: &std::path::PathBuf| {
+        std::path::absolute(path).map_err(|e| Runtime(format!("{}: {e}", path.display())))
+    };
+    let mut settings = kept;
+    if given.tls {
+        settings.tls = true;
+    }
+    if undo.tls {
+        settings.tls = false;
+    }
+    if undo.ca {
+        settings.ca_file = None;
+    }
+    if let Some(ca) = &given.tls_ca {
+        settings.ca_file = Some(absolute(ca)?);
+    }
+    if undo.cert {
+        settings.cert_file = None;
+        settings.key_file = None;
+    }
+    if let Some(cert) = &given.tls_cert {
+        settings.cert_file = Some(absolute(cert)?);
+        settings.key_file = given.tls_key.as_ref().map(absolute).transpose()?;
+    }
+    if undo.auth {
+        settings.auth_file = None;
+    }
+    if let Some(auth) = &given.auth_file {
+        settings.auth_file = Some(absolute(auth)?);
+    }
+    Ok(settings)
 }
 
 /// A server of `set`: `ADDRESS` or `ADDRESS=WEIGHT`.

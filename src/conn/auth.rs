@@ -52,6 +52,16 @@ impl Credentials {
     /// refusing a file that is not a regular file owned by the user running this, or that its
     /// group or others may read or write: the file stands in for a secret.
     pub fn from_file(path: &Path) -> Result<Credentials, String> {
+        Credentials::read_checked(path, true)
+    }
+
+    /// The same reading without the owner and mode checks: for an administrator checking the
+    /// file a domain names (its programs, which use it, check both).
+    pub fn parse_file(path: &Path) -> Result<Credentials, String> {
+        Credentials::read_checked(path, false)
+    }
+
+    fn read_checked(path: &Path, own: bool) -> Result<Credentials, String> {
         let shown = path.display();
         let file = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
         let meta = file.metadata().map_err(|e| format!("{shown}: {e}"))?;
@@ -59,13 +69,13 @@ impl Credentials {
             return Err(format!("{shown}: not a regular file"));
         }
         let me = rustix::process::geteuid().as_raw();
-        if meta.uid() != me {
+        if own && meta.uid() != me {
             return Err(format!(
                 "{shown}: owned by uid {}, not by this user (uid {me}): refused",
                 meta.uid()
             ));
         }
-        if meta.mode() & 0o077 != 0 {
+        if own && meta.mode() & 0o077 != 0 {
             return Err(format!(
                 "{shown}: mode {:o} lets others read or write it: refused (chmod 600)",
                 meta.mode() & 0o777

@@ -16,6 +16,8 @@ use super::server::{free_server, new_server};
 use super::state::{self, cstr_lossy, server_slice, DomainLink, HandleInner, HandleState};
 use super::types::*;
 use crate::address::ServerAddr;
+use crate::conn::Security;
+use crate::domain_security;
 use crate::hash::Distribution;
 use crate::registry::{DomainList, DomainName, Notice};
 
@@ -254,6 +256,52 @@ unsafe fn apply(
     }
     // SAFETY: the array was just made consistent under the lock.
     unsafe { st.rebuild_selector(mc, inner) };
+    if !inner.security_explicit {
+        // SAFETY: per the contract.
+        unsafe { follow_security(ctxt, inner) };
+    }
+}
+
+/// Reads the domain's TLS and login settings again (`crate::domain_security`) with each new list,
+/// which is how `mcadmin config` reaches running programs: it bumps the version. Settings that
+/// changed (or files they name whose contents changed) are applied and the open connections
+/// closed, so every later command runs over a connection made with them; unchanged ones keep
+/// the connections and their TLS sessions. Settings that cannot be used (an untrusted file, a
+/// credentials file others can read, a CA that cannot be read) are reported once per version
+/// and not used: the handle keeps the settings it had.
+///
+/// # Safety
+/// `ctxt` is live.
+unsafe fn follow_security(ctxt: *const memcache_ctxt, inner: &mut HandleInner) {
+    let Some(link) = inner.domain.as_mut() else {
+        return;
+    };
+    let loaded = domain_security::read_from_env(&link.name)
+        .and_then(|settings| settings.map(|s| s.load()).transpose());
+    let next = match loaded {
+        Ok(next) => next,
+        Err(why) => {
+            let msg = format!(
+                "domain {}: {why}; the domain's TLS and login settings are not used",
+                link.name
+            );
+            report!(ctxt, MCM_ERR_MC_SERV_LIST, MCM_ERR_LVL_ERR, 0, msg);
+            return;
+        }
+    };
+    let same = match (&link.security, &next) {
+        (None, None) => true,
+        (Some(now), Some(next)) => now.same_as(next),
+        _ => false,
+    };
+    if same {
+        return;
+    }
+    inner.security = next
+        .as_ref()
+        .map_or_else(Security::default, |l| l.security().clone());
+    link.security = next;
+    inner.close_connections();
 }
 
 /// Makes the handle's servers exactly `wanted`, in that order, reusing the

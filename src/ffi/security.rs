@@ -1,6 +1,8 @@
 //! Beyond 1.4: TLS and memcached's text-protocol login for a handle's connections. Each call
 //! applies from the next connect on, and closes the handle's open connections so that every
-//! later command runs over a connection made with the new settings.
+//! later command runs over a connection made with the new settings. A handle whose program made
+//! one of these calls no longer takes the TLS and login settings of its domain (`mcadmin
+//! config`): the program's own choice wins, whole.
 
 use std::ffi::CStr;
 use std::path::PathBuf;
@@ -28,17 +30,23 @@ unsafe fn change(
     let st = state::handle(mc);
     let rc = {
         let mut inner = st.lock();
+        // The first call of the program starts from nothing, not from the domain's settings.
+        let from_domain =
+            !inner.security_explicit && inner.domain.as_ref().is_some_and(|d| d.security.is_some());
+        let domain_settings = from_domain.then(|| std::mem::take(&mut inner.security));
         match change(&mut inner) {
             Ok(()) => {
-                for side in &mut inner.servers {
-                    if side.slot.close() {
-                        // SAFETY: sides belong to the handle's live servers.
-                        unsafe { (*side.ms).fd = -1 };
-                    }
+                inner.security_explicit = true;
+                if let Some(link) = &mut inner.domain {
+                    link.security = None;
                 }
+                inner.close_connections();
                 0
             }
             Err(why) => {
+                if let Some(kept) = domain_settings {
+                    inner.security = kept;
+                }
                 report!(ctxt, MCM_ERR_ASSERT, MCM_ERR_LVL_ERR, 0, why);
                 -1
             }

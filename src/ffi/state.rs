@@ -17,6 +17,7 @@ use once_cell::sync::Lazy;
 use super::lock::{ForkLock, OwnerGuard, OwnerLock};
 use super::types::*;
 use crate::conn::Security;
+use crate::domain_security::Loaded;
 use crate::engine::Slot;
 use crate::hash::{Distribution, RingServer, Selector};
 use crate::registry::{DomainName, Follower};
@@ -77,6 +78,9 @@ pub struct DomainLink {
     /// Made by mc_new(): the first explicit mc_server_add*() detaches the handle and makes it
     /// private, so 1.4 programs keep working unchanged.
     pub legacy: bool,
+    /// The domain's TLS and login settings the handle uses (`crate::domain_security`), as read
+    /// with the last list; None: the domain has none.
+    pub security: Option<Loaded>,
 }
 
 impl DomainLink {
@@ -91,6 +95,7 @@ impl DomainLink {
             name,
             owner,
             legacy,
+            security: None,
         }
     }
 }
@@ -115,8 +120,10 @@ pub struct HandleInner {
     /// Calls under way that need their servers' connections alone (see
     /// [`Locked::make_exclusive`]); while there are any, no request is pipelined.
     pub exclusive: u32,
-    /// TLS and login for new connections (mc_tls_*, mc_auth).
+    /// TLS and login for new connections (mc_tls_*, mc_auth, or the domain's settings).
     pub security: Security,
+    /// mc_tls*() or mc_auth*() was called: the domain's TLS and login settings no longer apply.
+    pub security_explicit: bool,
 }
 
 impl HandleInner {
@@ -139,6 +146,17 @@ impl HandleInner {
                     // SAFETY: sides belong to the handle's live servers.
                     unsafe { (*side.ms).fd = -1 };
                 }
+            }
+        }
+    }
+
+    /// Closes every open connection, so that each later command runs over a connection made
+    /// with the handle's current TLS and login settings.
+    pub fn close_connections(&mut self) {
+        for side in &mut self.servers {
+            if side.slot.close() {
+                // SAFETY: sides belong to the handle's live servers.
+                unsafe { (*side.ms).fd = -1 };
             }
         }
     }
@@ -305,6 +323,7 @@ impl HandleState {
                 fork_gen: super::fork::generation(),
                 exclusive: 0,
                 security: Security::default(),
+                security_explicit: false,
             }),
             dist: AtomicU8::new(dist as u8),
             selector: ForkLock::new(None),

@@ -41,6 +41,16 @@ pub struct SecurityArgs {
 }
 
 impl SecurityArgs {
+    /// Whether any of these options was given.
+    pub fn is_given(&self) -> bool {
+        self.tls
+            || self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_key.is_some()
+            || self.tls_insecure
+            || self.auth_file.is_some()
+    }
+
     /// The settings these options ask for; the files are read now. `program` names the
     /// warning's origin.
     pub fn security(&self, program: &str) -> Result<Security, String> {

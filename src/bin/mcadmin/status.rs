@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use memcache::conn::Credentials;
+use memcache::domain_security::{self, DomainSecurity};
+use memcache::propagate;
 use memcache::registry::{DomainName, Namespace, RegistryError};
 use memcache::state_dir::StateDir;
 use memcache::status::{utc_time, DomainStatus};
@@ -16,8 +19,22 @@ pub(crate) fn status(
     name: &DomainName,
     json: bool,
     timeout: Duration,
+    own_security: bool,
 ) -> Result<(), Failure> {
     let state = StateDir::from_env(ns).map_err(Runtime)?;
+    // This host's TLS and login settings of the domain: shown, and used to ask the servers
+    // unless mcadmin was given its own. The administrator reads a credentials file its
+    // programs' user owns.
+    let settings = match &state {
+        Some(state) => domain_security::read(state, name).map_err(Runtime)?,
+        None => None,
+    };
+    if let (Some(settings), false) = (&settings, own_security) {
+        let loaded = settings
+            .load_with(Credentials::parse_file)
+            .map_err(|e| Runtime(format!("domain {name}: {e}")))?;
+        propagate::use_security(loaded.security().clone());
+    }
     let seen = match memcache::status::status(ns, name, state.as_ref(), timeout) {
         Err(RegistryError::NotFound) => return Err(no_domain(name)),
         other => other?,
@@ -29,9 +46,9 @@ pub(crate) fn status(
         eprintln!("mcadmin: note: attached processes unknown: {why}");
     }
     if json {
-        println!("{}", status_json(&seen));
+        println!("{}", status_json(&seen, settings.as_ref()));
     } else {
-        print!("{}", status_table(&seen));
+        print!("{}", status_table(&seen, settings.as_ref()));
     }
     let down = seen.servers.iter().filter(|s| !s.is_up()).count();
     if down > 0 {
@@ -44,7 +61,26 @@ pub(crate) fn status(
     Ok(())
 }
 
-fn status_json(seen: &DomainStatus) -> String {
+/// The settings as a JSON object (null: none).
+fn security_json(settings: Option<&DomainSecurity>) -> String {
+    let Some(s) = settings else {
+        return "null".to_owned();
+    };
+    let path = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map_or("null".to_owned(), |p| json_string(&p.display().to_string()))
+    };
+    format!(
+        "{{\"tls\":{},\"tls_ca\":{},\"tls_cert\":{},\"tls_key\":{},\"auth_file\":{}}}",
+        s.tls,
+        path(&s.ca_file),
+        path(&s.cert_file),
+        path(&s.key_file),
+        path(&s.auth_file)
+    )
+}
+
+fn status_json(seen: &DomainStatus, settings: Option<&DomainSecurity>) -> String {
     let number = |n: Option<u64>| n.map_or("null".to_owned(), |n| n.to_string());
     let servers: Vec<String> = seen
         .servers
@@ -102,18 +138,20 @@ fn status_json(seen: &DomainStatus) -> String {
     let list = &seen.list;
     format!(
         "{{\"domain\":{},\"version\":{},\"distribution\":{},\"replicas\":{},\"servers\":[{}],\
-         \"processes\":{processes},\"processes_unreadable\":{unreadable},\"processes_error\":{error}}}",
+         \"security\":{},\"processes\":{processes},\"processes_unreadable\":{unreadable},\
+         \"processes_error\":{error}}}",
         json_string(seen.domain.as_str()),
         list.version,
         json_string(list.distribution.name()),
         list.replicas,
-        servers.join(",")
+        servers.join(","),
+        security_json(settings)
     )
 }
 
 /// The table: the domain on one line, a line per server (a down server's reason in place of
 /// its figures), then the attached processes. Columns fit the widest value.
-fn status_table(seen: &DomainStatus) -> String {
+fn status_table(seen: &DomainStatus, settings: Option<&DomainSecurity>) -> String {
     let list = &seen.list;
     let mut out = format!(
         "domain {}  version {}  distribution {}  replicas {}\n",
@@ -122,6 +160,9 @@ fn status_table(seen: &DomainStatus) -> String {
         list.distribution.name(),
         list.replicas
     );
+    if let Some(settings) = settings {
+        out.push_str(&format!("{settings}\n"));
+    }
     let figure = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
     let mut rows = vec![[
         "SERVER",

@@ -2,6 +2,7 @@
 
 use memcache::client::{Client, ServerSpec};
 use memcache::conn::Security;
+use memcache::domain_security;
 use memcache::hash::Distribution;
 use memcache::registry::{DomainName, Reader};
 
@@ -36,7 +37,11 @@ impl ServerList {
             list.replicas = r;
         }
         list.timeout = cli.timeout_ms.map(std::time::Duration::from_millis);
-        list.security = cli.security.security("mclient").map_err(Stop::failed)?;
+        // A domain brings this host's TLS and login settings for it (mcadmin config); options
+        // given on the command line replace them whole, as a C program's own calls do.
+        if cli.security.is_given() {
+            list.security = cli.security.security("mclient").map_err(Stop::failed)?;
+        }
         Ok(list)
     }
 
@@ -139,11 +144,21 @@ fn domain_servers(name: &str) -> Result<ServerList, Stop> {
             "domain {domain} has no servers (add one with: mcadmin --domain {domain} add HOST:PORT)"
         )));
     }
+    let security = match domain_security::read_from_env(&domain)
+        .and_then(|settings| settings.map(|s| s.load()).transpose())
+    {
+        Ok(loaded) => loaded.map(|l| l.security().clone()).unwrap_or_default(),
+        Err(why) => {
+            return Err(Stop::failed(format!(
+                "domain {domain}: {why}; the domain's TLS and login settings are not used"
+            )))
+        }
+    };
     Ok(ServerList {
         servers: list.servers,
         distribution: list.distribution,
         replicas: list.replicas,
         timeout: None,
-        security: Security::default(),
+        security,
     })
 }
