@@ -23,8 +23,28 @@
 #include "check.h"
 #include "resilience.h"
 
-/* Lines of `text` that contain `needle`. */
-static int lines_with(const char *text, const char *needle)
+/*
+ * Where a summary report quotes the failure it sums up ("no server could be reached (last
+ * failure: ...)", "no live server ... (...; it failed: ...)"), or NULL. What follows is an earlier
+ * report's text, not a report of its own.
+ */
+static const char *quote_in(const char *line, size_t len)
+{
+	static const char *const markers[] = {"(last failure: ", "; it failed: "};
+	const char *first = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof markers / sizeof markers[0]; i++) {
+		const char *at = strstr(line, markers[i]);
+
+		if (at != NULL && at < line + len && (first == NULL || at < first))
+			first = at;
+	}
+	return first;
+}
+
+/* Lines of `text` that contain `needle`: before the quote (`quoted` 0) or in it (1). */
+static int lines_with_where(const char *text, const char *needle, int quoted)
 {
 	int n = 0;
 	const char *line = text;
@@ -32,13 +52,26 @@ static int lines_with(const char *text, const char *needle)
 	while (*line != '\0') {
 		const char *end = strchr(line, '\n');
 		size_t len = end ? (size_t)(end - line) : strlen(line);
-		const char *at = strstr(line, needle);
+		const char *quote = quote_in(line, len);
+		const char *at = strstr(quoted && quote ? quote : line, needle);
 
-		if (at != NULL && at < line + len)
+		if (at != NULL && at < line + len && (quoted ? quote != NULL : quote == NULL || at < quote))
 			n++;
 		line += len + (end ? 1 : 0);
 	}
 	return n;
+}
+
+/* Reports (lines of `text`) that contain `needle` in their own words. */
+static int lines_with(const char *text, const char *needle)
+{
+	return lines_with_where(text, needle, 0);
+}
+
+/* Summary reports that quote a failure containing `needle`. */
+static int quotes_of(const char *text, const char *needle)
+{
+	return lines_with_where(text, needle, 1);
 }
 
 static struct memcache *handle(const char *host, const char *port, int retry_s)
@@ -112,10 +145,16 @@ int main(void)
 	      lines_with(text, dead_name));
 	CHECK(lines_with(text, "no server could be reached") == 1, "A: \"no server could be reached\" %d times",
 	      lines_with(text, "no server could be reached"));
+	/* The summary says why, for a program that keeps only the last report (mc_last_error). */
+	CHECK(quotes_of(text, dead_name) == 1, "A: %d summaries quote the dead server's failure, expected 1",
+	      quotes_of(text, dead_name));
 	CHECK(lines_with(text, "no reply within the timeout") == 2, "B: %d timeout lines, expected 2",
 	      lines_with(text, "no reply within the timeout"));
 	CHECK(lines_with(text, "no live server") == 2, "B: %d \"no live server\" lines, expected 2",
 	      lines_with(text, "no live server"));
+	CHECK(quotes_of(text, "no reply within the timeout") == 2,
+	      "B: %d \"no live server\" lines say the server timed out, expected 2",
+	      quotes_of(text, "no reply within the timeout"));
 	CHECK(lines_with(text, "connection re-established") == 1, "B: %d reconnect lines, expected 1",
 	      lines_with(text, "connection re-established"));
 	if (check_failed)

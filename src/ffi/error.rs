@@ -168,6 +168,37 @@ pub fn report_bad_key(ctxt: *const memcache_ctxt, msg: impl Into<Cow<'static, st
     });
 }
 
+/// A report as one line: the error's description, the site's details and errno's text.
+fn described(r: &Report) -> String {
+    let text = r.errstr.unwrap_or(info(r.code).text);
+    let mut msg = text.to_string_lossy().into_owned();
+    if !r.msg.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(&r.msg);
+    }
+    if r.errnum != 0 {
+        msg.push_str(": ");
+        msg.push_str(&String::from_utf8_lossy(&strerror(r.errnum as i32)));
+    }
+    msg
+}
+
+/// The last report this thread queued and has not delivered yet whose code is not `skip`, as
+/// one line: a summary report quotes it, so that mc_last_error(), which gives only the last
+/// report, still says why.
+pub fn latest_queued(skip: u32) -> Option<String> {
+    if nothing_queued() {
+        return None;
+    }
+    QUEUE.with(|q| {
+        q.borrow()
+            .iter()
+            .rev()
+            .find(|r| r.code != skip)
+            .map(described)
+    })
+}
+
 /// The span of one exported call: reports queued during it are delivered by [`Scope::deliver`],
 /// under the name of the C function the program called (`memcache_err_ctxt.funcname`, which
 /// host programs print in their logs as 1.4's `__FUNCTION__`).
@@ -215,17 +246,7 @@ impl Scope {
         QUEUE.with(|q| {
             let q = q.borrow();
             let r = q.get(self.start..)?.last()?;
-            let text = r.errstr.unwrap_or(info(r.code).text);
-            let mut msg = text.to_string_lossy().into_owned();
-            if !r.msg.is_empty() {
-                msg.push_str(": ");
-                msg.push_str(&r.msg);
-            }
-            if r.errnum != 0 {
-                msg.push_str(": ");
-                msg.push_str(&String::from_utf8_lossy(&strerror(r.errnum as i32)));
-            }
-            Some((r.code, msg))
+            Some((r.code, described(r)))
         })
     }
 

@@ -417,9 +417,20 @@ pub unsafe fn route(front: &mut Front<'_, '_>, hash: u32) -> Option<usize> {
         Ok(at) => Some(at),
         Err(RouteError::NoneLive) => {
             let retry = front.inner.retry.as_secs_f64();
+            // Why a server is down, so that every call skipping it still says why (a TLS
+            // certificate nobody trusts, a refused login), not only the call that failed.
+            let why = front
+                .inner
+                .servers
+                .iter()
+                .map(|side| &side.slot.health)
+                .find(|health| health.is_down() && !health.why().is_empty())
+                .map_or(String::new(), |health| {
+                    format!("; it failed: {}", health.why())
+                });
             let msg = format!(
                 "no live server for the key among {n} (a server that failed is retried {retry:.1} \
-                 s after it failed)"
+                 s after it failed{why})"
             );
             report!(front.ctxt, MCM_ERR_MC_VALID_SERVER, 0, 0, msg);
             None
@@ -431,14 +442,17 @@ pub unsafe fn route(front: &mut Front<'_, '_>, hash: u32) -> Option<usize> {
     }
 }
 
+/// The summary of a call that found no server it could connect to. It quotes the last
+/// failure (a refused connect, a TLS certificate the CA did not sign, a refused login), because
+/// programs and bindings that read only the last report (mc_last_error()) must still say why.
 pub fn report_unreachable(ctxt: *const memcache_ctxt) {
-    report!(
-        ctxt,
-        MCM_ERR_MC_SERV_LIST,
-        0,
-        0,
-        "no server could be reached"
-    );
+    // Each failed connect is reported twice, as 1.4 did: why (MCM_ERR_SYS_CONNECT), then that
+    // the server could not be used (MCM_ERR_NET_CONNECT, which says only its name).
+    let msg = match super::error::latest_queued(MCM_ERR_NET_CONNECT) {
+        Some(why) => format!("no server could be reached (last failure: {why})"),
+        None => "no server could be reached".to_owned(),
+    };
+    report!(ctxt, MCM_ERR_MC_SERV_LIST, 0, 0, msg);
 }
 
 /// The 1.4 report of a failed exchange with server `ms`.
