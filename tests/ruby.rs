@@ -2,13 +2,15 @@
 //! memcached: runs its Minitest suite with `rake test`, the library found through
 //! `LIBMEMCACHE_PREFIX` as `make test` installed it, two fresh servers and `mcadmin` in a
 //! shared-memory namespace of its own, which the suite's domain test edits while a Ruby handle
-//! follows it. Also builds the gem with `gem build`.
+//! follows it; a memcached -Z and a memcached -Y for the TLS and login options
+//! (support::secure_servers). Also builds the gem with `gem build`.
 
 mod support;
 
 use std::path::Path;
 use std::process::Command;
 
+use support::secure_servers::SecureServers;
 use support::{spawn_c_with, temp_dir, Memcached, ShmPrefix, RUN_TIMEOUT};
 
 fn binding_dir() -> std::path::PathBuf {
@@ -35,10 +37,11 @@ fn ruby_binding_minitest_suite() {
     require_ruby();
     let a = Memcached::start();
     let b = Memcached::start();
+    let secure = SecureServers::start("ruby-secure");
     let shm = ShmPrefix::new("ruby");
     let dir = binding_dir();
     let dir = dir.to_str().expect("UTF-8 path");
-    let env = [
+    let mut env = vec![
         // The gem finds the library through this variable (LD_LIBRARY_PATH is set as well).
         (
             "LIBMEMCACHE_PREFIX",
@@ -53,6 +56,7 @@ fn ruby_binding_minitest_suite() {
         // A fixed seed keeps Minitest's test order the same from run to run.
         ("SEED", "1".to_string()),
     ];
+    env.extend(secure.env());
     // Rake's TestTask runs every test/test_*.rb in one Minitest process, with warnings on.
     let out = spawn_c_with(&["rake", "-C", dir], Path::new("test"), &env, RUN_TIMEOUT).wait();
     out.assert_success();

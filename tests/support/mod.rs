@@ -11,6 +11,7 @@ pub mod certs;
 pub mod domain_loop;
 pub mod fake;
 pub mod man;
+pub mod secure_servers;
 pub mod sources;
 
 // Each test file uses a part of support.

@@ -18,11 +18,14 @@ require "memcache/codec"
 class Memcache
   # Every error this binding raises. #code is the library's MCM_ERR_* code when it reported one.
   class Error < StandardError
-    attr_reader :code
+    attr_reader :code, :failed_keys
 
-    def initialize(message = nil, code: nil)
+    # failed_keys: for set_multi and delete_multi, { key => reason } of the keys that failed
+    # (the others were written); nil for a call on one key.
+    def initialize(message = nil, code: nil, failed_keys: nil)
       super(message)
       @code = code
+      @failed_keys = failed_keys
     end
   end
 
@@ -179,6 +182,35 @@ class Memcache
 
     attach_function :mc_server_stats, [:pointer, :pointer], :pointer, blocking: true
     attach_function :mc_server_stats_free, [:pointer], :void
+
+    # struct memcache_bulk (56 bytes): one key of mc_bulk(), whose result the call sets.
+    class Bulk < FFI::Struct
+      layout :key, :pointer,     #  0
+             :key_len, :size_t,  #  8
+             :val, :pointer,     # 16
+             :val_len, :size_t,  # 24
+             :flags, :uint32,    # 32
+             :exptime, :long,    # 40
+             :result, :int       # 48
+    end
+
+    MC_BULK_SET = 1
+    MC_BULK_DELETE = 6
+    MC_BULK_DONE = 0
+    MC_BULK_NOT_STORED = 1
+    MC_BULK_REFUSED = 4
+    MC_BULK_NOT_FOUND = 6
+    MC_BULK_FAILED = -1
+    MC_BULK_BAD_KEY = -9
+    attach_function :mc_bulk, [:pointer, :int, :pointer, :size_t], :int, blocking: true
+
+    # TLS and memcached's text-protocol login (mc_tls(3)): each applies from the next connect.
+    attach_function :mc_tls, [:pointer, :int], :int
+    attach_function :mc_tls_ca, [:pointer, :string], :int
+    attach_function :mc_tls_cert, [:pointer, :string, :string], :int
+    attach_function :mc_tls_insecure, [:pointer, :int], :int
+    attach_function :mc_auth, [:pointer, :string, :string], :int
+    attach_function :mc_auth_file, [:pointer, :string], :int
   end
 
   # free(3) for the buffers the library allocates with the global context's malloc.
@@ -238,10 +270,20 @@ class Memcache
   #   ketama. A domain brings its own.
   # serializer:, compress:, compression_min_size:, decompressed_max_bytes: say how values other
   #   than Strings and Integers are stored (Memcache::Codec; dalli's flag bits).
-  def initialize(domain: nil, servers: nil, distribution: nil, **codec)
+  # tls: true, or a Hash of { ca_file:, cert_file:, key_file:, verify: }, speaks TLS to every
+  #   server (servers written "tls://host:port" always are): ca_file: a PEM file of the CAs to
+  #   trust (default: the system's), cert_file:/key_file: a client certificate for servers that
+  #   ask for one (key_file: defaults to cert_file:), verify: false accepts any certificate
+  #   (tests only). The options also apply to tls:// servers when tls: is a Hash.
+  # username:, password: log every connection in (memcached -Y); or auth_file: a file of
+  #   "user:password" that only its owner can read (memcached's own -Y format).
+  def initialize(domain: nil, servers: nil, distribution: nil, tls: nil, username: nil,
+                 password: nil, auth_file: nil, **codec)
     raise ArgumentError, "give domain: or servers:, not both" if domain && servers
 
     @codec = Codec.new(**codec)
+    tls_options = tls_options(tls)
+    login = login_options(username, password, auth_file)
 
     dist = nil
     if distribution
@@ -259,6 +301,7 @@ class Memcache
       raise ArgumentError, "servers: is empty" if list.empty?
 
       @handle = wrap(Native.mc_new_private, "mc_new_private")
+      secure(tls_options, login)
       # Chosen before the first server is added, so every key is placed by it.
       Native.mc_distribution(@handle, dist) if dist
       list.each do |addr|
@@ -277,6 +320,7 @@ class Memcache
       end
 
       @handle = wrap(ptr, "mc_new2")
+      secure(tls_options, login)
     end
   end
 
@@ -361,9 +405,15 @@ class Memcache
     store(:mc_prepend, key, raw_string(value), 0, 0, true)
   end
 
-  # Stores every key => value of hash as #set does; true (a failure raises).
+  # Stores every key => value of hash as #set would (the same bytes and flags), in one call:
+  # each server's keys go out together (memcached 1.6's quiet meta commands), so 100 keys cost
+  # about one round trip, not 100. Every key and value is checked before anything is sent. true,
+  # or raises for the keys that were not stored (the others are): the error's #failed_keys is
+  # { key => reason }.
   def set_multi(hash, ttl: 0, raw: false)
-    hash.each { |k, v| set(k, v, ttl: ttl, raw: raw) }
+    ttl = ttl_seconds(ttl)
+    items = hash.map { |k, v| [k, key_bytes(k), *encode(v, 0, raw)] }
+    bulk("set_multi", Native::MC_BULK_SET, items, ttl)
     true
   end
 
@@ -391,9 +441,13 @@ class Memcache
     key_and_time(:mc_delete, key, 0, 1)
   end
 
-  # true when the key was deleted, false when it did not exist, for each key: { key => bool }.
+  # true when the key was deleted, false when it did not exist, for each key: { key => bool },
+  # in one call as #set_multi does. Raises, with #failed_keys, for the keys whose server failed.
   def delete_multi(*keys)
-    keys.flatten.to_h { |k| [k.is_a?(Symbol) ? k.to_s : k, delete(k)] }
+    items = keys.flatten.map { |k| [k, key_bytes(k), "".b, 0] }
+    bulk("delete_multi", Native::MC_BULK_DELETE, items, 0).transform_values do |result|
+      result == Native::MC_BULK_DONE
+    end
   end
 
   # Adds by to the counter (64-bit, as memcached keeps it); the new value, or nil if the key is
@@ -474,6 +528,56 @@ class Memcache
   end
 
   private
+
+  TLS_KEYS = %i[ca_file cert_file key_file verify].freeze
+
+  # tls: as a Hash of TLS_KEYS (nil when TLS is not asked for).
+  def tls_options(tls)
+    case tls
+    when nil, false then nil
+    when true then {}
+    when Hash
+      unknown = tls.keys.map(&:to_sym) - TLS_KEYS
+      raise ArgumentError, "unknown tls: option #{unknown.first.inspect}: #{TLS_KEYS.join(', ')}" if unknown.any?
+
+      tls.transform_keys(&:to_sym)
+    else raise ArgumentError, "tls: is true or a Hash of #{TLS_KEYS.join(', ')}, not #{tls.class}"
+    end
+  end
+
+  # [call, args] of the login asked for, nil for none.
+  def login_options(username, password, auth_file)
+    if auth_file
+      raise ArgumentError, "give auth_file: or username:/password:, not both" if username || password
+
+      return [:mc_auth_file, [auth_file.to_s]]
+    end
+    return nil unless username || password
+    raise ArgumentError, "username: and password: go together" unless username && password
+
+    [:mc_auth, [username.to_s, password.to_s]]
+  end
+
+  # Applies the TLS and login options to the new handle; a refused one (an unreadable CA file,
+  # a credentials file others can read) closes it and raises ConfigError with the library's
+  # reason.
+  def secure(tls, login)
+    calls = []
+    if tls
+      calls << [:mc_tls, [1]]
+      calls << [:mc_tls_ca, [tls[:ca_file].to_s]] if tls[:ca_file]
+      calls << [:mc_tls_cert, [tls[:cert_file].to_s, (tls[:key_file] || tls[:cert_file]).to_s]] if tls[:cert_file]
+      calls << [:mc_tls_insecure, [1]] if tls.key?(:verify) && !tls[:verify]
+    end
+    calls << login if login
+    calls.each do |fn, args|
+      next if Native.public_send(fn, @handle, *args).zero?
+
+      code, msg = last_error(@handle)
+      close
+      raise ConfigError.new("#{fn}: #{describe(code, msg)}", code: code)
+    end
+  end
 
   def wrap(ptr, what)
     raise Error, "#{what} failed (out of memory)" if ptr.null?
@@ -580,6 +684,60 @@ class Memcache
         end
       end
     end
+  end
+
+  # What a failed key of a bulk call says, by its MC_BULK_* result.
+  BULK_REASONS = {
+    Native::MC_BULK_NOT_STORED => "not stored",
+    Native::MC_BULK_REFUSED => "refused by the server",
+    Native::MC_BULK_FAILED => "its server failed (it may or may not have been written)"
+  }.freeze
+
+  # One mc_bulk() of items ([given key, key bytes, value bytes, flags] each) with expiry ttl:
+  # { key => MC_BULK_* result } (keys as given, Symbols as Strings, a repeated key's last
+  # result). Bad keys raise InvalidKey before anything is sent. Results other than done and
+  # not found raise, naming every such key and the library's report of the call.
+  def bulk(op_name, op, items, ttl)
+    return {} if items.empty?
+
+    size = Native::Bulk.size
+    structs = FFI::MemoryPointer.new(size, items.size, true)
+    # One native copy of every key and value (the call runs without the GVL).
+    data = FFI::MemoryPointer.new(:char, [items.sum { |_, k, v, _| k.bytesize + v.bytesize }, 1].max, false)
+    offset = 0
+    items.each_with_index do |(given, k, v, flags), i|
+      item = Native::Bulk.new(structs + i * size)
+      [[:key, :key_len, k], [:val, :val_len, v]].each do |ptr_field, len_field, bytes|
+        data.put_bytes(offset, bytes)
+        item[ptr_field] = data + offset
+        item[len_field] = bytes.bytesize
+        offset += bytes.bytesize
+      end
+      raise_key_error(nil, given, item[:key]) unless Native.key_check(item[:key], k.bytesize).zero?
+
+      item[:flags] = flags
+      item[:exptime] = ttl
+    end
+    with_handle do |mc|
+      Native.mc_bulk(mc, op, structs, items.size)
+      results = items.each_with_index.to_h do |(given, _), i|
+        [given.is_a?(Symbol) ? given.to_s : given, Native::Bulk.new(structs + i * size)[:result]]
+      end
+      failed = results.reject { |_, r| [Native::MC_BULK_DONE, Native::MC_BULK_NOT_FOUND].include?(r) }
+      raise_bulk_failure(mc, op_name, failed, items.size) unless failed.empty?
+      results
+    end
+  end
+
+  def raise_bulk_failure(mc, op_name, failed, total)
+    code, msg = last_error(mc)
+    reasons = failed.transform_values { |r| BULK_REASONS.fetch(r, "result #{r}") }
+    listed = reasons.first(5).map { |k, why| "#{shown(k)} (#{why})" }.join(", ")
+    listed += ", ..." if reasons.size > 5
+    detail = code.zero? ? "" : ": #{describe(code, msg)}"
+    klass = failed.values.all?(Native::MC_BULK_FAILED) ? error_class(code) : ServerError
+    raise klass.new("#{op_name}: #{failed.size} of #{total} keys failed: #{listed}#{detail}",
+                    code: code, failed_keys: reasons)
   end
 
   # [code, message] of the handle's last call.
