@@ -90,6 +90,19 @@ void mc_req_free(struct memcache_req *req);
 int mc_res_found(const struct memcache_res *res);
 void mc_get(struct memcache *mc, struct memcache_req *req);
 
+/* Beyond 1.4: many writes in one call (mc_bulk(3)), TLS and login (mc_tls(3)). */
+struct memcache_bulk {
+    const char *key; size_t key_len; const void *val; size_t val_len; uint32_t flags;
+    time_t exptime; int result;
+};
+int mc_bulk(struct memcache *mc, int op, struct memcache_bulk *items, size_t n);
+int mc_tls(struct memcache *mc, int on);
+int mc_tls_ca(struct memcache *mc, const char *path);
+int mc_tls_cert(struct memcache *mc, const char *cert, const char *key);
+int mc_tls_insecure(struct memcache *mc, int on);
+int mc_auth(struct memcache *mc, const char *user, const char *password);
+int mc_auth_file(struct memcache *mc, const char *path);
+
 char *mc_server_version(struct memcache *mc, struct memcache_server *ms);
 struct memcache_server_stats *mc_server_stats(struct memcache *mc, struct memcache_server *ms);
 void mc_server_stats_free(struct memcache_server_stats *s);

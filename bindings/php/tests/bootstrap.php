@@ -7,6 +7,9 @@
  *   COMPOSER_VENDOR_DIR=/tmp/vendor composer dump-autoload
  *   MEMCACHE_TEST_SERVER_A=127.0.0.1:11211 MEMCACHE_TEST_SERVER_B=127.0.0.1:11212 \
  *   MCADMIN=/path/to/mcadmin MEMCACHE_SHM_PREFIX=phptest LIBMEMCACHE_PREFIX=/prefix \
+ *   MEMCACHE_TEST_TLS_SERVER=tls://127.0.0.1:11213 MEMCACHE_TEST_TLS_CA=ca.pem \
+ *   MEMCACHE_TEST_TLS_WRONG_CA=other.pem MEMCACHE_TEST_AUTH_SERVER=127.0.0.1:11214 \
+ *   MEMCACHE_TEST_AUTH_USER=app MEMCACHE_TEST_AUTH_PASSWORD=... MEMCACHE_TEST_AUTH_FILE=file \
  *   COMPOSER_VENDOR_DIR=/tmp/vendor phpunit
  *
  * MEMCACHE_SHM_PREFIX keeps the tests' domains apart from the host's real ones; this process and
@@ -30,6 +33,8 @@ final class TestEnv
     public static string $serverB;
     public static string $mcadmin;
     public static string $shmPrefix;
+    /** The memcached -Z and -Y of support/secure_servers.rs (MEMCACHE_TEST_TLS_* and _AUTH_*). */
+    public static array $secure = [];
 
     public static function load(): void
     {
@@ -37,6 +42,40 @@ final class TestEnv
         self::$serverB = self::fetch('MEMCACHE_TEST_SERVER_B');
         self::$mcadmin = self::fetch('MCADMIN');
         self::$shmPrefix = self::fetch('MEMCACHE_SHM_PREFIX');
+        foreach (['TLS_SERVER', 'TLS_CA', 'TLS_WRONG_CA', 'AUTH_SERVER', 'AUTH_USER', 'AUTH_PASSWORD', 'AUTH_FILE'] as $name) {
+            self::$secure[$name] = self::fetch("MEMCACHE_TEST_$name");
+        }
+    }
+
+    /**
+     * The server's counters over a socket of its own: [name => int, the bytes of this reply]
+     * (the reply counts in the server's next bytes_written).
+     *
+     * @return array{array<string, int>, int}
+     */
+    public static function rawStats(string $server): array
+    {
+        $sock = stream_socket_client("tcp://$server", $errno, $error, 5);
+        if ($sock === false) {
+            throw new RuntimeException("connect $server: $error");
+        }
+        stream_set_timeout($sock, 5);
+        try {
+            fwrite($sock, "stats\r\n");
+            $stats = [];
+            $size = 0;
+            while (($line = fgets($sock)) !== false) {
+                $size += strlen($line);
+                if ($line === "END\r\n") {
+                    break;
+                }
+                $words = explode(' ', trim($line));
+                $stats[$words[1]] = (int) ($words[2] ?? 0);
+            }
+            return [$stats, $size];
+        } finally {
+            fclose($sock);
+        }
     }
 
     private static function fetch(string $name): string
