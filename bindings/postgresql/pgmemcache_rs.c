@@ -67,6 +67,13 @@ PG_MODULE_MAGIC;
 static char *domain_setting = NULL;  /* memcache.domain */
 static char *servers_setting = NULL; /* memcache.servers */
 static int	distribution_setting = MC_DIST_CRC32_MODULO;	/* memcache.distribution */
+/* TLS and login (mc_tls(3)), applied when the handle is made. */
+static bool tls_setting = false;	/* memcache.tls */
+static char *tls_ca_setting = NULL; /* memcache.tls_ca */
+static char *tls_cert_setting = NULL;	/* memcache.tls_cert */
+static char *tls_key_setting = NULL;	/* memcache.tls_key */
+static bool tls_insecure_setting = false;	/* memcache.tls_insecure */
+static char *auth_file_setting = NULL;	/* memcache.auth_file */
 
 /*
  * pgmemcache's settings, so a site moving from pgmemcache keeps its postgresql.conf:
@@ -100,6 +107,8 @@ static struct memcache *handle = NULL;
  * lib_mcxt.
  */
 static char *handle_source = NULL;
+/* The TLS and login settings the handle was made with (fields split by US, 037). */
+static char *handle_security = NULL;
 
 /* One report of the library, copied out of its memcache_err_ctxt by the handler. */
 typedef struct LibReport
@@ -474,6 +483,9 @@ drop_handle(void)
 	if (handle_source != NULL)
 		pfree(handle_source);
 	handle_source = NULL;
+	if (handle_security != NULL)
+		pfree(handle_security);
+	handle_security = NULL;
 }
 
 /* Adds the comma-separated servers of `list` to a private handle; ERROR on failure. */
@@ -544,6 +556,46 @@ private_server_list(void)
 	return buf.data;
 }
 
+/* "" for a NULL string setting. */
+static const char *
+setting(const char *value)
+{
+	return value ? value : "";
+}
+
+/*
+ * Applies the TLS and login settings to the new handle `mc`; on a refusal (a CA file that holds
+ * no certificate, a credentials file others can read) frees it and raises an ERROR naming the
+ * setting, with the library's reason (never the secret).
+ */
+static void
+apply_security(struct memcache *mc)
+{
+	const char *failed = NULL;
+	char		why[REPORT_TEXT_LEN];
+
+	if (tls_setting && mc_tls(mc, 1) != 0)
+		failed = "memcache.tls";
+	else if (setting(tls_ca_setting)[0] && mc_tls_ca(mc, tls_ca_setting) != 0)
+		failed = "memcache.tls_ca";
+	else if (setting(tls_cert_setting)[0] &&
+			 mc_tls_cert(mc, tls_cert_setting,
+						 setting(tls_key_setting)[0] ? tls_key_setting : NULL) != 0)
+		failed = "memcache.tls_cert";
+	else if (tls_insecure_setting && mc_tls_insecure(mc, 1) != 0)
+		failed = "memcache.tls_insecure";
+	else if (setting(auth_file_setting)[0] && mc_auth_file(mc, auth_file_setting) != 0)
+		failed = "memcache.auth_file";
+	if (failed == NULL)
+		return;
+	why[0] = '\0';
+	(void) mc_last_error(mc, why, sizeof(why));
+	mcm_free(lib_ctxt, mc);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("memcache: %s refused: %s", failed, why[0] ? why : "refused by the library")));
+}
+
 /* The backend's handle for the current settings, created or rebuilt as needed. */
 static struct memcache *
 get_handle(void)
@@ -553,6 +605,7 @@ get_handle(void)
 	int			distribution = behavior_distribution >= 0 ? behavior_distribution
 		: distribution_setting;
 	char	   *wanted;
+	char	   *security;
 	struct memcache *mc;
 
 	ensure_context();
@@ -560,8 +613,14 @@ get_handle(void)
 		? psprintf("servers:%s distribution:%s", list,
 				   distribution_options[distribution == MC_DIST_KETAMA_MD5].name)
 		: psprintf("domain:%s", domain_setting ? domain_setting : "default");
-	if (handle != NULL && handle_source != NULL && strcmp(wanted, handle_source) == 0)
+	/* A change of a TLS or login setting makes a new handle too. */
+	security = psprintf("tls:%d\037ca:%s\037cert:%s\037key:%s\037insecure:%d\037auth:%s",
+					  tls_setting, setting(tls_ca_setting), setting(tls_cert_setting),
+					  setting(tls_key_setting), tls_insecure_setting, setting(auth_file_setting));
+	if (handle != NULL && handle_source != NULL && strcmp(wanted, handle_source) == 0 &&
+		handle_security != NULL && strcmp(security, handle_security) == 0)
 	{
+		pfree(security);
 		pfree(wanted);
 		return handle;
 	}
@@ -581,6 +640,7 @@ get_handle(void)
 						primary >= 0 ? reports[primary].text : "out of memory")));
 	}
 	emit_reports(0);
+	apply_security(mc);
 	if (private_list)
 	{
 		/*
@@ -593,12 +653,14 @@ get_handle(void)
 	}
 
 	handle_source = lib_strdup(wanted);
-	if (handle_source == NULL)
+	handle_security = lib_strdup(security);
+	if (handle_source == NULL || handle_security == NULL)
 	{
 		mcm_free(lib_ctxt, mc);
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	}
 	handle = mc;
+	pfree(security);
 	pfree(wanted);
 	return handle;
 }
@@ -833,6 +895,55 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   check_behavior, assign_behavior, NULL);
+	DefineCustomBoolVariable("memcache.tls",
+							 "Speak TLS to every server, not only those written tls://HOST:PORT.",
+							 NULL,
+							 &tls_setting,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	/* The settings that name files, or weaken checks, are the superuser's (PGC_SUSET). */
+	DefineCustomStringVariable("memcache.tls_ca",
+							   "PEM file of the CAs trusted for TLS servers.",
+							   "Empty (the default) trusts the system's CAs.",
+							   &tls_ca_setting,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("memcache.tls_cert",
+							   "PEM client certificate chain for TLS servers that ask for one.",
+							   NULL,
+							   &tls_cert_setting,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("memcache.tls_key",
+							   "PEM private key of memcache.tls_cert.",
+							   "Empty (the default) reads it from memcache.tls_cert's file.",
+							   &tls_key_setting,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("memcache.tls_insecure",
+							 "Accept any TLS server certificate, for any name (tests only).",
+							 NULL,
+							 &tls_insecure_setting,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("memcache.auth_file",
+							   "File of user:password to log in to memcached -Y servers with.",
+							   "It must belong to the server's user and be closed to others.",
+							   &auth_file_setting,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("memcache");
 	MarkGUCPrefixReserved("pgmemcache");

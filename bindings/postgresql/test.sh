@@ -19,23 +19,28 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-tests=(basic errors domain memory readme upgrade pgmemcache)
+tests=(basic errors domain memory readme upgrade pgmemcache security)
 
 source "$here/server.sh"
 
 # --- memcached ------------------------------------------------------------------------------
-# Starts memcached on a free loopback port; sets $started to "127.0.0.1:PORT".
+# Starts memcached on a free loopback port; sets $started to "127.0.0.1:PORT". Arguments:
+# memcached's further options, then "--", then the mclient options that reach it (TLS, login).
 start_memcached() {
 	local attempt port pid i
+	local extra=() reach=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do extra+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	reach=("$@")
 	for attempt in $(seq 1 20); do
 		port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		memcached -l 127.0.0.1 -p "$port" -U 0 -m 16 -t 1 "${memcached_user[@]}" \
+		memcached -l 127.0.0.1 -p "$port" -U 0 -m 16 -t 1 "${memcached_user[@]}" "${extra[@]}" \
 			</dev/null >/dev/null 2>&1 &
 		pid=$!
 		for i in $(seq 1 100); do
 			kill -0 "$pid" 2>/dev/null || break
 			# Ours only if the server on the port reports our pid.
-			if "$mclient" --servers "127.0.0.1:$port" --timeout-ms 500 stats 2>/dev/null |
+			if "$mclient" --servers "127.0.0.1:$port" "${reach[@]}" --timeout-ms 500 stats 2>/dev/null |
 				grep -q "	pid	$pid\$"; then
 				memcached_pids+=("$pid")
 				started=127.0.0.1:$port
@@ -94,6 +99,39 @@ if [ ! -s "$tmp/fake.port" ]; then
 fi
 mcbig=127.0.0.1:$(cat "$tmp/fake.port")
 
+# memcached -Z with a certificate from a CA made here (and a second CA that did not sign it), and
+# memcached -Y with one user, for sql/security.sql. The credentials files belong to the server's
+# user, as the library requires; only the "open" one lets others read it.
+step "starting memcached -Z and memcached -Y"
+mkdir "$tmp/tls"
+(
+	cd "$tmp/tls"
+	for ca in ca wrongca; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$ca.key" \
+			-out "$ca.pem" -days 2 -subj "/CN=$ca" 2>/dev/null
+	done
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+		-out server.csr -subj /CN=server 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 2 \
+		-extfile server.ext -out server.pem 2>/dev/null
+	printf 'app:s3cret\n' >users
+	printf 'app:s3cret\n' >auth
+	printf 'app:wrong\n' >wrongauth
+	printf 'app:s3cret\n' >openauth
+	# For this script's own readiness check (mclient runs as this script's user).
+	printf 'app:s3cret\n' >selfauth
+	chmod 600 selfauth
+	chown "$pg_user" auth wrongauth openauth
+	chmod 600 auth wrongauth
+	chmod 644 openauth ca.pem wrongca.pem
+)
+start_memcached -Z -o "ssl_chain_cert=$tmp/tls/server.pem,ssl_key=$tmp/tls/server.key" \
+	-- --tls --tls-ca "$tmp/tls/ca.pem"
+mctls=$started
+start_memcached -Y "$tmp/tls/users" -- --auth-file "$tmp/tls/selfauth"
+mcauth=$started
+
 # Domains of this run (as the server user, who must own them or see them owned by root).
 as_pg MEMCACHE_SHM_PREFIX="$shm_prefix" "$mcadmin" --domain pgtest set "$mc1" 2>/dev/null
 as_pg MEMCACHE_SHM_PREFIX="$shm_prefix" "$mcadmin" --domain pgmove set "$mc1" 2>/dev/null
@@ -108,7 +146,11 @@ psql_env=(PATH="$PATH" PGHOST="$tmp/pg" PGPORT=5432 PGUSER=postgres PGDATABASE=p
 failed=0
 for t in "${tests[@]}"; do
 	as_pg "${psql_env[@]}" "$pg_bindir/psql" -X -a -q -v ON_ERROR_STOP=0 \
-		-v mc1="$mc1" -v mc2="$mc2" -v mcbig="$mcbig" <"$here/sql/$t.sql" >"$tmp/results/$t.out" 2>&1 || true
+		-v mc1="$mc1" -v mc2="$mc2" -v mcbig="$mcbig" \
+		-v tls="tls://$mctls" -v tlsplain="$mctls" -v ca="$tmp/tls/ca.pem" -v wrongca="$tmp/tls/wrongca.pem" \
+		-v auth="$mcauth" -v authfile="$tmp/tls/auth" -v wrongauthfile="$tmp/tls/wrongauth" \
+		-v openauthfile="$tmp/tls/openauth" \
+		<"$here/sql/$t.sql" >"$tmp/results/$t.out" 2>&1 || true
 	if diff -u "$here/expected/$t.out" "$tmp/results/$t.out" >"$tmp/results/$t.diff"; then
 		step "$t: ok"
 	else
