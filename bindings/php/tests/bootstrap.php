@@ -55,11 +55,7 @@ final class TestEnv
      */
     public static function rawStats(string $server): array
     {
-        $sock = stream_socket_client("tcp://$server", $errno, $error, 5);
-        if ($sock === false) {
-            throw new RuntimeException("connect $server: $error");
-        }
-        stream_set_timeout($sock, 5);
+        $sock = self::connect($server);
         try {
             fwrite($sock, "stats\r\n");
             $stats = [];
@@ -103,11 +99,7 @@ final class TestEnv
      */
     public static function rawGet(string $server, string $key): ?array
     {
-        $sock = stream_socket_client("tcp://$server", $errno, $error, 5);
-        if ($sock === false) {
-            throw new RuntimeException("connect $server: $error");
-        }
-        stream_set_timeout($sock, 5);
+        $sock = self::connect($server);
         try {
             fwrite($sock, "get $key\r\n");
             $head = (string) fgets($sock);
@@ -127,6 +119,17 @@ final class TestEnv
         } finally {
             fclose($sock);
         }
+    }
+
+    /** A socket of the test's own to $server, with 5 s timeouts. @return resource */
+    private static function connect(string $server)
+    {
+        $sock = stream_socket_client("tcp://$server", $errno, $error, 5);
+        if ($sock === false) {
+            throw new RuntimeException("connect $server: $error");
+        }
+        stream_set_timeout($sock, 5);
+        return $sock;
     }
 
     /** Runs mcadmin with the tests' private shared-memory prefix; its output, or the test fails. */

@@ -9,26 +9,20 @@
 #   MEMCACHE_TEST_AUTH_USER=app MEMCACHE_TEST_AUTH_PASSWORD=... MEMCACHE_TEST_AUTH_FILE=file
 
 require "minitest/autorun"
-require "securerandom"
 require "socket"
 require "tmpdir"
 require "memcache"
+require_relative "support"
 
 module SecureEnv
-  def self.fetch(name)
-    value = ENV.fetch(name, "")
-    abort "test_bulk_and_security.rb: set #{name} (see the comment at the top of this file)" if value.empty?
-    value
-  end
-
-  SERVER = fetch("MEMCACHE_TEST_SERVER_A")
-  TLS_SERVER = fetch("MEMCACHE_TEST_TLS_SERVER")
-  TLS_CA = fetch("MEMCACHE_TEST_TLS_CA")
-  TLS_WRONG_CA = fetch("MEMCACHE_TEST_TLS_WRONG_CA")
-  AUTH_SERVER = fetch("MEMCACHE_TEST_AUTH_SERVER")
-  AUTH_USER = fetch("MEMCACHE_TEST_AUTH_USER")
-  AUTH_PASSWORD = fetch("MEMCACHE_TEST_AUTH_PASSWORD")
-  AUTH_FILE = fetch("MEMCACHE_TEST_AUTH_FILE")
+  SERVER = TestEnv::SERVER_A
+  TLS_SERVER = TestEnv.fetch("MEMCACHE_TEST_TLS_SERVER")
+  TLS_CA = TestEnv.fetch("MEMCACHE_TEST_TLS_CA")
+  TLS_WRONG_CA = TestEnv.fetch("MEMCACHE_TEST_TLS_WRONG_CA")
+  AUTH_SERVER = TestEnv.fetch("MEMCACHE_TEST_AUTH_SERVER")
+  AUTH_USER = TestEnv.fetch("MEMCACHE_TEST_AUTH_USER")
+  AUTH_PASSWORD = TestEnv.fetch("MEMCACHE_TEST_AUTH_PASSWORD")
+  AUTH_FILE = TestEnv.fetch("MEMCACHE_TEST_AUTH_FILE")
 end
 
 class TestBulkAndSecurity < Minitest::Test
@@ -37,18 +31,7 @@ class TestBulkAndSecurity < Minitest::Test
   # "STORED\r\n": what each set of a loop of single calls is answered with.
   STORED_REPLY = 8
 
-  def setup
-    @mc = Memcache.new(servers: [SecureEnv::SERVER])
-    @ns = "b#{SecureRandom.hex(4)}"
-  end
-
-  def teardown
-    @mc.close
-  end
-
-  def key(name)
-    "#{@ns}:#{name}"
-  end
+  include OnServerA
 
   # The server's own counters, over a connection of the test's: [{ name => Integer }, the bytes
   # of this stats reply] (the reply counts in the server's next bytes_written).

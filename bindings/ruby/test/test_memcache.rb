@@ -16,15 +16,9 @@ require "json"
 require "zlib"
 require "open3"
 require "memcache"
+require_relative "support"
 
 module TestEnv
-  def self.fetch(name)
-    value = ENV.fetch(name, "")
-    abort "test_memcache.rb: set #{name} (see the comment at the top of this file)" if value.empty?
-    value
-  end
-
-  SERVER_A = fetch("MEMCACHE_TEST_SERVER_A")
   SERVER_B = fetch("MEMCACHE_TEST_SERVER_B")
   MCADMIN = fetch("MCADMIN")
   MCLIENT = fetch("MCLIENT")
@@ -32,19 +26,7 @@ module TestEnv
 end
 
 class TestMemcache < Minitest::Test
-  def setup
-    @mc = Memcache.new(servers: [TestEnv::SERVER_A])
-    @ns = "t#{SecureRandom.hex(4)}"
-  end
-
-  def teardown
-    @mc.close
-  end
-
-  # A key unique to this test run.
-  def key(name)
-    "#{@ns}:#{name}"
-  end
+  include OnServerA
 
   def test_binary_value_with_nul_bytes_round_trips
     value = "\x00head\x00\xff\xfe middle \r\n\x00tail\x00".b
