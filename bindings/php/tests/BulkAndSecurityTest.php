@@ -174,6 +174,33 @@ final class BulkAndSecurityTest extends TestCase
         $this->assertStringContainsString('/nonexistent/ca.pem', $this->mc->getResultMessage());
     }
 
+    public function testMutualTlsWithAClientCertificate(): void
+    {
+        $env = TestEnv::$secure;
+        $withCert = new Memcached(servers: [$env['MTLS_SERVER']], options: [
+            Memcached::OPT_TLS_CA_FILE => $env['TLS_CA'],
+            Memcached::OPT_TLS_KEY_FILE => $env['TLS_CLIENT_KEY'],
+            Memcached::OPT_TLS_CERT_FILE => $env['TLS_CLIENT_CERT'],
+        ]);
+        $this->assertTrue($withCert->set($this->key('mtls'), 'mutual'));
+        $this->assertSame('mutual', $withCert->get($this->key('mtls')));
+        $this->assertSame($env['TLS_CLIENT_CERT'], $withCert->getOption(Memcached::OPT_TLS_CERT_FILE));
+        // Without one the server ends the handshake: nothing is stored.
+        $without = new Memcached(servers: [$env['MTLS_SERVER']], options: [Memcached::OPT_TLS_CA_FILE => $env['TLS_CA']]);
+        try {
+            $without->set($this->key('mtls'), 'anonymous');
+            $this->fail('stored without a client certificate');
+        } catch (Libmemcache\Exception $e) {
+            $this->assertNotSame(Memcached::RES_SUCCESS, $without->getResultCode());
+        }
+        // A key that is not the certificate's: refused once the certificate comes (a key set
+        // first waits for it), with the library's reason.
+        $this->assertTrue($this->mc->setOption(Memcached::OPT_TLS_KEY_FILE, $env['TLS_CA']));
+        $this->assertFalse($this->mc->setOption(Memcached::OPT_TLS_CERT_FILE, $env['TLS_CLIENT_CERT']));
+        $this->assertSame(Memcached::RES_INVALID_ARGUMENTS, $this->mc->getResultCode());
+        $this->assertStringContainsString('cannot read a private key', $this->mc->getResultMessage());
+    }
+
     public function testLoginWithTheRightAndAWrongPassword(): void
     {
         $mc = new Memcached(servers: [TestEnv::$secure['AUTH_SERVER']]);

@@ -8,7 +8,9 @@
  *   MEMCACHE_TEST_SERVER_A=127.0.0.1:11211 MEMCACHE_TEST_SERVER_B=127.0.0.1:11212 \
  *   MCADMIN=/path/to/mcadmin MEMCACHE_SHM_PREFIX=phptest LIBMEMCACHE_PREFIX=/prefix \
  *   MEMCACHE_TEST_TLS_SERVER=tls://127.0.0.1:11213 MEMCACHE_TEST_TLS_CA=ca.pem \
- *   MEMCACHE_TEST_TLS_WRONG_CA=other.pem MEMCACHE_TEST_AUTH_SERVER=127.0.0.1:11214 \
+ *   MEMCACHE_TEST_TLS_WRONG_CA=other.pem MEMCACHE_TEST_MTLS_SERVER=tls://127.0.0.1:11215 \
+ *   MEMCACHE_TEST_TLS_CLIENT_CERT=client.pem MEMCACHE_TEST_TLS_CLIENT_KEY=client.key \
+ *   MEMCACHE_TEST_AUTH_SERVER=127.0.0.1:11214 \
  *   MEMCACHE_TEST_AUTH_USER=app MEMCACHE_TEST_AUTH_PASSWORD=... MEMCACHE_TEST_AUTH_FILE=file \
  *   COMPOSER_VENDOR_DIR=/tmp/vendor phpunit
  *
@@ -42,7 +44,7 @@ final class TestEnv
         self::$serverB = self::fetch('MEMCACHE_TEST_SERVER_B');
         self::$mcadmin = self::fetch('MCADMIN');
         self::$shmPrefix = self::fetch('MEMCACHE_SHM_PREFIX');
-        foreach (['TLS_SERVER', 'TLS_CA', 'TLS_WRONG_CA', 'AUTH_SERVER', 'AUTH_USER', 'AUTH_PASSWORD', 'AUTH_FILE'] as $name) {
+        foreach (['TLS_SERVER', 'TLS_CA', 'TLS_WRONG_CA', 'MTLS_SERVER', 'TLS_CLIENT_CERT', 'TLS_CLIENT_KEY', 'AUTH_SERVER', 'AUTH_USER', 'AUTH_PASSWORD', 'AUTH_FILE'] as $name) {
             self::$secure[$name] = self::fetch("MEMCACHE_TEST_$name");
         }
     }

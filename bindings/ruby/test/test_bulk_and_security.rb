@@ -5,7 +5,9 @@
 # tests/ruby.rs starts (support/secure_servers.rs), named in the environment:
 #
 #   MEMCACHE_TEST_TLS_SERVER=tls://127.0.0.1:PORT MEMCACHE_TEST_TLS_CA=ca.pem
-#   MEMCACHE_TEST_TLS_WRONG_CA=other.pem MEMCACHE_TEST_AUTH_SERVER=127.0.0.1:PORT
+#   MEMCACHE_TEST_TLS_WRONG_CA=other.pem MEMCACHE_TEST_MTLS_SERVER=tls://127.0.0.1:PORT
+#   MEMCACHE_TEST_TLS_CLIENT_CERT=client.pem MEMCACHE_TEST_TLS_CLIENT_KEY=client.key
+#   MEMCACHE_TEST_AUTH_SERVER=127.0.0.1:PORT
 #   MEMCACHE_TEST_AUTH_USER=app MEMCACHE_TEST_AUTH_PASSWORD=... MEMCACHE_TEST_AUTH_FILE=file
 
 require "minitest/autorun"
@@ -19,6 +21,9 @@ module SecureEnv
   TLS_SERVER = TestEnv.fetch("MEMCACHE_TEST_TLS_SERVER")
   TLS_CA = TestEnv.fetch("MEMCACHE_TEST_TLS_CA")
   TLS_WRONG_CA = TestEnv.fetch("MEMCACHE_TEST_TLS_WRONG_CA")
+  MTLS_SERVER = TestEnv.fetch("MEMCACHE_TEST_MTLS_SERVER")
+  CLIENT_CERT = TestEnv.fetch("MEMCACHE_TEST_TLS_CLIENT_CERT")
+  CLIENT_KEY = TestEnv.fetch("MEMCACHE_TEST_TLS_CLIENT_KEY")
   AUTH_SERVER = TestEnv.fetch("MEMCACHE_TEST_AUTH_SERVER")
   AUTH_USER = TestEnv.fetch("MEMCACHE_TEST_AUTH_USER")
   AUTH_PASSWORD = TestEnv.fetch("MEMCACHE_TEST_AUTH_PASSWORD")
@@ -172,6 +177,23 @@ class TestBulkAndSecurity < Minitest::Test
     mc = Memcache.new(servers: [SecureEnv::TLS_SERVER], tls: { ca_file: SecureEnv::TLS_WRONG_CA, verify: false })
     assert_equal true, mc.set(key("insecure"), "v")
     mc.close
+  end
+
+  def test_mutual_tls_with_a_client_certificate
+    with_cert = Memcache.new(servers: [SecureEnv::MTLS_SERVER],
+                             tls: { ca_file: SecureEnv::TLS_CA, cert_file: SecureEnv::CLIENT_CERT,
+                                    key_file: SecureEnv::CLIENT_KEY })
+    assert_equal true, with_cert.set(key("mtls"), "mutual")
+    assert_equal "mutual", with_cert.get(key("mtls"))
+    with_cert.close
+    # Without one the server ends the handshake: nothing is stored.
+    without = Memcache.new(servers: [SecureEnv::MTLS_SERVER], tls: { ca_file: SecureEnv::TLS_CA })
+    assert_raises(Memcache::Error) { without.set(key("mtls"), "anonymous") }
+    without.close
+    err = assert_raises(Memcache::ConfigError) do
+      Memcache.new(servers: [SecureEnv::MTLS_SERVER], tls: { cert_file: SecureEnv::CLIENT_CERT, key_file: SecureEnv::TLS_CA })
+    end
+    assert_match(/mc_tls_cert/, err.message)
   end
 
   def test_tls_option_errors
