@@ -965,7 +965,8 @@ final class Memcached
     private function describe(int $code, string $msg): string
     {
         $text = $this->ffi->mc_strerror($code);
-        return $msg === '' ? $text : "$text: $msg";
+        // mc_last_error()'s message already opens with the description.
+        return $msg === '' ? $text : (str_starts_with($msg, $text) ? $msg : "$text: $msg");
     }
 
     /** After a call whose result cannot tell a miss from a failure: throw if the library reported one. */

@@ -749,7 +749,10 @@ class Memcache
 
   def describe(code, msg)
     text = ERROR_TEXT.fetch(code, "error #{code}")
-    msg.empty? ? text : "#{text}: #{msg}"
+    return text if msg.empty?
+
+    # mc_last_error()'s message already opens with the description.
+    msg.start_with?(text) ? msg : "#{text}: #{msg}"
   end
 
   def shown(key)
