@@ -115,6 +115,14 @@ mkdir "$tmp/tls"
 	printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
 	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 2 \
 		-extfile server.ext -out server.pem 2>/dev/null
+	# A client certificate for the server that asks for one (mutual TLS).
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key \
+		-out client.csr -subj /CN=client 2>/dev/null
+	printf 'subjectAltName=DNS:client\nextendedKeyUsage=clientAuth\n' >client.ext
+	openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 2 \
+		-extfile client.ext -out client.pem 2>/dev/null
+	chown "$pg_user" client.key
+	chmod 644 client.pem
 	printf 'app:s3cret\n' >users
 	printf 'app:s3cret\n' >auth
 	printf 'app:wrong\n' >wrongauth
@@ -129,6 +137,9 @@ mkdir "$tmp/tls"
 start_memcached -Z -o "ssl_chain_cert=$tmp/tls/server.pem,ssl_key=$tmp/tls/server.key" \
 	-- --tls --tls-ca "$tmp/tls/ca.pem"
 mctls=$started
+start_memcached -Z -o "ssl_chain_cert=$tmp/tls/server.pem,ssl_key=$tmp/tls/server.key,ssl_verify_mode=2,ssl_ca_cert=$tmp/tls/ca.pem" \
+	-- --tls --tls-ca "$tmp/tls/ca.pem" --tls-cert "$tmp/tls/client.pem" --tls-key "$tmp/tls/client.key"
+mcmtls=$started
 start_memcached -Y "$tmp/tls/users" -- --auth-file "$tmp/tls/selfauth"
 mcauth=$started
 
@@ -149,7 +160,8 @@ for t in "${tests[@]}"; do
 		-v mc1="$mc1" -v mc2="$mc2" -v mcbig="$mcbig" \
 		-v tls="tls://$mctls" -v tlsplain="$mctls" -v ca="$tmp/tls/ca.pem" -v wrongca="$tmp/tls/wrongca.pem" \
 		-v auth="$mcauth" -v authfile="$tmp/tls/auth" -v wrongauthfile="$tmp/tls/wrongauth" \
-		-v openauthfile="$tmp/tls/openauth" \
+		-v openauthfile="$tmp/tls/openauth" -v mtls="tls://$mcmtls" \
+		-v clientcert="$tmp/tls/client.pem" -v clientkey="$tmp/tls/client.key" \
 		<"$here/sql/$t.sql" >"$tmp/results/$t.out" 2>&1 || true
 	if diff -u "$here/expected/$t.out" "$tmp/results/$t.out" >"$tmp/results/$t.diff"; then
 		step "$t: ok"

@@ -29,6 +29,25 @@ SELECT pg_temp.outcome($$SELECT memcache_set('sec_tls', 'x')$$);
 SET memcache.tls_insecure = on;
 SELECT memcache_get('sec_tls');
 RESET memcache.tls_insecure;
+-- a server that asks for a client certificate (:mtls): served with memcache.tls_cert and
+-- memcache.tls_key, refused without them
+SET memcache.servers = :'mtls';
+SET memcache.tls_ca = :'ca';
+SET memcache.tls_cert = :'clientcert';
+SET memcache.tls_key = :'clientkey';
+SELECT memcache_set('sec_mtls', 'mutual');
+SELECT memcache_get('sec_mtls');
+RESET memcache.tls_cert;
+RESET memcache.tls_key;
+-- (the server ends the connection after the handshake: a read error or a reset, by timing)
+SELECT pg_temp.outcome($$SELECT memcache_set('sec_mtls', 'anonymous')$$) LIKE 'memcache: %' AS refused;
+-- a key that is not the certificate's: the setting is named
+SET memcache.tls_cert = :'clientcert';
+SET memcache.tls_key = :'ca';
+SELECT pg_temp.outcome($$SELECT memcache_get('sec_mtls')$$);
+RESET memcache.tls_cert;
+RESET memcache.tls_key;
+SET memcache.servers = :'tls';
 -- a CA file that does not exist: the setting is named
 SET memcache.tls_ca = '/nonexistent/ca.pem';
 SELECT pg_temp.outcome($$SELECT memcache_get('sec_tls')$$);
@@ -54,6 +73,7 @@ SET ROLE sec_user;
 SET memcache.tls_ca = '/tmp/ca.pem';
 SET memcache.auth_file = '/tmp/credentials';
 SET memcache.tls_insecure = on;
+SET memcache.tls_cert = '/tmp/client.pem';
 SET memcache.tls = on;
 RESET ROLE;
 DROP ROLE sec_user;
