@@ -18,8 +18,13 @@
  *                           recommends)
  *             libmemcached-noreply  libmemcached with BUFFER_REQUESTS and NOREPLY: its fastest
  *                           way to write many keys, which cannot tell which writes failed
+ *             mc-tls        this library over TLS: a private handle, each SERVER added as
+ *                           tls://SERVER, the CA of $MC_BENCH_TLS_CA (mc_tls_ca)
+ *             mc-tls-noresume  the same with session resumption off (mc_tls_resumption)
  *   WORKLOAD  get_hit get_miss set set_10k incr mget (100 keys over the servers given)
  *             bulkset (100 keys stored in one operation: mc_bulk; libmemcached's set loop)
+ *             reconnect (mc_server_disconnect_all, then a get hit: a new connection per
+ *             operation, over TLS a handshake)
  *   RUN       ops:N   times N operations and prints "OPS SECONDS" (for callgrind);
  *             (the 8-thread clients: N per thread; their slices print as MEDIAN-LATENCY the
  *             slice's time over its operations, so that operations over it is their rate)
@@ -29,7 +34,8 @@
  *                     so that they are measured milliseconds apart and noise hits all alike.
  *   SERVER    HOST:PORT
  *
- * Before timing, each client stores its own data and runs 200 warm-up operations, so the
+ * Before timing, each client stores its own data and runs 200 warm-up operations (20
+ * reconnects), so the
  * difference of two callgrind runs with different N counts exactly the timed operations.
  */
 #include <libmemcached/memcached.h>
@@ -55,9 +61,19 @@
 #define WARMUP 200
 #define THREADS 8
 
-enum workload { W_GET_HIT, W_GET_MISS, W_SET, W_SET_10K, W_INCR, W_MGET, W_BULK_SET, N_WORKLOADS };
-static const char *const workload_names[N_WORKLOADS] = {"get_hit", "get_miss", "set",    "set_10k",
-                                                        "incr",    "mget",     "bulkset"};
+enum workload {
+    W_GET_HIT,
+    W_GET_MISS,
+    W_SET,
+    W_SET_10K,
+    W_INCR,
+    W_MGET,
+    W_BULK_SET,
+    W_RECONNECT,
+    N_WORKLOADS
+};
+static const char *const workload_names[N_WORKLOADS] = {
+    "get_hit", "get_miss", "set", "set_10k", "incr", "mget", "bulkset", "reconnect"};
 
 /* The APIs under test take `char *` keys, so the keys are writable arrays. */
 static char key_hit[] = "bench:hit";
@@ -193,6 +209,47 @@ static void mc_bulk_set(void)
 static void mc_teardown(void)
 {
     mc_free(mc);
+}
+
+/* Every operation on a new connection: what a reconnect after a failover or a fork costs. */
+static void mc_reconnect_get(void)
+{
+    mc_server_disconnect_all(mc);
+    mc_get_hit();
+}
+
+/* ---- this library over TLS: the same calls as "mc", to servers written tls://HOST:PORT ---- */
+
+static void mc_tls_setup_with(char **servers, int n, int resume)
+{
+    const char *ca = getenv("MC_BENCH_TLS_CA");
+    char url[300];
+
+    if (ca == NULL)
+        die("mc-tls: MC_BENCH_TLS_CA names no CA file");
+    mc = mc_new_private();
+    if (mc == NULL || mc_tls_ca(mc, ca) != 0)
+        die("mc-tls: cannot use the CA %s", ca);
+    if (!resume && mc_tls_resumption(mc, 0) != 0)
+        die("mc-tls: cannot turn session resumption off");
+    for (int i = 0; i < n; i++) {
+        snprintf(url, sizeof(url), "tls://%s", servers[i]);
+        if (mc_server_add4(mc, url) != 0)
+            die("mc-tls: cannot add %s", url);
+    }
+    mc_store_data();
+}
+
+static void mc_tls_setup(char **servers, int n, enum workload w)
+{
+    (void)w;
+    mc_tls_setup_with(servers, n, 1);
+}
+
+static void mc_tls_noresume_setup(char **servers, int n, enum workload w)
+{
+    (void)w;
+    mc_tls_setup_with(servers, n, 0);
 }
 
 /* ---- libmemcached ---- */
@@ -575,8 +632,15 @@ struct client {
 
 static const struct client clients[] = {
     {"mc", mc_setup,
-     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget, mc_bulk_set},
+     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget, mc_bulk_set,
+      mc_reconnect_get},
      mc_teardown, 0, NULL, 0},
+    {"mc-tls", mc_tls_setup,
+     {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget, mc_bulk_set,
+      mc_reconnect_get},
+     mc_teardown, 0, NULL, 0},
+    {"mc-tls-noresume", mc_tls_noresume_setup,
+     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, mc_reconnect_get}, mc_teardown, 0, NULL, 0},
     {"mc-domain", mc_domain_setup,
      {mc_get_hit, mc_get_miss, mc_set_small, mc_set_big, mc_incr_op, mc_mget}, mc_teardown, 0, NULL, 0},
     {"libmemcached", lm_setup,
@@ -775,7 +839,9 @@ int main(int argc, char **argv)
         c->teardown();
         return 0;
     }
-    for (long i = 0; i < WARMUP; i++)
+    /* A reconnect is a handshake: fewer suffice, and callgrind runs them all. */
+    long warmup = w == W_RECONNECT ? WARMUP / 10 : WARMUP;
+    for (long i = 0; i < warmup; i++)
         op();
 
     if (ops > 0) {

@@ -9,6 +9,9 @@
 //! Instruction counts come from callgrind and do not depend on the machine's load.
 
 mod rust_client;
+// The test suite's throwaway CA: the TLS server's certificate is made in the work directory.
+#[path = "../tests/support/certs.rs"]
+mod certs;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -40,6 +43,11 @@ enum ClientId {
     Libmemcached8,
     /// libmemcached with BUFFER_REQUESTS and NOREPLY (bulk writes only).
     LibmemcachedNoreply,
+    /// This library's C API over TLS (issue 17): a private handle, memcached -Z.
+    McTls,
+    /// The same with session resumption off (mc_tls_resumption): every reconnect a full
+    /// handshake.
+    McTlsNoResume,
 }
 
 impl ClientId {
@@ -54,6 +62,8 @@ impl ClientId {
             ClientId::McLocked8 => "libmemcache C API, 8 threads, one handle serialised",
             ClientId::Libmemcached8 => "libmemcached, 8 threads, 8 handles",
             ClientId::LibmemcachedNoreply => "libmemcached, BUFFER_REQUESTS + NOREPLY",
+            ClientId::McTls => "libmemcache C API over TLS",
+            ClientId::McTlsNoResume => "libmemcache C API over TLS, resumption off",
         }
     }
 
@@ -69,7 +79,14 @@ impl ClientId {
             ClientId::McLocked8 => Some("mc-locked8"),
             ClientId::Libmemcached8 => Some("libmemcached8"),
             ClientId::LibmemcachedNoreply => Some("libmemcached-noreply"),
+            ClientId::McTls => Some("mc-tls"),
+            ClientId::McTlsNoResume => Some("mc-tls-noresume"),
         }
+    }
+
+    /// Whether it talks to the TLS server.
+    fn tls(self) -> bool {
+        matches!(self, ClientId::McTls | ClientId::McTlsNoResume)
     }
 }
 
@@ -93,7 +110,7 @@ struct Workload {
     callgrind_ops: (u64, u64),
 }
 
-const WORKLOADS: [Workload; 11] = [
+const WORKLOADS: [Workload; 14] = [
     Workload {
         id: "get_hit",
         label: "get hit",
@@ -184,7 +201,38 @@ const WORKLOADS: [Workload; 11] = [
         keys: 1,
         callgrind_ops: (2000, 6000),
     },
+    // Issue 17: the C API over TLS (memcached -Z beside the plain servers) against plain.
+    Workload {
+        id: "get_hit_tls",
+        label: "get hit, TLS vs plain",
+        arg: "get_hit",
+        servers: 1,
+        keys: 1,
+        callgrind_ops: (2000, 6000),
+    },
+    Workload {
+        id: "set_tls",
+        label: "set, TLS vs plain",
+        arg: "set",
+        servers: 1,
+        keys: 1,
+        callgrind_ops: (2000, 6000),
+    },
+    // A new connection per operation: TCP, TLS resuming the session, TLS in full.
+    Workload {
+        id: "reconnect",
+        label: "reconnect + get hit",
+        arg: "reconnect",
+        servers: 1,
+        keys: 1,
+        callgrind_ops: (100, 300),
+    },
 ];
+
+/// The clients of the TLS workloads: the same C API over plain TCP and over TLS.
+const TLS_CLIENTS: [ClientId; 2] = [ClientId::Mc, ClientId::McTls];
+/// The clients of the reconnect workload.
+const RECONNECT_CLIENTS: [ClientId; 3] = [ClientId::Mc, ClientId::McTls, ClientId::McTlsNoResume];
 
 /// The clients of the 8-thread workloads: this library's handle shared by the threads, the
 /// same handle serialised (one call at a time, as before issue 16), and libmemcached with a
@@ -203,6 +251,11 @@ const BULK_CLIENTS: [ClientId; 4] = [
     ClientId::Libmemcached,
     ClientId::LibmemcachedNoreply,
 ];
+
+/// Whether a workload is one of issue 17's (TLS against plain, reconnects).
+fn is_tls_workload(id: &str) -> bool {
+    id.ends_with("_tls") || id == "reconnect"
+}
 
 /// Whether a workload runs 8 threads per client.
 fn threaded(w: &Workload) -> bool {
@@ -233,6 +286,12 @@ fn clients_of(w: &Workload) -> Vec<ClientId> {
     }
     if w.arg == "bulkset" {
         return BULK_CLIENTS.to_vec();
+    }
+    if w.id == "reconnect" {
+        return RECONNECT_CLIENTS.to_vec();
+    }
+    if w.id.ends_with("_tls") {
+        return TLS_CLIENTS.to_vec();
     }
     let mut v = CLIENTS.to_vec();
     if w.id == "get_hit" {
@@ -370,6 +429,7 @@ fn parse_options(args: &[String]) -> Options {
             pairs: vec![
                 (ClientId::Mc, "get_hit"),
                 (ClientId::Libmemcached, "get_hit"),
+                (ClientId::McTls, "get_hit_tls"),
             ],
             ops: Some((5, 10)),
             profiled: vec![(ClientId::Mc, "get_hit")],
@@ -385,6 +445,12 @@ fn parse_options(args: &[String]) -> Options {
         for c in BULK_CLIENTS {
             pairs.push((c, "bulk_set_4"));
         }
+        // Issue 17: plain is the C API's get_hit and set above.
+        pairs.push((ClientId::McTls, "get_hit_tls"));
+        pairs.push((ClientId::McTls, "set_tls"));
+        for c in RECONNECT_CLIENTS {
+            pairs.push((c, "reconnect"));
+        }
         CallgrindPlan {
             pairs,
             ops: None,
@@ -393,6 +459,7 @@ fn parse_options(args: &[String]) -> Options {
                 (ClientId::Mc, "set"),
                 (ClientId::Mc, "mget_1"),
                 (ClientId::Libmemcached, "get_hit"),
+                (ClientId::McTls, "get_hit_tls"),
             ],
         }
     };
@@ -421,17 +488,30 @@ fn parse_options(args: &[String]) -> Options {
 struct Memcached {
     child: Child,
     port: u16,
+    /// Where the harness asks `stats`: `port`, or for a TLS server a plaintext port of its own.
+    stats_port: u16,
+}
+
+/// A port nobody listens on now.
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
 }
 
 impl Memcached {
-    /// A server on a free port, pinned to `cpu` when given.
-    fn start(user: &str, cpu: Option<usize>) -> Result<Memcached, String> {
+    /// A server on a free port, pinned to `cpu` when given; with `tls` (certificate chain and
+    /// key) it speaks TLS (`-Z`) there, and plaintext on a second port for the harness's stats.
+    fn start(
+        user: &str,
+        cpu: Option<usize>,
+        tls: Option<&(PathBuf, PathBuf)>,
+    ) -> Result<Memcached, String> {
         let mut last = String::new();
         for _ in 0..10 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| format!("no free port: {e}"))?
-                .port();
+            let port = free_port()?;
+            let stats_port = if tls.is_some() { free_port()? } else { port };
             let mut cmd = match cpu {
                 // taskset execs memcached: the child's pid stays the server's.
                 Some(cpu) => {
@@ -441,26 +521,33 @@ impl Memcached {
                 }
                 None => Command::new("memcached"),
             };
+            match tls {
+                Some((cert, key)) => cmd
+                    .arg("-l")
+                    .arg(format!("127.0.0.1:{port},notls:127.0.0.1:{stats_port}"))
+                    .arg("-Z")
+                    .arg("-o")
+                    .arg(format!(
+                        // Its session cache, without which memcached resumes no session.
+                        "ssl_chain_cert={},ssl_key={},ssl_session_cache",
+                        cert.display(),
+                        key.display()
+                    )),
+                None => cmd.args(["-l", "127.0.0.1", "-p", &port.to_string()]),
+            };
             let child = cmd
-                .args([
-                    "-l",
-                    "127.0.0.1",
-                    "-U",
-                    "0",
-                    "-m",
-                    "64",
-                    "-t",
-                    "1",
-                    "-c",
-                    "1024",
-                ])
-                .args(["-p", &port.to_string(), "-u", user])
+                .args(["-U", "0", "-m", "64", "-t", "1", "-c", "1024"])
+                .args(["-u", user])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("cannot run memcached: {e}"))?;
-            let mut mc = Memcached { child, port };
+            let mut mc = Memcached {
+                child,
+                port,
+                stats_port,
+            };
             match mc.wait_ready() {
                 Ok(()) => return Ok(mc),
                 Err(e) => last = e,
@@ -478,7 +565,7 @@ impl Memcached {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("memcached exited at start: {status}"));
             }
-            if let Ok(stats) = stats(self.port) {
+            if let Ok(stats) = stats(self.stats_port) {
                 if stats.get("pid") == Some(&pid) {
                     return Ok(());
                 }
@@ -580,6 +667,9 @@ impl Drop for Domain<'_> {
 struct Bench<'a> {
     opts: &'a Options,
     servers: Vec<String>,
+    /// memcached -Z beside the plain servers, and the CA its certificate chains to.
+    tls_server: String,
+    tls_ca: PathBuf,
     shm_prefix: String,
 }
 
@@ -597,6 +687,8 @@ impl Bench<'_> {
         argv.push(run.to_string());
         if c == ClientId::McDomain {
             argv.push(DOMAIN.to_string());
+        } else if c.tls() {
+            argv.push(self.tls_server.clone());
         } else {
             argv.extend(self.servers[..w.servers].iter().cloned());
         }
@@ -607,6 +699,7 @@ impl Bench<'_> {
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .env("MEMCACHE_SHM_PREFIX", &self.shm_prefix)
+            .env("MC_BENCH_TLS_CA", &self.tls_ca)
             .stdin(Stdio::null());
         cmd
     }
@@ -1151,13 +1244,14 @@ impl Report<'_> {
         self.render_targets(&mut s);
         self.render_throughput(&mut s);
         self.render_instructions(&mut s);
+        self.render_tls(&mut s);
         self.render_profiles(&mut s);
         self.render_method(&mut s);
         s
     }
 
     fn render_targets(&self, s: &mut String) {
-        let _ = writeln!(s, "## Targets (issues 6 and 16)\n");
+        let _ = writeln!(s, "## Targets (issues 6, 16 and 17)\n");
         let mc = ClientId::Mc;
         let judged = |value: Option<f64>, at_least: bool, bound: f64| match value {
             Some(v) => format!(
@@ -1230,6 +1324,16 @@ impl Report<'_> {
                 ClientId::McShared8,
                 ClientId::McLocked8,
                 4.0,
+            ));
+        }
+        // Issue 17: single-key rates over TLS against plain, the same C API on loopback.
+        for (w, label) in [("get_hit_tls", "get hit"), ("set_tls", "set")] {
+            timed.push((
+                format!("{label}: single-key TLS rate >= 0.9 x plain on loopback"),
+                w,
+                ClientId::McTls,
+                mc,
+                0.9,
             ));
         }
         let mut head = String::from("| target (time) |");
@@ -1327,10 +1431,11 @@ impl Report<'_> {
              divided by the difference in operations, which cancels start-up, setup and \
              warm-up.\n"
         );
+        // The TLS workloads have a table of their own (render_tls).
         let ws: Vec<&str> = WORKLOADS
             .iter()
             .map(|w| w.id)
-            .filter(|w| self.instr.keys().any(|(_, iw)| iw == w))
+            .filter(|w| !is_tls_workload(w) && self.instr.keys().any(|(_, iw)| iw == w))
             .collect();
         let _ = writeln!(
             s,
@@ -1358,6 +1463,58 @@ impl Report<'_> {
             );
         }
         let _ = writeln!(s);
+    }
+
+    /// Issue 17: what TLS costs in instructions, per operation and per reconnect.
+    fn render_tls(&self, s: &mut String) {
+        let _ = writeln!(s, "## TLS against plain (issue 17, callgrind)\n");
+        let _ = writeln!(
+            s,
+            "The same C API calls on a private handle, to a memcached started with `-Z -o \
+             ssl_session_cache` (a certificate of a CA made by openssl for this run) beside the \
+             plain servers: \
+             instructions per operation as above. Rates are in the Throughput tables (rows \
+             \"TLS vs plain\").\n"
+        );
+        let f = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.0}"));
+        let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.3}", a / b),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            s,
+            "| operation | plain | TLS | TLS / plain |\n|---|---:|---:|---:|"
+        );
+        for (label, plain, tls) in [
+            ("get hit", "get_hit", "get_hit_tls"),
+            ("set", "set", "set_tls"),
+        ] {
+            let (p, t) = (
+                self.per_op(ClientId::Mc, plain),
+                self.per_op(ClientId::McTls, tls),
+            );
+            let _ = writeln!(s, "| {label} | {} | {} | {} |", f(p), f(t), r(t, p));
+        }
+        let _ = writeln!(
+            s,
+            "\nA reconnect (`mc_server_disconnect_all`, then a get hit: the connect, the \
+             handshake and the get):\n\n\
+             | plain TCP | TLS, session resumed | TLS, full handshake (`mc_tls_resumption(mc, 0)`) \
+             | full / resumed |\n|---:|---:|---:|---:|"
+        );
+        let (plain, resumed, full) = (
+            self.per_op(ClientId::Mc, "reconnect"),
+            self.per_op(ClientId::McTls, "reconnect"),
+            self.per_op(ClientId::McTlsNoResume, "reconnect"),
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |\n",
+            f(plain),
+            f(resumed),
+            f(full),
+            r(full, resumed)
+        );
     }
 
     fn render_profiles(&self, s: &mut String) {
@@ -1577,6 +1734,16 @@ fn run(opts: &Options) -> Result<(), String> {
         }
     };
     let shm_prefix = format!("bench{}", std::process::id());
+    // A CA and a server certificate for 127.0.0.1, made afresh by openssl for each run.
+    let cert_dir = std::fs::canonicalize(&opts.work)
+        .map_err(|e| format!("{}: {e}", opts.work.display()))?
+        .join("tls");
+    std::fs::create_dir_all(&cert_dir)
+        .map_err(|e| format!("cannot create {}: {e}", cert_dir.display()))?;
+    let ca = certs::Ca::new(&cert_dir, "benchca");
+    let issued = ca.issue("server", "IP:127.0.0.1", 2, false);
+    let tls_files = (issued.cert, issued.key);
+    let tls_ca = ca.cert.clone();
     let mut splits = Vec::new();
     let mut instr = Instructions::new();
     let mut passes = Vec::new();
@@ -1588,8 +1755,10 @@ fn run(opts: &Options) -> Result<(), String> {
         );
         // The servers are pinned as they start; the clients inherit this process's CPU.
         let servers = (0..SERVERS)
-            .map(|i| Memcached::start(&user, placement.server_cpu(i, cpus)))
+            .map(|i| Memcached::start(&user, placement.server_cpu(i, cpus), None))
             .collect::<Result<Vec<_>, _>>()?;
+        // Where the first plain server runs, so that TLS and plain compare alike.
+        let tls_server = Memcached::start(&user, placement.server_cpu(0, cpus), Some(&tls_files))?;
         let me = std::process::id().to_string();
         let cpu_list = match placement.client_cpu() {
             Some(cpu) => cpu.to_string(),
@@ -1604,6 +1773,8 @@ fn run(opts: &Options) -> Result<(), String> {
         let bench = Bench {
             opts,
             servers: servers.iter().map(Memcached::addr).collect(),
+            tls_server: tls_server.addr(),
+            tls_ca: tls_ca.clone(),
             shm_prefix: shm_prefix.clone(),
         };
         if pass == 0 {
@@ -1626,6 +1797,7 @@ fn run(opts: &Options) -> Result<(), String> {
         });
         drop(domain);
         drop(servers);
+        drop(tls_server);
     }
     let mut profiles = Vec::new();
     for &(c, w) in &opts.callgrind.profiled {

@@ -1305,6 +1305,17 @@ uint32_t mc_reldate(void);
 uint32_t mcm_reldate(const struct memcache_ctxt *_ctxt);
 
 /*
+ `on` == 0: every new TLS connection of the handle makes a full handshake and the handle
+ keeps no session ticket, for sites whose policy wants every connect fully authenticated
+ (and to measure what resumption saves); != 0, the default: reconnects resume the server's
+ session. 0, or -1 for a NULL handle. Beyond 1.4.
+
+ # Safety
+ `mc` is NULL or a live handle.
+ */
+int mc_tls_resumption(struct memcache *mc, int on);
+
+/*
  A new, unattached server in state 't' with no socket. Caller owns it: add it with
  mc_server_add3() (the handle then owns it) or release it with mc_server_free().
 

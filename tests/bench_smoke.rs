@@ -69,10 +69,52 @@ fn smoke_run_reports_every_client_and_workload() {
             }
         }
     }
+    // Issue 17: the same C API over TLS against plain, and reconnects with and without
+    // session resumption.
+    for w in ["get hit, TLS vs plain", "set, TLS vs plain"] {
+        for c in ["libmemcache C API", "libmemcache C API over TLS"] {
+            let row = format!("| {w} | {c} | ");
+            if !report.contains(&row) {
+                missing.push(row);
+            }
+        }
+    }
+    for c in [
+        "libmemcache C API",
+        "libmemcache C API over TLS",
+        "libmemcache C API over TLS, resumption off",
+    ] {
+        let row = format!("| reconnect + get hit | {c} | ");
+        if !report.contains(&row) {
+            missing.push(row);
+        }
+    }
+    for target in ["get hit", "set"] {
+        let row = format!("| {target}: single-key TLS rate >= 0.9 x plain on loopback | ");
+        if !report.contains(&row) {
+            missing.push(row);
+        }
+    }
     assert!(
         missing.is_empty(),
         "rows missing from the table: {missing:?}\n{report}"
     );
+    // Callgrind counted a get over TLS beside the plain one.
+    let tls = report
+        .split("## TLS against plain")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no TLS section in:\n{report}"));
+    let row = tls
+        .lines()
+        .find(|l| l.starts_with("| get hit | "))
+        .unwrap_or_else(|| panic!("no get hit row in the TLS table:\n{report}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    for (column, name) in [(2, "plain"), (3, "TLS")] {
+        assert!(
+            cells[column].parse::<f64>().is_ok_and(|n| n > 0.0),
+            "no {name} instruction count in {row:?}"
+        );
+    }
     for section in [
         "## Targets",
         "## Instructions per operation",

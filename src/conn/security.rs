@@ -14,16 +14,37 @@ pub struct Security {
     /// is shared by every server of the handle.
     client: Option<TlsClient>,
     auth: Option<Credentials>,
+    /// Session resumption turned off: every connect a full handshake, no ticket kept.
+    no_resumption: bool,
 }
 
 impl Security {
     /// Uses `options` from the next connect on. The files are read now: settings that cannot
     /// be used are refused and the previous ones stay.
     pub fn set_tls(&mut self, options: TlsOptions) -> Result<(), TlsError> {
-        let client = TlsClient::new(&options)?;
+        let client = self.with_cache(TlsClient::new(&options)?);
         self.options = options;
         self.client = Some(client);
         Ok(())
+    }
+
+    /// Session resumption for later connects (`on`, the default), or a full handshake every
+    /// time with no session ticket kept: for sites whose policy wants each connect fully
+    /// authenticated, and for measuring what resumption saves.
+    pub fn set_resumption(&mut self, on: bool) {
+        self.no_resumption = !on;
+        if let Some(client) = self.client.take() {
+            self.client = Some(self.with_cache(client.after_fork()));
+        }
+    }
+
+    /// `client` with the session cache this handle wants: none when resumption is off.
+    fn with_cache(&self, client: TlsClient) -> TlsClient {
+        if self.no_resumption {
+            client.without_resumption()
+        } else {
+            client
+        }
     }
 
     pub fn tls_options(&self) -> &TlsOptions {
@@ -48,11 +69,11 @@ impl Security {
     /// settings cannot be built (no CA could be read).
     pub fn greeting<'a>(&'a mut self, tls: bool, host: &'a str) -> Result<Greeting<'a>, TlsError> {
         let tls = if self.uses_tls(tls) {
-            let client = match &mut self.client {
-                Some(client) => client,
-                empty => empty.insert(TlsClient::new(&self.options)?),
-            };
-            Some((&*client, host))
+            if self.client.is_none() {
+                self.client = Some(self.with_cache(TlsClient::new(&self.options)?));
+            }
+            let client = self.client.as_ref().expect("just built");
+            Some((client, host))
         } else {
             None
         };
@@ -64,8 +85,8 @@ impl Security {
 
     /// In a child after fork(): the same settings, none of the parent's TLS sessions.
     pub fn after_fork(&mut self) {
-        if let Some(client) = &mut self.client {
-            *client = client.after_fork();
+        if let Some(client) = self.client.take() {
+            self.client = Some(self.with_cache(client.after_fork()));
         }
     }
 }

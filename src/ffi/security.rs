@@ -174,6 +174,27 @@ pub unsafe extern "C" fn mc_tls(mc: *mut memcache, on: c_int) -> c_int {
     })
 }
 
+/// `on` == 0: every new TLS connection of the handle makes a full handshake and the handle
+/// keeps no session ticket, for sites whose policy wants every connect fully authenticated
+/// (and to measure what resumption saves); != 0, the default: reconnects resume the server's
+/// session. 0, or -1 for a NULL handle. Beyond 1.4.
+///
+/// # Safety
+/// `mc` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn mc_tls_resumption(mc: *mut memcache, on: c_int) -> c_int {
+    ffi_body!(-1, {
+        check_null!(-1; mc);
+        // SAFETY: mc is live.
+        unsafe {
+            change(mc, c"mc_tls_resumption", |inner| {
+                inner.security.set_resumption(on != 0);
+                Ok(())
+            })
+        }
+    })
+}
+
 /// Logs every new connection in as `user` with `password` (memcached -Y, text-protocol
 /// authentication) before its first command; NULL `user`: no login. The password is sent as
 /// given: use TLS where the path is not trusted. 0, or -1 (reported) for a user or password
