@@ -203,6 +203,9 @@ fn tls_to_a_plaintext_server_fails_within_the_timeout() {
     assert_failed_once(&out, "does the server speak TLS on this port?");
 }
 
+/// What a plaintext connection closed or reset before any reply byte is reported with.
+const MAY_REQUIRE_TLS: &str = "before any reply: it may require TLS (write it tls://HOST:PORT)";
+
 #[test]
 fn plaintext_to_a_tls_server_fails_and_says_so() {
     let t = TlsServer::start("plain-to-tls", LOCAL_NAMES, 2);
@@ -211,6 +214,64 @@ fn plaintext_to_a_tls_server_fails_and_says_so() {
     let line = result_line(&out, "");
     assert!(line.ends_with("get=(null)"), "{}", out.stderr);
     assert!(!line.starts_with("set=0 "), "{}", out.stderr);
+    // memcached -Z resets (or closes) a connection that speaks plaintext: the report says
+    // why it may have, once (the get's identical report is a repeat the handler holds back).
+    assert_eq!(
+        out.stderr.matches(MAY_REQUIRE_TLS).count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    let get = mclient(&[
+        "--servers",
+        &t.server.addr(),
+        "--timeout-ms",
+        "1000",
+        "get",
+        "k",
+    ]);
+    assert!(!get.status.success(), "{get:?}");
+    assert!(
+        String::from_utf8_lossy(&get.stderr).contains(MAY_REQUIRE_TLS),
+        "{get:?}"
+    );
+}
+
+/// A stand-in that stores the first value and closes the connection at the next command: a
+/// server that dies after it has answered, which a real one does not do on demand.
+fn answer_once_then_close(stream: std::net::TcpStream, _log: support::fake::Log) {
+    let Some((mut commands, mut replies)) = support::fake::halves(stream) else {
+        return;
+    };
+    let Some(line) = support::fake::read_line(&mut commands) else {
+        return;
+    };
+    let words: Vec<&str> = line.split(' ').collect();
+    let Some(bytes) = support::fake::storage_bytes(&words) else {
+        return;
+    };
+    if support::fake::skip_data(&mut commands, bytes).is_none() {
+        return;
+    }
+    let _ = std::io::Write::write_all(&mut replies, b"STORED\r\n");
+    let _ = support::fake::read_line(&mut commands);
+}
+
+/// A connection that has had replies and is then closed is an ordinary failure: no word of
+/// TLS in its report.
+#[test]
+fn a_close_after_replies_does_not_mention_tls() {
+    let fake: support::FakeServer<Vec<String>> = support::FakeServer::start(answer_once_then_close);
+    let out = run(&[("MC_SERVER", format!("127.0.0.1:{}", fake.port))]);
+    out.assert_success();
+    let line = result_line(&out, "");
+    assert_eq!(line, "set=0 get=(null)", "{}", out.stderr);
+    assert!(
+        out.stderr.contains("server unexpectedly closed connection"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("TLS"), "{}", out.stderr);
 }
 
 #[test]

@@ -20,6 +20,13 @@ pub enum Fail {
     Timeout,
     /// The server closed the connection (`read` returned 0).
     Closed,
+    /// A plaintext connection closed (`errno` 0) or reset (ECONNRESET) by the server before
+    /// any byte of a reply arrived on it: what a TLS-only server (memcached -Z) does to a
+    /// client that speaks plaintext, so the report says so. A connection that has had replies
+    /// fails as [`Fail::Closed`] or [`Fail::Io`], since its server plainly speaks plaintext.
+    Unheard {
+        errno: i32,
+    },
     Io(io::Error),
     Proto(ProtoError),
 }
@@ -35,6 +42,12 @@ impl std::fmt::Display for Fail {
         match self {
             Fail::Timeout => f.write_str("no reply within the timeout"),
             Fail::Closed => f.write_str("server unexpectedly closed connection"),
+            Fail::Unheard { errno } => write!(
+                f,
+                "the server {} the connection before any reply: it may require TLS (write it \
+                 tls://HOST:PORT)",
+                if *errno == 0 { "closed" } else { "reset" }
+            ),
             Fail::Io(e) => write!(f, "{e}"),
             Fail::Proto(p) => f.write_str(p.message()),
         }
@@ -54,6 +67,7 @@ impl Fail {
         match self {
             Fail::Timeout => Fail::Timeout,
             Fail::Closed => Fail::Closed,
+            Fail::Unheard { errno } => Fail::Unheard { errno: *errno },
             Fail::Io(e) => Fail::Io(match e.raw_os_error() {
                 Some(n) => io::Error::from_raw_os_error(n),
                 None => io::Error::new(e.kind(), e.to_string()),
@@ -66,6 +80,7 @@ impl Fail {
     pub fn errno(&self) -> i32 {
         match self {
             Fail::Io(e) => errno_of(e),
+            Fail::Unheard { errno } => *errno,
             Fail::Timeout => libc::ETIMEDOUT,
             _ => 0,
         }
@@ -108,6 +123,8 @@ pub struct Conn {
     op: OpClock,
     /// Whether the server speaks the meta protocol, once a bulk write has asked (`mn`).
     speaks_meta: Option<bool>,
+    /// A byte of the server's has arrived on this connection (see [`Fail::Unheard`]).
+    heard: bool,
 }
 
 /// Bounds one operation (a request and its whole reply) to twice the timeout, however a server
@@ -222,6 +239,7 @@ impl Conn {
             end: 0,
             reader: ReplyReader::new(),
             speaks_meta: None,
+            heard: false,
             op: OpClock {
                 waited: true,
                 deadline: Some(later(started, 2 * timeout)),
@@ -427,6 +445,7 @@ impl Conn {
             timeout: self.timeout,
             cipher,
             ready,
+            heard: self.heard,
         }
     }
 
@@ -434,6 +453,7 @@ impl Conn {
     pub fn take_back(&mut self, lent: Lent) {
         self.rbuf = lent.buf;
         self.end = lent.end;
+        self.heard = lent.heard;
         if let Some(cipher) = lent.cipher.filter(|c| !c.is_empty()) {
             self.take_records(&cipher);
         }
@@ -486,7 +506,7 @@ impl Conn {
         if self.tls.is_some() {
             return self.fill_tls();
         }
-        read_into(&self.sock, &mut self.rbuf, &mut self.end)
+        read_plain(&self.sock, &mut self.rbuf, &mut self.end, &mut self.heard)
     }
 
     /// Room at the end of the buffer for the next read.
@@ -501,6 +521,29 @@ impl Conn {
             self.end -= self.start;
             self.start = 0;
         }
+    }
+}
+
+/// [`read_into`] on a plaintext connection: `heard` records that the server has sent a byte; a
+/// close or a reset before that is [`Fail::Unheard`].
+fn read_plain(
+    sock: &Socket,
+    buf: &mut [u8],
+    end: &mut usize,
+    heard: &mut bool,
+) -> Result<(), Fail> {
+    match read_into(sock, buf, end) {
+        Ok(()) => {
+            *heard = true;
+            Ok(())
+        }
+        Err(Fail::Closed) if !*heard => Err(Fail::Unheard { errno: 0 }),
+        Err(Fail::Io(e)) if !*heard && e.raw_os_error() == Some(libc::ECONNRESET) => {
+            Err(Fail::Unheard {
+                errno: libc::ECONNRESET,
+            })
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -531,6 +574,8 @@ pub struct Lent {
     cipher: Option<Vec<u8>>,
     /// Decrypted bytes were moved to `buf` at lending: nothing to wait for.
     ready: bool,
+    /// The connection's [`Conn::heard`], given back with the read side.
+    heard: bool,
 }
 
 impl Lent {
@@ -544,7 +589,7 @@ impl Lent {
             wait_for(&self.sock, rustix::event::PollFlags::IN, left)?;
         }
         match &mut self.cipher {
-            None => read_into(&self.sock, &mut self.buf, &mut self.end),
+            None => read_plain(&self.sock, &mut self.buf, &mut self.end, &mut self.heard),
             Some(cipher) => {
                 let mut end = cipher.len();
                 cipher.resize(end + READ_BUF, 0);
@@ -568,7 +613,7 @@ impl Conn {
             let (kind, why) = match e {
                 // rustls's own words already say TLS.
                 Fail::Io(e) if e.kind() == io::ErrorKind::InvalidData => return Fail::Io(e),
-                Fail::Closed => (
+                Fail::Closed | Fail::Unheard { .. } => (
                     io::ErrorKind::ConnectionAborted,
                     "the server closed the connection".to_owned(),
                 ),

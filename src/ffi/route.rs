@@ -488,6 +488,9 @@ unsafe fn report_failure(
             0,
             format!("{name}: server unexpectedly closed connection")
         ),
+        Failure::Recv(f @ Fail::Unheard { .. }) => {
+            report!(ctxt, MCM_ERR_SYS_READ, 0, f.errno(), format!("{name}: {f}"))
+        }
         Failure::Recv(Fail::Io(e)) => report!(
             ctxt,
             MCM_ERR_SYS_READ,
