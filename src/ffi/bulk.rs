@@ -232,7 +232,9 @@ unsafe fn bulk(
             format!("{why} ({n} of the bulk call's items)")
         );
     }
-    if done.no_server {
+    // Keys no server could take, because none was live or none could be connected to: one
+    // summary, which quotes the last failure (a TLS certificate, a login) as a single call's does.
+    if done.no_server || done.first_error.is_some() {
         report_unreachable(ctxt);
     }
     let failed = items.iter().filter(|i| i.result != MC_BULK_DONE).count();

@@ -165,6 +165,14 @@ final class BulkAndSecurityTest extends TestCase
             $this->assertStringContainsString('UnknownIssuer', $e->getMessage());
             $this->assertSame(Memcached::RES_NO_SERVERS, $mc->getResultCode());
         }
+        // setMulti on a handle of its own (a failed server is skipped for the retry interval).
+        $bulk = new Memcached(servers: [TestEnv::$secure['TLS_SERVER']], options: [Memcached::OPT_TLS_CA_FILE => TestEnv::$secure['TLS_WRONG_CA']]);
+        try {
+            $bulk->setMulti([$this->key('tls1') => 'a', $this->key('tls2') => 'b']);
+            $this->fail('a server signed by another CA was trusted by setMulti');
+        } catch (NoServerException $e) {
+            $this->assertStringContainsString('UnknownIssuer', $e->getMessage());
+        }
         $insecure = new Memcached(servers: [TestEnv::$secure['TLS_SERVER']], options: [
             Memcached::OPT_TLS_CA_FILE => TestEnv::$secure['TLS_WRONG_CA'], Memcached::OPT_TLS_VERIFY => false,
         ]);

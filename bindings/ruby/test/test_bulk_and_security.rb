@@ -172,6 +172,7 @@ class TestBulkAndSecurity < Minitest::Test
     mc = wrong.call
     err = assert_raises(Memcache::NoServer) { mc.set_multi({ key("tls") => "v" }) }
     assert_equal [key("tls")], err.failed_keys.keys
+    assert_match(/UnknownIssuer/, err.message)
     mc.close
     # verify: false accepts it (and the library reports that it did).
     mc = Memcache.new(servers: [SecureEnv::TLS_SERVER], tls: { ca_file: SecureEnv::TLS_WRONG_CA, verify: false })
