@@ -121,6 +121,18 @@ impl DomainSecurity {
         })
     }
 
+    /// The paths given, each with its keyword, in the file's order.
+    fn paths(&self) -> impl Iterator<Item = (&'static str, &PathBuf)> {
+        [
+            ("tls-ca", &self.ca_file),
+            ("tls-cert", &self.cert_file),
+            ("tls-key", &self.key_file),
+            ("auth-file", &self.auth_file),
+        ]
+        .into_iter()
+        .filter_map(|(keyword, path)| Some((keyword, path.as_ref()?)))
+    }
+
     /// The canonical text of the file of `domain`.
     pub fn format(&self, domain: &DomainName) -> String {
         let mut out = format!(
@@ -128,15 +140,8 @@ impl DomainSecurity {
              never a secret\ndomain {domain}\ntls {}\n",
             if self.tls { "on" } else { "off" }
         );
-        for (keyword, path) in [
-            ("tls-ca", &self.ca_file),
-            ("tls-cert", &self.cert_file),
-            ("tls-key", &self.key_file),
-            ("auth-file", &self.auth_file),
-        ] {
-            if let Some(path) = path {
-                out.push_str(&format!("{keyword} {}\n", path.display()));
-            }
+        for (keyword, path) in self.paths() {
+            out.push_str(&format!("{keyword} {}\n", path.display()));
         }
         out
     }
@@ -207,15 +212,8 @@ impl fmt::Display for DomainSecurity {
     /// One line: `tls on  tls-ca PATH  auth-file PATH` (only the settings given).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "tls {}", if self.tls { "on" } else { "off" })?;
-        for (keyword, path) in [
-            ("tls-ca", &self.ca_file),
-            ("tls-cert", &self.cert_file),
-            ("tls-key", &self.key_file),
-            ("auth-file", &self.auth_file),
-        ] {
-            if let Some(path) = path {
-                write!(f, "  {keyword} {}", path.display())?;
-            }
+        for (keyword, path) in self.paths() {
+            write!(f, "  {keyword} {}", path.display())?;
         }
         Ok(())
     }

@@ -587,36 +587,50 @@ fn mcadmin_ok(shm: &ShmPrefix, state: &Path, args: &[&str]) -> std::process::Out
     out
 }
 
+/// [`tls_auth_server`] as the one server of `domain`, written plain HOST:PORT (TLS is to come
+/// from the domain's settings), in a namespace and state directory of the test's own.
+fn domain_of_tls_auth_server(label: &str, domain: &str) -> (TlsServer, String, ShmPrefix, PathBuf) {
+    let (t, auth) = tls_auth_server(label);
+    let shm = ShmPrefix::new(&label.replace('-', ""));
+    let state = temp_dir(&format!("{label}-state"));
+    mcadmin_ok(&shm, &state, &["--domain", domain, "add", &t.server.addr()]);
+    (t, auth, shm, state)
+}
+
+/// `mcadmin config --tls --tls-ca CA --auth-file AUTH` of `domain`, which must succeed.
+fn config_tls_and_login(
+    shm: &ShmPrefix,
+    state: &Path,
+    domain: &str,
+    ca: &str,
+    auth: &str,
+) -> std::process::Output {
+    let args = [
+        "--domain",
+        domain,
+        "config",
+        "--tls",
+        "--tls-ca",
+        ca,
+        "--auth-file",
+        auth,
+    ];
+    mcadmin_ok(shm, state, &args)
+}
+
 /// The scenario: a C program that only calls mc_new2() follows the domain's settings
 /// as mcadmin changes them while it runs; settings it cannot trust are reported once and not
 /// used (it keeps what it had), and mcadmin refuses a credentials file others can read.
 #[test]
 fn mcadmin_config_gives_a_domain_tls_and_a_login() {
-    let (t, auth) = tls_auth_server("cfg-domain");
-    let shm = ShmPrefix::new("tlscfg");
-    let state = temp_dir("cfg-domain-state");
-    // The server as plain HOST:PORT: TLS comes from the domain's settings.
-    mcadmin_ok(&shm, &state, &["--domain", "cfg", "add", &t.server.addr()]);
+    let (t, auth, shm, state) = domain_of_tls_auth_server("cfg-domain", "cfg");
     let ca = path(&t.ca.cert);
     let mut program = Stepped::start(&shm, &state, "cfg", 5);
 
     let line = program.round(1);
     assert!(line.ends_with("get=(null)"), "plaintext served: {line}");
 
-    let out = mcadmin_ok(
-        &shm,
-        &state,
-        &[
-            "--domain",
-            "cfg",
-            "config",
-            "--tls",
-            "--tls-ca",
-            &ca,
-            "--auth-file",
-            &auth,
-        ],
-    );
+    let out = config_tls_and_login(&shm, &state, "cfg", &ca, &auth);
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
         shown.contains("tls on\n") && shown.contains(&format!("tls-ca {ca}\n")),
@@ -690,25 +704,9 @@ fn mcadmin_config_gives_a_domain_tls_and_a_login() {
 /// same settings; `destroy` forgets them.
 #[test]
 fn a_domain_restored_after_a_reboot_keeps_its_tls_and_login() {
-    let (t, auth) = tls_auth_server("cfg-restore");
-    let shm = ShmPrefix::new("tlscfgr");
-    let state = temp_dir("cfg-restore-state");
-    mcadmin_ok(&shm, &state, &["--domain", "web", "add", &t.server.addr()]);
+    let (t, auth, shm, state) = domain_of_tls_auth_server("cfg-restore", "web");
     let ca = path(&t.ca.cert);
-    mcadmin_ok(
-        &shm,
-        &state,
-        &[
-            "--domain",
-            "web",
-            "config",
-            "--tls",
-            "--tls-ca",
-            &ca,
-            "--auth-file",
-            &auth,
-        ],
-    );
+    config_tls_and_login(&shm, &state, "web", &ca, &auth);
     shm.remove_all();
     mcadmin_ok(&shm, &state, &["restore"]);
     let mut program = Stepped::start(&shm, &state, "web", 1);
