@@ -988,7 +988,8 @@ mod tests {
         // Read the request so the close is an orderly FIN, not a reset for unread data.
         peer.read_exact(&mut [0u8; 7]).unwrap();
         drop(peer);
-        assert!(matches!(conn.next_event(), Err(Fail::Closed)));
+        // Closed before any byte of a reply: what a TLS-only server does to plaintext.
+        assert!(matches!(conn.next_event(), Err(Fail::Unheard { errno: 0 })));
         // Writing to the closed peer must fail with an error, never kill us with SIGPIPE.
         let mut failed = false;
         for _ in 0..100 {
@@ -998,6 +999,26 @@ mod tests {
             }
         }
         assert!(failed);
+    }
+
+    /// A connection that has had a reply and is then closed fails as an ordinary close, with no
+    /// word of TLS: only a close before any reply byte is [`Fail::Unheard`].
+    #[test]
+    fn a_close_after_a_reply_is_an_ordinary_close() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ep = endpoint(&listener);
+        let mut conn = Conn::connect(&ep, Duration::from_secs(5)).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        conn.send(b"get k\r\n").unwrap();
+        peer.read_exact(&mut [0u8; 7]).unwrap();
+        peer.write_all(b"END\r\n").unwrap();
+        assert!(matches!(conn.next_event(), Ok(Event::Reply(Reply::End))));
+        conn.send(b"get k\r\n").unwrap();
+        peer.read_exact(&mut [0u8; 7]).unwrap();
+        drop(peer);
+        let failure = conn.next_event().err().expect("a failure");
+        assert!(matches!(failure, Fail::Closed), "{failure:?}");
+        assert!(!failure.to_string().contains("TLS"), "{failure}");
     }
 
     /// A server that sends one byte just within every timeout cannot hold an operation for
