@@ -1016,7 +1016,7 @@ mod tests {
         conn.send(b"get k\r\n").unwrap();
         peer.read_exact(&mut [0u8; 7]).unwrap();
         drop(peer);
-        let failure = conn.next_event().err().expect("a failure");
+        let failure = conn.next_event().expect_err("a failure");
         assert!(matches!(failure, Fail::Closed), "{failure:?}");
         assert!(!failure.to_string().contains("TLS"), "{failure}");
     }
