@@ -81,9 +81,17 @@ static SYSTEM_ROOTS: Lazy<Result<Arc<RootCertStore>, TlsError>> = Lazy::new(|| {
 /// ring's provider. rustls 0.23.48 deprecates it because ring has no post-quantum key exchange;
 /// the servers we speak to (memcached on the distribution's OpenSSL 3.0) offer none either, and
 /// aws-lc-rs would add its C build and size to every program that links the library.
+///
+/// Its key exchanges are offered X25519 first. rustls lists ring's P-384 first, and ring has no
+/// assembly for P-384: it made every handshake, resumed or not, cost about 6 million
+/// instructions of key exchange (`make bench`, reconnect). OpenSSL, memcached's TLS, itself
+/// prefers X25519; P-256 and P-384 stay offered for servers that insist on a NIST curve.
 #[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    Arc::new(provider)
 }
 
 impl TlsClient {
