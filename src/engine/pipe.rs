@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, Thread};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Servers, Slot};
 use crate::command::{Failure, Pending};
@@ -86,7 +86,13 @@ impl Ticket {
 /// The callers awaiting replies on one connection, oldest first.
 #[derive(Default)]
 pub struct Pipe {
-    queue: VecDeque<Arc<Ticket>>,
+    /// A caller that found the queue empty holds the turn from the start and is never woken: it
+    /// takes no ticket (None, only ever at the front), which spares the common call, alone on
+    /// its connection, an allocation and a look at its thread.
+    queue: VecDeque<Option<Arc<Ticket>>>,
+    /// Why a connection was lost while its front caller, which has no ticket to be told with,
+    /// had it (the connection's number, the failure).
+    front_loss: Option<(u64, Failure)>,
     /// The caller holding the turn is taking its reply off the buffer. Only ever seen set by
     /// another holder of the front end's lock when that caller left without returning (a C
     /// program's allocator that jumped out of the call): its reply is half read.
@@ -114,10 +120,14 @@ impl Pipe {
         self.lent.is_some_and(|pid| pid == std::process::id())
     }
 
-    /// The connection is gone: every waiting caller gets `failure` (or "closed").
-    pub fn lose_all(&mut self, failure: Option<&Failure>) {
+    /// Connection `conn_id` is gone: every waiting caller gets `failure` (or "closed").
+    pub fn lose_all(&mut self, conn_id: u64, failure: Option<&Failure>) {
+        let failure = || failure.map_or(Failure::Recv(Fail::Closed), Failure::again);
         for ticket in self.queue.drain(..) {
-            ticket.lose(failure.map_or(Failure::Recv(Fail::Closed), Failure::again));
+            match ticket {
+                Some(ticket) => ticket.lose(failure()),
+                None => self.front_loss = Some((conn_id, failure())),
+            }
         }
         self.parsing = false;
         self.lent = None;
@@ -126,6 +136,7 @@ impl Pipe {
     /// Forgets the callers without a word (a child process: they are its parent's threads).
     pub fn forget(&mut self) {
         self.queue.clear();
+        self.front_loss = None;
         self.parsing = false;
         self.lent = None;
     }
@@ -133,9 +144,62 @@ impl Pipe {
     /// The caller holding the turn has its reply: the next one gets the turn.
     fn pass_turn(&mut self) {
         self.queue.pop_front();
-        if let Some(next) = self.queue.front() {
+        if let Some(Some(next)) = self.queue.front() {
             next.wake(TURN);
         }
+    }
+
+    /// Why connection `conn_id` was lost under its ticketless front caller, if it was.
+    fn take_front_loss(&mut self, conn_id: u64) -> Option<Failure> {
+        match self.front_loss.take() {
+            Some((id, failure)) if id == conn_id => Some(failure),
+            other => {
+                self.front_loss = other;
+                None
+            }
+        }
+    }
+}
+
+/// A caller's time: twice the connection's timeout in all, read off the clock only when a wait
+/// needs it. The common call (its turn at once, its reply in one read) never reads the clock.
+struct Clock {
+    timeout: Duration,
+    /// Set at the first wait for the turn (twice the timeout from then), or at the second read
+    /// (one timeout from then: the first read was bounded by the socket's timeout alone).
+    deadline: Option<Instant>,
+    read: bool,
+}
+
+impl Clock {
+    fn new(timeout: Duration) -> Clock {
+        Clock {
+            timeout,
+            deadline: None,
+            read: false,
+        }
+    }
+
+    /// How long the caller may still wait for its turn.
+    fn left_to_wait(&mut self) -> Duration {
+        let now = Instant::now();
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| later(now, 2 * self.timeout));
+        deadline.saturating_duration_since(now)
+    }
+
+    /// How long the caller's next read may wait.
+    #[inline]
+    fn left_to_read(&mut self) -> Duration {
+        if !std::mem::replace(&mut self.read, true) && self.deadline.is_none() {
+            return self.timeout;
+        }
+        let now = Instant::now();
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| later(now, self.timeout));
+        deadline.saturating_duration_since(now)
     }
 }
 
@@ -162,43 +226,39 @@ pub fn pipelined<S: Shared, P: Pending>(
     let Some(conn) = slot.conn.as_mut() else {
         return Err(fail(servers, server, Failure::Send(Fail::Closed)));
     };
-    let deadline = later(Instant::now(), 2 * conn.timeout());
+    let mut clock = Clock::new(conn.timeout());
     conn.restart_clock();
     wbuf.clear();
     if let Err(failure) = request(conn, wbuf) {
         return Err(fail(servers, server, failure));
     }
-    let ticket = Arc::new(Ticket {
-        thread: thread::current(),
-        state: AtomicU8::new(WAITING),
-        failure: Mutex::new(None),
-    });
     let pipe = &mut slot.pipe;
-    if pipe.queue.is_empty() {
-        ticket.state.store(TURN, Ordering::Relaxed);
-    }
-    pipe.queue.push_back(Arc::clone(&ticket));
+    let ticket = match pipe.queue.is_empty() {
+        true => None,
+        false => Some(Arc::new(Ticket {
+            thread: thread::current(),
+            state: AtomicU8::new(WAITING),
+            failure: Mutex::new(None),
+        })),
+    };
+    pipe.queue.push_back(ticket.clone());
     loop {
-        match ticket.state() {
-            LOST => {
-                let at = servers.find(id);
-                return Err(servers.lost(at, ticket.take_failure()));
-            }
+        match ticket.as_ref().map_or(TURN, |t| t.state()) {
+            LOST => return Err(lost(servers, id, conn_id, ticket.as_deref())),
             WAITING => {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = clock.left_to_wait();
                 if left.is_zero() {
                     // Still not its turn at its deadline: the replies before it are late.
                     return Err(match find_conn(servers, id, conn_id) {
                         Some(at) => fail(servers, at, Failure::Recv(Fail::Timeout)),
-                        None => servers.lost(None, ticket.take_failure()),
+                        None => lost(servers, id, conn_id, ticket.as_deref()),
                     });
                 }
                 servers.unlocked(|| thread::park_timeout(left));
             }
             _ => {
                 let Some(at) = find_conn(servers, id, conn_id) else {
-                    let at = servers.find(id);
-                    return Err(servers.lost(at, ticket.take_failure()));
+                    return Err(lost(servers, id, conn_id, ticket.as_deref()));
                 };
                 let (slot, _) = servers.slot(at);
                 let pipe = &mut slot.pipe;
@@ -220,7 +280,7 @@ pub fn pipelined<S: Shared, P: Pending>(
                     Err(failure) => return Err(fail(servers, at, failure)),
                     Ok(None) => {}
                 }
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = clock.left_to_read();
                 if left.is_zero() {
                     return Err(fail(servers, at, Failure::Recv(Fail::Timeout)));
                 }
@@ -243,6 +303,18 @@ pub fn pipelined<S: Shared, P: Pending>(
     }
 }
 
+/// The error of a caller whose connection another caller closed: the failure it was told
+/// through its ticket, or left for it as the ticketless front caller.
+fn lost<S: Shared>(servers: &mut S, id: S::Id, conn_id: u64, ticket: Option<&Ticket>) -> S::Error {
+    let at = servers.find(id);
+    let failure = match (ticket, at) {
+        (Some(ticket), _) => Some(ticket.take_failure()),
+        (None, Some(at)) => servers.slot(at).0.pipe.take_front_loss(conn_id),
+        (None, None) => None,
+    };
+    servers.lost(at, failure.unwrap_or(Failure::Recv(Fail::Closed)))
+}
+
 /// Where connection `conn_id` of the server named `id` is now: None once it was closed.
 fn find_conn<S: Shared>(servers: &mut S, id: S::Id, conn_id: u64) -> Option<usize> {
     let at = servers.find(id)?;
@@ -255,5 +327,64 @@ fn fail<S: Shared>(servers: &mut S, server: usize, failure: Failure) -> S::Error
     match servers.settle(server, Err(failure)) {
         Err(e) => e,
         Ok(()) => unreachable!("settle reports a failure as an error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket() -> Arc<Ticket> {
+        Arc::new(Ticket {
+            thread: thread::current(),
+            state: AtomicU8::new(WAITING),
+            failure: Mutex::new(None),
+        })
+    }
+
+    #[test]
+    fn a_lost_connection_tells_the_ticketless_front_caller_and_each_ticket() {
+        let mut pipe = Pipe::default();
+        let second = ticket();
+        pipe.queue.push_back(None);
+        pipe.queue.push_back(Some(Arc::clone(&second)));
+        pipe.lose_all(7, Some(&Failure::Unexpected("stray bytes".into())));
+        assert!(!pipe.busy());
+        assert_eq!(second.state(), LOST);
+        assert!(matches!(second.take_failure(), Failure::Unexpected(w) if w == "stray bytes"));
+        // Only the caller of that connection takes the front caller's failure, and only once.
+        assert!(pipe.take_front_loss(8).is_none());
+        assert!(matches!(
+            pipe.take_front_loss(7),
+            Some(Failure::Unexpected(_))
+        ));
+        assert!(pipe.take_front_loss(7).is_none());
+    }
+
+    #[test]
+    fn the_front_caller_passes_the_turn_to_the_next_ticket() {
+        let mut pipe = Pipe::default();
+        let second = ticket();
+        pipe.queue.push_back(None);
+        pipe.queue.push_back(Some(Arc::clone(&second)));
+        pipe.pass_turn();
+        assert_eq!(second.state(), TURN);
+        assert!(pipe.busy());
+    }
+
+    #[test]
+    fn the_clock_lets_the_first_read_go_by_the_socket_timeout_alone() {
+        let timeout = Duration::from_secs(5);
+        let mut clock = Clock::new(timeout);
+        assert_eq!(clock.left_to_read(), timeout);
+        assert!(clock.deadline.is_none(), "the first read reads no clock");
+        let second = clock.left_to_read();
+        assert!(second <= timeout && second > Duration::from_secs(4));
+        let mut waiter = Clock::new(timeout);
+        assert!(
+            waiter.left_to_wait() > timeout,
+            "a waiting caller has twice the timeout"
+        );
+        assert!(waiter.left_to_read() <= 2 * timeout);
     }
 }

@@ -144,7 +144,7 @@ impl Slot {
                     conn.shut_down();
                 }
             }
-            self.pipe.lose_all(failure);
+            self.pipe.lose_all(self.conn_id, failure);
         }
         self.conn = None;
     }
