@@ -210,3 +210,86 @@ fn no_server_fails_every_key() {
     assert_eq!(done.answers, all(Answer::Failed, 3));
     assert!(done.no_server);
 }
+
+/// A server before memcached 1.6 (which a real 1.6 cannot play): it answers `ERROR` to the meta
+/// commands and speaks the text protocol. Stores "STORED" except for keys starting "keep",
+/// which it already holds (an add: "NOT_STORED"); deletes find keys starting "gone" missing.
+fn text_only_server(stream: std::net::TcpStream, log: support::fake::Log) {
+    use std::io::Write as _;
+    use support::fake::{halves, is_storage, read_line, skip_data, storage_bytes};
+    let Some((mut reader, mut out)) = halves(stream) else {
+        return;
+    };
+    while let Some(line) = read_line(&mut reader) {
+        log.lock().unwrap().push(line.clone());
+        let words: Vec<&str> = line.split(' ').collect();
+        let reply = match words[0] {
+            cmd if is_storage(cmd) => {
+                let Some(bytes) = storage_bytes(&words) else {
+                    return;
+                };
+                if skip_data(&mut reader, bytes).is_none() {
+                    return;
+                }
+                match (cmd, words[1].starts_with("keep")) {
+                    ("add", true) => "NOT_STORED\r\n",
+                    _ => "STORED\r\n",
+                }
+            }
+            "delete" if words[1].starts_with("gone") => "NOT_FOUND\r\n",
+            "delete" => "DELETED\r\n",
+            _ => "ERROR\r\n",
+        };
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Where `mn` gets `ERROR`, bulk writes fall back to pipelined text: asked once per connection,
+/// every key still answered, and no meta command is ever sent after the question.
+#[test]
+fn a_server_without_the_meta_protocol_gets_pipelined_text() {
+    let fake = support::fake::FakeServer::<Vec<String>>::start(text_only_server);
+    let spec = ServerSpec::parse(&format!("127.0.0.1:{}", fake.port)).unwrap();
+    let mut c = Client::new(vec![spec], Distribution::KetamaMd5).unwrap();
+    let keys: Vec<String> = (0..40)
+        .map(|i| match i % 4 {
+            0 => format!("keep-{i}"),
+            1 => format!("gone-{i}"),
+            _ => format!("new-{i}"),
+        })
+        .collect();
+    let adds = writes(&keys, b"value", 0);
+    let expected: Vec<Answer> = keys
+        .iter()
+        .map(|k| match k.starts_with("keep") {
+            true => Answer::NotStored,
+            false => Answer::Done,
+        })
+        .collect();
+    assert_eq!(
+        answers(&mut c, BulkOp::Store(StoreCmd::Add), &adds),
+        expected
+    );
+    let expected: Vec<Answer> = keys
+        .iter()
+        .map(|k| match k.starts_with("gone") {
+            true => Answer::NotFound,
+            false => Answer::Done,
+        })
+        .collect();
+    assert_eq!(answers(&mut c, BulkOp::Delete, &adds), expected);
+    let log = fake.log.lock().unwrap().clone();
+    let asked = log.iter().filter(|l| l.as_str() == "mn").count();
+    assert_eq!(asked, 1, "asked once per connection: {log:?}");
+    assert_eq!(log[0], "mn", "asked before the first window");
+    let meta: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("ms ") || l.starts_with("md ") || l.starts_with("mn"))
+        .skip(1)
+        .collect();
+    assert!(meta.is_empty(), "meta commands after ERROR: {meta:?}");
+    assert_eq!(log.iter().filter(|l| l.starts_with("add ")).count(), 40);
+    assert_eq!(log.iter().filter(|l| l.starts_with("delete ")).count(), 40);
+}
