@@ -450,6 +450,8 @@ fn a_watch_from_a_compacted_revision_starts_over_with_the_last_list() {
         "compacted at {compacted}\n{}",
         watch.log()
     );
+    // The install is reported right after it is made: wait for the line, then check them all.
+    wait_until(LIMIT, || installed_ports(&watch).last() == Some(&44));
     assert_eq!(installed_ports(&watch), [41, 44], "{}", watch.log());
     // The operator is told why the key was read again, once.
     assert_eq!(watch.count("was compacted"), 1, "{}", watch.log());
