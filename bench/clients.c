@@ -28,6 +28,10 @@
  *   RUN       ops:N   times N operations and prints "OPS SECONDS" (for callgrind);
  *             (the 8-thread clients: N per thread; their slices print as MEDIAN-LATENCY the
  *             slice's time over its operations, so that operations over it is their rate)
+ *             rss:N   the 8-thread clients only: N operations in all, in 10 equal steps (each
+ *                     N/10 spread over the threads), reading the resident memory (VmRSS of
+ *                     /proc/self/status, kB) after each step; prints "OPS SECONDS RSS-1 ...
+ *                     RSS-10", so that growth after the first step shows a leak per operation
  *             slices  prints "ready", then for each line "S" read from stdin runs operations
  *                     for S seconds and prints "OPS SECONDS MEDIAN-LATENCY"; exits at end of
  *                     input. The harness hands slices to the clients of a workload in turn,
@@ -41,6 +45,7 @@
 #include <libmemcached/memcached.h>
 #include <memcache.h>
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <netinet/in.h>
@@ -60,6 +65,7 @@
 #define FLOOR_MAX_SERVERS 8
 #define WARMUP 200
 #define THREADS 8
+#define RSS_STEPS 10
 
 enum workload {
     W_GET_HIT,
@@ -769,7 +775,45 @@ static long run_threads(long ops, double secs, double *took)
     return total;
 }
 
-static void threaded_main(const struct client *c, void (*op)(void), long ops)
+/*
+ * This process's resident memory in kB. Read with open/read into the stack, not stdio, so the
+ * measurement allocates nothing of its own.
+ */
+static long rss_kb(void)
+{
+    char buf[8192];
+    int fd = open("/proc/self/status", O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        die("cannot read /proc/self/status");
+    buf[n] = '\0';
+    const char *line = strstr(buf, "\nVmRSS:");
+    long kb;
+    if (line == NULL || sscanf(line, "\nVmRSS: %ld", &kb) != 1)
+        die("no VmRSS in /proc/self/status");
+    return kb;
+}
+
+/* RUN rss:N (see the top of this file). */
+static void rss_steps(long ops)
+{
+    long per_thread = ops / RSS_STEPS / THREADS, total = 0, kb[RSS_STEPS];
+    double took, secs = 0;
+    for (int i = 0; i < RSS_STEPS; i++) {
+        total += run_threads(per_thread, 0, &took);
+        secs += took;
+        kb[i] = rss_kb();
+    }
+    printf("%ld %.9f", total, secs);
+    for (int i = 0; i < RSS_STEPS; i++)
+        printf(" %ld", kb[i]);
+    printf("\n");
+}
+
+/* `ops` > 0: RUN ops:N; `rss` > 0: RUN rss:N; neither: slices. */
+static void threaded_main(const struct client *c, void (*op)(void), long ops, long rss)
 {
     threaded = c;
     thread_op = op;
@@ -784,7 +828,9 @@ static void threaded_main(const struct client *c, void (*op)(void), long ops)
     /* Timed runs start once every thread is connected and warmed up. */
     pthread_barrier_wait(&warm);
     double took;
-    if (ops > 0) {
+    if (rss > 0) {
+        rss_steps(rss);
+    } else if (ops > 0) {
         long total = run_threads(ops, 0, &took);
         printf("%ld %.9f\n", total, took);
     } else {
@@ -806,7 +852,7 @@ static void threaded_main(const struct client *c, void (*op)(void), long ops)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s CLIENT WORKLOAD ops:N|slices SERVER...\n", argv[0]);
+        fprintf(stderr, "usage: %s CLIENT WORKLOAD ops:N|rss:N|slices SERVER...\n", argv[0]);
         return 1;
     }
     const struct client *c = NULL;
@@ -816,10 +862,14 @@ int main(int argc, char **argv)
     int w = 0;
     while (w < N_WORKLOADS && strcmp(argv[2], workload_names[w]) != 0)
         w++;
-    long ops = 0;
+    long ops = 0, rss = 0;
     if (c == NULL || w == N_WORKLOADS ||
-        !(sscanf(argv[3], "ops:%ld", &ops) == 1 || strcmp(argv[3], "slices") == 0))
+        !(sscanf(argv[3], "ops:%ld", &ops) == 1 || sscanf(argv[3], "rss:%ld", &rss) == 1 ||
+          strcmp(argv[3], "slices") == 0))
         die("unknown client, workload or run \"%s %s %s\"", argv[1], argv[2], argv[3]);
+    /* Fewer would leave a step with no operations, which run_threads takes as a timed run. */
+    if (rss != 0 && (c->threads == 0 || rss < RSS_STEPS * THREADS))
+        die("rss:N takes an 8-thread client and N >= %d", RSS_STEPS * THREADS);
     if (argc - 4 > FLOOR_MAX_SERVERS)
         die("at most %d servers", FLOOR_MAX_SERVERS);
 
@@ -835,7 +885,7 @@ int main(int argc, char **argv)
     if (op == NULL)
         die("%s does not run %s", c->name, workload_names[w]);
     if (c->threads > 0) {
-        threaded_main(c, op, ops);
+        threaded_main(c, op, ops, rss);
         c->teardown();
         return 0;
     }
