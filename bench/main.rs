@@ -25,6 +25,11 @@ use std::time::{Duration, Instant};
 /// The domain the domain-following handle reads, in a private shared-memory namespace.
 const DOMAIN: &str = "bench";
 const SERVERS: usize = 4;
+/// The resident-memory run's steps (bench/clients.c, RUN `rss:N`).
+const RSS_STEPS: usize = 10;
+/// The most the resident memory may grow from the first step to the last: far above the
+/// allocator's noise, far below the 7 MB that 8 bytes lost per operation add over 900,000.
+const RSS_GROWTH_KB: i64 = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum ClientId {
@@ -375,6 +380,8 @@ struct Options {
     /// Where the clients and the servers run (`--placement`); None: split, then shared.
     placement: Option<Placement>,
     callgrind: CallgrindPlan,
+    /// Operations of each resident-memory run.
+    rss_ops: u64,
 }
 
 fn usage() -> ! {
@@ -478,6 +485,7 @@ fn parse_options(args: &[String]) -> Options {
         slice: slice.unwrap_or(if smoke { 0.001 } else { 0.02 }),
         smoke,
         placement,
+        rss_ops: if smoke { 20_000 } else { 1_000_000 },
         callgrind,
     }
 }
@@ -704,21 +712,23 @@ impl Bench<'_> {
         cmd
     }
 
-    /// One client process with RUN `ops:N`, start to finish: (operations, seconds).
-    fn run_ops(&self, c: ClientId, w: &Workload, run: &str) -> Result<(u64, f64), String> {
+    /// One client process, start to finish: the `count` numbers it printed.
+    fn run_to_end(
+        &self,
+        c: ClientId,
+        w: &Workload,
+        run: &str,
+        count: usize,
+    ) -> Result<Vec<f64>, String> {
         let argv = self.command(c, w, run);
         let out = self
             .spawn(&argv)
             .output()
             .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let mut fields = stdout.split_whitespace();
-        match (
-            out.status.success(),
-            fields.next().and_then(|f| f.parse().ok()),
-            fields.next().and_then(|f| f.parse().ok()),
-        ) {
-            (true, Some(ops), Some(secs)) => Ok((ops, secs)),
+        let fields: Option<Vec<f64>> = stdout.split_whitespace().map(|f| f.parse().ok()).collect();
+        match fields {
+            Some(numbers) if out.status.success() && numbers.len() == count => Ok(numbers),
             _ => Err(format!(
                 "{} failed ({}): {}",
                 argv.join(" "),
@@ -726,6 +736,22 @@ impl Bench<'_> {
                 String::from_utf8_lossy(&out.stderr).trim()
             )),
         }
+    }
+
+    /// One client process with RUN `ops:N`: (operations, seconds).
+    fn run_ops(&self, c: ClientId, w: &Workload, run: &str) -> Result<(u64, f64), String> {
+        let n = self.run_to_end(c, w, run, 2)?;
+        Ok((n[0] as u64, n[1]))
+    }
+
+    /// One client process with RUN `rss:ops`.
+    fn rss(&self, c: ClientId, w: &Workload, ops: u64) -> Result<RssRun, String> {
+        let n = self.run_to_end(c, w, &format!("rss:{ops}"), 2 + RSS_STEPS)?;
+        Ok(RssRun {
+            ops: n[0] as u64,
+            secs: n[1],
+            kb: n[2..].iter().map(|&k| k as i64).collect(),
+        })
     }
 
     /// A client process in `slices` mode, set up, warmed up and waiting for its first slice.
@@ -812,6 +838,27 @@ impl Bench<'_> {
                 stderr.trim()
             )),
         }
+    }
+}
+
+/// The resident memory of a client over one long run (see bench/clients.c, RUN `rss:N`).
+struct RssRun {
+    ops: u64,
+    secs: f64,
+    /// VmRSS in kB after each of the RSS_STEPS equal steps.
+    kb: Vec<i64>,
+}
+
+impl RssRun {
+    /// From the end of the first step to the end of the last: what grows with the operations,
+    /// once the first step has grown buffers and allocator arenas to their working size.
+    fn growth(&self) -> i64 {
+        self.kb[RSS_STEPS - 1] - self.kb[0]
+    }
+
+    /// The largest growth over one step.
+    fn largest_step(&self) -> i64 {
+        self.kb.windows(2).map(|p| p[1] - p[0]).max().unwrap_or(0)
     }
 }
 
@@ -1171,6 +1218,8 @@ struct Report<'a> {
     machine: Machine,
     passes: Vec<Pass>,
     splits: Vec<(ClientId, Vec<u64>)>,
+    /// Resident memory of the shared handle, per 8-thread workload.
+    rss: Vec<(&'static str, RssRun)>,
     instr: Instructions,
     profiles: Vec<((ClientId, &'static str), Vec<FunctionCost>)>,
     elapsed: Duration,
@@ -1389,6 +1438,32 @@ impl Report<'_> {
                 0.99
             ),
         );
+        let _ = writeln!(
+            s,
+            "| target (resident memory, {}) | operations | seconds | RSS after the first tenth \
+             | after all | largest step | growth |\n|---|---:|---:|---:|---:|---:|---|",
+            ClientId::McShared8.label()
+        );
+        for (w, r) in &self.rss {
+            let _ = writeln!(
+                s,
+                "| {}: RSS grows <= {RSS_GROWTH_KB} kB from the first tenth of the operations to \
+                 the end | {} | {:.1} | {} kB | {} kB | {} kB | {} kB {} |",
+                workload(w).label,
+                r.ops,
+                r.secs,
+                r.kb[0],
+                r.kb[RSS_STEPS - 1],
+                r.largest_step(),
+                r.growth(),
+                verdict(r.growth() <= RSS_GROWTH_KB)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nResident memory (VmRSS) of the client process, read after each tenth of the \
+             operations (see Method).\n"
+        );
     }
 
     fn render_throughput(&self, s: &mut String) {
@@ -1571,6 +1646,7 @@ impl Report<'_> {
     }
 
     fn render_method(&self, s: &mut String) {
+        let rss_ops = self.opts.rss_ops;
         let _ = writeln!(
             s,
             "## Method\n\n\
@@ -1622,6 +1698,14 @@ impl Report<'_> {
              a time, each waiting for the whole round trip of the one before, which is what a \
              handle did before issue 16. *libmemcached, 8 handles*: one `memcached_st` per \
              thread, as its documentation recommends, so 8 connections.\n\
+             - Resident memory (issue 16): the 8-thread client on one shared handle, set up \
+             and warmed up as above, runs {rss_ops} operations (get hit, then set, in a process \
+             each) in {RSS_STEPS} equal steps, every step on all 8 threads between two \
+             barriers, and reads its VmRSS from /proc/self/status after each step. The first \
+             step grows buffers and allocator arenas to their working size; the growth from its \
+             end to the end of the last step is what the operations themselves keep: a leak of \
+             8 bytes per operation would add 7 MB over the last nine tenths of 10^6, the bound \
+             is {RSS_GROWTH_KB} kB.\n\
              - Raw-socket floor: one blocking socket per server with TCP_NODELAY; the request \
              bytes are prepared once; an operation is one `send` and `recv` until the reply ends \
              with `END\\r\\n` (gets) or `\\r\\n` (set, incr), then one length comparison. \
@@ -1745,6 +1829,7 @@ fn run(opts: &Options) -> Result<(), String> {
     let tls_files = (issued.cert, issued.key);
     let tls_ca = ca.cert.clone();
     let mut splits = Vec::new();
+    let mut rss = Vec::new();
     let mut instr = Instructions::new();
     let mut passes = Vec::new();
     for (pass, &placement) in placements.iter().enumerate() {
@@ -1789,6 +1874,16 @@ fn run(opts: &Options) -> Result<(), String> {
                 splits.push((c, split));
             }
             instr = count_instructions(&bench, &opts.callgrind)?;
+            for w in ["get_hit_8t", "set_8t"] {
+                let c = ClientId::McShared8;
+                eprintln!(
+                    "resident memory, {}: {} ({} operations)",
+                    workload(w).label,
+                    c.label(),
+                    opts.rss_ops
+                );
+                rss.push((w, bench.rss(c, workload(w), opts.rss_ops)?));
+            }
         }
         passes.push(Pass {
             placement,
@@ -1812,6 +1907,7 @@ fn run(opts: &Options) -> Result<(), String> {
         machine,
         passes,
         splits,
+        rss,
         instr,
         profiles,
         elapsed: started.elapsed(),
