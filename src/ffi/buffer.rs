@@ -105,7 +105,9 @@ unsafe fn caller_bytes<'a>(data: *const c_char, len: usize) -> &'a [u8] {
     if data.is_null() || len == 0 {
         return &[];
     }
-    // SAFETY: per the contract data is readable for len bytes and unmodified during 'a.
+    // SAFETY: data is non-NULL (tested above) and readable for len bytes: the callers pass an
+    // argument their exported function NULL-checked with the length buffer.h documents for it,
+    // or a buffer's storage and len, which the module invariant keeps inside the block.
     unsafe { slice::from_raw_parts(data as *const u8, len) }
 }
 
@@ -114,7 +116,8 @@ unsafe fn caller_bytes<'a>(data: *const c_char, len: usize) -> &'a [u8] {
 /// # Safety
 /// `s` is non-NULL, NUL-terminated and not modified during `'a`.
 unsafe fn cstr_bytes<'a>(s: *const c_char) -> &'a [u8] {
-    // SAFETY: per the contract s is a valid C string for 'a.
+    // SAFETY: s is non-NULL and NUL-terminated: every caller passes a `const char *` argument
+    // that its exported function NULL-checked and buffer.h documents as a C string.
     unsafe { CStr::from_ptr(s) }.to_bytes()
 }
 
@@ -123,7 +126,8 @@ unsafe fn cstr_bytes<'a>(s: *const c_char) -> &'a [u8] {
 /// # Safety
 /// `buf` is non-NULL and points to a live `memcache_buf`.
 unsafe fn parts(buf: *const memcache_buf) -> (*const c_char, usize) {
-    // SAFETY: per the contract buf is valid; two fields are copied out, no reference is kept.
+    // SAFETY: buf is non-NULL and live: every caller passes a buffer argument its exported
+    // function NULL-checked; two fields are copied out, no reference is kept.
     let (data, len) = unsafe { ((*buf).ptr, (*buf).len) };
     if data.is_null() {
         (ptr::null(), 0)
@@ -137,8 +141,9 @@ unsafe fn parts(buf: *const memcache_buf) -> (*const c_char, usize) {
 /// # Safety
 /// `buf` is non-NULL, satisfies the module invariant and is not modified during `'a`.
 unsafe fn used_bytes<'a>(buf: *const memcache_buf) -> &'a [u8] {
-    // SAFETY: buf is valid per the contract; by the invariant its storage holds size > len
-    // bytes, unmodified during 'a.
+    // SAFETY: buf is a NULL-checked live buffer, as parts() needs; by the module invariant its
+    // storage holds size > len initialised bytes, and the exported callers only read buf while
+    // the view lives.
     unsafe {
         let (data, len) = parts(buf);
         caller_bytes(data, len)
@@ -152,10 +157,12 @@ unsafe fn used_bytes<'a>(buf: *const memcache_buf) -> &'a [u8] {
 /// `dst` is non-NULL and satisfies the invariant; `data` is readable for `len` bytes (NULL only
 /// when `len` is 0) and, unless it lies inside `dst`, not modified during `'a`.
 unsafe fn source<'a>(dst: *const memcache_buf, data: *const c_char, len: usize) -> Cow<'a, [u8]> {
-    // SAFETY: per the contract data is readable for len bytes; a view inside dst is copied below
-    // before anything writes to dst.
+    // SAFETY: write() passes a NULL-checked argument with its documented length, a buffer's
+    // storage and len (inside the block by the invariant) or a local byte; a view inside dst is
+    // copied below before anything writes to dst.
     let bytes = unsafe { caller_bytes(data, len) };
-    // SAFETY: dst is a live buffer per the contract; two fields are copied out.
+    // SAFETY: dst was NULL-checked by the exported function and is a live buffer; two fields
+    // are copied out.
     let (storage, size) = unsafe { ((*dst).ptr, (*dst).size) };
     let storage_len = if storage.is_null() { 0 } else { size };
     let at = bytes.as_ptr() as usize;
@@ -187,7 +194,9 @@ impl<'a> BufMut<'a> {
     /// `buf` is non-NULL, satisfies the module invariant with storage from `alloc`, and nothing
     /// else reads or writes it (structure or storage) during `'a`.
     unsafe fn new(alloc: &'a Alloc, buf: *mut memcache_buf) -> Self {
-        // SAFETY: per the contract buf is valid and exclusively ours for 'a.
+        // SAFETY: buf is non-NULL and live: create() passes its fresh structure, write() and
+        // with_buf() a buffer their exported function NULL-checked; no other reference to it exists
+        // during 'a (source() copied any bytes of the caller that lie inside it).
         let buf = unsafe { &mut *buf };
         if buf.ptr.is_null() {
             // No storage means empty, whatever a structure filled in by hand says.
@@ -434,7 +443,8 @@ fn create(alloc: &Alloc, content: &[u8]) -> *mut memcache_buf {
 /// # Safety
 /// `buf` is non-NULL, was allocated (with its storage) by `alloc`, and is not used afterwards.
 unsafe fn destroy(alloc: &Alloc, buf: *mut memcache_buf) {
-    // SAFETY: per the contract buf is a live buffer whose storage is NULL or from alloc.
+    // SAFETY: buf is non-NULL and live: create() passes its own fresh structure, mcm_buf_free()
+    // the *buf it NULL-checked; by the module invariant its storage is NULL or from alloc.
     alloc.free(unsafe { (*buf).ptr });
     alloc.free(buf);
 }
@@ -458,8 +468,9 @@ unsafe fn write(
     len: usize,
     how: Write,
 ) -> c_int {
-    // SAFETY: per the contract; source() copies bytes lying inside buf, so src no longer aliases
-    // buf when BufMut takes it over.
+    // SAFETY: ctxt is NULL or buf's context and buf non-NULL, both checked by the exported
+    // caller; data is NULL-checked there too, with its documented length. source() copies bytes
+    // lying inside buf, so src no longer aliases buf when BufMut takes it over.
     let (alloc, src) = unsafe { (Alloc::of(ctxt), source(buf, data, len)) };
     // SAFETY: as above: buf is valid and src does not alias it.
     let mut dst = unsafe { BufMut::new(&alloc, buf) };
@@ -475,7 +486,8 @@ unsafe fn write(
 /// # Safety
 /// `buf` is non-NULL and satisfies the invariant.
 unsafe fn find_in(buf: *const memcache_buf, needle: &[u8]) -> *mut c_char {
-    // SAFETY: per the contract; the view ends before this function returns.
+    // SAFETY: buf was NULL-checked by every exported caller and is only read; the view ends
+    // before this function returns.
     let (found, base) = unsafe { (find(used_bytes(buf), needle), (*buf).ptr) };
     match found {
         Some(at) => base.wrapping_add(at),
@@ -493,7 +505,8 @@ unsafe fn find_replace_in(
     pat: &[u8],
     rep: *const memcache_buf,
 ) -> *mut memcache_buf {
-    // SAFETY: per the contract; the views end before this function returns.
+    // SAFETY: buf and rep were NULL-checked by mcm_buf_find_replace{,2} and are only read; the
+    // views end before this function returns.
     let (alloc, out) = unsafe {
         let out = replace_all(used_bytes(buf), pat, used_bytes(rep));
         (Alloc::of(ctxt), out)
@@ -511,9 +524,11 @@ unsafe fn with_buf<T>(
     buf: *mut memcache_buf,
     f: impl FnOnce(&mut BufMut<'_>) -> T,
 ) -> T {
-    // SAFETY: per the contract.
+    // SAFETY: ctxt is NULL (libc's allocator) or the context buf was created with, as buffer.h
+    // requires of the exported caller's argument; only its allocator fields are read.
     let alloc = unsafe { Alloc::of(ctxt) };
-    // SAFETY: per the contract buf is valid, exclusively ours, with storage from alloc.
+    // SAFETY: buf was NULL-checked by the exported caller, which passes no other view of it;
+    // its storage came from alloc, the allocator of the context it was created with.
     let mut buf = unsafe { BufMut::new(&alloc, buf) };
     f(&mut buf)
 }
@@ -532,7 +547,8 @@ unsafe fn with_buf<T>(
 #[no_mangle]
 pub unsafe extern "C" fn mcm_buf_new(ctxt: *mut memcache_ctxt) -> *mut memcache_buf {
     ffi_body!(ptr::null_mut(), {
-        // SAFETY: ctxt is NULL or live per the contract.
+        // SAFETY: ctxt is NULL (libc's allocator) or the live context the C caller passes; only its
+        // allocator fields are read.
         let alloc = unsafe { Alloc::of(ctxt) };
         create(&alloc, &[])
     })
@@ -1328,7 +1344,8 @@ mod tests {
     /// # Safety
     /// `b` is a live buffer.
     unsafe fn contents(b: *const memcache_buf) -> Vec<u8> {
-        // SAFETY: b is a live buffer per the contract; its storage holds size > len bytes.
+        // SAFETY: every test passes a buffer it just got non-NULL from mcm_buf_new* or
+        // mcm_buf_copy and has not freed; by the invariant its storage holds size > len bytes.
         unsafe {
             let r = &*b;
             assert!(!r.ptr.is_null(), "no storage");
@@ -1344,7 +1361,8 @@ mod tests {
     /// # Safety
     /// `b` is a live buffer of `ctxt`, not used afterwards.
     unsafe fn release(ctxt: *mut memcache_ctxt, mut b: *mut memcache_buf) {
-        // SAFETY: per the contract.
+        // SAFETY: b is a live buffer the test created with ctxt and does not use afterwards; &mut b
+        // is a local.
         assert_eq!(unsafe { mcm_buf_free(ctxt, &mut b) }, 1);
         assert!(b.is_null());
     }
