@@ -157,7 +157,8 @@ pub unsafe extern "C" fn mcm_server_version(
         check_null!(std::ptr::null_mut(); ctxt, mc, ms);
         let scope = Scope::enter(c"mcm_server_version");
         let st = state::handle(mc);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt, mc and ms were NULL-checked above; ms is a server of mc (the documented
+        // argument) and st is mc's state, as version_of() needs.
         let v = unsafe { super::stats::version_of(ctxt, &st, ms) };
         finish(scope, ctxt, Some(&st), v.is_null());
         v
@@ -219,7 +220,8 @@ pub unsafe extern "C" fn mc_domain_version(mc: *mut memcache) -> u64 {
         let st = state::handle(mc);
         let version = {
             let mut inner = st.lock();
-            // SAFETY: mc is live per the contract; inner is its locked state.
+            // SAFETY: mc was NULL-checked above and is a live handle (the documented argument);
+            // ctxt is the global context, always live; inner is mc's locked state.
             unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
             inner.domain.as_ref().map_or(0, |d| d.applied())
         };

@@ -30,7 +30,9 @@ pub fn timeout_of(tv: &timeval) -> Duration {
 /// # Safety
 /// `ms` is a live server.
 pub unsafe fn server_name(ms: *const memcache_server) -> String {
-    // SAFETY: per the contract; hostname and port are NULL or C strings.
+    // SAFETY: ms is a live server: callers pass a side's ms (sides exist only for live servers
+    // of the locked handle) or connect_one()'s NULL-checked ms; hostname and port are NULL or
+    // NUL-terminated, as mcm_server_new() and the 1.4 structure leave them.
     unsafe { format!("{}:{}", cstr_lossy((*ms).hostname), cstr_lossy((*ms).port)) }
 }
 
@@ -96,7 +98,9 @@ unsafe fn connect(
         mirror(side);
     }
     let ms = side.ms;
-    // SAFETY: per the contract.
+    // SAFETY: side.ms is live: Front::connect() passes a side of the locked handle, whose sides
+    // exist only for its live servers, and connect_one() the side of the caller's NULL-checked
+    // ms; the handle's lock is held, so no other thread touches the structure.
     let m = unsafe { &mut *ms };
     if m.active == STATE_DOWN || m.active == STATE_NO_HOST {
         return Err(0);
@@ -464,7 +468,8 @@ unsafe fn report_failure(
     ms: *const memcache_server,
     failure: &Failure,
 ) {
-    // SAFETY: per the contract.
+    // SAFETY: every caller passes side.ms of a side of the locked handle, and sides exist only
+    // for its live servers.
     let name = unsafe { server_name(ms) };
     match failure {
         Failure::Send(f) => report!(
@@ -541,9 +546,11 @@ pub unsafe fn connect_one(
 ) -> bool {
     inner.forget_after_fork();
     promote_due(inner);
-    // SAFETY: per the contract.
+    // side_index() only compares ms with the sides' pointers, adding a side when it has none.
     let at = inner.side_index(ms);
-    // SAFETY: per the contract.
+    // SAFETY: ctxt is live and ms a live server of this handle: the callers pass the ctxt and
+    // ms their exported function NULL-checked, or a member of server_slice(mc) read under this
+    // guard; inner is the locked state, so nothing else touches the side.
     let result = unsafe { connect(ctxt, &mut inner.servers[at], &mut inner.security) };
     if let Err(errno) = result {
         // SAFETY: ms is live.

@@ -25,7 +25,9 @@ unsafe fn on_server<T>(
     ms: *mut memcache_server,
     exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
 ) -> Option<T> {
-    // SAFETY: per the contract.
+    // SAFETY: the only caller, version_of() for mcm_server_version(), passes the ctxt and ms
+    // that function NULL-checked (ms a server of mc, its documented argument); lock_exclusive()
+    // holds the handle's guard on_server_locked() needs.
     unsafe { on_server_locked(ctxt, &mut st.lock_exclusive(), ms, exchange) }
 }
 
@@ -39,7 +41,8 @@ unsafe fn on_server_locked<T>(
     ms: *mut memcache_server,
     exchange: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
 ) -> Option<T> {
-    // SAFETY: per the contract.
+    // SAFETY: ctxt is live and ms a server of the guarded handle: the callers pass the ms their
+    // exported function NULL-checked, or a member of server_slice(mc) read under this guard.
     if !unsafe { super::route::connect_one(ctxt, inner, ms) } {
         return None;
     }
@@ -111,7 +114,8 @@ pub unsafe extern "C" fn mcm_server_stats(
         check_null!(ptr::null_mut(); ctxt, mc, ms);
         let scope = Scope::enter(c"mcm_server_stats");
         let st = state::handle(mc);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt, mc and ms were NULL-checked above; ms is a server of mc (the documented
+        // argument) and lock_exclusive() holds mc's guard for the call.
         let s = unsafe { stats_of(ctxt, &mut st.lock_exclusive(), ms) };
         finish(scope, ctxt, Some(&st), s.is_null());
         s
@@ -128,14 +132,16 @@ unsafe fn stats_of(
     inner: &mut HandleInner,
     ms: *mut memcache_server,
 ) -> *mut memcache_server_stats {
-    // SAFETY: per the contract.
+    // SAFETY: ctxt is non-NULL: mcm_server_stats() and mcm_stats() NULL-check it; only its
+    // allocator fields are read.
     let alloc = unsafe { Alloc::of(ctxt) };
     let s = alloc.new_zeroed::<memcache_server_stats>();
     if s.is_null() {
         report!(ctxt, MCM_ERR_MEM_MALLOC, 0, libc::ENOMEM, "stats");
         return ptr::null_mut();
     }
-    // SAFETY: per the contract; s is a fresh zeroed structure.
+    // SAFETY: ctxt and ms are as on_server_locked() needs (from the callers' NULL checks or the
+    // guarded server list); s is a fresh zeroed structure, written only by the closure.
     let ok = unsafe {
         on_server_locked(ctxt, inner, ms, |conn, wbuf| {
             command::stats(conn, wbuf, None, &mut |name, value| {
@@ -184,9 +190,9 @@ pub unsafe extern "C" fn mcm_stats(
         // One guard from bringing the list up to date to the last server asked: another
         // thread's begin() replaces the server array and frees the servers that left.
         let mut inner = st.lock_exclusive();
-        // SAFETY: per the contract; inner is mc's locked state.
+        // SAFETY: ctxt and mc were NULL-checked above; inner is mc's exclusively locked state.
         unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
-        // SAFETY: per the contract.
+        // SAFETY: ctxt is non-NULL (checked above); only its allocator fields are read.
         let alloc = unsafe { Alloc::of(ctxt) };
         let total = alloc.new_zeroed::<memcache_server_stats>();
         if total.is_null() {
@@ -251,9 +257,11 @@ pub unsafe extern "C" fn mcm_server_stats_free(
 ) {
     ffi_body!((), {
         check_null!((); s);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt is NULL (libc's allocator) or the live context the C caller passes; only its
+        // allocator fields are read.
         let alloc = unsafe { Alloc::of(ctxt) };
-        // SAFETY: as above.
+        // SAFETY: s was NULL-checked above and is a result of mcm_stats()/mcm_server_stats(), whose
+        // version is NULL or from this allocator.
         alloc.free(unsafe { (*s).version });
         alloc.free(s);
     })
@@ -284,7 +292,8 @@ pub unsafe extern "C" fn mcm_flush(
             report!(ctxt, MCM_ERR_MC_VALID_SERVER, 0, 0, "no server to flush");
             -1
         } else {
-            // SAFETY: per the contract.
+            // SAFETY: ctxt and mc were NULL-checked above and ms just now; ms is a server of mc
+            // (the documented argument) and lock_exclusive() holds mc's guard for the call.
             unsafe { flush_one(ctxt, &mut st.lock_exclusive(), ms) }
         };
         finish(scope, ctxt, Some(&st), rc != 0).ret(rc)
@@ -301,7 +310,8 @@ unsafe fn flush_one(
     ms: *mut memcache_server,
 ) -> c_int {
     let mut reached = false;
-    // SAFETY: per the contract.
+    // SAFETY: ctxt and ms are as on_server_locked() needs: mcm_flush() passes its NULL-checked
+    // ms, mcm_flush_all() a member of server_slice(mc) read under the same guard.
     let r = unsafe {
         on_server_locked(ctxt, inner, ms, |conn, wbuf| {
             reached = true;
@@ -333,7 +343,7 @@ pub unsafe extern "C" fn mcm_flush_all(ctxt: *mut memcache_ctxt, mc: *mut memcac
         let st = state::handle(mc);
         // One guard for the whole walk, as in mcm_stats().
         let mut inner = st.lock_exclusive();
-        // SAFETY: per the contract; inner is mc's locked state.
+        // SAFETY: ctxt and mc were NULL-checked above; inner is mc's exclusively locked state.
         unsafe { super::operation::begin(ctxt, mc, &st, &mut inner) };
         let mut first = 0;
         // SAFETY: mc is live and its list cannot change under the guard.
@@ -364,9 +374,11 @@ pub unsafe fn version_of(
     st: &HandleState,
     ms: *mut memcache_server,
 ) -> *mut libc::c_char {
-    // SAFETY: per the contract.
+    // SAFETY: ctxt is non-NULL: the only caller, mcm_server_version(), NULL-checks it; only its
+    // allocator fields are read.
     let alloc = unsafe { Alloc::of(ctxt) };
-    // SAFETY: as above.
+    // SAFETY: ctxt and ms were NULL-checked by mcm_server_version(), and ms is a server of the
+    // handle whose state is st (its documented argument).
     unsafe {
         on_server(ctxt, st, ms, |conn, wbuf| {
             command::version(conn, wbuf).map(|v| alloc.cstring(&v))
