@@ -341,7 +341,9 @@ pub unsafe extern "C" fn mcMemFreeCtxt(ctxt: *mut memcache_ctxt) {
         if ctxt == global() {
             return;
         }
-        // SAFETY: per the contract.
+        // SAFETY: ctxt was NULL-checked above and is not the global context, so it is a context
+        // from mcMemNewCtxt() that the caller gives up (the documented argument), live until freed
+        // below; only its allocator fields are read.
         let alloc = unsafe { Alloc::of(ctxt) };
         // SAFETY: as above; ectxt was allocated with the context.
         let ectxt = unsafe { (*ctxt).ectxt };
@@ -368,7 +370,8 @@ pub extern "C" fn mcErrSetup(errFunc: mcErrFunc) -> i32 {
 pub unsafe extern "C" fn mcErrGet(errFunc: *mut mcErrFunc) -> i32 {
     ffi_body!(1, {
         check_null!(1; errFunc);
-        // SAFETY: errFunc is writable per the contract; the global context is always live.
+        // SAFETY: errFunc was NULL-checked above and is writable (the documented out-pointer);
+        // the global context is a static, always live.
         unsafe { *errFunc = (*global()).mcErr };
         0
     })

@@ -59,7 +59,8 @@ unsafe fn new_attached(
             }
         }
     };
-    // SAFETY: per the contract.
+    // SAFETY: ctxt is NULL or live, as new_plain() needs: the mcm_new*() callers pass the
+    // context the C caller gave (NULL or live, their documented argument).
     let mc = unsafe { new_plain(ctxt) };
     if !mc.is_null() {
         if let Some(link) = link {
@@ -92,10 +93,11 @@ pub unsafe extern "C" fn mcm_new2(
         let name = if domain.is_null() {
             default_domain()
         } else {
-            // SAFETY: per the contract.
+            // SAFETY: domain is non-NULL (tested just above) and a C string, the documented
+            // argument.
             unsafe { cstr_lossy(domain) }
         };
-        // SAFETY: per the contract.
+        // SAFETY: ctxt is NULL or the live context the C caller passes, as new_attached() needs.
         unsafe { new_attached(ctxt, &name, false, c"mcm_new2") }
     })
 }
@@ -176,7 +178,10 @@ pub unsafe fn before_explicit_add(
     if !inner.replicas_explicit {
         inner.replicas = 1;
     }
-    // SAFETY: per the contract: drop every domain-provided server.
+    // SAFETY: the only caller, add3(), passes the ctxt and mc mcm_server_add3() NULL-checked
+    // and mc's locked state; owner is the handle's creating context, NULL or live (a context
+    // may not be used after mcMemFreeCtxt(), so it outlives its handles). Drops every
+    // domain-provided server.
     unsafe { replace_servers(ctxt, owner, mc, st, inner, &[]) };
     true
 }
@@ -203,7 +208,8 @@ pub unsafe fn sync(
         return;
     };
     let owner = link.owner;
-    // SAFETY: per the contract; owner is the handle's own context.
+    // SAFETY: ctxt, mc and inner come from this function's callers (begin() under mc's lock,
+    // new_attached() with a fresh handle); owner is the handle's own creating context.
     unsafe { take_update(ctxt, owner, mc, st, inner, update) };
 }
 
@@ -222,7 +228,8 @@ unsafe fn take_update(
     update: crate::registry::Update,
 ) {
     if let Some(list) = update.list {
-        // SAFETY: per the contract.
+        // SAFETY: as sync() above: ctxt and mc are live, inner is mc's locked state, owner NULL or
+        // live.
         unsafe { apply(ctxt, owner, mc, st, inner, list) };
     }
     if let Some(notice) = update.notice {
@@ -249,7 +256,8 @@ unsafe fn apply(
     if !inner.distribution_explicit {
         st.set_distribution(list.distribution);
     }
-    // SAFETY: per the contract.
+    // SAFETY: as sync() above: ctxt and mc are live, inner is mc's locked state, owner NULL or
+    // live.
     unsafe { replace_servers(ctxt, owner, mc, st, inner, &list.servers) };
     if !inner.replicas_explicit {
         inner.replicas = list.replicas.max(1);
@@ -257,7 +265,7 @@ unsafe fn apply(
     // SAFETY: the array was just made consistent under the lock.
     unsafe { st.rebuild_selector(mc, inner) };
     if !inner.security_explicit {
-        // SAFETY: per the contract.
+        // SAFETY: ctxt is live, as in sync() above; only reports are sent to it.
         unsafe { follow_security(ctxt, inner) };
     }
 }
@@ -319,7 +327,8 @@ unsafe fn replace_servers(
     wanted: &[ServerAddr],
 ) {
     let _ = st;
-    // SAFETY: per the contract, owner is NULL or live.
+    // SAFETY: owner is NULL or the live context the handle was created with (see sync()); only
+    // its allocator fields are read.
     let alloc = unsafe { Alloc::of(owner) };
     // SAFETY: as above.
     let mut old: Vec<Option<*mut memcache_server>> = unsafe { server_slice(mc) }

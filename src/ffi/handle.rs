@@ -14,7 +14,9 @@ use super::types::*;
 /// # Safety
 /// `ctxt` is NULL (libc allocator) or a live context.
 pub unsafe fn new_plain(ctxt: *mut memcache_ctxt) -> *mut memcache {
-    // SAFETY: per the contract.
+    // SAFETY: ctxt is NULL or live: the only caller, new_attached(), passes the context its
+    // mcm_new*() caller gave (NULL or live, their documented argument); only its allocator
+    // fields are read.
     let mc = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache>();
     // SAFETY: mc is NULL or a fresh zeroed handle.
     if let Some(m) = unsafe { mc.as_mut() } {
@@ -41,7 +43,8 @@ pub unsafe extern "C" fn mcm_free(ctxt: *mut memcache_ctxt, mc: *mut memcache) {
     ffi_body!((), {
         check_null!((); mc);
         state::handle_freed(mc);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt is NULL (libc's allocator) or the context mc was made with, the documented
+        // argument; only its allocator fields are read.
         let alloc = unsafe { Alloc::of(ctxt) };
         // SAFETY: mc is live; its servers were allocated by this library for it.
         unsafe {
@@ -75,7 +78,8 @@ pub unsafe extern "C" fn mcm_timeout(
 ) {
     ffi_body!((), {
         check_null!((); mc);
-        // SAFETY: per the contract.
+        // SAFETY: mc was NULL-checked above and is a live handle (the documented argument); tv is
+        // a plain field written in place.
         unsafe {
             (*mc).tv = timeval {
                 tv_sec: sec.into(),
@@ -104,7 +108,8 @@ pub unsafe extern "C" fn mcm_hash(
 ) -> u32 {
     ffi_body!(0, {
         check_null!(0; ctxt);
-        // SAFETY: per the contract.
+        // SAFETY: key_bytes() returns an empty slice for a NULL key, else key is readable for len
+        // bytes, mcm_hash()'s documented argument.
         let bytes = unsafe { key_bytes(key, len) };
         if mc.is_null() {
             // SAFETY: a client hook or the default hash, with a NULL handle.
@@ -114,7 +119,8 @@ pub unsafe extern "C" fn mcm_hash(
             };
         }
         let st = state::handle(mc);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt and mc were NULL-checked above and are live (the documented arguments); st
+        // is mc's state, as hash_key() needs.
         unsafe { hash_key(ctxt, mc, &st, bytes) }
     })
 }

@@ -26,7 +26,8 @@ pub unsafe extern "C" fn default_key_valid(
     len: size_t,
 ) -> i32 {
     ffi_body!(1, {
-        // SAFETY: per the contract.
+        // SAFETY: key_bytes() returns an empty slice for a NULL key, else key is readable for len
+        // bytes: the mcKeyValidFunc arguments a program passes when it calls the saved hook.
         match key::check(unsafe { key_bytes(key, len) }) {
             Ok(()) => 0,
             Err(key::KeyError::Empty) => 1,
@@ -45,7 +46,9 @@ pub unsafe fn key_bytes<'a>(key: *const c_char, len: size_t) -> &'a [u8] {
     if key.is_null() || len == 0 {
         return &[];
     }
-    // SAFETY: per the contract.
+    // SAFETY: key is non-NULL (tested above) and readable for len bytes: the callers pass a
+    // pointer with the length the C caller gave for it (memcache.h), or a request's own key
+    // and length.
     unsafe { std::slice::from_raw_parts(key as *const u8, len) }
 }
 
@@ -55,7 +58,8 @@ pub unsafe fn key_bytes<'a>(key: *const c_char, len: size_t) -> &'a [u8] {
 /// # Safety
 /// `mc` is NULL or a live handle.
 pub unsafe fn hash_of(mc: *const memcache, st: Option<&HandleState>, key: &[u8]) -> u32 {
-    // SAFETY: per the contract.
+    // SAFETY: mc is NULL (as_ref() gives None) or a live handle: default_hash() passes its hook
+    // argument, route.rs and hash_key() a handle NULL-checked by the exported call.
     if let Some(m) = unsafe { mc.as_ref() } {
         if m.num_servers <= 1 {
             return 1;
@@ -80,7 +84,8 @@ pub unsafe extern "C" fn default_hash(
     ffi_body!(1, {
         let mc = mc as *const memcache;
         let st = (!mc.is_null()).then(|| state::handle(mc));
-        // SAFETY: per the contract.
+        // SAFETY: mc is NULL or the live handle this hook was called for (the mcHashKeyFunc
+        // argument); key_bytes() returns an empty slice for a NULL key, else len readable bytes.
         unsafe { hash_of(mc, st.as_deref(), key_bytes(key, len)) }
     })
 }
@@ -99,7 +104,8 @@ pub unsafe extern "C" fn default_server_find(
         let mc = mc as *mut memcache;
         check_null!(std::ptr::null_mut(); mc);
         let st = state::handle(mc);
-        // SAFETY: per the contract.
+        // SAFETY: mc was NULL-checked above and is the live handle this hook was called for (the
+        // mcServerFindFunc argument); ctxt is only handed to report!, which accepts NULL.
         unsafe { find_in(ctxt as *const memcache_ctxt, mc, &st, hash) as *mut c_void }
     })
 }
@@ -112,7 +118,8 @@ pub unsafe fn find_in(
     st: &HandleState,
     hash: u32,
 ) -> *mut memcache_server {
-    // SAFETY: per the contract.
+    // SAFETY: mc is a live handle: default_server_find() NULL-checks its hook argument, and
+    // route.rs and find() pass a handle the exported call NULL-checked.
     let servers = unsafe { server_slice(mc) };
     let n = servers.len();
     if n == 0 {
@@ -163,7 +170,8 @@ pub unsafe fn hash_key(
     st: &HandleState,
     key: &[u8],
 ) -> u32 {
-    // SAFETY: ctxt is live per the contract.
+    // SAFETY: ctxt is non-NULL and live: the only caller, mcm_hash(), NULL-checks it; mc was
+    // NULL-checked there too.
     match unsafe { (*ctxt).mcHashKey } {
         Some(h) if h as usize != default_hash as *const () as usize => {
             // SAFETY: the client's hook, called with the documented mcHashKeyFunc arguments.
@@ -184,7 +192,8 @@ pub unsafe fn find(
     st: &HandleState,
     hash: u32,
 ) -> *mut memcache_server {
-    // SAFETY: ctxt is live per the contract.
+    // SAFETY: ctxt is non-NULL and live: the only caller, mcm_server_find(), NULL-checks it
+    // and mc.
     match unsafe { (*ctxt).mcServerFind } {
         Some(f) if f as usize != default_server_find as *const () as usize => {
             // SAFETY: the client's hook, called with the documented mcServerFindFunc arguments.
