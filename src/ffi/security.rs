@@ -61,7 +61,8 @@ unsafe fn change(
 /// # Safety
 /// `s` is NULL or a NUL-terminated string.
 unsafe fn path_of(s: *const c_char) -> Option<PathBuf> {
-    // SAFETY: per the contract.
+    // SAFETY: s is NULL, which cstr_lossy() reads as "", or NUL-terminated: every caller
+    // passes a path argument memcache.h documents as NULL or a C string.
     let text = unsafe { cstr_lossy(s) };
     (!text.is_empty()).then(|| PathBuf::from(text))
 }
@@ -76,7 +77,7 @@ unsafe fn path_of(s: *const c_char) -> Option<PathBuf> {
 pub unsafe extern "C" fn mc_tls_ca(mc: *mut memcache, path: *const c_char) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; mc);
-        // SAFETY: per the contract.
+        // SAFETY: path is NULL or a C string (the documented argument), as path_of() needs.
         let ca_file = unsafe { path_of(path) };
         // SAFETY: mc is live.
         unsafe {
@@ -105,7 +106,8 @@ pub unsafe extern "C" fn mc_tls_cert(
 ) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; mc);
-        // SAFETY: per the contract.
+        // SAFETY: cert and key are NULL or C strings (the documented arguments), as path_of()
+        // needs.
         let (cert_file, key_file) = unsafe { (path_of(cert), path_of(key)) };
         // SAFETY: mc is live.
         unsafe {
@@ -213,7 +215,8 @@ pub unsafe extern "C" fn mc_auth(
         let auth = if user.is_null() {
             None
         } else {
-            // SAFETY: per the contract.
+            // SAFETY: user was tested non-NULL above and is a C string; password is NULL (read
+            // as "" by cstr_lossy()) or a C string, the documented arguments.
             let (user, password) = unsafe { (cstr_lossy(user), cstr_lossy(password)) };
             Some(Credentials::new(&user, &password))
         };
@@ -238,7 +241,7 @@ pub unsafe extern "C" fn mc_auth(
 pub unsafe extern "C" fn mc_auth_file(mc: *mut memcache, path: *const c_char) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; mc);
-        // SAFETY: per the contract.
+        // SAFETY: path is NULL or a C string (the documented argument), as path_of() needs.
         let auth = unsafe { path_of(path) }.map(|p| Credentials::from_file(&p));
         // SAFETY: mc is live.
         unsafe {
