@@ -23,7 +23,8 @@ use crate::conn;
 pub unsafe extern "C" fn mcm_server_new(ctxt: *mut memcache_ctxt) -> *mut memcache_server {
     ffi_body!(std::ptr::null_mut(), {
         let scope = Scope::enter(c"mcm_server_new");
-        // SAFETY: per the contract.
+        // SAFETY: ctxt is NULL (libc's allocator) or the live context the C caller passes; only its
+        // allocator fields are read.
         let ms = new_server(&unsafe { Alloc::of(ctxt) });
         if ms.is_null() {
             super::context::report_oom(ctxt, "struct memcache_server");
@@ -64,7 +65,9 @@ pub unsafe extern "C" fn mcm_server_free(ctxt: *mut memcache_ctxt, ms: *mut memc
             st.lock().servers.retain(|s| s.ms != ms);
             state::forget_owner(ms);
         }
-        // SAFETY: per the contract.
+        // SAFETY: ms was NULL-checked above and is a server the caller gives up (the documented
+        // argument); an owning handle's side of it was just dropped, so nothing refers to it after
+        // this; ctxt is NULL or the context it was made with.
         unsafe { free_server(&Alloc::of(ctxt), ms) };
     })
 }
@@ -78,7 +81,10 @@ pub unsafe extern "C" fn mc_server_free(ms: *mut memcache_server) {
 /// # Safety
 /// `ms` is a live server whose connection state was already dropped.
 pub unsafe fn free_server(alloc: &Alloc, ms: *mut memcache_server) {
-    // SAFETY: per the contract; hostname and port came from the context's allocator.
+    // SAFETY: ms is live and used by nobody after this: mcm_server_free() and mcm_free() pass
+    // a server their caller gives up, add3() and replace_servers() one that is not (or no
+    // longer) in a handle's list; hostname and port are NULL or from alloc, as the adds set
+    // them.
     unsafe {
         alloc.free((*ms).hostname);
         alloc.free((*ms).port);
@@ -105,7 +111,8 @@ pub unsafe extern "C" fn mcm_server_activate(
         let st = state::handle(mc);
         let rc = {
             let mut inner = st.lock();
-            // SAFETY: per the contract.
+            // SAFETY: ms was NULL-checked above and is a live server of mc (the documented
+            // argument); mc's lock is held, so no other thread writes its active field.
             match unsafe { (*ms).active } {
                 STATE_DOWN => {
                     inner.side(ms).slot.health.set_user_down(false);
@@ -168,7 +175,8 @@ pub unsafe extern "C" fn mcm_server_activate_all(
         check_null!(-1; ctxt, mc);
         let st = state::handle(mc);
         let mut inner = st.lock();
-        // SAFETY: per the contract.
+        // SAFETY: mc was NULL-checked above and is live; its lock is held, so the server array does
+        // not change during the walk.
         for &ms in unsafe { server_slice(mc) } {
             // SAFETY: a live server of the handle.
             if unsafe { (*ms).active } == STATE_DOWN {
@@ -203,7 +211,8 @@ pub unsafe extern "C" fn mcm_server_deactivate(
         let st = state::handle(mc);
         let mut inner = st.lock();
         let side = inner.side(ms);
-        // SAFETY: per the contract.
+        // SAFETY: ms was NULL-checked above and is a live server of mc (the documented argument);
+        // mc's lock is held, so no other thread writes its active field.
         unsafe {
             if matches!((*ms).active, STATE_UP | STATE_TRY) {
                 (*ms).active = STATE_DOWN;
