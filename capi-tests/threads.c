@@ -7,7 +7,9 @@
  *     (ENOENT after a miss, 0 after a hit) never leaks between threads;
  *  4. four threads, own handles, all producing reports on the global context at once: the
  *     handler is never entered by two threads at the same time and always sees a consistent
- *     record.
+ *     record;
+ *  5. one thread setting the timeouts of a shared handle and of its server (mc_timeout,
+ *     mc_server_timeout, which write them under the handle's lock) while three others use it.
  * Every value read back is checked.
  *
  * Environment: MC_HOST, MC_PORT.
@@ -158,6 +160,22 @@ static void *reporting_worker(void *arg)
 	return NULL;
 }
 
+static void *timeout_worker(void *arg)
+{
+	struct job *job = arg;
+	int i;
+
+	for (i = 0; i < ITERATIONS; i++) {
+		if (job->id != 0) {
+			job->bad += round_trip(shared, job->id, i);
+			continue;
+		}
+		mc_timeout(shared, 2, 600 + i % 2);
+		job->bad += mc_server_timeout(shared->servers[0], 2, 600 + i % 2) != 1;
+	}
+	return NULL;
+}
+
 static void run(void *(*worker)(void *), const char *label)
 {
 	pthread_t tid[THREADS];
@@ -208,6 +226,8 @@ int main(void)
 	      THREADS * REPORTS_PER_THREAD);
 	CHECK(overlaps == 0, "the handler ran in two threads at once %d times (D9)", overlaps);
 	CHECK(inconsistent == 0, "%d reports saw a record changed under them (D9)", inconsistent);
+
+	run(timeout_worker, "timeouts set while the handle is in use");
 	mc_free(shared);
 	return CHECK_DONE();
 }

@@ -78,8 +78,12 @@ pub unsafe extern "C" fn mcm_timeout(
 ) {
     ffi_body!((), {
         check_null!((); mc);
-        // SAFETY: mc was NULL-checked above and is a live handle (the documented argument); tv is
-        // a plain field written in place.
+        // Adds and domain updates of other threads copy mc->tv into new servers under the
+        // handle's lock: write it under that lock too.
+        let st = state::handle(mc);
+        let _inner = st.lock();
+        // SAFETY: mc was NULL-checked above and is a live handle (the documented argument); its
+        // lock is held, so no add or domain update reads tv meanwhile.
         unsafe {
             (*mc).tv = timeval {
                 tv_sec: sec.into(),

@@ -294,7 +294,12 @@ pub unsafe extern "C" fn mcm_server_timeout(
     ffi_body!(0, {
         check_null!(0; ms);
         let scope = Scope::enter(c"mcm_server_timeout");
-        // SAFETY: per the contract.
+        // Another thread's call on the owning handle reads tv when it connects, under the
+        // handle's lock: write it under that lock too.
+        let st = state::owner(ms).map(state::handle);
+        let mut inner = st.as_ref().map(|st| st.lock());
+        // SAFETY: ms was NULL-checked above and is a live server (the documented argument); the
+        // owning handle's lock, if it has one, is held, so no connect reads tv meanwhile.
         unsafe {
             (*ms).tv = timeval {
                 tv_sec: sec.into(),
@@ -302,9 +307,7 @@ pub unsafe extern "C" fn mcm_server_timeout(
             }
         };
         let mut rc = 1;
-        if let Some(mc) = state::owner(ms) {
-            let st = state::handle(mc);
-            let mut inner = st.lock();
+        if let Some(inner) = inner.as_mut() {
             let side = inner.side(ms);
             if let Some(c) = side.slot.conn_mut() {
                 // SAFETY: ms is live.
@@ -314,6 +317,7 @@ pub unsafe extern "C" fn mcm_server_timeout(
                 }
             }
         }
+        drop(inner);
         scope.deliver(ctxt).ret(rc)
     })
 }
