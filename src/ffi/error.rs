@@ -548,7 +548,8 @@ pub unsafe extern "C" fn mcm_err_test(ctxt: *const memcache_ctxt) {
     ffi_body!((), {
         check_null!((); ctxt);
         let msg = "per-error message specific to this line of code";
-        // SAFETY: ctxt is non-NULL and, per the contract, live.
+        // SAFETY: ctxt was NULL-checked above and is the live context the C caller passes (a
+        // context stays live until mcMemFreeCtxt(), the global one always).
         unsafe {
             deliver_one(
                 ctxt,

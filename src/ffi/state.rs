@@ -406,7 +406,8 @@ impl HandleState {
     /// # Safety
     /// `mc` is a live handle whose `servers` array holds `num_servers` live servers.
     pub unsafe fn rebuild_selector(&self, mc: *const memcache, inner: &HandleInner) {
-        // SAFETY: per the contract.
+        // SAFETY: mc is a live handle its exported function NULL-checked, and every caller holds
+        // its lock (inner), under which alone the array of num_servers live servers changes.
         let servers = unsafe { server_slice(mc) };
         let names: Vec<(String, u16, u32)> = servers
             .iter()
@@ -438,7 +439,8 @@ impl HandleState {
 /// # Safety
 /// `mc` is a live handle; `servers` is NULL or holds `num_servers` entries.
 pub unsafe fn server_slice<'a>(mc: *const memcache) -> &'a [*mut memcache_server] {
-    // SAFETY: per the contract.
+    // SAFETY: mc is non-NULL and live: every caller passes a handle its exported function
+    // NULL-checked, or a hook's own handle argument; the reference ends with this function.
     let mc = unsafe { &*mc };
     if mc.servers.is_null() || mc.num_servers == 0 {
         return &[];
@@ -455,7 +457,9 @@ pub unsafe fn cstr_lossy(p: *const libc::c_char) -> String {
     if p.is_null() {
         return String::new();
     }
-    // SAFETY: per the contract.
+    // SAFETY: p is non-NULL (tested above) and NUL-terminated: callers pass a server's
+    // hostname or port (set by the adds to NUL-terminated copies) or a C string argument that
+    // memcache.h documents as NULL or NUL-terminated.
     unsafe { std::ffi::CStr::from_ptr(p) }
         .to_string_lossy()
         .into_owned()

@@ -42,7 +42,8 @@ pub(super) unsafe fn store(
         StoreCmd::Prepend => c"mcm_prepend",
         StoreCmd::Cas(_) => c"mcm_cas",
     });
-    // SAFETY: per the contract.
+    // SAFETY: ctxt was NULL-checked by every exported caller; key is NULL or key_len bytes,
+    // writable when an mcKeyValid hook is installed (mcm_set's and its relatives' argument).
     let key = match unsafe { validate_key(ctxt, key, key_len) } {
         Ok(k) => k,
         Err(rc) => return finish(scope, ctxt, Some(&state::handle(mc)), true).ret(rc),
@@ -56,7 +57,8 @@ pub(super) unsafe fn store(
         unsafe { std::slice::from_raw_parts(val as *const u8, bytes) }
     };
     let st = state::handle(mc);
-    // SAFETY: per the contract.
+    // SAFETY: ctxt and mc were NULL-checked by every exported caller and are live (the
+    // documented arguments).
     let outcome = unsafe {
         on_copies_for(
             ctxt,
@@ -429,7 +431,8 @@ unsafe fn found_or_not(
     meaning: fn(crate::protocol::Reply<'_>) -> Result<bool, Failure>,
 ) -> (Outcome<bool>, std::sync::Arc<state::HandleState>) {
     let st = state::handle(mc);
-    // SAFETY: per the contract.
+    // SAFETY: ctxt and mc were NULL-checked by mcm_delete() and mcm_touch() and are live (the
+    // documented arguments).
     let outcome =
         unsafe { on_copies_for(ctxt, mc, &st, key, |_| false, request, || Line(meaning)) };
     (outcome, st)
@@ -452,7 +455,8 @@ pub unsafe extern "C" fn mcm_delete(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         let scope = Scope::enter(c"mcm_delete");
-        // SAFETY: per the contract.
+        // SAFETY: ctxt was NULL-checked above; key is NULL or key_len bytes (the documented
+        // argument), writable when an mcKeyValid hook is installed.
         let key = match unsafe { validate_key(ctxt, key, key_len) } {
             Ok(k) => k,
             Err(rc) => return finish(scope, ctxt, Some(&state::handle(mc)), true).ret(rc),
@@ -466,7 +470,7 @@ pub unsafe extern "C" fn mcm_delete(
                 "delete hold time ignored"
             );
         }
-        // SAFETY: per the contract.
+        // SAFETY: ctxt and mc were NULL-checked above and are live (the documented arguments).
         let (outcome, st) = unsafe {
             found_or_not(
                 ctxt,
@@ -516,13 +520,14 @@ pub unsafe extern "C" fn mcm_touch(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         let scope = Scope::enter(c"mcm_touch");
-        // SAFETY: per the contract.
+        // SAFETY: ctxt was NULL-checked above; key is NULL or key_len bytes (the documented
+        // argument), writable when an mcKeyValid hook is installed.
         let key = match unsafe { validate_key(ctxt, key, key_len) } {
             Ok(k) => k,
             Err(rc) => return finish(scope, ctxt, Some(&state::handle(mc)), true).ret(rc),
         };
         let request = |c: &mut _, w: &mut _| command::send_touch(c, w, key, expire as u64);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt and mc were NULL-checked above and are live (the documented arguments).
         let (outcome, st) = unsafe { found_or_not(ctxt, mc, key, request, command::touched) };
         let rc = match outcome {
             Outcome::Done(touched) => {
@@ -579,7 +584,8 @@ unsafe fn arith(
     let scope = Scope::enter(funcname);
     // SAFETY: ctxt is live.
     unsafe { set_errnum(ctxt, 0) };
-    // SAFETY: per the contract.
+    // SAFETY: ctxt was NULL-checked by every exported caller (incr, decr, and their 64-bit
+    // forms); key is NULL or key_len bytes, writable when an mcKeyValid hook is installed.
     let key = match unsafe { validate_key(ctxt, key, key_len) } {
         Ok(k) => k,
         Err(rc) => {
@@ -593,7 +599,7 @@ unsafe fn arith(
         }
     };
     let st = state::handle(mc);
-    // SAFETY: per the contract.
+    // SAFETY: ctxt and mc were NULL-checked by every exported caller and are live.
     let outcome = unsafe {
         on_copies_for(
             ctxt,
@@ -742,7 +748,8 @@ unsafe fn arith64(
     match unsafe { arith(ctxt, mc, funcname, incr, key, key_len, delta) } {
         Ok(Some(v)) => {
             if !value.is_null() {
-                // SAFETY: value is writable per the contract.
+                // SAFETY: value is non-NULL (tested just above) and writable: the documented
+                // out-pointer of mcm_incr64() and mcm_decr64().
                 unsafe { *value = v };
             }
             0

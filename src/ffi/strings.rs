@@ -17,9 +17,11 @@ pub unsafe extern "C" fn mcm_strndup(
 ) -> *mut c_char {
     ffi_body!(std::ptr::null_mut(), {
         check_null!(std::ptr::null_mut(); str);
-        // SAFETY: per the contract.
+        // SAFETY: str was NULL-checked above and has len readable bytes (the documented argument;
+        // mcm_strdup() passes its strlen()).
         let bytes = unsafe { std::slice::from_raw_parts(str as *const u8, len) };
-        // SAFETY: as above.
+        // SAFETY: ctxt is NULL (libc's allocator) or the live context the C caller passes; only its
+        // allocator fields are read.
         unsafe { Alloc::of(ctxt) }.cstring(bytes)
     })
 }
@@ -66,7 +68,8 @@ pub unsafe extern "C" fn mcm_strnchr(
     ffi_body!(std::ptr::null_mut(), {
         check_null!(std::ptr::null_mut(); str);
         for i in 0..len {
-            // SAFETY: within len bytes and before any NUL, per the contract.
+            // SAFETY: str was NULL-checked above, i < len and no NUL came before i, so str + i is
+            // among the bytes the documented argument makes readable.
             let b = unsafe { *str.add(i) };
             if b == c as c_char {
                 return str.wrapping_add(i) as *mut c_char;
