@@ -23,7 +23,8 @@ pub unsafe fn c_len(s: *const c_char) -> usize {
     if s.is_null() {
         0
     } else {
-        // SAFETY: a NUL-terminated string per the contract (NULL was checked).
+        // SAFETY: s is non-NULL (tested above) and NUL-terminated: every caller passes a string
+        // argument memcache.h documents as NULL or a C string.
         unsafe { libc::strlen(s) }
     }
 }
@@ -48,7 +49,8 @@ pub unsafe extern "C" fn mcm_server_add2(
 ) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt and mc were NULL-checked above and are live (the documented arguments);
+        // hostname and port are NULL or readable for their lengths, as add_parts() needs.
         unsafe {
             add_parts(
                 ctxt,
@@ -76,7 +78,9 @@ unsafe fn add_parts(
     port_len: size_t,
     funcname: &'static CStr,
 ) -> c_int {
-    // SAFETY: per the contract.
+    // SAFETY: key_bytes() gives an empty slice for NULL or 0; else hostname and port are
+    // readable for their lengths: mcm_server_add2()'s documented arguments, or mcm_server_add()'s
+    // C strings with their strlen().
     let (host, port) = unsafe { (key_bytes(hostname, hostname_len), key_bytes(port, port_len)) };
     let host: &[u8] = if host.is_empty() {
         address::DEFAULT_HOST.as_bytes()
@@ -84,7 +88,7 @@ unsafe fn add_parts(
         host
     };
     let port = port_text(host, (!port.is_empty()).then_some(port));
-    // SAFETY: per the contract.
+    // SAFETY: ctxt and mc were NULL-checked by the exported caller and are live.
     unsafe { add_host_port(ctxt, mc, host, &port, funcname) }
 }
 
@@ -110,7 +114,9 @@ unsafe fn add_spec(
     hostlen: size_t,
     funcname: &'static CStr,
 ) -> c_int {
-    // SAFETY: per the contract.
+    // SAFETY: key_bytes() gives an empty slice for NULL or 0; else hostport is readable for
+    // hostlen bytes: mcm_server_add5()'s documented argument, or mcm_server_add4()'s C string
+    // with its strlen().
     let spec = unsafe { key_bytes(hostport, hostlen) };
     // `tls://` is ASCII: a text that is not UTF-8 is not cut, and has no scheme.
     let (tls, spec) = match std::str::from_utf8(spec) {
@@ -121,7 +127,7 @@ unsafe fn add_spec(
         Err(_) => (false, spec),
     };
     let (host, port) = address::split_host_port(spec);
-    // SAFETY: per the contract.
+    // SAFETY: ctxt and mc were NULL-checked by the exported caller and are live.
     let rc = unsafe { add_host_port(ctxt, mc, host, &port_text(host, port), funcname) };
     if rc == 0 && tls {
         let st = state::handle(mc);
@@ -146,7 +152,7 @@ unsafe fn add_host_port(
     funcname: &'static CStr,
 ) -> c_int {
     let scope = Scope::enter(funcname);
-    // SAFETY: per the contract.
+    // SAFETY: ctxt and mc are live: every exported caller NULL-checks them.
     let rc = unsafe { build_and_add(ctxt, mc, host, port) };
     state::handle(mc).set_last_error(if rc != 0 { scope.last() } else { None });
     scope.deliver(ctxt).ret(rc)
@@ -160,7 +166,8 @@ unsafe fn build_and_add(
     host: &[u8],
     port: &[u8],
 ) -> c_int {
-    // SAFETY: per the contract.
+    // SAFETY: ctxt is non-NULL (every exported caller NULL-checks it); only its allocator
+    // fields are read.
     let alloc = unsafe { Alloc::of(ctxt) };
     let ms = new_server(&alloc);
     if ms.is_null() {
@@ -214,7 +221,8 @@ pub unsafe extern "C" fn mcm_server_add(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         let (hlen, plen) = (c_len(hostname), c_len(port));
-        // SAFETY: per the contract.
+        // SAFETY: ctxt and mc were NULL-checked above; hostname and port are NULL or C strings
+        // (the documented arguments), so readable for the lengths c_len() just measured.
         unsafe { add_parts(ctxt, mc, hostname, hlen, port, plen, c"mcm_server_add") }
     })
 }
@@ -243,7 +251,8 @@ pub unsafe extern "C" fn mcm_server_add5(
 ) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt and mc were NULL-checked above; hostport is NULL or readable for hostlen
+        // bytes (the documented argument).
         unsafe { add_spec(ctxt, mc, hostport, hostlen, c"mcm_server_add5") }
     })
 }
@@ -271,7 +280,8 @@ pub unsafe extern "C" fn mcm_server_add4(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc);
         let len = c_len(hostport);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt and mc were NULL-checked above; hostport is NULL or a C string (the
+        // documented argument), so readable for the length c_len() just measured.
         unsafe { add_spec(ctxt, mc, hostport, len, c"mcm_server_add4") }
     })
 }
@@ -299,7 +309,8 @@ pub unsafe extern "C" fn mcm_server_add3(
     ffi_body!(-1, {
         check_null!(-1; ctxt, mc, ms);
         let scope = Scope::enter(c"mcm_server_add3");
-        // SAFETY: per the contract.
+        // SAFETY: ctxt, mc and ms were NULL-checked above; ms is a server from mcm_server_new()
+        // not yet added anywhere (the documented argument), so add3() may take it over.
         let rc = unsafe { add3(ctxt, mc, ms) };
         let st = state::handle(mc);
         st.set_last_error(if rc != 0 { scope.last() } else { None });
@@ -310,7 +321,8 @@ pub unsafe extern "C" fn mcm_server_add3(
 /// # Safety
 /// As mcm_server_add3().
 unsafe fn add3(ctxt: *mut memcache_ctxt, mc: *mut memcache, ms: *mut memcache_server) -> c_int {
-    // SAFETY: per the contract.
+    // SAFETY: ctxt is non-NULL: mcm_server_add3() NULL-checks it, and build_and_add() has it
+    // from exported callers that do; only its allocator fields are read.
     let alloc = unsafe { Alloc::of(ctxt) };
     // SAFETY: ms is live; hostname and port are NULL or C strings.
     let (host, port) = unsafe { (cstr_lossy((*ms).hostname), cstr_lossy((*ms).port)) };
@@ -407,10 +419,11 @@ pub unsafe extern "C" fn mcm_server_find(
     ffi_body!(std::ptr::null_mut(), {
         check_null!(std::ptr::null_mut(); ctxt, mc);
         let scope = Scope::enter(c"mcm_server_find");
-        // SAFETY: per the contract.
+        // SAFETY: ctxt and mc were NULL-checked above and are live (the documented arguments).
         unsafe { super::operation::sync_handle(ctxt, mc) };
         let st = state::handle(mc);
-        // SAFETY: per the contract.
+        // SAFETY: ctxt and mc were NULL-checked above and are live (the documented arguments); st
+        // is mc's state, as find() needs.
         let ms = unsafe { find(ctxt, mc, &st, hash) };
         scope.deliver(ctxt);
         ms
