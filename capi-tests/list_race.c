@@ -1,7 +1,7 @@
 /*
  * Eight threads share ONE handle that follows a domain while the harness keeps changing the
  * domain's list with mcadmin (issue 12, fault 1). Each thread loops over multi-key mc_get,
- * mc_stats and mc_flush_all: the calls that walk the server array. A list change frees the servers
+ * mc_stats, mc_flush_all and mc_server_find: the calls that walk the server array. A list change frees the servers
  * that left, so a call that read the array or a server outside the handle's exclusion would use
  * freed memory (before the fix: SIGSEGV within seconds). Answers are not checked (flush_all
  * empties the servers under the gets' feet); the process must simply live, and every call must
@@ -57,6 +57,8 @@ static void *worker(void *arg)
 		}
 		if (n % 16 == 0)
 			(void)mc_flush_all(shared);
+		for (i = 0; i < KEYS; i++)
+			(void)mc_server_find(shared, mc_hash(shared, keys[i], strlen(keys[i])));
 		(void)mc_set(shared, keys[n % KEYS], strlen(keys[n % KEYS]), "v", 1, 0, 0);
 		n++;
 	}

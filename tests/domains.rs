@@ -2018,10 +2018,11 @@ fn namespaces_are_cleaned_up() {
 /// How long the threads of `list_race.c` run while the list changes under them.
 const RACE_SECONDS: u64 = 20;
 
-/// Eight threads on one `mc_new2` handle loop over multi-key `mc_get`, `mc_stats` and
-/// `mc_flush_all` while `mcadmin set` switches the list between three servers for the whole run.
-/// A call that walked the server array outside the handle's exclusion used servers another
-/// thread's call had just freed: the process died with SIGSEGV. It must live and return 0.
+/// Eight threads on one `mc_new2` handle loop over multi-key `mc_get`, `mc_stats`,
+/// `mc_flush_all` and `mc_server_find` while `mcadmin set` switches the list between three
+/// servers for the whole run. A call that walked the server array outside the handle's exclusion
+/// used servers another thread's call had just freed: the process died with SIGSEGV. It must live
+/// and return 0.
 #[test]
 fn threads_survive_list_changes() {
     let servers = [Memcached::start(), Memcached::start(), Memcached::start()];

@@ -5,7 +5,7 @@
 use libc::{c_char, c_void, size_t};
 
 use super::error::report;
-use super::state::{self, server_slice, HandleState};
+use super::state::{self, server_slice, HandleState, Locked};
 use super::types::*;
 use crate::hash::{libmemcache_hash, md5_hash, Distribution};
 use crate::key;
@@ -182,14 +182,16 @@ pub unsafe fn hash_key(
     }
 }
 
-/// The server for `hash` through the context's hook (the default one is called directly).
+/// The server for `hash` through the context's hook (the default one is called directly, under
+/// the lock; the program's own one with the lock released, as it may call the library).
 ///
 /// # Safety
-/// `ctxt` and `mc` are live.
+/// `ctxt` and `mc` are live; `inner` is `mc`'s locked state.
 pub unsafe fn find(
     ctxt: *const memcache_ctxt,
     mc: *mut memcache,
     st: &HandleState,
+    inner: &mut Locked<'_>,
     hash: u32,
 ) -> *mut memcache_server {
     // SAFETY: ctxt is non-NULL and live: the only caller, mcm_server_find(), NULL-checks it
@@ -197,9 +199,10 @@ pub unsafe fn find(
     match unsafe { (*ctxt).mcServerFind } {
         Some(f) if f as usize != default_server_find as *const () as usize => {
             // SAFETY: the client's hook, called with the documented mcServerFindFunc arguments.
-            unsafe { f(ctxt as _, mc as _, hash) as *mut memcache_server }
+            inner.unlocked(|| unsafe { f(ctxt as _, mc as _, hash) as *mut memcache_server })
         }
-        // SAFETY: as above.
+        // SAFETY: mc is live and inner its locked state, so no other thread replaces or frees
+        // the server array find_in() walks.
         _ => unsafe { find_in(ctxt, mc, st, hash) },
     }
 }

@@ -422,9 +422,14 @@ pub unsafe extern "C" fn mcm_server_find(
         // SAFETY: ctxt and mc were NULL-checked above and are live (the documented arguments).
         unsafe { super::operation::sync_handle(ctxt, mc) };
         let st = state::handle(mc);
-        // SAFETY: ctxt and mc were NULL-checked above and are live (the documented arguments); st
-        // is mc's state, as find() needs.
-        let ms = unsafe { find(ctxt, mc, &st, hash) };
+        // Another thread's call may replace mc->servers and free the servers that left: the
+        // default finder walks the array under the handle's lock (find() releases it for a
+        // program's own finder, which may call the library).
+        let mut inner = st.lock();
+        // SAFETY: ctxt and mc were NULL-checked above and are live; st is mc's state and inner
+        // its locked state.
+        let ms = unsafe { find(ctxt, mc, &st, &mut inner, hash) };
+        drop(inner);
         scope.deliver(ctxt);
         ms
     })
