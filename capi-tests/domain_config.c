@@ -6,7 +6,8 @@
  * domain between two rounds of a program that keeps running. After each round it writes
  * "round N set=RC get=VALUE" to stderr (after the library's own reports) and creates
  * "$MC_STEPS/done-N" holding the same line. Exits 0 after the last round, 2 on a usage error,
- * 3 when a go file never came.
+ * 3 when a go file never came. With MC_TLS_RESUMPTION=0 it first turns session resumption off
+ * (mc_tls_resumption), a choice that must leave the domain's TLS and login in force.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ int main(void)
 	const char *domain = getenv("MEMCACHE_DOMAIN");
 	const char *steps = getenv("MC_STEPS");
 	const char *rounds_env = getenv("MC_ROUNDS");
+	const char *resumption;
 	int rounds = rounds_env != NULL ? atoi(rounds_env) : 1;
 	char path[4096], line[256], value[64];
 	struct memcache *mc;
@@ -49,6 +51,9 @@ int main(void)
 	if (mc == NULL)
 		return 2;
 	mc_timeout(mc, 1, 0);
+	resumption = getenv("MC_TLS_RESUMPTION");
+	if (resumption != NULL && mc_tls_resumption(mc, atoi(resumption)) != 0)
+		return 2;
 	for (round = 1; round <= rounds; round++) {
 		if (round > 1) {
 			snprintf(path, sizeof(path), "%s/go-%d", steps, round);

@@ -1308,7 +1308,8 @@ uint32_t mcm_reldate(const struct memcache_ctxt *_ctxt);
  `on` == 0: every new TLS connection of the handle makes a full handshake and the handle
  keeps no session ticket, for sites whose policy wants every connect fully authenticated
  (and to measure what resumption saves); != 0, the default: reconnects resume the server's
- session. 0, or -1 for a NULL handle. Beyond 1.4.
+ session. Open connections stay; on a domain handle the domain's TLS and login settings stay
+ in force (the other calls here replace them). 0, or -1 for a NULL handle. Beyond 1.4.
 
  # Safety
  `mc` is NULL or a live handle.

@@ -542,17 +542,27 @@ struct Stepped {
 
 impl Stepped {
     fn start(shm: &ShmPrefix, state: &Path, domain: &str, rounds: u32) -> Stepped {
+        Stepped::start_with(shm, state, domain, rounds, &[])
+    }
+
+    /// As [`Stepped::start`], with more environment for the program.
+    fn start_with(
+        shm: &ShmPrefix,
+        state: &Path,
+        domain: &str,
+        rounds: u32,
+        extra: &[(&str, String)],
+    ) -> Stepped {
         let steps = temp_dir(&format!("steps-{domain}"));
-        let proc = support::spawn_c(
-            &compile_capi("domain_config", &[]),
-            &[
-                shm.env(),
-                ("MEMCACHE_STATE_DIR", path(state)),
-                ("MEMCACHE_DOMAIN", domain.into()),
-                ("MC_STEPS", path(&steps)),
-                ("MC_ROUNDS", rounds.to_string()),
-            ],
-        );
+        let mut env = vec![
+            shm.env(),
+            ("MEMCACHE_STATE_DIR", path(state)),
+            ("MEMCACHE_DOMAIN", domain.into()),
+            ("MC_STEPS", path(&steps)),
+            ("MC_ROUNDS", rounds.to_string()),
+        ];
+        env.extend(extra.iter().cloned());
+        let proc = support::spawn_c(&compile_capi("domain_config", &[]), &env);
         Stepped { steps, proc }
     }
 
@@ -696,6 +706,26 @@ fn mcadmin_config_gives_a_domain_tls_and_a_login() {
         let n = out.stderr.matches(why).count();
         assert_eq!(n, 1, "{why:?} reported {n} times:\n{}", out.stderr);
     }
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+}
+
+/// mc_tls_resumption(mc, 0) on a domain handle says how to reconnect, not what to connect with:
+/// the domain's TLS and login stay in force, also when mcadmin changes them while it runs.
+#[test]
+fn turning_resumption_off_keeps_the_domains_tls_and_login() {
+    let (t, auth, shm, state) = domain_of_tls_auth_server("cfg-resume", "resume");
+    let ca = path(&t.ca.cert);
+    config_tls_and_login(&shm, &state, "resume", &ca, &auth);
+    let off = [("MC_TLS_RESUMPTION", "0".to_owned())];
+    let mut program = Stepped::start_with(&shm, &state, "resume", 2, &off);
+    assert_eq!(program.round(1), "round 1 set=0 get=value-1");
+
+    // Another credentials file (same login): the program takes the domain's new settings.
+    let again = credentials_file(&t.dir, "again.auth", "app:s3cret\n", 0o600);
+    config_tls_and_login(&shm, &state, "resume", &ca, &again);
+    assert_eq!(program.round(2), "round 2 set=0 get=value-2");
+    let out = program.proc.wait();
+    out.assert_success();
     assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
 }
 

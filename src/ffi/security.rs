@@ -2,7 +2,9 @@
 //! applies from the next connect on, and closes the handle's open connections so that every
 //! later command runs over a connection made with the new settings. A handle whose program made
 //! one of these calls no longer takes the TLS and login settings of its domain (`mcadmin
-//! config`): the program's own choice wins, whole.
+//! config`): the program's own choice wins, whole. mc_tls_resumption() is the exception: it
+//! says how to reconnect, not what to connect with, so it keeps the open connections and
+//! applies to the domain's settings as well as to the program's.
 
 use std::ffi::CStr;
 use std::path::PathBuf;
@@ -36,6 +38,10 @@ unsafe fn change(
         let domain_settings = from_domain.then(|| std::mem::take(&mut inner.security));
         match change(&mut inner) {
             Ok(()) => {
+                if !inner.resumption {
+                    // Starting from nothing dropped the choice with the domain's settings.
+                    inner.security.set_resumption(false);
+                }
                 inner.security_explicit = true;
                 if let Some(link) = &mut inner.domain {
                     link.security = None;
@@ -179,7 +185,8 @@ pub unsafe extern "C" fn mc_tls(mc: *mut memcache, on: c_int) -> c_int {
 /// `on` == 0: every new TLS connection of the handle makes a full handshake and the handle
 /// keeps no session ticket, for sites whose policy wants every connect fully authenticated
 /// (and to measure what resumption saves); != 0, the default: reconnects resume the server's
-/// session. 0, or -1 for a NULL handle. Beyond 1.4.
+/// session. Open connections stay; on a domain handle the domain's TLS and login settings stay
+/// in force (the other calls here replace them). 0, or -1 for a NULL handle. Beyond 1.4.
 ///
 /// # Safety
 /// `mc` is NULL or a live handle.
@@ -187,13 +194,15 @@ pub unsafe extern "C" fn mc_tls(mc: *mut memcache, on: c_int) -> c_int {
 pub unsafe extern "C" fn mc_tls_resumption(mc: *mut memcache, on: c_int) -> c_int {
     ffi_body!(-1, {
         check_null!(-1; mc);
-        // SAFETY: mc is live.
-        unsafe {
-            change(mc, c"mc_tls_resumption", |inner| {
-                inner.security.set_resumption(on != 0);
-                Ok(())
-            })
+        let scope = Scope::enter(c"mc_tls_resumption");
+        let st = state::handle(mc);
+        {
+            let mut inner = st.lock();
+            inner.resumption = on != 0;
+            inner.security.set_resumption(on != 0);
         }
+        st.set_last_error(None);
+        scope.deliver(global()).ret(0)
     })
 }
 

@@ -122,8 +122,13 @@ pub struct HandleInner {
     pub exclusive: u32,
     /// TLS and login for new connections (mc_tls_*, mc_auth, or the domain's settings).
     pub security: Security,
-    /// mc_tls*() or mc_auth*() was called: the domain's TLS and login settings no longer apply.
+    /// mc_tls*() (but mc_tls_resumption) or mc_auth*() was called: the domain's TLS and login
+    /// settings no longer apply.
     pub security_explicit: bool,
+    /// mc_tls_resumption()'s choice (default on). Kept apart from `security` because it is not
+    /// a TLS or login setting of its own: it applies to whichever settings are in force, the
+    /// program's or its domain's.
+    pub resumption: bool,
 }
 
 impl HandleInner {
@@ -324,6 +329,7 @@ impl HandleState {
                 exclusive: 0,
                 security: Security::default(),
                 security_explicit: false,
+                resumption: true,
             }),
             dist: AtomicU8::new(dist as u8),
             selector: ForkLock::new(None),
