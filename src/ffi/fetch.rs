@@ -191,21 +191,24 @@ pub(super) unsafe fn aget(
     funcname: &'static CStr,
 ) -> *mut c_void {
     if !retlen.is_null() {
-        // SAFETY: writable per the contract.
+        // SAFETY: checked for NULL just above; a non-NULL `retlen` is writable (this function's
+        // contract).
         unsafe { *retlen = 0 };
     }
     let scope = Scope::enter(funcname);
-    // SAFETY: per the contract.
+    // SAFETY: `ctxt` is live and `key` is `len` bytes (this function's contract), what
+    // validate_key asks.
     let Ok(key) = (unsafe { validate_key(ctxt, key, len) }) else {
         finish(scope, ctxt, Some(&state::handle(mc)), true);
         return ptr::null_mut();
     };
-    // SAFETY: per the contract.
+    // SAFETY: `ctxt` is live (this function's contract); Alloc::of accepts NULL as well.
     let alloc = unsafe { Alloc::of(ctxt) };
     let st = state::handle(mc);
     let want_cas = !cas_out.is_null();
-    // SAFETY: per the contract.
     let keys = [key];
+    // SAFETY: `ctxt` and `mc` are live (this function's contract); the closures borrow only
+    // locals and `alloc`, which outlive the call.
     let outcome = unsafe {
         on_copies_for(
             ctxt,
@@ -233,7 +236,8 @@ pub(super) unsafe fn aget(
     let Some(value) = hit.finish(&alloc) else {
         return ptr::null_mut();
     };
-    // SAFETY: the out-pointers are NULL or writable per the contract.
+    // SAFETY: each out-pointer is checked for NULL before it is written; a non-NULL one is
+    // writable (this function's contract).
     unsafe {
         if !retlen.is_null() {
             *retlen = bytes;
@@ -341,7 +345,7 @@ pub unsafe extern "C" fn mcm_agets(
         // SAFETY: forwarded contract; `unique` is a local out-value.
         let val = unsafe { aget(ctxt, mc, key, len, retlen, flags, &mut unique, c"mcm_agets") };
         if !cas.is_null() {
-            // SAFETY: writable per the contract.
+            // SAFETY: `cas` was checked for NULL just above; the caller passes writable memory.
             unsafe { *cas = unique };
         }
         val
@@ -375,7 +379,7 @@ pub unsafe extern "C" fn mc_agets(
 pub unsafe extern "C" fn mcm_req_new(ctxt: *const memcache_ctxt) -> *mut memcache_req {
     ffi_body!(ptr::null_mut(), {
         let scope = Scope::enter(c"mcm_req_new");
-        // SAFETY: per the contract.
+        // SAFETY: `ctxt` is NULL or live (this function's contract), all Alloc::of asks.
         let req = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache_req>();
         // SAFETY: req is NULL or a fresh zeroed request.
         match unsafe { req.as_mut() } {
@@ -401,9 +405,11 @@ pub extern "C" fn mc_req_new() -> *mut memcache_req {
 /// # Safety
 /// `req` is a live request.
 unsafe fn results(req: *const memcache_req) -> Vec<*mut memcache_res> {
-    // SAFETY: per the contract. num_keys is only a size hint: the list decides.
+    // SAFETY: `req` is live (this function's contract). num_keys is only a size hint: the
+    // list decides.
     let mut out = Vec::with_capacity(unsafe { (*req).num_keys }.into());
-    // SAFETY: per the contract the list links live results.
+    // SAFETY: the request's list links live results (the request is live by this function's
+    // contract, and mc_req_add/mc_res_free keep its links valid).
     let mut res = unsafe { (*req).query.tqh_first };
     while !res.is_null() && out.len() < 1 << 24 {
         out.push(res);
@@ -441,11 +447,12 @@ unsafe fn req_add(
     funcname: &'static CStr,
 ) -> *mut memcache_res {
     let scope = Scope::enter(funcname);
-    // SAFETY: per the contract.
+    // SAFETY: `ctxt` is live (its callers check it for NULL) and `key` is NULL or `len` bytes
+    // (this function's contract), what validate_key asks.
     let res = match unsafe { validate_key(ctxt, key, len) } {
         Err(_) => ptr::null_mut(),
         Ok(bytes) => {
-            // SAFETY: per the contract.
+            // SAFETY: `ctxt` is live (this function's contract); Alloc::of accepts NULL as well.
             let alloc = unsafe { Alloc::of(ctxt) };
             let res = alloc.new_zeroed::<memcache_res>();
             let stored_key = if copy { alloc.cstring(bytes) } else { key };
@@ -556,9 +563,10 @@ pub unsafe extern "C" fn mcm_res_free(
 ) {
     ffi_body!((), {
         check_null!((); res);
-        // SAFETY: per the contract.
+        // SAFETY: `ctxt` is NULL or live, all Alloc::of asks.
         let alloc = unsafe { Alloc::of(ctxt) };
-        // SAFETY: per the contract: TAILQ_REMOVE on the request's list.
+        // SAFETY: check_null above; `req` is NULL or the live request holding `res` (this
+        // function's contract), so its list pointers lead to live results: TAILQ_REMOVE.
         unsafe {
             if let Some(q) = req.as_mut() {
                 let r = &mut *res;
@@ -584,7 +592,8 @@ pub unsafe extern "C" fn mcm_res_free(
 /// # Safety
 /// `res` is a live result no longer linked anywhere it will be used from.
 unsafe fn free_result(alloc: &Alloc, res: *mut memcache_res, ours: bool) {
-    // SAFETY: per the contract.
+    // SAFETY: `res` is live and unlinked (this function's contract); the reference ends before
+    // the result is freed below.
     let r = unsafe { &*res };
     if frees_value(r, ours) {
         alloc.free(r.val);
@@ -610,7 +619,8 @@ pub unsafe extern "C" fn mc_res_free(req: *mut memcache_req, res: *mut memcache_
 pub unsafe extern "C" fn mcm_req_free(ctxt: *const memcache_ctxt, req: *mut memcache_req) {
     ffi_body!((), {
         check_null!((); req);
-        // SAFETY: per the contract.
+        // SAFETY: check_null above; `req` is a live request whose list links live results (this
+        // function's contract), none used by the caller again; `ctxt` is NULL or live for Alloc::of.
         unsafe {
             let alloc = Alloc::of(ctxt);
             let all = results(req);
@@ -657,7 +667,8 @@ pub unsafe extern "C" fn mcm_res_free_on_delete(
 ) {
     ffi_body!((), {
         check_null!((); res);
-        // SAFETY: per the contract.
+        // SAFETY: check_null above; a non-NULL `res` is a live result the caller does not use
+        // during this call, so a unique borrow is sound.
         let r = unsafe { &mut *res };
         r._flags &= !(FOD | NO_FOD);
         r._flags |= if free_on_delete != 0 { FOD } else { NO_FOD };
@@ -681,7 +692,7 @@ pub unsafe extern "C" fn mcm_res_attempted(
 ) -> c_int {
     ffi_body!(0, {
         check_null!(0; res);
-        // SAFETY: per the contract.
+        // SAFETY: check_null above; a non-NULL `res` is a live result (this function's contract).
         (unsafe { (*res)._flags } & ATTEMPTED != 0) as c_int
     })
 }
@@ -697,7 +708,7 @@ pub unsafe extern "C" fn mcm_res_found(
 ) -> c_int {
     ffi_body!(0, {
         check_null!(0; res);
-        // SAFETY: per the contract.
+        // SAFETY: check_null above; a non-NULL `res` is a live result (this function's contract).
         let f = unsafe { (*res)._flags };
         (f & ATTEMPTED != 0 && f & FOUND != 0) as c_int
     })
@@ -734,7 +745,8 @@ pub unsafe extern "C" fn mcm_res_register_fetch_cb(
         if callback.is_none() {
             return -1;
         }
-        // SAFETY: per the contract.
+        // SAFETY: `ctxt` is NULL or live, all Alloc::of asks: mcm_* callers pass theirs or the
+        // global context.
         let cb = unsafe { Alloc::of(ctxt) }.new_zeroed::<memcache_res_cb>();
         if cb.is_null() {
             return -2;
@@ -783,7 +795,8 @@ pub unsafe extern "C" fn mc_res_register_fetch_cb(
 /// # Safety
 /// `res` is a live result.
 unsafe fn reset_result(alloc: &Alloc, res: *mut memcache_res, ours: bool) {
-    // SAFETY: per the contract.
+    // SAFETY: `res` is live (this function's contract) and no other reference to it exists
+    // while this function runs: its callers hold only raw pointers to it.
     let r = unsafe { &mut *res };
     r._flags &= !(FOUND | ATTEMPTED);
     if ours {
@@ -998,7 +1011,8 @@ impl Wanted for Fetching {
 /// `ctxt`, `mc` and `req` are live.
 unsafe fn get(ctxt: *mut memcache_ctxt, mc: *mut memcache, req: *mut memcache_req) {
     let scope = Scope::enter(c"mcm_get");
-    // SAFETY: per the contract.
+    // SAFETY: `ctxt`, `mc` and `req` are live (this function's contract, checked for NULL by
+    // mcm_get); set_errnum writes the context's errnum field.
     unsafe { set_errnum(ctxt, 0) };
     // SAFETY: as above.
     let alloc = unsafe { Alloc::of(ctxt) };

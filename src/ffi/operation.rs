@@ -27,7 +27,8 @@ pub unsafe fn validate_key<'a>(
     key_ptr: *mut c_char,
     len: size_t,
 ) -> Result<&'a [u8], i32> {
-    // SAFETY: per the contract.
+    // SAFETY: the caller passes a live context (this function's contract; every entry point
+    // checked it for NULL), and the hook field is a plain copy of a function pointer.
     let hook = unsafe { (*ctxt).mcKeyValid }
         .filter(|&h| !std::ptr::eq(h as *const (), default_key_valid as *const ()));
     if let Some(hook) = hook {
@@ -40,7 +41,8 @@ pub unsafe fn validate_key<'a>(
             }
         }
     }
-    // SAFETY: per the contract.
+    // SAFETY: `key_ptr` is NULL or `len` readable bytes (this function's contract), which is
+    // what key_bytes asks; the hook above may have rewritten the bytes but not moved them.
     let bytes = unsafe { key_bytes(key_ptr, len) };
     match key::check(bytes) {
         Ok(()) => Ok(bytes),
@@ -64,7 +66,8 @@ pub unsafe fn begin(
     inner: &mut HandleInner,
 ) {
     inner.forget_after_fork();
-    // SAFETY: per the contract.
+    // SAFETY: `ctxt` and `mc` are live and `inner` is `mc`'s locked state, as begin's own
+    // contract requires of its caller; sync asks exactly that.
     unsafe { super::domain::sync(ctxt, mc, st, inner) };
 }
 
@@ -75,7 +78,8 @@ pub unsafe fn begin(
 pub unsafe fn sync_handle(ctxt: *const memcache_ctxt, mc: *mut memcache) {
     let st = super::state::handle(mc);
     let mut inner = st.lock();
-    // SAFETY: per the contract; inner is mc's locked state.
+    // SAFETY: `ctxt` and `mc` are live (this function's contract) and `inner` is the guard
+    // just taken on `mc`'s own state.
     unsafe { begin(ctxt, mc, &st, &mut inner) };
 }
 
@@ -117,7 +121,8 @@ pub unsafe fn on_copies_for<T, P: Pending<Output = T>>(
     if !inner.shared() || inner.replicas > 1 {
         inner.make_exclusive();
     }
-    // SAFETY: per the contract; inner is mc's locked state.
+    // SAFETY: `ctxt` and `mc` are live (this function's contract) and `inner` is the guard
+    // just taken on `st`, `mc`'s own state.
     unsafe { begin(ctxt, mc, st, &mut inner) };
     let copies = inner.replicas as usize;
     let shared = inner.shared();
@@ -133,7 +138,8 @@ pub unsafe fn on_copies_for<T, P: Pending<Output = T>>(
         command::wait(conn, &mut reply())
     };
     if copies <= 1 {
-        // SAFETY: per the contract.
+        // SAFETY: `front` holds this call's live `ctxt` and `mc` and the guard on `mc`'s
+        // state taken above, which is what route asks.
         let Some(at) = (unsafe { route(&mut front, hash) }) else {
             return Outcome::NoServer;
         };
