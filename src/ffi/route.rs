@@ -325,6 +325,10 @@ impl Shared for Front<'_, '_> {
         self.inner.unlocked(wait)
     }
 
+    fn unpark_unlocked(&mut self, thread: std::thread::Thread) {
+        self.inner.unpark_unlocked(thread);
+    }
+
     #[inline]
     fn slot(&mut self, at: usize) -> (&mut Slot, &mut Vec<u8>) {
         let HandleInner { servers, wbuf, .. } = &mut **self.inner;

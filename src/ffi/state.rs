@@ -212,6 +212,8 @@ pub struct Locked<'a> {
     state: &'a HandleState,
     /// This call counts in `exclusive` (see [`make_exclusive`](Self::make_exclusive)).
     counted: bool,
+    /// A pipelined caller whose turn came, unparked once the lock is released.
+    unpark: Option<std::thread::Thread>,
 }
 
 impl Locked<'_> {
@@ -220,6 +222,7 @@ impl Locked<'_> {
     /// own): callers look again.
     pub fn unlocked<R>(&mut self, hook: impl FnOnce() -> R) -> R {
         self.guard = None;
+        self.unpark_now();
         let result = hook();
         self.guard = Some(self.state.lock.lock());
         result
@@ -279,6 +282,20 @@ impl Locked<'_> {
         }
     }
 
+    /// Unparks `thread` as soon as the lock is released (see
+    /// [`Shared::unpark_unlocked`](crate::engine::Shared::unpark_unlocked)).
+    pub fn unpark_unlocked(&mut self, thread: std::thread::Thread) {
+        if let Some(earlier) = self.unpark.replace(thread) {
+            earlier.unpark();
+        }
+    }
+
+    fn unpark_now(&mut self) {
+        if let Some(thread) = self.unpark.take() {
+            thread.unpark();
+        }
+    }
+
     /// Whether requests may be pipelined now: no call that needs connections alone is
     /// under way.
     pub fn shared(&self) -> bool {
@@ -291,6 +308,8 @@ impl Drop for Locked<'_> {
         if self.counted && self.guard.is_some() {
             self.exclusive -= 1;
         }
+        self.guard = None;
+        self.unpark_now();
     }
 }
 
@@ -343,6 +362,7 @@ impl HandleState {
             guard: Some(self.lock.lock()),
             state: self,
             counted: false,
+            unpark: None,
         }
     }
 
