@@ -15,7 +15,7 @@
 //! [`Answer::Failed`], as a single write would be. With copies, each key goes to each of its
 //! copies and its answer is that of the first copy in copy order that answered.
 
-use super::route::{connect_copies, route, RouteError, Servers};
+use super::route::{connect_copies, route_known, RouteError, Servers};
 use crate::command::{self, Failure, Stored};
 use crate::conn::{Conn, Fail};
 use crate::protocol::{self, Event, MetaCode, Reply, StoreCmd};
@@ -115,10 +115,12 @@ pub fn bulk<S: Servers, I: BulkItems>(
     };
     let mut shares: Vec<Vec<Entry>> = (0..servers.count()).map(|_| Vec::new()).collect();
     let mut picks = Vec::with_capacity(copies);
+    // Servers whose connection is known ready: checked at their first key, not at each.
+    let mut known = vec![false; shares.len()];
     for index in 0..count {
         let hash = items.hash(index);
         if copies <= 1 {
-            match route(servers, hash) {
+            match route_known(servers, hash, &mut known) {
                 Ok(server) => shares[server].push(Entry { index, rank: 0 }),
                 Err(RouteError::NoneLive) => result.no_server = true,
                 Err(RouteError::Unreachable(e)) => {

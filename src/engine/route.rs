@@ -58,6 +58,18 @@ pub enum RouteError<E> {
 /// each server is tried at most once per operation.
 #[inline]
 pub fn route<S: Servers>(servers: &mut S, hash: u32) -> Result<usize, RouteError<S::Error>> {
+    route_known(servers, hash, &mut [])
+}
+
+/// [`route`] for one of many keys of a call that sends nothing until all are routed (a bulk
+/// write): `known[server]` marks a server whose connection this call already found ready or
+/// made, which is not asked again for each of its keys (asking is a system call).
+#[inline]
+pub fn route_known<S: Servers>(
+    servers: &mut S,
+    hash: u32,
+    known: &mut [bool],
+) -> Result<usize, RouteError<S::Error>> {
     let mut failed = None;
     // Each round either returns or puts one more server down: n + 1 rounds are plenty (and a
     // C program's finder that keeps returning a down server is bounded too).
@@ -65,12 +77,20 @@ pub fn route<S: Servers>(servers: &mut S, hash: u32) -> Result<usize, RouteError
         let Some(server) = servers.pick(hash) else {
             break;
         };
-        if servers.ready(server) {
+        let usable = known.get(server) == Some(&true) || servers.ready(server) || {
+            match servers.connect(server) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        };
+        if usable {
+            if let Some(mark) = known.get_mut(server) {
+                *mark = true;
+            }
             return Ok(server);
-        }
-        match servers.connect(server) {
-            Ok(()) => return Ok(server),
-            Err(e) => failed = Some(e),
         }
     }
     Err(failed.map_or(RouteError::NoneLive, RouteError::Unreachable))
@@ -139,5 +159,99 @@ pub fn on_copies<S: Servers, T>(
         (Some(found), _) => Ok(found),
         (None, Some(e)) => Err(RouteError::Unreachable(e)),
         (None, None) => Err(RouteError::NoneLive),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Servers that only route: `refused` fails to connect (and is down after), every other
+    /// server connects; `asked` counts the readiness checks, each a system call in life.
+    struct Routing {
+        down: Vec<bool>,
+        connected: Vec<bool>,
+        asked: Vec<u32>,
+        refused: usize,
+    }
+
+    impl Routing {
+        fn new(count: usize, refused: usize) -> Routing {
+            Routing {
+                down: vec![false; count],
+                connected: vec![false; count],
+                asked: vec![0; count],
+                refused,
+            }
+        }
+    }
+
+    impl Servers for Routing {
+        type Error = usize;
+        fn count(&self) -> usize {
+            self.down.len()
+        }
+        fn pick(&mut self, hash: u32) -> Option<usize> {
+            let n = self.count();
+            (0..n)
+                .map(|i| (hash as usize + i) % n)
+                .find(|&s| !self.down[s])
+        }
+        fn pick_copies(&mut self, _: u32, _: usize, _: &mut Vec<usize>) {
+            unreachable!("routing only")
+        }
+        fn ready(&mut self, server: usize) -> bool {
+            self.asked[server] += 1;
+            self.connected[server]
+        }
+        fn connect(&mut self, server: usize) -> Result<(), usize> {
+            if server == self.refused {
+                self.down[server] = true;
+                return Err(server);
+            }
+            self.connected[server] = true;
+            Ok(())
+        }
+        fn exchange<T>(
+            &mut self,
+            _: usize,
+            _: impl FnOnce(&mut Conn, &mut Vec<u8>) -> Result<T, Failure>,
+        ) -> Result<T, usize> {
+            unreachable!("routing only")
+        }
+        fn slots(&mut self) -> (Vec<&mut Slot>, &mut Vec<u8>) {
+            unreachable!("routing only")
+        }
+        fn settle(&mut self, _: usize, _: Result<(), Failure>) -> Result<(), usize> {
+            unreachable!("routing only")
+        }
+    }
+
+    #[test]
+    fn many_keys_ask_each_server_once_and_single_routes_ask_each_time() {
+        let mut servers = Routing::new(3, 1);
+        let mut known = vec![false; 3];
+        let placed: Vec<usize> = (0..30)
+            .map(|hash| route_known(&mut servers, hash, &mut known).unwrap())
+            .collect();
+        // Server 1's keys fail over to server 2 once its connect fails.
+        assert_eq!(&placed[..6], &[0, 2, 2, 0, 2, 2]);
+        assert_eq!(servers.asked, [1, 1, 1]);
+        assert_eq!(known, [true, false, true]);
+
+        for hash in [0, 3, 6] {
+            assert_eq!(route(&mut servers, hash).unwrap(), 0);
+        }
+        assert_eq!(servers.asked, [4, 1, 1], "one check per single route");
+    }
+
+    #[test]
+    fn no_live_server_and_no_connect_are_told_apart() {
+        let mut servers = Routing::new(1, 0);
+        assert!(matches!(
+            route_known(&mut servers, 7, &mut [false]),
+            Err(RouteError::Unreachable(0))
+        ));
+        assert!(matches!(route(&mut servers, 7), Err(RouteError::NoneLive)));
     }
 }
