@@ -9,7 +9,8 @@
 //! [`registry`]'s shared-memory segment (`segment.rs`, `layout.rs`: `mmap` and the segment's
 //! atomics), each block with a `// SAFETY:` comment; `mcadmin` installs a signal handler. The
 //! safe core is `#![forbid(unsafe_code)]`: [`engine`], [`conn`], [`client`], [`command`],
-//! [`protocol`], [`hash`], [`key`], [`address`], [`propagate`], [`status`], [`exit_code`].
+//! [`protocol`], [`hash`], [`key`], [`address`], [`propagate`], [`status`], [`exit_code`],
+//! [`process`].
 
 pub mod address;
 pub mod client;
@@ -22,6 +23,7 @@ pub mod exit_code;
 pub mod ffi;
 pub mod hash;
 pub mod key;
+pub mod process;
 pub mod propagate;
 pub mod protocol;
 pub mod registry;

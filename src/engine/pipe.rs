@@ -124,7 +124,7 @@ impl Pipe {
 
     /// Whether a reader of this process waits on the lent read side (see [`Conn::lend`]).
     pub fn lent(&self) -> bool {
-        self.lent.is_some_and(|pid| pid == std::process::id())
+        self.lent.is_some_and(|pid| pid == crate::process::pid())
     }
 
     /// Connection `conn_id` is gone: every waiting caller gets `failure` (or "closed").
@@ -297,7 +297,7 @@ pub fn pipelined<S: Shared, P: Pending>(
                     return Err(fail(servers, at, Failure::Recv(Fail::Timeout)));
                 }
                 let mut lent = conn.lend();
-                pipe.lent = Some(std::process::id());
+                pipe.lent = Some(crate::process::pid());
                 let filled = servers.unlocked(|| lent.fill(left));
                 // Dropped meanwhile (and this caller told so): the read side goes with it.
                 if let Some(at) = find_conn(servers, id, conn_id) {

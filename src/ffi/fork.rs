@@ -3,10 +3,9 @@
 //! process, drops the inherited connections (`HandleInner::forget_after_fork`). The lowest
 //! layer of the C ABI: the locks use the process id.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
-static PID: AtomicU32 = AtomicU32::new(0);
 
 /// Bumped in every child process right after fork().
 pub fn generation() -> u64 {
@@ -14,21 +13,10 @@ pub fn generation() -> u64 {
 }
 
 /// This process's id without a system call on the hot path (refreshed in each child).
-pub fn pid() -> u32 {
-    match PID.load(Ordering::Relaxed) {
-        0 => {
-            // SAFETY: getpid() has no preconditions.
-            let p = unsafe { libc::getpid() } as u32;
-            PID.store(p, Ordering::Relaxed);
-            p
-        }
-        p => p,
-    }
-}
+pub use crate::process::pid;
 
 /// Records a new process: called by the pthread_atfork child handler (see `atfork.rs`).
 pub fn child_started() {
-    // SAFETY: getpid() has no preconditions.
-    PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+    crate::process::refresh();
     GENERATION.fetch_add(1, Ordering::AcqRel);
 }
