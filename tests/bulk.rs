@@ -201,6 +201,28 @@ fn a_dead_servers_keys_fail_over() {
     assert_eq!(live.stats()["curr_items"], "40");
 }
 
+/// With two copies, every key goes to two servers; a dead one is chosen around, so with two
+/// live servers of three each live one holds every key.
+#[test]
+fn copies_go_to_two_live_servers_around_a_dead_one() {
+    let (a, b) = (Memcached::start(), Memcached::start());
+    let dead = DeadPort::new();
+    let specs = vec![
+        ServerSpec::parse(&a.addr()).unwrap(),
+        ServerSpec::parse(&format!("127.0.0.1:{}", dead.port())).unwrap(),
+        ServerSpec::parse(&b.addr()).unwrap(),
+    ];
+    let mut c = Client::new(specs, Distribution::KetamaMd5).unwrap();
+    c.set_replicas(2);
+    let keys: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+    let done = c
+        .bulk(BulkOp::Store(StoreCmd::Set), &writes(&keys, b"v", 0))
+        .unwrap();
+    assert_eq!(done.answers, all(Answer::Done, 40));
+    assert_eq!(a.stats()["curr_items"], "40");
+    assert_eq!(b.stats()["curr_items"], "40");
+}
+
 /// No server at all: every key fails, none is lost silently.
 #[test]
 fn no_server_fails_every_key() {

@@ -15,7 +15,7 @@
 //! [`Answer::Failed`], as a single write would be. With copies, each key goes to each of its
 //! copies and its answer is that of the first copy in copy order that answered.
 
-use super::route::{connect_copies, route_known, RouteError, Servers};
+use super::route::{connect_copies_known, route_known, RouteError, Servers};
 use crate::command::{self, Failure, Stored};
 use crate::conn::{Conn, Fail};
 use crate::protocol::{self, Event, MetaCode, Reply, StoreCmd};
@@ -129,7 +129,7 @@ pub fn bulk<S: Servers, I: BulkItems>(
             }
             continue;
         }
-        if let Some(e) = connect_copies(servers, hash, copies, &mut picks) {
+        if let Some(e) = connect_copies_known(servers, hash, copies, &mut picks, &mut known) {
             result.first_error.get_or_insert(e);
         }
         if picks.is_empty() {

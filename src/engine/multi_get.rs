@@ -7,7 +7,7 @@
 //! its selector); the engine sends, reads, and settles each server's connection through
 //! [`Servers::settle`], by the same rules as a single exchange.
 
-use super::route::{connect_copies, Servers};
+use super::route::{connect_copies_known, Servers};
 use super::Slot;
 use crate::command::{self, Failure, Fetch, GetReply, Keys, ValueSink};
 
@@ -61,11 +61,16 @@ pub fn multi_get<S: Servers, W: Wanted>(
     };
     fetch_round(servers, wanted, groups, &mut result);
     let mut picks = Vec::with_capacity(copies);
+    let mut known = Vec::new();
     for round in 1..copies {
         groups.iter_mut().for_each(Vec::clear);
+        // Connections the last round used are checked again, once each (not once per key).
+        known.clear();
+        known.resize(groups.len(), false);
         let mut any = false;
         for index in (0..count).filter(|&i| !wanted.found(i)) {
-            if let Some(e) = connect_copies(servers, wanted.hash(index), copies, &mut picks) {
+            let hash = wanted.hash(index);
+            if let Some(e) = connect_copies_known(servers, hash, copies, &mut picks, &mut known) {
                 result.first_error.get_or_insert(e);
             }
             if let Some(&server) = picks.get(round) {

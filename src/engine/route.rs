@@ -106,6 +106,18 @@ pub fn connect_copies<S: Servers>(
     count: usize,
     out: &mut Vec<usize>,
 ) -> Option<S::Error> {
+    connect_copies_known(servers, hash, count, out, &mut [])
+}
+
+/// [`connect_copies`] for one of many keys of a call that sends nothing until all are routed,
+/// with `known` as in [`route_known`].
+pub fn connect_copies_known<S: Servers>(
+    servers: &mut S,
+    hash: u32,
+    count: usize,
+    out: &mut Vec<usize>,
+    known: &mut [bool],
+) -> Option<S::Error> {
     let mut picks = Vec::with_capacity(count);
     let mut failed = None;
     out.clear();
@@ -113,11 +125,14 @@ pub fn connect_copies<S: Servers>(
         servers.pick_copies(hash, count, &mut picks);
         out.clear();
         for &server in &picks {
-            if !servers.ready(server) {
+            if known.get(server) != Some(&true) && !servers.ready(server) {
                 if let Err(e) = servers.connect(server) {
                     failed = Some(e);
                     continue 'passes;
                 }
+            }
+            if let Some(mark) = known.get_mut(server) {
+                *mark = true;
             }
             out.push(server);
         }
@@ -197,8 +212,15 @@ mod tests {
                 .map(|i| (hash as usize + i) % n)
                 .find(|&s| !self.down[s])
         }
-        fn pick_copies(&mut self, _: u32, _: usize, _: &mut Vec<usize>) {
-            unreachable!("routing only")
+        fn pick_copies(&mut self, hash: u32, count: usize, out: &mut Vec<usize>) {
+            let n = self.count();
+            out.clear();
+            out.extend(
+                (0..n)
+                    .map(|i| (hash as usize + i) % n)
+                    .filter(|&s| !self.down[s])
+                    .take(count),
+            );
         }
         fn ready(&mut self, server: usize) -> bool {
             self.asked[server] += 1;
@@ -243,6 +265,27 @@ mod tests {
             assert_eq!(route(&mut servers, hash).unwrap(), 0);
         }
         assert_eq!(servers.asked, [4, 1, 1], "one check per single route");
+    }
+
+    #[test]
+    fn many_keys_with_copies_ask_each_server_once() {
+        let mut servers = Routing::new(3, 1);
+        let mut known = vec![false; 3];
+        let mut picks = Vec::new();
+        for hash in 0..30 {
+            let failed = connect_copies_known(&mut servers, hash, 2, &mut picks, &mut known);
+            // Server 1's failed connect is chosen around: the copies go to the other two.
+            assert!(failed.is_none());
+            assert_eq!(picks.len(), 2, "two live servers hold the copies");
+        }
+        assert!(servers.down[1]);
+        assert_eq!(servers.asked, [1, 1, 1]);
+        connect_copies(&mut servers, 0, 2, &mut picks);
+        assert_eq!(
+            servers.asked,
+            [2, 1, 2],
+            "one check per copy without memory"
+        );
     }
 
     #[test]
