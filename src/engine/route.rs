@@ -77,23 +77,28 @@ pub fn route_known<S: Servers>(
         let Some(server) = servers.pick(hash) else {
             break;
         };
-        let usable = known.get(server) == Some(&true) || servers.ready(server) || {
-            match servers.connect(server) {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            }
+        let reached = if known.get(server) == Some(&true) || servers.ready(server) {
+            Ok(())
+        } else {
+            servers.connect(server)
         };
-        if usable {
-            if let Some(mark) = known.get_mut(server) {
-                *mark = true;
+        match reached {
+            Ok(()) => {
+                mark_known(known, server);
+                return Ok(server);
             }
-            return Ok(server);
+            Err(e) => failed = Some(e),
         }
     }
     Err(failed.map_or(RouteError::NoneLive, RouteError::Unreachable))
+}
+
+/// Notes that this call found `server` ready or connected it (nothing when `known` is empty).
+#[inline]
+fn mark_known(known: &mut [bool], server: usize) {
+    if let Some(mark) = known.get_mut(server) {
+        *mark = true;
+    }
 }
 
 /// The connected servers holding the copies of the keys of `hash`, primary first, in `out`:
@@ -131,9 +136,7 @@ pub fn connect_copies_known<S: Servers>(
                     continue 'passes;
                 }
             }
-            if let Some(mark) = known.get_mut(server) {
-                *mark = true;
-            }
+            mark_known(known, server);
             out.push(server);
         }
         return None;
