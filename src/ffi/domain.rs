@@ -305,14 +305,11 @@ unsafe fn follow_security(ctxt: *const memcache_ctxt, inner: &mut HandleInner) {
     if same {
         return;
     }
-    inner.security = next
+    let security = next
         .as_ref()
         .map_or_else(Security::default, |l| l.security().clone());
-    if !inner.resumption {
-        // The program's mc_tls_resumption(mc, 0) holds over any settings of its domain.
-        inner.security.set_resumption(false);
-    }
     link.security = next;
+    inner.install_security(security);
     inner.close_connections();
 }
 

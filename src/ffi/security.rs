@@ -15,7 +15,7 @@ use super::context::global;
 use super::error::{report, Scope};
 use super::state::{self, cstr_lossy, HandleInner};
 use super::types::*;
-use crate::conn::{Credentials, TlsOptions};
+use crate::conn::{Credentials, Security, TlsOptions};
 
 /// Runs `change` on the locked handle under a report scope named `funcname`: 0 when it is
 /// accepted (the open connections are then closed), -1 with one report when it is not.
@@ -35,13 +35,9 @@ unsafe fn change(
         // The first call of the program starts from nothing, not from the domain's settings.
         let from_domain =
             !inner.security_explicit && inner.domain.as_ref().is_some_and(|d| d.security.is_some());
-        let domain_settings = from_domain.then(|| std::mem::take(&mut inner.security));
+        let domain_settings = from_domain.then(|| inner.install_security(Security::default()));
         match change(&mut inner) {
             Ok(()) => {
-                if !inner.resumption {
-                    // Starting from nothing dropped the choice with the domain's settings.
-                    inner.security.set_resumption(false);
-                }
                 inner.security_explicit = true;
                 if let Some(link) = &mut inner.domain {
                     link.security = None;

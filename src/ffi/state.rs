@@ -132,6 +132,16 @@ pub struct HandleInner {
 }
 
 impl HandleInner {
+    /// Puts `next` in force for new connections, with the program's mc_tls_resumption()
+    /// choice applied (it holds over the program's own settings and its domain's alike), and
+    /// returns the settings it replaces.
+    pub fn install_security(&mut self, mut next: Security) -> Security {
+        if !self.resumption {
+            next.set_resumption(false);
+        }
+        std::mem::replace(&mut self.security, next)
+    }
+
     /// The state of server `ms`, created on first use (a client's own finder may return a
     /// server that was never added through us).
     pub fn side(&mut self, ms: *mut memcache_server) -> &mut ServerSide {
