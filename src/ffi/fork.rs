@@ -1,7 +1,8 @@
-//! Which process this is: its id and a fork generation, bumped in every child (see `atfork.rs`).
-//! Each operation compares its handle's generation with it (one load and compare) and, in a new
-//! process, drops the inherited connections (`HandleInner::forget_after_fork`). The lowest
-//! layer of the C ABI: the locks use the process id.
+//! Which process this is: a fork generation, bumped in every child (see `atfork.rs`), and the
+//! process id (kept by `crate::process`, refreshed here). Each operation compares its handle's
+//! generation with it (one load and compare) and, in a new process, drops the inherited
+//! connections (`HandleInner::forget_after_fork`). The lowest layer of the C ABI: the locks
+//! use the process id.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
