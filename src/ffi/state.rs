@@ -643,3 +643,44 @@ pub fn unlock_registries() {
     OWNERS.release();
     HANDLES.release();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A thread that parks once (as a pipelined caller waits for its turn), then says so.
+    fn waiter() -> (std::thread::JoinHandle<()>, mpsc::Receiver<()>) {
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            std::thread::park();
+            tx.send(()).unwrap();
+        });
+        (handle, rx)
+    }
+
+    #[test]
+    fn a_deferred_unpark_waits_for_the_lock_and_is_never_lost() {
+        let st = HandleState::new(Distribution::Crc32Modulo);
+        let (held, bound) = (Duration::from_millis(50), Duration::from_secs(10));
+
+        // Not while the lock is held; before a hook runs unlocked.
+        let (first, woken) = waiter();
+        let mut locked = st.lock();
+        locked.unpark_unlocked(first.thread().clone());
+        assert!(woken.recv_timeout(held).is_err(), "woken under the lock");
+        locked.unlocked(|| woken.recv_timeout(bound).expect("woken before the hook"));
+        first.join().unwrap();
+
+        // Not while the lock is held; when the call's guard goes.
+        let (second, woken) = waiter();
+        locked.unpark_unlocked(second.thread().clone());
+        assert!(woken.recv_timeout(held).is_err(), "woken under the lock");
+        drop(locked);
+        woken
+            .recv_timeout(bound)
+            .expect("woken when the call ended");
+        second.join().unwrap();
+    }
+}
