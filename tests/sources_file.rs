@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -127,29 +128,8 @@ fn a_followed_file_is_installed_on_change_and_its_failures_reported_once() {
     let path = dir.join("web.domain");
     replace(&path, "server 127.0.0.1:21\n");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, events) = mpsc::channel::<SourceEvent>();
-    let follower = {
-        let (ns, stop, path) = (ns.clone(), Arc::clone(&stop), path.clone());
-        thread::spawn(move || {
-            let following = vec![Following {
-                domain: name("web"),
-                source: Box::new(FileSource::new(path)),
-            }];
-            source::follow(
-                &ns,
-                following,
-                Rules::default(),
-                || stop.load(Ordering::Relaxed),
-                |e| tx.send(e.clone()).unwrap(),
-            )
-        })
-    };
-    let next = || events.recv_timeout(LIMIT).expect("an event");
-    let installed = |e: SourceEvent| match e {
-        SourceEvent::Installed { list, .. } => ports_of(&list),
-        other => panic!("expected an install, got {other:?}"),
-    };
+    let follower = Follower::start(&ns, &path);
+    let next = || follower.next();
     assert_eq!(installed(next()), [21]);
 
     // Renamed over (a new inode), then written in place: each is installed.
@@ -190,10 +170,111 @@ fn a_followed_file_is_installed_on_change_and_its_failures_reported_once() {
     replace(&path, "server 127.0.0.1:28\n");
     assert_eq!(installed(next()), [28]);
 
-    stop.store(true, Ordering::Relaxed);
-    follower.join().unwrap();
-    let rest: Vec<SourceEvent> = events.try_iter().collect();
-    assert!(rest.is_empty(), "events not expected: {rest:?}");
+    follower.stop_with_nothing_more();
+}
+
+/// `source::follow` on one file for the domain `web`, on its own thread.
+struct Follower {
+    stop: Arc<AtomicBool>,
+    events: mpsc::Receiver<SourceEvent>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Follower {
+    fn start(ns: &Namespace, path: &Path) -> Follower {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, events) = mpsc::channel::<SourceEvent>();
+        let (ns, flag, path) = (ns.clone(), Arc::clone(&stop), path.to_owned());
+        let thread = thread::spawn(move || {
+            let following = vec![Following {
+                domain: name("web"),
+                source: Box::new(FileSource::new(path)),
+            }];
+            source::follow(
+                &ns,
+                following,
+                Rules::default(),
+                || flag.load(Ordering::Relaxed),
+                |e| tx.send(e.clone()).unwrap(),
+            )
+        });
+        Follower {
+            stop,
+            events,
+            thread,
+        }
+    }
+
+    fn next(&self) -> SourceEvent {
+        self.events.recv_timeout(LIMIT).expect("an event")
+    }
+
+    /// The servers of the next install. After a removal, the follower may have read the file
+    /// while it was missing (a report and a recovery come first) or only once it was back.
+    fn installed_after(&self, removed: bool) -> Vec<u16> {
+        let mut event = self.next();
+        if let SourceEvent::Problem { message, .. } = &event {
+            assert!(removed && message.contains("No such file"), "{message}");
+            let SourceEvent::Recovered { .. } = self.next() else {
+                panic!("expected the recovery")
+            };
+            event = self.next();
+        }
+        installed(event)
+    }
+
+    /// Stops the follower and checks that it had nothing more to say.
+    fn stop_with_nothing_more(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        let rest: Vec<SourceEvent> = self.events.try_iter().collect();
+        assert!(rest.is_empty(), "events not expected: {rest:?}");
+    }
+}
+
+fn installed(event: SourceEvent) -> Vec<u16> {
+    match event {
+        SourceEvent::Installed { list, .. } => ports_of(&list),
+        other => panic!("expected an install, got {other:?}"),
+    }
+}
+
+/// A file truncated and written in place is read when its writer closes it, even when other
+/// changes in the directory come while it is half written (CI once saw the empty half).
+#[test]
+fn a_file_written_in_place_is_read_only_when_its_writer_closes_it() {
+    let shm = ShmPrefix::new("src_inplace");
+    let ns = Namespace::with_prefix(&shm.prefix).unwrap();
+    let dir = temp_dir("src_inplace");
+    let path = dir.join("web.domain");
+    replace(&path, "server 127.0.0.1:31\n");
+    let follower = Follower::start(&ns, &path);
+    assert_eq!(installed(follower.next()), [31]);
+
+    for port in 32..36 {
+        // Truncated, or removed and made again, and held open, half written ...
+        if port % 2 == 1 {
+            std::fs::remove_file(&path).unwrap();
+        }
+        let mut writer = std::fs::File::create(&path).unwrap();
+        writer.write_all(b"server 127.0.0.1:").unwrap();
+        // ... while a neighbour is replaced, which makes the directory be read again ...
+        replace(&dir.join("neighbour.domain"), "server 127.0.0.1:1\n");
+        // ... and the read has had its chance.
+        thread::sleep(Duration::from_millis(200));
+        writer.write_all(format!("{port}\n").as_bytes()).unwrap();
+        drop(writer);
+        let removed = port % 2 == 1;
+        assert_eq!(follower.installed_after(removed), [port]);
+    }
+
+    // A complete file linked in place is read, though no writer closes it.
+    std::fs::remove_file(&path).unwrap();
+    let made = dir.join("made.domain");
+    std::fs::write(&made, "server 127.0.0.1:36\n").unwrap();
+    std::fs::hard_link(&made, &path).unwrap();
+    assert_eq!(follower.installed_after(true), [36]);
+    follower.stop_with_nothing_more();
 }
 
 #[test]
