@@ -106,14 +106,16 @@ bench: build
 	$(if $(SMOKE),,bench/domain_check.sh)
 	$(if $(SMOKE),,bench/domain_check_callgrind.sh)
 
-# Every test, then fmt and clippy; the last line sums up every cargo test binary's results.
+# Every test, then fmt and clippy; the last line sums up every cargo test binary's results. The
+# suite is built with the `suite` profile (Cargo.toml); the C tests use the release library that
+# `make install` put under TEST_PREFIX. --no-fail-fast: one failing binary does not hide the rest.
 test: SHELL := /bin/bash
 test:
 	tools/check-rust
 	tools/install-deps
 	$(MAKE) install PREFIX=$(TEST_PREFIX)
 	set -o pipefail; status=0; \
-	LIBMEMCACHE_PREFIX=$(TEST_PREFIX) $(CARGO) test --release 2>&1 | tee target/test.log || status=1; \
+	LIBMEMCACHE_PREFIX=$(TEST_PREFIX) $(CARGO) test --profile suite --no-fail-fast 2>&1 | tee target/test.log || status=1; \
 	$(CARGO) fmt --all -- --check || status=1; \
 	$(CARGO) clippy --release --all-targets -- -D warnings || status=1; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \

@@ -26,7 +26,8 @@ cc -O2 -Wall -Wextra -Werror -o "$work/clients" bench/clients.c \
 	-Wl,-rpath,"$prefix/lib"
 # The harness is a bench target; ask cargo where it put the executable (target/release/deps/
 # bench-HASH). Building it also builds the package's programs: mcadmin is among them.
-harness=$(cargo build -q --release --bench bench --message-format=json |
+# BENCH_PROFILE: the smoke test builds it with the profile the test suite was built with.
+harness=$(cargo build -q --profile "${BENCH_PROFILE:-release}" --bench bench --message-format=json |
 	sed -n 's|.*"executable":"\([^"]*/deps/bench-[^"/]*\)".*|\1|p' | tail -n 1)
 [ -n "$harness" ] || { echo "bench/run.sh: cannot build the harness" >&2; exit 2; }
 "$harness" --work "$work" --clients "$work/clients" --mcadmin target/release/mcadmin "$@"

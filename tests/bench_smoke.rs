@@ -7,6 +7,20 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+/// The cargo profile this test was built with: `target/<profile>/deps/<test>`.
+fn profile() -> String {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    match dir.file_name().and_then(|n| n.to_str()) {
+        // The dev profile's directory is `debug`.
+        Some("debug") | None => "dev".to_owned(),
+        Some(name) => name.to_owned(),
+    }
+}
+
 #[test]
 fn smoke_run_reports_every_client_and_workload() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -17,6 +31,9 @@ fn smoke_run_reports_every_client_and_workload() {
         .arg("--out")
         .arg(&out)
         .env("LIBMEMCACHE_PREFIX", support::prefix())
+        // The harness built as this test was (`make test`: the suite profile), which reuses the
+        // library this build made instead of building another.
+        .env("BENCH_PROFILE", profile())
         .output()
         .expect("cannot run bench/run.sh");
     assert!(

@@ -6,7 +6,7 @@
 //! where it is installed.
 //!
 //! Uses `make install-files`, the install without its cargo build: the artifacts in
-//! target/release are those `make test` (or this `cargo test --release`) just built, and a cargo
+//! target/release are those `make test` (its `make install`) or `make build` made, and a cargo
 //! inside cargo test would wait for the build directory's lock.
 
 mod support;

@@ -3,16 +3,14 @@
 //! features, so this looks at what it actually holds: no symbol of any of those crates, and no
 //! shared library needed beyond the C runtime.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `target/release` (or debug): the directory above this test's own `deps/`.
-fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
+/// The shared library `make install` installs, before it is stripped: `make build` (which
+/// `make test` runs through `make install`) leaves it in target/release. The suite's own build
+/// (`cargo test --profile suite`) makes no shared library.
+fn shipped_library() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libmemcache.so")
 }
 
 /// The crates the "tools" feature turns on, from Cargo.toml: `tools = ["dep:clap", ...]`.
@@ -34,8 +32,12 @@ fn tool_crates() -> Vec<String> {
 
 #[test]
 fn the_shared_library_holds_no_tool_crate() {
-    let lib = build_dir().join("libmemcache.so");
-    assert!(lib.exists(), "{} not built", lib.display());
+    let lib = shipped_library();
+    assert!(
+        lib.exists(),
+        "{} not built: run `make build`",
+        lib.display()
+    );
     let out = Command::new("nm")
         .args(["--demangle", "--defined-only"])
         .arg(&lib)
