@@ -4,7 +4,7 @@
 mod support;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -122,15 +122,9 @@ fn the_install_rules() {
 
 #[test]
 fn a_followed_file_is_installed_on_change_and_its_failures_reported_once() {
-    let shm = ShmPrefix::new("src_follow");
-    let ns = Namespace::with_prefix(&shm.prefix).unwrap();
-    let dir = temp_dir("src_follow");
-    let path = dir.join("web.domain");
-    replace(&path, "server 127.0.0.1:21\n");
-
-    let follower = Follower::start(&ns, &path);
+    let follower = Follower::start("src_follow", 21);
+    let (ns, path) = (follower.ns.clone(), follower.path.clone());
     let next = || follower.next();
-    assert_eq!(installed(next()), [21]);
 
     // Renamed over (a new inode), then written in place: each is installed.
     replace(&path, "server 127.0.0.1:22\n");
@@ -173,36 +167,54 @@ fn a_followed_file_is_installed_on_change_and_its_failures_reported_once() {
     follower.stop_with_nothing_more();
 }
 
-/// `source::follow` on one file for the domain `web`, on its own thread.
+/// `source::follow` on one file, `web.domain` in a directory of its own, for the domain `web`
+/// of a segment prefix of its own, on its own thread.
 struct Follower {
+    _shm: ShmPrefix,
+    ns: Namespace,
+    dir: PathBuf,
+    path: PathBuf,
     stop: Arc<AtomicBool>,
     events: mpsc::Receiver<SourceEvent>,
     thread: thread::JoinHandle<()>,
 }
 
 impl Follower {
-    fn start(ns: &Namespace, path: &Path) -> Follower {
+    /// Starts following the file, first holding the server at `port`, and waits for its
+    /// install. `tag` names the segment prefix and the directory.
+    fn start(tag: &str, port: u16) -> Follower {
+        let shm = ShmPrefix::new(tag);
+        let ns = Namespace::with_prefix(&shm.prefix).unwrap();
+        let dir = temp_dir(tag);
+        let path = dir.join("web.domain");
+        replace(&path, &format!("server 127.0.0.1:{port}\n"));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, events) = mpsc::channel::<SourceEvent>();
-        let (ns, flag, path) = (ns.clone(), Arc::clone(&stop), path.to_owned());
+        let (followed, flag, file) = (ns.clone(), Arc::clone(&stop), path.clone());
         let thread = thread::spawn(move || {
             let following = vec![Following {
                 domain: name("web"),
-                source: Box::new(FileSource::new(path)),
+                source: Box::new(FileSource::new(file)),
             }];
             source::follow(
-                &ns,
+                &followed,
                 following,
                 Rules::default(),
                 || flag.load(Ordering::Relaxed),
                 |e| tx.send(e.clone()).unwrap(),
             )
         });
-        Follower {
+        let follower = Follower {
+            _shm: shm,
+            ns,
+            dir,
+            path,
             stop,
             events,
             thread,
-        }
+        };
+        assert_eq!(installed(follower.next()), [port]);
+        follower
     }
 
     fn next(&self) -> SourceEvent {
@@ -243,13 +255,8 @@ fn installed(event: SourceEvent) -> Vec<u16> {
 /// changes in the directory come while it is half written (CI once saw the empty half).
 #[test]
 fn a_file_written_in_place_is_read_only_when_its_writer_closes_it() {
-    let shm = ShmPrefix::new("src_inplace");
-    let ns = Namespace::with_prefix(&shm.prefix).unwrap();
-    let dir = temp_dir("src_inplace");
-    let path = dir.join("web.domain");
-    replace(&path, "server 127.0.0.1:31\n");
-    let follower = Follower::start(&ns, &path);
-    assert_eq!(installed(follower.next()), [31]);
+    let follower = Follower::start("src_inplace", 31);
+    let (dir, path) = (follower.dir.clone(), follower.path.clone());
 
     for port in 32..36 {
         // Truncated, or removed and made again, and held open, half written ...
