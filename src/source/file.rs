@@ -129,6 +129,15 @@ struct Events {
     ended: bool,
 }
 
+impl Events {
+    /// What `more` events said, on top of these.
+    fn add(&mut self, more: Events) {
+        self.changed |= more.changed;
+        self.touched |= more.touched;
+        self.ended |= more.ended;
+    }
+}
+
 impl Watch {
     /// Reads every event queued now, without waiting. Events that arrive together are taken
     /// as one change.
@@ -222,10 +231,7 @@ impl Watch {
         let mut seen = self.drain()?;
         let until = Instant::now() + QUIET;
         while !seen.ended && Instant::now() < until && self.readable(SETTLE)? {
-            let more = self.drain()?;
-            seen.changed |= more.changed;
-            seen.touched |= more.touched;
-            seen.ended |= more.ended;
+            seen.add(self.drain()?);
         }
         Ok(Some(seen))
     }
