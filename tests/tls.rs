@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use memcache::conn::{resolve, Conn, TlsClient, TlsOptions};
+use memcache::protocol::{Event, Reply};
 use support::certs::{Ca, Issued};
 use support::{compile_capi, run_c, temp_dir, COutput, Memcached, Secure, ShmPrefix};
 
@@ -727,6 +729,46 @@ fn turning_resumption_off_keeps_the_domains_tls_and_login() {
     let out = program.proc.wait();
     out.assert_success();
     assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+}
+
+/// Session resumption at the connection: a reconnect with the same settings resumes the
+/// session the server gave, `mc_tls_resumption(mc, 0)`'s settings make a full handshake each
+/// time, and a child after fork starts with no session of its parent's.
+#[test]
+fn reconnects_resume_the_session_unless_told_not_to_and_a_child_starts_afresh() {
+    let t = TlsServer::start("resume-conn", "IP:127.0.0.1", 30);
+    let client = TlsClient::new(&TlsOptions {
+        ca_file: Some(t.ca.cert.clone()),
+        ..TlsOptions::default()
+    })
+    .unwrap();
+    let endpoint = resolve("127.0.0.1", &t.server.port().to_string()).unwrap();
+    // A connect, its handshake, and one command: the server's ticket comes before the reply.
+    let handshake = |client: &TlsClient| {
+        let mut conn = Conn::connect(&endpoint, Duration::from_secs(5)).unwrap();
+        conn.start_tls(client, "127.0.0.1").unwrap();
+        conn.send(b"version\r\n").unwrap();
+        let event = conn.next_event().unwrap();
+        assert!(
+            matches!(event, Event::Reply(Reply::Version(_))),
+            "{event:?}"
+        );
+        conn.tls_resumed().expect("a TLS connection")
+    };
+    assert!(!handshake(&client), "the first connect is a full handshake");
+    assert!(handshake(&client), "a reconnect resumes");
+    assert!(handshake(&client), "and so does the next");
+
+    let off = client.without_resumption();
+    assert!(!handshake(&off));
+    assert!(!handshake(&off), "without resumption every connect is full");
+
+    let child = client.after_fork();
+    assert!(
+        !handshake(&child),
+        "a child presents no ticket of its parent's"
+    );
+    assert!(handshake(&child), "then resumes its own");
 }
 
 /// The settings live in the state directory: after a reboot empties /dev/shm, `mcadmin restore`

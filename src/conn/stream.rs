@@ -716,6 +716,13 @@ impl Conn {
         self.tls.is_some()
     }
 
+    /// How the TLS handshake went: `Some(true)` when it resumed an earlier session (no
+    /// certificates exchanged), `Some(false)` for a full handshake, None without TLS.
+    pub fn tls_resumed(&self) -> Option<bool> {
+        let kind = self.tls.as_ref()?.handshake_kind()?;
+        Some(kind == rustls::HandshakeKind::Resumed)
+    }
+
     /// [`send`](Self::send) and [`send_parts`](Self::send_parts) over TLS: the parts are
     /// encrypted together and sent, a later write waiting as a plaintext one does.
     fn send_tls(&mut self, parts: &[&[u8]]) -> Result<(), Fail> {
